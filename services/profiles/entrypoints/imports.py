@@ -29,9 +29,9 @@ from services.profiles.domain.csv_import import (
     RecordAssembler,
     RecordTooLongError,
     RowError,
+    RowParser,
     check_header,
     parse_records,
-    parse_row,
     stored_columns,
 )
 from services.profiles.entrypoints.http import READ_RESPONSES, not_found, transaction
@@ -97,6 +97,7 @@ class _ImportRun:
         self.program = program
         self.job_id = job_id
         self.header: list[str] | None = None
+        self.parser: RowParser | None = None
         self.target: ImportTarget | None = None
         self.campus_ids: dict[str, uuid.UUID] = {}
         self.next_row_number = 1
@@ -120,6 +121,7 @@ class _ImportRun:
         if isinstance(cells, RowError):
             raise HeaderError(cells.message)
         self.header = check_header(cells)
+        self.parser = RowParser(self.header, self.campus_ids)
         catalogue = repo.program_fields(self.program).function_catalogue
         self.target = ImportTarget(
             tenant_id=self.principal.tenant,
@@ -141,7 +143,7 @@ class _ImportRun:
                 await self.flush()
 
     async def flush(self) -> None:
-        if not self.pending or self.header is None or self.target is None:
+        if not self.pending or self.parser is None or self.target is None:
             return
         batch, self.pending = self.pending, []
         first = self.next_row_number
@@ -154,7 +156,7 @@ class _ImportRun:
             if isinstance(cells, RowError):
                 errors.append(cells)
             elif cells and any(cell.strip() for cell in cells):  # blank lines are skipped, not errors
-                parsed = parse_row(number, self.header, cells, self.campus_ids)
+                parsed = self.parser.parse(number, cells)
                 if isinstance(parsed, ParsedRow):
                     valid.append(parsed)
                 else:
