@@ -85,6 +85,25 @@ def write_csv(path: Path, rows: int, prefix: str, seed: int = 7) -> int:
     return path.stat().st_size
 
 
+def _stat_fields(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, with_children: bool = False) -> float:
+    """CPU time (user + system) a process has used; with its children (live ones and those it has reaped)."""
+    fields = _stat_fields(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError):
+                    child = _stat_fields(int(entry.name))
+                    if int(child[1]) == pid:
+                        ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -183,20 +202,37 @@ class ImportResult:
     seconds: float
     rss_growth_kib: int
     report: dict[str, Any]
+    cpu: dict[str, float]  # CPU seconds each process used during the import: api, relay, postgres
+
+
+@dataclass(frozen=True)
+class Processes:
+    api: int
+    relay: int
+    postgres: int  # the postmaster; its backends are its children
+
+    def cpu(self) -> dict[str, float]:
+        return {
+            "api": cpu_seconds(self.api),
+            "relay": cpu_seconds(self.relay),
+            "postgres": cpu_seconds(self.postgres, with_children=True),
+        }
 
 
 async def run_import(
-    client: httpx.AsyncClient, pid: int, program_id: str, path: Path, rows: int, file_bytes: int
+    client: httpx.AsyncClient, processes: Processes, program_id: str, path: Path, rows: int, file_bytes: int
 ) -> ImportResult:
-    before = rss_kib(pid)
+    before = rss_kib(processes.api)
+    cpu_before = processes.cpu()
     started = time.perf_counter()
-    with RssSampler(pid) as sampler:
+    with RssSampler(processes.api) as sampler:
         response = await client.post(
             f"/programs/{program_id}/imports", content=file_chunks(path), headers={"Content-Type": "text/csv"}
         )
     seconds = time.perf_counter() - started
+    cpu = {name: used - cpu_before[name] for name, used in processes.cpu().items()}
     response.raise_for_status()
-    return ImportResult(rows, file_bytes, seconds, sampler.peak - before, response.json())
+    return ImportResult(rows, file_bytes, seconds, sampler.peak - before, response.json(), cpu)
 
 
 async def copy_baseline(dsn: str, path: Path) -> float:
@@ -285,6 +321,8 @@ async def benchmark(rows: int, small: int, work: Path) -> dict[str, Any]:
             "MENTORLOOM_OUTBOX_BATCH_SIZE": str(OUTBOX_BATCH),
         }
         service, relay = start_service(env, work / "profiles.log")
+        assert postgres.proc.pid is not None
+        processes = Processes(api=service.pid, relay=relay.pid, postgres=postgres.proc.pid)
         try:
             settings = ServiceSettings()
             tenant = uuid.uuid4()
@@ -310,23 +348,21 @@ async def benchmark(rows: int, small: int, work: Path) -> dict[str, Any]:
 
                 warm = work / "warm.csv"
                 warm_bytes = write_csv(warm, 2_000, "W")
-                await run_import(
-                    client, service.pid, program_id, warm, 2_000, warm_bytes
-                )  # imports, caches, pools warm
+                await run_import(client, processes, program_id, warm, 2_000, warm_bytes)  # imports, caches, pools warm
                 await watcher.wait_for(2_000)
 
                 small_file, large_file = work / "small.csv", work / "large.csv"
                 small_bytes = write_csv(small_file, small, "S")
                 large_bytes = write_csv(large_file, rows, "L")
-                small_run = await run_import(client, service.pid, program_id, small_file, small, small_bytes)
+                small_run = await run_import(client, processes, program_id, small_file, small, small_bytes)
                 await watcher.wait_for(2_000 + small)
 
-                large_run = await run_import(client, service.pid, program_id, large_file, rows, large_bytes)
+                large_run = await run_import(client, processes, program_id, large_file, rows, large_bytes)
                 finished = time.perf_counter()
                 last_event = await watcher.wait_for(2_000 + small + rows)
                 event_lag = last_event - finished
 
-                again = await run_import(client, service.pid, program_id, large_file, rows, large_bytes)
+                again = await run_import(client, processes, program_id, large_file, rows, large_bytes)
                 await watcher.stop()
             baseline = await copy_baseline(postgres.url("profiles_bench", driver="postgresql"), large_file)
         finally:
@@ -343,6 +379,12 @@ async def benchmark(rows: int, small: int, work: Path) -> dict[str, Any]:
         "event_lag": event_lag,
         "baseline": baseline,
     }
+
+
+def _per_row(run: ImportResult) -> str:
+    wall = run.seconds / run.rows * 1e6
+    used = ", ".join(f"{name} {seconds / run.rows * 1e6:.0f} µs" for name, seconds in run.cpu.items())
+    return f"{used} (wall {wall:.0f} µs)"
 
 
 def render(results: dict[str, Any], rows: int) -> str:
@@ -379,6 +421,7 @@ def render(results: dict[str, Any], rows: int) -> str:
         f"(relay batch {OUTBOX_BATCH:,}; it publishes while the import runs).",
         f"- Memory: RSS growth {small.rss_growth_kib / 1024:.1f} MiB for {small.rows:,} rows vs "
         f"{large.rss_growth_kib / 1024:.1f} MiB for {large.rows:,} rows: bounded by one batch, not by the file.",
+        f"- CPU per row during the {rows:,}-row import: {_per_row(large)}; during the re-upload: {_per_row(again)}.",
         f"- Re-upload: {again.report['rows_imported']} rows changed, {again.report['rows_unchanged']:,} unchanged.",
         f"- Import report of the large run: {large.report['rows_imported']:,} imported, "
         f"{large.report['rows_failed']} failed.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ from sqlalchemy.engine import RowMapping
 from starlette.requests import ClientDisconnect
 
 from services.profiles.adapters import repository as repo
-from services.profiles.adapters.import_store import BatchOutcome, ImportTarget, write_batch
+from services.profiles.adapters.import_store import ImportTarget, write_batch
 from services.profiles.adapters.orm import campuses, import_errors, import_jobs
 from services.profiles.domain.csv_import import (
     HeaderError,
@@ -40,6 +41,13 @@ from shared.auth import CoordinatorOrOperatorPrincipal, Principal
 from shared.http_protection import declare_idempotency_key
 
 IMPORT_BATCH_ROWS = 1_000
+# Validated batches queue for the writer, at most this many (the one being written included): while a batch's
+# statements run in PostgreSQL, the api validates the next batches instead of waiting. Memory: this many batches
+# plus the one being validated.
+QUEUED_BATCHES = 2
+# Validation yields to the event loop every this many rows, so the batch being written sends its next statement
+# as soon as PostgreSQL answers the previous one, rather than after the whole batch is validated.
+VALIDATION_SLICE_ROWS = 50
 MAX_IMPORT_ROWS = 1_000_000
 REPORTED_ERRORS = 1_000
 
@@ -102,10 +110,9 @@ class _ImportRun:
         self.campus_ids: dict[str, uuid.UUID] = {}
         self.next_row_number = 1
         self.pending: list[str] = []
-        self.errors_stored = 0
-        # The batch being written while the next one is parsed: CPU (validation) overlaps the database's work.
-        # At most one write is in flight, so memory stays at two batches and batches commit in file order.
-        self.writing: asyncio.Task[BatchOutcome] | None = None
+        # Writes of validated batches, oldest first. Each waits for the one before it, so batches are written one
+        # at a time and commit in file order; each returns the errors stored so far (numbering the next's).
+        self.writes: collections.deque[asyncio.Task[int]] = collections.deque()
 
     async def start(self) -> None:
         async with transaction(self.request) as session:
@@ -152,7 +159,9 @@ class _ImportRun:
             raise HeaderError(f"an import holds at most {MAX_IMPORT_ROWS} rows")
         valid: list[ParsedRow] = []
         errors: list[RowError] = []
-        for number, cells in parse_records(first, batch):
+        for index, (number, cells) in enumerate(parse_records(first, batch), start=1):
+            if index % VALIDATION_SLICE_ROWS == 0 and self.writes:
+                await asyncio.sleep(0)
             if isinstance(cells, RowError):
                 errors.append(cells)
             elif cells and any(cell.strip() for cell in cells):  # blank lines are skipped, not errors
@@ -161,24 +170,32 @@ class _ImportRun:
                     valid.append(parsed)
                 else:
                     errors.extend(parsed)
-        await self.drain()
-        self.writing = asyncio.create_task(self._write(self.target, valid, errors, self.errors_stored))
+        while len(self.writes) >= QUEUED_BATCHES:
+            await self.writes.popleft()
+        previous = self.writes[-1] if self.writes else None
+        self.writes.append(asyncio.create_task(self._write(previous, self.target, valid, errors)))
 
     async def _write(
-        self, target: ImportTarget, valid: list[ParsedRow], errors: list[RowError], errors_stored: int
-    ) -> BatchOutcome:
+        self,
+        previous: asyncio.Task[int] | None,
+        target: ImportTarget,
+        valid: list[ParsedRow],
+        errors: list[RowError],
+    ) -> int:
+        errors_stored = 0 if previous is None else await previous
         async with transaction(self.request) as session:
-            return await write_batch(session, target, valid, errors, errors_stored)
+            outcome = await write_batch(session, target, valid, errors, errors_stored)
+        return errors_stored + outcome.errors_stored
 
     async def drain(self) -> None:
-        """Wait for the batch being written (its errors surface here)."""
-        if self.writing is not None:
-            task, self.writing = self.writing, None
-            self.errors_stored += (await task).errors_stored
+        """Wait for the batches on their way to the database (their errors surface here)."""
+        while self.writes:
+            await self.writes.popleft()
 
     def abandon(self) -> None:
-        if self.writing is not None:
-            self.writing.cancel()
+        for task in self.writes:
+            if not task.cancel() and not task.cancelled():
+                task.exception()  # a failed write also fails the ones queued behind it: the first failure is reported
 
 
 def _failure_text(error: Exception, run: _ImportRun) -> str:
