@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import MetaData
+import asyncpg
+from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -48,6 +50,21 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     """One transaction: commits on success, rolls back on any exception."""
     async with sessions() as session, session.begin():
         yield session
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection[Any]:
+    """The session's own asyncpg connection, inside the session's transaction.
+
+    For hot paths (outbox COPY, inbox inserts) where SQLAlchemy's statement and row handling cost more than
+    the database work. SQLAlchemy's asyncpg adapter sends BEGIN lazily with its first statement; a statement
+    sent to asyncpg before that would autocommit outside the caller's transaction, so one is sent first.
+    """
+    connection = await session.connection()
+    raw: asyncpg.Connection[Any] | None = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    if not raw.is_in_transaction():
+        await session.execute(text("SELECT 1"))
+    return raw
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:

@@ -148,32 +148,54 @@ class EncodedEvent(NamedTuple):
 
 
 def _format_time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # envelopes hold UTC already (wrap converts); others are converted here
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+class TextEncodedEvent(NamedTuple):
+    """The same record with text key and header values: the form the outbox stores (headers as JSON)."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str]
+
+
+def encode_text(event: EventEnvelope[EventData] | EventData) -> TextEncodedEvent:
+    """Serialise an envelope (or bare data, wrapped with fresh id and time) with text key and headers.
+
+    The outbox path: it stores text, so encoding headers to bytes here only to decode them again was waste.
+    """
+    envelope = event if isinstance(event, EventEnvelope) else EventEnvelope.wrap(event)
+    data = envelope.data
+    spec = spec_for(data)
+    if envelope.type != spec.ce_type:
+        raise ValueError(f"envelope type {envelope.type!r} does not match data model {spec.name}")
+    if envelope.tenant_id != data.tenant_id:
+        raise ValueError("envelope tenant differs from data.tenant_id")
+    key = str(getattr(data, spec.key_field))
+    headers = {
+        H_SPECVERSION: SPEC_VERSION,
+        H_ID: str(envelope.id),
+        H_SOURCE: envelope.source,
+        H_TYPE: envelope.type,
+        H_TIME: _format_time(envelope.time),
+        H_SUBJECT: envelope.subject,
+        H_TENANT: str(envelope.tenant_id),
+        H_CONTENT_TYPE: CONTENT_TYPE,
+    }
+    if envelope.traceparent is not None:
+        headers[H_TRACEPARENT] = envelope.traceparent
+        if envelope.tracestate is not None:
+            headers[H_TRACESTATE] = envelope.tracestate
+    return TextEncodedEvent(spec.topic, key, data.model_dump_json().encode(), headers)
 
 
 def encode(event: EventEnvelope[EventData] | EventData) -> EncodedEvent:
     """Serialise an envelope (or bare data, wrapped with fresh id and time) for the Kafka binary binding."""
-    envelope = event if isinstance(event, EventEnvelope) else EventEnvelope.wrap(event)
-    spec = spec_for(envelope.data)
-    if envelope.type != spec.ce_type:
-        raise ValueError(f"envelope type {envelope.type!r} does not match data model {spec.name}")
-    if envelope.tenant_id != envelope.data.tenant_id:
-        raise ValueError("envelope tenant differs from data.tenant_id")
-    headers = [
-        (H_SPECVERSION, SPEC_VERSION.encode()),
-        (H_ID, str(envelope.id).encode()),
-        (H_SOURCE, envelope.source.encode()),
-        (H_TYPE, envelope.type.encode()),
-        (H_TIME, _format_time(envelope.time).encode()),
-        (H_SUBJECT, envelope.subject.encode()),
-        (H_TENANT, str(envelope.tenant_id).encode()),
-        (H_CONTENT_TYPE, CONTENT_TYPE.encode()),
-    ]
-    if envelope.traceparent is not None:
-        headers.append((H_TRACEPARENT, envelope.traceparent.encode()))
-        if envelope.tracestate is not None:
-            headers.append((H_TRACESTATE, envelope.tracestate.encode()))
-    return EncodedEvent(spec.topic, spec.key_of(envelope.data), envelope.data.model_dump_json().encode(), headers)
+    topic, key, value, headers = encode_text(event)
+    return EncodedEvent(topic, key.encode(), value, [(name, text.encode()) for name, text in headers.items()])
 
 
 def _text_headers(headers: Headers) -> dict[str, str]:
@@ -202,6 +224,20 @@ def _validate_tolerantly(model: type[EventData], value: bytes) -> EventData:
     return model.model_validate_json(value, extra="ignore")
 
 
+_TENANT_UUIDS: dict[str, UUID] = {}
+_TENANT_UUIDS_MAX = 10_000
+
+
+def _tenant_uuid(text: str) -> UUID:
+    """Parse a tenant header; organisations are few, so each distinct value is parsed once per process."""
+    tenant = _TENANT_UUIDS.get(text)
+    if tenant is None:
+        tenant = UUID(text)
+        if len(_TENANT_UUIDS) < _TENANT_UUIDS_MAX:
+            _TENANT_UUIDS[text] = tenant
+    return tenant
+
+
 def decode(headers: Headers, value: bytes | None) -> EventEnvelope[EventData]:
     """Parse a Kafka message into an envelope with a validated data model.
 
@@ -220,14 +256,14 @@ def decode(headers: Headers, value: bytes | None) -> EventEnvelope[EventData]:
     if attributes[H_SPECVERSION] != SPEC_VERSION:
         raise InvalidHeaderError(f"unsupported specversion {attributes[H_SPECVERSION]!r}", ce_type=ce_type, ce_id=ce_id)
     content_type = attributes.get(H_CONTENT_TYPE, CONTENT_TYPE)
-    if content_type.split(";", 1)[0].strip().lower() != CONTENT_TYPE:
+    if content_type != CONTENT_TYPE and content_type.split(";", 1)[0].strip().lower() != CONTENT_TYPE:
         raise InvalidHeaderError(f"unsupported content-type {content_type!r}", ce_type=ce_type, ce_id=ce_id)
     spec = BY_TYPE.get(ce_type)
     if spec is None:
         raise UnknownEventTypeError(f"unknown event type {ce_type!r}", ce_type=ce_type, ce_id=ce_id)
     try:
         event_id = UUID(ce_id)
-        tenant_id = UUID(attributes[H_TENANT])
+        tenant_id = _tenant_uuid(attributes[H_TENANT])
         time = datetime.fromisoformat(attributes[H_TIME])
     except ValueError as error:
         raise InvalidHeaderError(f"malformed CloudEvents header: {error}", ce_type=ce_type, ce_id=ce_id) from error
