@@ -8,6 +8,7 @@ instead of one per row is what makes 100k rows in seconds possible. Unchanged ro
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profiles.adapters.orm import import_errors, import_jobs
 from services.profiles.domain.csv_import import ParsedRow, RowError
-from services.profiles.domain.model import ProfileFields, effective_capacity
+from services.profiles.domain.model import EnrolmentFields, ProfileFields, effective_capacity
 from shared.events.models import EnrollmentChanged, EventData, ProfileUpdated
 from shared.events.values import EnrollmentRole, EnrollmentStatus, NeedRating
 from shared.messaging.outbox import add_events
@@ -133,15 +134,39 @@ class ImportTarget:
     catalogue_keys: frozenset[str]
 
 
-def _resolve(rows: Sequence[ParsedRow], existing: Sequence[Any]) -> tuple[dict[uuid.UUID, ParsedRow], list[RowError]]:
-    """Decide which person each row is (by external id, else email); the last row for a person wins."""
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A validated batch with all that needs no database done already (while the batch before is written): the
+    rows that passed the catalogue check, their JSON documents for the upsert, and the batch's errors so far."""
+
+    rows: list[ParsedRow]
+    documents: list[str]
+    errors: list[RowError]
+    processed: int
+
+
+def prepare_batch(target: ImportTarget, rows: Sequence[ParsedRow], errors: list[RowError]) -> PreparedBatch:
+    processed = len(rows) + len(errors)
+    checked: list[ParsedRow] = []
+    for row in rows:
+        found = _catalogue_errors(row, target.catalogue_keys)
+        errors.extend(found)
+        if not found:
+            checked.append(row)
+    return PreparedBatch(checked, [_document(row) for row in checked], errors, processed)
+
+
+def _resolve(rows: Sequence[ParsedRow], existing: Sequence[Any]) -> tuple[dict[uuid.UUID, int], list[RowError]]:
+    """Decide which person each row is (by external id, else email); the last row for a person wins.
+
+    Returns the index of the row chosen for each person, and the rows refused."""
     by_external = {r.external_id: r.id for r in existing if r.external_id is not None}
     by_email = {r.email: r.id for r in existing if r.email is not None}
     external_of = {r.id: r.external_id for r in existing}
-    chosen: dict[uuid.UUID, ParsedRow] = {}
+    chosen: dict[uuid.UUID, int] = {}
     claimed_email: dict[str, uuid.UUID] = {}
     errors: list[RowError] = []
-    for row in rows:
+    for index, row in enumerate(rows):
         profile = row.profile
         person_id = by_external.get(profile.external_id) if profile.external_id else None
         email_owner = by_email.get(profile.email)
@@ -163,7 +188,7 @@ def _resolve(rows: Sequence[ParsedRow], existing: Sequence[Any]) -> tuple[dict[u
         if claimed_email.setdefault(profile.email, person_id) != person_id:
             errors.append(RowError(row.row_number, "email", "email is used by another row of this file"))
             continue
-        chosen[person_id] = row
+        chosen[person_id] = index
     return chosen, errors
 
 
@@ -200,6 +225,27 @@ def _stored_value_adapter(name: str) -> TypeAdapter[Any]:
     field = ProfileUpdated.model_fields[name]
     annotated: Any = Annotated[field.annotation, field]  # built at run time: mypy cannot type it
     return TypeAdapter(annotated)
+
+
+async def _upsert_enrolments(
+    session: AsyncSession, target: ImportTarget, enrolled: list[tuple[uuid.UUID, EnrolmentFields]]
+) -> list[Row[Any]]:
+    result = await session.execute(
+        _ENROLMENT_UPSERT,
+        {
+            "tenant_id": target.tenant_id,
+            "program_id": target.program_id,
+            "person_id": [person_id for person_id, _ in enrolled],
+            "role": [enrolment.role.value for _, enrolment in enrolled],
+            "capacity": [
+                effective_capacity(enrolment.role, enrolment.capacity, target.default_capacity)
+                for _, enrolment in enrolled
+            ],
+            "status": [enrolment.status.value for _, enrolment in enrolled],
+            "cohort": [enrolment.cohort for _, enrolment in enrolled],
+        },
+    )
+    return list(result)
 
 
 class _Snapshots:
@@ -273,28 +319,20 @@ class _EnrolmentEvents:
         return self._first.model_copy(update=values)
 
 
-async def write_batch(
-    session: AsyncSession, target: ImportTarget, rows: Sequence[ParsedRow], errors: list[RowError], stored: int
-) -> BatchOutcome:
-    """Upsert a batch of valid rows (rows that fail here join `errors`), emit events, record errors and progress."""
-    processed = len(rows) + len(errors)
-    checked: list[ParsedRow] = []
-    for row in rows:
-        found = _catalogue_errors(row, target.catalogue_keys)
-        errors.extend(found)
-        if not found:
-            checked.append(row)
+async def write_batch(session: AsyncSession, target: ImportTarget, batch: PreparedBatch, stored: int) -> BatchOutcome:
+    """Upsert a prepared batch (rows that fail here join its errors), emit events, record errors and progress."""
+    rows, errors, processed = batch.rows, batch.errors, batch.processed
     existing = (
         await session.execute(
             _EXISTING,
             {
                 "tenant_id": target.tenant_id,
-                "external_ids": [r.profile.external_id for r in checked if r.profile.external_id],
-                "emails": [r.profile.email for r in checked],
+                "external_ids": [r.profile.external_id for r in rows if r.profile.external_id],
+                "emails": [r.profile.email for r in rows],
             },
         )
     ).all()
-    chosen, conflicts = _resolve(checked, existing)
+    chosen, conflicts = _resolve(rows, existing)
     errors.extend(conflicts)
     events: list[EventData] = []
     if chosen:
@@ -303,30 +341,22 @@ async def write_batch(
             {
                 "tenant_id": target.tenant_id,
                 "id": list(chosen),
-                "document": [_document(row) for row in chosen.values()],
+                "document": [batch.documents[index] for index in chosen.values()],
             },
         )
-        snapshot = _Snapshots(target.tenant_id)
-        events.extend(snapshot(chosen[stored["id"]], stored) for stored in result.mappings())
-        with_enrolment = [(pid, row) for pid, row in chosen.items() if row.enrolment is not None]
-        if with_enrolment:
-            enrolment_rows = await session.execute(
-                _ENROLMENT_UPSERT,
-                {
-                    "tenant_id": target.tenant_id,
-                    "program_id": target.program_id,
-                    "person_id": [pid for pid, _ in with_enrolment],
-                    "role": [row.enrolment.role.value for _, row in with_enrolment if row.enrolment],
-                    "capacity": [
-                        effective_capacity(row.enrolment.role, row.enrolment.capacity, target.default_capacity)
-                        for _, row in with_enrolment
-                        if row.enrolment
-                    ],
-                    "status": [row.enrolment.status.value for _, row in with_enrolment if row.enrolment],
-                    "cohort": [row.enrolment.cohort for _, row in with_enrolment if row.enrolment],
-                },
-            )
-            events.extend(map(_EnrolmentEvents(target), enrolment_rows))
+        written = result.mappings().all()
+        enrolled = [(pid, row.enrolment) for pid, index in chosen.items() if (row := rows[index]).enrolment is not None]
+        # The enrolment upsert runs in PostgreSQL while the snapshots are built here (it does not need them).
+        enrolling = asyncio.ensure_future(_upsert_enrolments(session, target, enrolled)) if enrolled else None
+        try:
+            await asyncio.sleep(0)  # let it send the statement
+            snapshot = _Snapshots(target.tenant_id)
+            events.extend(snapshot(rows[chosen[stored["id"]]], stored) for stored in written)
+        finally:
+            if enrolling is not None:
+                await asyncio.wait([enrolling])  # never leave a statement running on the session
+        if enrolling is not None:
+            events.extend(map(_EnrolmentEvents(target), enrolling.result()))
     await add_events(session, events)
     changed = sum(1 for e in events if isinstance(e, ProfileUpdated))
     failed_rows = len({e.row_number for e in errors})

@@ -22,7 +22,7 @@ from sqlalchemy.engine import RowMapping
 from starlette.requests import ClientDisconnect
 
 from services.profiles.adapters import repository as repo
-from services.profiles.adapters.import_store import ImportTarget, write_batch
+from services.profiles.adapters.import_store import ImportTarget, PreparedBatch, prepare_batch, write_batch
 from services.profiles.adapters.orm import campuses, import_errors, import_jobs
 from services.profiles.domain.csv_import import (
     HeaderError,
@@ -170,21 +170,21 @@ class _ImportRun:
                     valid.append(parsed)
                 else:
                     errors.extend(parsed)
+        prepared = prepare_batch(self.target, valid, errors)
         while len(self.writes) >= QUEUED_BATCHES:
             await self.writes.popleft()
         previous = self.writes[-1] if self.writes else None
-        self.writes.append(asyncio.create_task(self._write(previous, self.target, valid, errors)))
+        self.writes.append(asyncio.create_task(self._write(previous, self.target, prepared)))
 
     async def _write(
         self,
         previous: asyncio.Task[int] | None,
         target: ImportTarget,
-        valid: list[ParsedRow],
-        errors: list[RowError],
+        batch: PreparedBatch,
     ) -> int:
         errors_stored = 0 if previous is None else await previous
         async with transaction(self.request) as session:
-            outcome = await write_batch(session, target, valid, errors, errors_stored)
+            outcome = await write_batch(session, target, batch, errors_stored)
         return errors_stored + outcome.errors_stored
 
     async def drain(self) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
+from services.profiles.entrypoints import imports
 from services.profiles.tests.integration.conftest import Api, Tenant
 
 pytestmark = pytest.mark.integration
@@ -122,3 +123,23 @@ async def test_progress_is_visible_from_another_request_while_the_upload_runs(ap
     assert progress["rows_processed"] == 1_000
     assert report["status"] == "completed"
     assert report["rows_imported"] == 1_201
+
+
+async def test_a_file_of_many_batches_reports_errors_in_row_order_and_the_last_row_for_a_person_wins(
+    api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "IMPORT_BATCH_ROWS", 2)  # four batches, validated while earlier ones are written
+    again = GOOD_1.replace("One,", "One Again,")
+    other_bad_email = BAD_EMAIL.replace("E2,", "E6,")
+    report = await upload(
+        api, tenant, HEADER + GOOD_1 + BAD_EMAIL + GOOD_4 + BAD_ZONE + NO_EXTERNAL + again + other_bad_email
+    )
+    assert report["status"] == "completed"
+    assert (report["rows_processed"], report["rows_imported"], report["rows_failed"]) == (7, 4, 3)
+    assert [(e["row_number"], e["column"]) for e in report["errors"]] == [(3, "email"), (5, "time_zone"), (8, "email")]
+    assert await count(api, "SELECT count(*) FROM participants") == 4  # three people + the tenant's own person
+    async with api.runtime.engine.connect() as conn:
+        name, version = (
+            await conn.execute(text("SELECT display_name, version FROM participants WHERE external_id = 'E1'"))
+        ).one()
+    assert (name, version) == ("One Again", 2)
