@@ -23,6 +23,7 @@ OUTBOX_BACKLOG = Gauge("mentorloom_outbox_backlog", "Outbox rows not yet publish
 OUTBOX_PUBLISHED = Counter("mentorloom_outbox_published_total", "Outbox rows published to Kafka", ["service"])
 OUTBOX_PUBLISH_ERRORS = Counter("mentorloom_outbox_publish_errors_total", "Failed relay batches", ["service"])
 EVENTS_HANDLED = Counter("mentorloom_events_handled_total", "Events handled by consumers", ["consumer", "type"])
+INBOX_PRUNED = Counter("mentorloom_inbox_pruned_total", "Inbox rows deleted after the retention period", ["service"])
 EVENTS_DUPLICATE = Counter("mentorloom_events_duplicate_total", "Redelivered events skipped by the inbox", ["consumer"])
 HANDLER_ERRORS = Counter("mentorloom_handler_errors_total", "Handler failures (each attempt)", ["consumer", "type"])
 DEAD_LETTERS = Counter("mentorloom_dead_letters_total", "Events sent to a dead-letter topic", ["consumer", "reason"])

@@ -16,6 +16,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,11 +33,11 @@ from shared.db import create_engine, session_factory
 from shared.events.envelope import EventEnvelope, decode
 from shared.events.models import EventData
 from shared.http_protection import install_http_protection
-from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.consumer import ConsumerRunner, prune_inbox
 from shared.messaging.kafka import broker_reachable, make_producer
 from shared.messaging.outbox import OutboxRelay
 from shared.migrations import upgrade_to_head
-from shared.observability import configure_logging, install_observability
+from shared.observability import INBOX_PRUNED, configure_logging, install_observability
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -221,10 +222,27 @@ async def _run_consumers(definition: ServiceDefinition, runtime: Runtime, stop: 
                     await asyncio.wait_for(stop.wait(), 2.0)
 
     tasks = [asyncio.create_task(supervise(r)) for r in runners]
+    tasks.append(asyncio.create_task(_prune_inbox_periodically(definition, runtime, stop)))
     await stop.wait()
     for r in runners:
         r.stop()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _prune_inbox_periodically(definition: ServiceDefinition, runtime: Runtime, stop: asyncio.Event) -> None:
+    """Keep the inbox bounded: the consumer role forgets events older than the retention, once per interval."""
+    s = runtime.settings
+    while not stop.is_set():
+        try:
+            cutoff = datetime.now(UTC) - timedelta(days=s.inbox_retention_days)
+            pruned = await prune_inbox(runtime.engine, cutoff)
+            INBOX_PRUNED.labels(definition.name).inc(pruned)
+            if pruned:
+                log.info("inbox pruned", service=definition.name, rows=pruned, received_before=cutoff.isoformat())
+        except Exception as exc:  # database down: the next round tries again; consuming is unaffected
+            log.warning("inbox pruning failed", service=definition.name, error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), s.inbox_prune_interval_seconds)
 
 
 async def _run_sweepers(definition: ServiceDefinition, runtime: Runtime, stop: asyncio.Event) -> None:

@@ -65,6 +65,19 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     consumer_max_attempts: int = Field(default=5, ge=1, le=100)
+    inbox_retention_days: int = Field(
+        default=35,
+        ge=1,
+        le=3650,
+        description=(
+            "Inbox rows older than this are pruned. Keep it longer than the retention of every topic the service"
+            " consumes (7-30 days in the prod overlay): an event redelivered after its inbox row is gone would"
+            " apply twice."
+        ),
+    )
+    inbox_prune_interval_seconds: float = Field(
+        default=3600, gt=0, le=86_400, description="How often the consumer role prunes the inbox."
+    )
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Self:

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import driver_connection
 from shared.events.registry import dead_letter_topic
@@ -83,6 +83,32 @@ async def _insert_inbox(session: AsyncSession, consumer: str, event_ids: list[st
     """
     raw = await driver_connection(session)
     return {row[0] for row in await raw.fetch(_INBOX_INSERT, consumer, event_ids)}
+
+
+_PRUNE_INBOX_BATCH = """
+DELETE FROM inbox WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM inbox WHERE received_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED
+))
+"""
+
+
+async def prune_inbox(engine: AsyncEngine, older_than: datetime, batch_size: int = 5_000) -> int:
+    """Delete inbox rows received before `older_than`, in short transactions; returns how many went.
+
+    The inbox only has to remember an event as long as the broker can redeliver it, so rows older than the
+    topics' retention are dead weight. Bounded batches keep locks and WAL bursts small, and SKIP LOCKED lets
+    several consumer replicas prune at once without waiting on each other.
+    """
+    total = 0
+    while True:
+        async with engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            status = await raw.execute(_PRUNE_INBOX_BATCH, older_than, batch_size)
+        deleted = int(status.rsplit(" ", 1)[-1])
+        total += deleted
+        if deleted < batch_size:
+            return total
 
 
 @dataclass
