@@ -264,7 +264,9 @@ class _Snapshots:
         self._first: ProfileUpdated | None = None
 
     def __call__(self, row: ParsedRow, stored: RowMapping) -> ProfileUpdated:
-        values: dict[str, Any] = dict(row.profile)  # every field of ProfileFields
+        # Every field of ProfileFields (its __dict__ holds exactly those); dict(model) is 20× slower: it looks for
+        # a `keys` attribute first, which goes through the model's __getattr__ and an AttributeError.
+        values: dict[str, Any] = row.profile.__dict__.copy()
         values["needs"] = row.needs.needs if row.needs else ()
         values["offers"] = row.offers.offers if row.offers else ()
         values["tenant_id"] = self._tenant_id
