@@ -124,6 +124,9 @@ class RecordAssembler:
     def feed(self, lines: Iterable[str]) -> list[str]:
         records: list[str] = []
         for line in lines:
+            if not self._pending and line.count('"') % 2 == 0:  # the usual case: a line is a whole record
+                records.append(line)
+                continue
             self._pending.append(line)
             self._pending_chars += len(line)
             self._quotes += line.count('"')
