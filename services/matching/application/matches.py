@@ -153,6 +153,18 @@ async def reject(session: AsyncSession, row: Row[Any], now: datetime) -> Row[Any
     )
 
 
+async def skip(session: AsyncSession, row: Row[Any], now: datetime) -> Row[Any]:
+    """The approval's re-check drops a round proposal that no longer passes: unsent, so no event."""
+    return await _store(
+        session,
+        row,
+        lifecycle.withdraw(lifecycle_of(row)),
+        closed_at=now,
+        closed_by=ActorRole.SYSTEM.value,
+        decline_reason=DeclineReason.PARTICIPANT_UNAVAILABLE.value,
+    )
+
+
 async def accept(
     session: AsyncSession, row: Row[Any], party: Party, now: datetime, mentors_per_mentee: int
 ) -> Row[Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from services.matching.application.translate import participant_of, policy_of
 from services.matching.domain.lifecycle import OPEN_STATES, MatchState
 from services.matching.domain.model import MatchHistory, MentorCapacity, Participant, ProgramPolicy
 from shared.events.models import ProfileUpdated, ProgramUpdated
-from shared.events.values import DeclineReason, EnrollmentRole, EnrollmentStatus
+from shared.events.values import DeclineReason, EnrollmentRole, EnrollmentStatus, MatchOrigin
 
 MENTEE_ROLES = (EnrollmentRole.MENTEE.value, EnrollmentRole.BOTH.value)
 MENTOR_ROLES = (EnrollmentRole.MENTOR.value, EnrollmentRole.BOTH.value)
@@ -59,6 +60,10 @@ class ProgramData:
         """For a short list only active matches hold a mentee's slots (an open request does not stop browsing)."""
         return MatchHistory(ended_or_declined=self.never_again, active=self.active_pairs)
 
+    def without(self, pairs: Iterable[tuple[str, str]]) -> ProgramData:
+        """The program as if these open pairs were not there (a round's own proposals, re-checked at approval)."""
+        return replace(self, open_pairs=self.open_pairs - frozenset(pairs))
+
     def held_by_mentee(self, mentee_id: str) -> int:
         return sum(1 for mentee, _ in self.open_pairs if mentee == mentee_id)
 
@@ -100,6 +105,7 @@ async def load_program_data(session: AsyncSession, tenant: uuid.UUID, program_id
                 matches.c.state,
                 matches.c.origin,
                 matches.c.decline_reason,
+                matches.c.proposed_at,
             ).where(matches.c.tenant_id == tenant, matches.c.program_id == program_id)
         )
     ).all()
@@ -117,8 +123,11 @@ async def load_program_data(session: AsyncSession, tenant: uuid.UUID, program_id
             elif p.origin == "mentee_request":
                 requests[pair[0]] += 1
         elif state is MatchState.ENDED or (
-            # A round proposal the coordinator dropped before sending was never seen by the pair: not a decline.
-            state is MatchState.DECLINED and p.decline_reason != DeclineReason.REJECTED_BY_COORDINATOR.value
+            # A round proposal dropped before it was sent (by the coordinator or the approval's re-check) was never
+            # seen by the pair: not a decline.
+            state is MatchState.DECLINED
+            and p.decline_reason != DeclineReason.REJECTED_BY_COORDINATOR.value
+            and (p.proposed_at is not None or p.origin != MatchOrigin.COHORT_ROUND.value)
         ):
             never.add(pair)
     return ProgramData(
@@ -131,6 +140,30 @@ async def load_program_data(session: AsyncSession, tenant: uuid.UUID, program_id
         active_pairs=frozenset(active),
         never_again=frozenset(never),
         open_requests=requests,
+    )
+
+
+async def lock_mentor_seats(
+    session: AsyncSession, tenant: uuid.UUID, program_id: uuid.UUID, mentor_ids: Iterable[uuid.UUID]
+) -> None:
+    """Lock the mentors' enrolment rows (ascending person id, so two callers never wait on each other in a cycle).
+
+    Every use case that takes a mentor's slot locks the mentor first and reads the open matches after, so two
+    concurrent requests or approvals cannot both see the same last free slot: the second one waits for the first
+    to commit and then counts its match (READ COMMITTED: each statement sees what committed before it started).
+    """
+    wanted = sorted(set(mentor_ids))
+    if not wanted:
+        return
+    await session.execute(
+        select(enrolments.c.enrollment_id)
+        .where(
+            enrolments.c.tenant_id == tenant,
+            enrolments.c.program_id == program_id,
+            enrolments.c.person_id.in_(wanted),
+        )
+        .order_by(enrolments.c.person_id, enrolments.c.enrollment_id)
+        .with_for_update()
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,10 @@ from services.matching.application import matches as match_cases
 from services.matching.application.errors import ConflictError
 from services.matching.application.program_data import ProgramData
 from services.matching.application.translate import contract_breakdown
+from services.matching.domain.approval import ParticipantGone, PendingProposal, recheck_proposals
 from services.matching.domain.lifecycle import MatchState
 from services.matching.domain.rounds import SCORE_SCALE, RoundReport, UnmatchedReason, run_cohort_round
+from services.matching.domain.rules import ExclusionReason
 from shared.events.models import MatchRoundCompleted
 from shared.events.values import MatchOrigin, ObjectiveMode, ScoreBucket, UnmatchedReasonCount
 from shared.events.values import UnmatchedReason as ContractUnmatched
@@ -134,15 +137,61 @@ async def run_round(session: AsyncSession, data: ProgramData, now: datetime) -> 
     return round_id
 
 
-def completed_event(round_row: Row[Any]) -> MatchRoundCompleted:
+_SKIP_TO_CONTRACT: dict[str, ContractUnmatched] = {
+    ExclusionReason.CAMPUS_RULE.value: ContractUnmatched.CAMPUS_RULE,
+    ExclusionReason.MENTOR_NOT_AHEAD.value: ContractUnmatched.SENIORITY_RULE,
+    ExclusionReason.MENTOR_TOO_FAR_AHEAD.value: ContractUnmatched.SENIORITY_RULE,
+    ExclusionReason.MENTOR_HAS_NO_FREE_SLOT.value: ContractUnmatched.CAPACITY_EXHAUSTED,
+}
+
+
+def _unsent_reason(skip_reasons: Sequence[str]) -> ContractUnmatched:
+    """The contract's reason for a mentee whose proposals were all solved but none was sent."""
+    for code in skip_reasons:
+        if code in _SKIP_TO_CONTRACT:
+            return _SKIP_TO_CONTRACT[code]
+    if skip_reasons and all(c in {g.value for g in ParticipantGone} for c in skip_reasons):
+        return ContractUnmatched.NO_ELIGIBLE_MENTOR
+    # Blocked, same team or line, already matched, dropped by the coordinator or closed meanwhile.
+    return ContractUnmatched.BLOCKED_OR_EXCLUDED
+
+
+def completed_event(round_row: Row[Any], sent: Sequence[Row[Any]] | None = None) -> MatchRoundCompleted:
+    """The round as it was sent: figures over the proposals actually proposed (all solved ones when `sent` is None
+    and the report has no approval section), the certificate of the solve."""
     report = round_row.report
-    matched = report["matched_mentees"]
-    pairs = report["proposal_count"]
     unmatched = report["unmatched"]
     reasons: dict[str, int] = {}
     for u in unmatched:
         reasons[u["reason"]] = reasons.get(u["reason"], 0) + 1
+    if sent is None:
+        matched = report["matched_mentees"]
+        pairs = report["proposal_count"]
+        total, mean, low, high = report["total_score"], report["mean_score"], report["min_score"], report["max_score"]
+        distribution = [ScoreBucket.model_validate(b) for b in report["distribution"]]
+    else:
+        scores = [float(r.score) for r in sent]
+        sent_mentees = {str(r.mentee_person_id) for r in sent}
+        matched, pairs = len(sent_mentees), len(sent)
+        total = round(sum(scores), 6)
+        mean = round(total / len(scores), 6) if scores else None
+        low = min(scores) if scores else None
+        high = max(scores) if scores else None
+        distribution = [
+            ScoreBucket(lower=i / 10, upper=(i + 1) / 10, count=count) for i, count in enumerate(_histogram(scores))
+        ]
+        # Mentees the solve matched whose proposals were not sent: counted with why, once each.
+        unsent: dict[str, list[str]] = {}
+        for skipped in report.get("approval", {}).get("skipped", []):
+            unsent.setdefault(skipped["mentee_person_id"], []).extend(skipped["reasons"])
+        for dropped in report.get("approval", {}).get("dropped_by_coordinator", []):
+            unsent.setdefault(dropped, [])
+        for mentee, codes in unsent.items():
+            if mentee not in sent_mentees:
+                reason = _unsent_reason(codes).value
+                reasons[reason] = reasons.get(reason, 0) + 1
     certificate = report["certificate"]
+    achieved_gap = max(0, certificate["upper_bound"] - certificate["objective_weight"]) / SCORE_SCALE
     return MatchRoundCompleted(
         tenant_id=round_row.tenant_id,
         round_id=round_row.round_id,
@@ -154,17 +203,17 @@ def completed_event(round_row: Row[Any]) -> MatchRoundCompleted:
         # The contract counts mentees; in a mentor network one mentee may get several proposals.
         proposal_count=matched,
         unmatched_count=report["mentee_count"] - matched,
-        total_score=report["total_score"],
-        mean_score=report["mean_score"],
-        min_score=report["min_score"],
-        max_score=report["max_score"],
-        distribution=tuple(ScoreBucket.model_validate(b) for b in report["distribution"]) if pairs == matched else (),
+        total_score=total,
+        mean_score=mean,
+        min_score=low,
+        max_score=high,
+        distribution=tuple(distribution) if pairs == matched else (),
         unmatched_reasons=tuple(
             UnmatchedReasonCount(reason=ContractUnmatched(r), count=c) for r, c in sorted(reasons.items())
         ),
-        # The certificate's gap is in scaled score units (the matched bonus cancels out between bound and objective).
-        upper_bound=report["total_score"]
-        + max(0, certificate["upper_bound"] - certificate["objective_weight"]) / SCORE_SCALE,
+        # The certificate is the solve's (in scaled score units; the matched bonus cancels out between bound and
+        # objective): the bound stays the solved round's, whatever the approval left out.
+        upper_bound=report["total_score"] + achieved_gap,
         optimality_gap=certificate["optimality_gap"],
         proven_optimal=certificate["proven_optimal"],
         solver=report["solver"],
@@ -173,17 +222,30 @@ def completed_event(round_row: Row[Any]) -> MatchRoundCompleted:
     )
 
 
+def _histogram(scores: Sequence[float]) -> list[int]:
+    counts = [0] * 10
+    for score in scores:
+        counts[min(9, max(0, int(score * 10)))] += 1
+    return counts
+
+
 async def approve_round(
     session: AsyncSession,
     round_row: Row[Any],
+    data: ProgramData,
     selected: set[uuid.UUID] | None,
     now: datetime,
     window: timedelta,
 ) -> None:
-    """Send the chosen proposals (all when `selected` is None), drop the rest unsent, then MatchRoundCompleted."""
+    """Send the chosen proposals (all when `selected` is None) that still pass the hard rules now; drop the rest
+    unsent; record what was skipped and why in the round's report; then MatchRoundCompleted for what was sent.
+
+    The caller locks the round row and the round's mentors (`lock_mentor_seats`) before loading `data`, so the
+    capacity counted here cannot be taken by a concurrent request or approval until this transaction ends.
+    """
     if round_row.status != PENDING:
         raise ConflictError("this round was approved already")
-    pending = (
+    rows = (
         await session.execute(
             select(matches)
             .where(matches.c.round_id == round_row.round_id, matches.c.tenant_id == round_row.tenant_id)
@@ -191,25 +253,69 @@ async def approve_round(
             .with_for_update()
         )
     ).all()
+    pending = [r for r in rows if r.state == MatchState.PENDING_APPROVAL.value]
     if selected is not None:
-        unknown = selected - {r.match_id for r in pending if r.state == MatchState.PENDING_APPROVAL.value}
+        unknown = selected - {r.match_id for r in pending}
         if unknown:
             raise ConflictError(f"not pending proposals of this round: {', '.join(sorted(map(str, unknown)))}")
-    for row in pending:
-        if row.state != MatchState.PENDING_APPROVAL.value:
-            continue  # withdrawn meanwhile (e.g. a participant was erased)
-        if selected is None or row.match_id in selected:
-            await match_cases.approve(session, row, now, window)
-        else:
-            await match_cases.reject(session, row, now)
+    skipped_report: list[dict[str, Any]] = [
+        # Closed between the solve and the approval (erasure, withdrawal, another match activated): never sent.
+        _skipped_json(r, [r.decline_reason or r.state])
+        for r in rows
+        if r.state != MatchState.PENDING_APPROVAL.value
+    ]
+    chosen = [r for r in pending if selected is None or r.match_id in selected]
+    dropped = [r for r in pending if not (selected is None or r.match_id in selected)]
+    for row in dropped:
+        await match_cases.reject(session, row, now)
+    # The round's own proposals hold slots in `data`; they must not count against themselves.
+    others = data.without((str(r.mentee_person_id), str(r.mentor_person_id)) for r in pending)
+    by_id = {str(r.match_id): r for r in chosen}
+    verdict = recheck_proposals(
+        [
+            PendingProposal(str(r.match_id), str(r.mentee_person_id), str(r.mentor_person_id), float(r.score))
+            for r in chosen
+        ],
+        others.mentees,
+        others.mentors,
+        others.policy,
+        others.history(),
+        others.capacities(),
+    )
+    sent: list[Row[Any]] = []
+    for proposal in verdict.passed:
+        sent.append(await match_cases.approve(session, by_id[proposal.proposal_id], now, window))
+    for proposal, reasons in verdict.skipped:
+        await match_cases.skip(session, by_id[proposal.proposal_id], now)
+        skipped_report.append(_skipped_json(by_id[proposal.proposal_id], [r.value for r in reasons]))
+    report = {
+        **round_row.report,
+        "approval": {
+            "sent_count": len(sent),
+            "skipped_count": len(skipped_report),
+            "dropped_by_coordinator_count": len(dropped),
+            "skipped": sorted(skipped_report, key=lambda s: (s["mentee_person_id"], s["mentor_person_id"])),
+            "dropped_by_coordinator": sorted({str(r.mentee_person_id) for r in dropped}),
+        },
+    }
     updated = (
         await session.execute(
             update(rounds)
             .where(rounds.c.round_id == round_row.round_id, rounds.c.status == PENDING)
-            .values(status=APPROVED, approved_at=now)
+            .values(status=APPROVED, approved_at=now, report=report)
             .returning(rounds)
         )
     ).first()
     if updated is None:
         raise ConflictError("this round was approved already")
-    await add_events(session, [completed_event(updated)])
+    await add_events(session, [completed_event(updated, sent)])
+
+
+def _skipped_json(row: Row[Any], reasons: Sequence[str]) -> dict[str, Any]:
+    return {
+        "match_id": str(row.match_id),
+        "mentee_person_id": str(row.mentee_person_id),
+        "mentor_person_id": str(row.mentor_person_id),
+        "score": float(row.score),
+        "reasons": list(reasons),
+    }

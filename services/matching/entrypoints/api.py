@@ -22,7 +22,12 @@ from services.matching.application import choosing
 from services.matching.application import matches as match_cases
 from services.matching.application import rounds as round_cases
 from services.matching.application.errors import ConflictError, ForbiddenError, NotFoundError
-from services.matching.application.program_data import ProgramData, load_program, load_program_data
+from services.matching.application.program_data import (
+    ProgramData,
+    load_program,
+    load_program_data,
+    lock_mentor_seats,
+)
 from services.matching.application.translate import policy_of
 from services.matching.clock import Clock, SystemClock
 from services.matching.domain.lifecycle import IllegalTransitionError, MatchState, Party
@@ -136,6 +141,8 @@ async def request_mentor(
     """The mentee asks a mentor; the request counts as the mentee's acceptance and expires after the window."""
     if not principal.is_person(person_id):
         raise NotFoundError(f"mentee {person_id} not found")
+    # The mentor's seat is locked before anything is counted (see lock_mentor_seats).
+    await lock_mentor_seats(db, principal.tenant, program_id, [body.mentor_person_id])
     data = await _program_data(db, principal, program_id, now)
     match_id = await choosing.request_mentor(db, data, person_id, body.mentor_person_id, now.now())
     return _match_out(principal, await _load_match(db, match_id))
@@ -146,6 +153,7 @@ async def create_match(body: CreateMatch, principal: CoordinatorOrOperatorPrinci
     """A coordinator pairs two people by hand (both still accept; hard rules apply)."""
     if not principal.manages(body.program_id):
         raise NotFoundError(f"program {body.program_id} not found")
+    await lock_mentor_seats(db, principal.tenant, body.program_id, [body.mentor_person_id])
     data = await _program_data(db, principal, body.program_id, now)
     match_id = await choosing.coordinator_match(db, data, body.mentee_person_id, body.mentor_person_id, now.now())
     return _match_out(principal, await _load_match(db, match_id))
@@ -257,7 +265,12 @@ async def read_round(round_id: RoundId, principal: CoordinatorOrOperatorPrincipa
 async def approve_round(
     round_id: RoundId, body: ApproveRound, principal: CoordinatorOrOperatorPrincipal, db: Session, now: Now
 ) -> RoundOut:
-    """Send the round's proposals (all, or the listed ones; the rest are dropped unsent), then MatchRoundCompleted."""
+    """Send the round's proposals (all, or the listed ones; the rest are dropped unsent), then MatchRoundCompleted.
+
+    Each proposal is re-checked against the program as it is now (people who left, blocks, capacity, matches made
+    since the solve); those that no longer pass are not sent and are listed in `report.approval.skipped` with their
+    reason codes.
+    """
     row = (
         await db.execute(
             select(rounds)
@@ -267,10 +280,16 @@ async def approve_round(
     ).first()
     if row is None or not principal.manages(row.program_id):
         raise NotFoundError(f"round {round_id} not found")
+    mentors = await db.execute(
+        select(matches.c.mentor_person_id).where(
+            matches.c.round_id == round_id, matches.c.state == MatchState.PENDING_APPROVAL.value
+        )
+    )
+    await lock_mentor_seats(db, principal.tenant, row.program_id, mentors.scalars())
     data = await _program_data(db, principal, row.program_id, now)
     window = timedelta(days=data.program.matching_policy.request_window_days)
     selected = None if body.proposal_ids is None else set(body.proposal_ids)
-    await round_cases.approve_round(db, row, selected, now.now(), window)
+    await round_cases.approve_round(db, row, data, selected, now.now(), window)
     return await _round_out(db, principal, round_id)
 
 

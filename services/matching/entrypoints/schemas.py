@@ -185,6 +185,28 @@ class CertificateOut(BaseModel):
     statement: str
 
 
+class SkippedProposalOut(BaseModel):
+    match_id: uuid.UUID
+    mentee_person_id: uuid.UUID
+    mentor_person_id: uuid.UUID
+    score: float
+    reasons: list[str] = Field(
+        description=(
+            "Why the proposal was not sent: hard-rule codes (e.g. blocked_by_mentor, mentor_has_no_free_slot, "
+            "mentee_has_enough_mentors, already_matched), mentee_not_active / mentor_not_active, or the decline "
+            "reason of a proposal closed before the approval (e.g. participant_erased)."
+        )
+    )
+
+
+class ApprovalOut(BaseModel):
+    sent_count: int
+    skipped_count: int
+    dropped_by_coordinator_count: int
+    skipped: list[SkippedProposalOut]
+    dropped_by_coordinator: list[uuid.UUID] = Field(description="Mentees whose proposals the approval left out.")
+
+
 class RoundReportOut(BaseModel):
     objective: ObjectiveMode
     mentee_count: int
@@ -203,6 +225,9 @@ class RoundReportOut(BaseModel):
     solver: str
     seconds_scoring: float
     seconds_solving: float
+    approval: ApprovalOut | None = Field(
+        default=None, description="Set once approved: what the re-check against the current program sent and skipped."
+    )
 
 
 class RoundOut(BaseModel):
