@@ -3,7 +3,8 @@
 The body is read chunk by chunk from the request stream, cut into lines and whole CSV records, parsed and
 validated in batches of `IMPORT_BATCH_ROWS`, and each batch is written in its own transaction together with its
 events and the job's progress, so `GET /imports/{id}` shows progress from another request while the upload runs.
-Memory is bounded by one batch, whatever the file size.
+Batches are written one at a time in file order while the next ones are validated (`QUEUED_BATCHES`), so
+PostgreSQL and Python work at the same time. Memory is bounded by a few batches, whatever the file size.
 """
 
 from __future__ import annotations
