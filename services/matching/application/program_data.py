@@ -40,6 +40,7 @@ class ProgramData:
     mentor_capacity: dict[str, int]
     open_pairs: frozenset[tuple[str, str]]  # pending_approval, proposed, active
     active_pairs: frozenset[tuple[str, str]]
+    pending_pairs: frozenset[tuple[str, str]]  # round proposals waiting for approval (a subset of open_pairs)
     never_again: frozenset[tuple[str, str]]
     open_requests: Counter[str]  # open mentee requests per mentee
 
@@ -60,9 +61,13 @@ class ProgramData:
         """For a short list only active matches hold a mentee's slots (an open request does not stop browsing)."""
         return MatchHistory(ended_or_declined=self.never_again, active=self.active_pairs)
 
-    def without(self, pairs: Iterable[tuple[str, str]]) -> ProgramData:
-        """The program as if these open pairs were not there (a round's own proposals, re-checked at approval)."""
-        return replace(self, open_pairs=self.open_pairs - frozenset(pairs))
+    def as_sent(self) -> ProgramData:
+        """The program counting only what was sent (proposed or active): how an approval sees it.
+
+        Unsent round proposals reserve slots against requests and later rounds, but between rounds waiting for
+        approval the first one approved takes the slots; the others' proposals are re-checked when approved.
+        """
+        return replace(self, open_pairs=self.open_pairs - self.pending_pairs, pending_pairs=frozenset())
 
     def held_by_mentee(self, mentee_id: str) -> int:
         return sum(1 for mentee, _ in self.open_pairs if mentee == mentee_id)
@@ -111,6 +116,7 @@ async def load_program_data(session: AsyncSession, tenant: uuid.UUID, program_id
     ).all()
     open_pairs: set[tuple[str, str]] = set()
     active: set[tuple[str, str]] = set()
+    pending: set[tuple[str, str]] = set()
     never: set[tuple[str, str]] = set()
     requests: Counter[str] = Counter()
     for p in pairs:
@@ -120,6 +126,8 @@ async def load_program_data(session: AsyncSession, tenant: uuid.UUID, program_id
             open_pairs.add(pair)
             if state is MatchState.ACTIVE:
                 active.add(pair)
+            elif state is MatchState.PENDING_APPROVAL:
+                pending.add(pair)
             elif p.origin == "mentee_request":
                 requests[pair[0]] += 1
         elif state is MatchState.ENDED or (
@@ -138,6 +146,7 @@ async def load_program_data(session: AsyncSession, tenant: uuid.UUID, program_id
         mentor_capacity=capacity,
         open_pairs=frozenset(open_pairs),
         active_pairs=frozenset(active),
+        pending_pairs=frozenset(pending),
         never_again=frozenset(never),
         open_requests=requests,
     )

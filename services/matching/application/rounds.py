@@ -268,8 +268,8 @@ async def approve_round(
     dropped = [r for r in pending if not (selected is None or r.match_id in selected)]
     for row in dropped:
         await match_cases.reject(session, row, now)
-    # The round's own proposals hold slots in `data`; they must not count against themselves.
-    others = data.without((str(r.mentee_person_id), str(r.mentor_person_id)) for r in pending)
+    # Unsent proposals (this round's and other rounds') do not count against what is being sent now.
+    others = data.as_sent()
     by_id = {str(r.match_id): r for r in chosen}
     verdict = recheck_proposals(
         [
