@@ -354,11 +354,13 @@ async def write_batch(session: AsyncSession, target: ImportTarget, batch: Prepar
             await asyncio.sleep(0)  # let it send the statement
             snapshot = _Snapshots(target.tenant_id)
             events.extend(snapshot(rows[chosen[stored["id"]]], stored) for stored in written)
-        finally:
-            if enrolling is not None:
-                await asyncio.wait([enrolling])  # never leave a statement running on the session
-        if enrolling is not None:
-            events.extend(map(_EnrolmentEvents(target), enrolling.result()))
+            enrolment_rows = await enrolling if enrolling is not None else []
+        except BaseException:
+            if enrolling is not None and not enrolling.done():  # never leave a statement running on the session
+                enrolling.cancel()
+                await asyncio.wait([enrolling])
+            raise
+        events.extend(map(_EnrolmentEvents(target), enrolment_rows))
     await add_events(session, events)
     changed = sum(1 for e in events if isinstance(e, ProfileUpdated))
     failed_rows = len({e.row_number for e in errors})
