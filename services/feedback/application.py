@@ -66,6 +66,7 @@ async def apply_program_updated(session: AsyncSession, event: ProgramUpdated) ->
         "at_risk_threshold": event.at_risk_threshold,
         "pulse_window_days": event.pulse_window_days,
         "pulse_questions": [question.model_dump(mode="json") for question in event.pulse_questions],
+        "first_meeting_within_days": event.milestones.first_meeting_within_days,
     }
     # Full snapshots: apply only when newer than what we hold.
     if not await apply_snapshot(session, programs, {"program_id": event.program_id}, values):
@@ -143,12 +144,15 @@ async def apply_match_accepted(session: AsyncSession, event: MatchAccepted) -> N
         .where(matches.c.match_id == event.match_id)
         .values(
             started_on=started_on,
+            activated_at=event.activated_at,
             planned_end_on=ends_on,
             mentor_campus=campus.get(event.mentor_person_id) or UNKNOWN_LABEL,
             mentee_campus=campus.get(event.mentee_person_id) or UNKNOWN_LABEL,
             cohort=cohort or UNKNOWN_LABEL,
         )
     )
+    # Scheduling's meetings may have arrived before the match did (topics are not ordered against each other).
+    await repo.refresh_first_meeting(session, event.match_id)
 
 
 async def apply_match_ended(session: AsyncSession, event: MatchEnded) -> None:
@@ -251,7 +255,7 @@ async def apply_check_in_missed(session: AsyncSession, event: CheckInMissed, now
     await recompute_health(session, event.tenant_id, event.match_id, now)
 
 
-async def apply_meeting_completed(session: AsyncSession, event: MeetingCompleted) -> None:
+async def apply_meeting_completed(session: AsyncSession, event: MeetingCompleted, now: datetime) -> None:
     held_on = event.starts_at.date() if event.outcome is MeetingOutcome.HELD else None
     values = {"tenant_id": event.tenant_id, "match_id": event.match_id, "held_on": held_on, "sequence": event.sequence}
     await session.execute(
@@ -265,10 +269,16 @@ async def apply_meeting_completed(session: AsyncSession, event: MeetingCompleted
         await session.execute(
             update(check_ins).where(check_ins.c.check_in_id == event.check_in_id).values(completed=True)
         )
+    # The first held meeting clears no_first_meeting (and a held one marked missed later brings it back).
+    await repo.refresh_first_meeting(session, event.match_id)
+    await recompute_health(session, event.tenant_id, event.match_id, now)
 
 
-async def apply_profile_erased(session: AsyncSession, event: ProfileErased) -> None:
-    """Drop the person's free text and profile facts; their scores stay as anonymous report figures."""
+async def apply_profile_erased(session: AsyncSession, event: ProfileErased, now: datetime) -> None:
+    """Drop the person's free text and profile facts; their scores stay as anonymous report figures.
+
+    Their flagged concerns go with their text, so their active matches are assessed again without them.
+    """
     await session.execute(
         insert(people)
         .values(person_id=event.person_id, tenant_id=event.tenant_id, version=event.version, campus=None, erased=True)
@@ -304,6 +314,15 @@ async def apply_profile_erased(session: AsyncSession, event: ProfileErased) -> N
             and_(enrollments.c.person_id == event.person_id, enrollments.c.tenant_id == event.tenant_id)
         )
     )
+    active = await session.execute(
+        select(matches.c.match_id).where(
+            matches.c.tenant_id == event.tenant_id,
+            matches.c.ended_on.is_(None),
+            (matches.c.mentor_id == event.person_id) | (matches.c.mentee_id == event.person_id),
+        )
+    )
+    for match_id in active.scalars().all():
+        await recompute_health(session, event.tenant_id, match_id, now)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -329,7 +348,14 @@ async def recompute_health(session: AsyncSession, tenant_id: UUID, match_id: UUI
     )
     policy = health_policy(settings.at_risk_threshold, rating_keys)
     history = await repo.health_history(session, match, now)
-    assessment = assess_health(history, match.party_ids, policy)
+    assessment = assess_health(
+        history,
+        match.party_ids,
+        policy,
+        now=now,
+        first_meeting=repo.first_meeting_of(match, settings.first_meeting_within_days),
+        concerns_from=await repo.parties_with_open_concerns(session, match_id),
+    )
     step = step_risk(RiskState(at_risk=match.at_risk, since=match.at_risk_since), assessment, now, policy)
     reasons = [
         {
@@ -369,6 +395,30 @@ async def recompute_health(session: AsyncSession, tenant_id: UUID, match_id: UUI
             )
         ],
     )
+
+
+async def resolve_concerns(session: AsyncSession, match: repo.MatchRow, resolved_by: str, now: datetime) -> int:
+    """A coordinator has dealt with the match's flagged concerns: they stop holding it at risk; how many there were.
+
+    The notes stay readable to coordinators (the participant chose to share them); only the at-risk reason ends.
+    """
+    await repo.get_match(session, match.tenant_id, match.match_id, lock=True)  # serialise with pulse answers
+    resolved = await repo.resolve_concerns(session, match.tenant_id, match.match_id, resolved_by, now)
+    if resolved:
+        await recompute_health(session, match.tenant_id, match.match_id, now)
+    return resolved
+
+
+async def sweep_first_meeting_deadlines(session: AsyncSession, now: datetime, limit: int) -> int:
+    """Re-assess up to `limit` matches whose first-meeting deadline passed by `now` without a meeting.
+
+    Health is otherwise assessed when an event or an answer arrives; a match that simply never meets has neither,
+    so this is what marks it at risk once time passes. Returns how many matches were re-assessed.
+    """
+    claimed = await repo.claim_matches_past_first_meeting_deadline(session, now, limit)
+    for tenant_id, match_id in claimed:
+        await recompute_health(session, tenant_id, match_id, now)
+    return len(claimed)
 
 
 # ---------------------------------------------------------------------------------------------------------------

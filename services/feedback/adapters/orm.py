@@ -43,6 +43,8 @@ programs = Table(
     Column("at_risk_threshold", Float, nullable=False),
     Column("pulse_window_days", SmallInteger, nullable=False),
     Column("pulse_questions", JSONB, nullable=False),  # the contract's PulseQuestion list; [] = defaults
+    # Milestone "first meeting within N days of the match" (the contract's default until ProgramUpdated says more).
+    Column("first_meeting_within_days", SmallInteger, nullable=False, server_default=text("14")),
 )
 
 people = Table(
@@ -86,10 +88,19 @@ matches = Table(
     Column("health_reasons", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("at_risk", Boolean, nullable=False, server_default=text("false")),
     Column("at_risk_since", DateTime(timezone=True), nullable=True),
+    # From MatchAccepted; NULL while only other events named the match (its start is then not known precisely).
+    Column("activated_at", DateTime(timezone=True), nullable=True),
+    Column("first_meeting_on", Date, nullable=True),  # earliest held meeting; NULL: none held yet
     Index("ix_matches_program", "tenant_id", "program_id"),
     Index("ix_matches_mentor", "mentor_id"),
     Index("ix_matches_mentee", "mentee_id"),
     Index("ix_matches_at_risk", "tenant_id", "program_id", postgresql_where=text("at_risk")),
+    # The health sweeper's candidates: active matches that have not met yet.
+    Index(
+        "ix_matches_awaiting_first_meeting",
+        "activated_at",
+        postgresql_where=text("ended_on IS NULL AND first_meeting_on IS NULL AND activated_at IS NOT NULL"),
+    ),
 )
 
 check_ins = Table(
@@ -132,8 +143,16 @@ pulses = Table(
     Column("scores", JSONB(none_as_null=True), nullable=True),
     Column("notes", JSONB(none_as_null=True), nullable=True),  # private free text: never leaves the service
     Column("concern_flagged", Boolean, nullable=False, server_default=text("false")),
+    # A flagged concern keeps the match at risk until a coordinator resolves it (who and when, for the record).
+    Column("concern_resolved_at", DateTime(timezone=True), nullable=True),
+    Column("concern_resolved_by", Text, nullable=True),  # the coordinator's token subject
     Column("usefulness", SmallInteger, nullable=True),  # copied out of scores for the report's GROUP BY
     Index("ix_pulses_match", "match_id", "opened_at"),
+    Index(
+        "ix_pulses_open_concerns",
+        "match_id",
+        postgresql_where=text("concern_flagged AND concern_resolved_at IS NULL"),
+    ),
     Index("ix_pulses_respondent", "respondent_id", "opened_at"),
 )
 

@@ -8,13 +8,22 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.feedback.adapters.orm import agreements, check_ins, matches, programs, pulse_totals, pulses, surveys
+from services.feedback.adapters.orm import (
+    agreements,
+    check_ins,
+    matches,
+    meetings,
+    programs,
+    pulse_totals,
+    pulses,
+    surveys,
+)
 from services.feedback.domain.agreement import ExpectationsAgreement
-from services.feedback.domain.health import CheckInRecord
+from services.feedback.domain.health import CheckInRecord, FirstMeeting
 from services.feedback.domain.pulse import DEFAULT_QUESTIONS, Answer, Pulse, PulseConfig, PulseQuestion, QuestionKind
 from services.feedback.domain.reports import MENTEE, MENTOR
 from shared.events.values import PulseQuestionKind
@@ -22,6 +31,8 @@ from shared.events.values import PulseQuestionKind
 DEFAULT_PULSE_WINDOW = timedelta(days=7)
 DEFAULT_AT_RISK_THRESHOLD = 0.4
 DEFAULT_MIN_GROUP_SIZE = 5
+DEFAULT_FIRST_MEETING_WITHIN_DAYS = 14  # the contract's Milestones default
+NO_FIRST_MEETING_CODE = "no_first_meeting"
 PRIVATE_NOTE_QUESTION = next(question for question in DEFAULT_QUESTIONS if question.kind is QuestionKind.TEXT)
 
 
@@ -32,6 +43,7 @@ class ProgramSettings:
     at_risk_threshold: float
     min_group_size: int
     ends_on: date | None
+    first_meeting_within_days: int = DEFAULT_FIRST_MEETING_WITHIN_DAYS
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,8 @@ class MatchRow:
     at_risk_since: datetime | None
     health_score: float
     health_reasons: list[dict[str, Any]]
+    activated_at: datetime | None = None
+    first_meeting_on: date | None = None
 
     @property
     def party_ids(self) -> tuple[UUID, UUID]:
@@ -99,6 +113,7 @@ async def program_settings(session: AsyncSession, tenant_id: UUID, program_id: U
         at_risk_threshold=row.at_risk_threshold,
         min_group_size=row.min_group_size,
         ends_on=row.ends_on,
+        first_meeting_within_days=row.first_meeting_within_days,
     )
 
 
@@ -131,6 +146,8 @@ async def get_match(session: AsyncSession, tenant_id: UUID, match_id: UUID, *, l
         at_risk_since=row.at_risk_since,
         health_score=row.health_score,
         health_reasons=row.health_reasons,
+        activated_at=row.activated_at,
+        first_meeting_on=row.first_meeting_on,
     )
 
 
@@ -195,6 +212,80 @@ async def health_history(session: AsyncSession, match: MatchRow, now: datetime) 
     for pulse_row in answered:
         scores[pulse_row.check_in_id][pulse_row.respondent_id] = pulse_row.scores or {}
     return [CheckInRecord(due_at=row.due_at, missed=row.missed, scores=scores.get(row.check_in_id, {})) for row in rows]
+
+
+def first_meeting_of(match: MatchRow, within_days: int) -> FirstMeeting | None:
+    """The match's first-meeting milestone; None while its activation (MatchAccepted) is not known."""
+    if match.activated_at is None:
+        return None
+    return FirstMeeting(
+        activated_at=match.activated_at, within=timedelta(days=within_days), held=match.first_meeting_on is not None
+    )
+
+
+async def refresh_first_meeting(session: AsyncSession, match_id: UUID) -> None:
+    """Recompute the match's first meeting from its meetings (a later sequence can turn a held one into missed)."""
+    first_held = select(func.min(meetings.c.held_on)).where(meetings.c.match_id == match_id).scalar_subquery()
+    await session.execute(update(matches).where(matches.c.match_id == match_id).values(first_meeting_on=first_held))
+
+
+async def parties_with_open_concerns(session: AsyncSession, match_id: UUID) -> set[UUID]:
+    """Respondents of the match whose flagged concern no coordinator has resolved yet."""
+    rows = await session.execute(
+        select(pulses.c.respondent_id)
+        .where(pulses.c.match_id == match_id, pulses.c.concern_flagged, pulses.c.concern_resolved_at.is_(None))
+        .distinct()
+    )
+    return set(rows.scalars())
+
+
+async def resolve_concerns(
+    session: AsyncSession, tenant_id: UUID, match_id: UUID, resolved_by: str, now: datetime
+) -> int:
+    """Mark every open concern of the match resolved; how many there were."""
+    result = await session.execute(
+        update(pulses)
+        .where(
+            pulses.c.tenant_id == tenant_id,
+            pulses.c.match_id == match_id,
+            pulses.c.concern_flagged,
+            pulses.c.concern_resolved_at.is_(None),
+        )
+        .values(concern_resolved_at=now, concern_resolved_by=resolved_by)
+        .returning(pulses.c.pulse_id)
+    )
+    return len(result.all())
+
+
+async def claim_matches_past_first_meeting_deadline(
+    session: AsyncSession, now: datetime, limit: int
+) -> list[tuple[UUID, UUID]]:
+    """(tenant, match) of active matches past their first-meeting deadline, not yet assessed as such.
+
+    Rows are locked with SKIP LOCKED, so sweepers on several replicas share the work without a lease; once a
+    match's reasons include no_first_meeting it is no longer a candidate (each match is flagged once).
+    """
+    within_days = func.coalesce(programs.c.first_meeting_within_days, DEFAULT_FIRST_MEETING_WITHIN_DAYS)
+    query = (
+        select(matches.c.tenant_id, matches.c.match_id)
+        .select_from(
+            matches.outerjoin(
+                programs,
+                and_(programs.c.program_id == matches.c.program_id, programs.c.tenant_id == matches.c.tenant_id),
+            )
+        )
+        .where(
+            matches.c.ended_on.is_(None),
+            matches.c.first_meeting_on.is_(None),
+            matches.c.activated_at.is_not(None),
+            matches.c.activated_at + func.make_interval(0, 0, 0, within_days) < now,
+            ~matches.c.health_reasons.contains([{"code": NO_FIRST_MEETING_CODE}]),
+        )
+        .order_by(matches.c.activated_at)
+        .limit(limit)
+        .with_for_update(of=matches, skip_locked=True)
+    )
+    return [(row.tenant_id, row.match_id) for row in (await session.execute(query)).all()]
 
 
 def pulse_from_row(row: Any) -> Pulse:

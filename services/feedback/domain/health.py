@@ -4,13 +4,24 @@ The score in [0, 1] blends recency-weighted pulse ratings with check-in attendan
 falling rating trend and for one partner going silent. The state machine turns scores into MatchAtRisk-style
 transitions: "entered at risk" once when the score drops below the program's threshold, "recovered" only when it
 climbs back above threshold + margin (hysteresis, so a score hovering at the threshold does not flap).
+
+Two reasons are not measures but facts a coordinator must act on, so they mark the match at risk whatever the score
+(and hold recovery off while they last); the score itself stays the ratings-and-attendance measure:
+
+- ``no_first_meeting``: the match has been active longer than the program's first-meeting milestone ("first meeting
+  within N days of the match") and no meeting has been held. It goes away once a meeting is held.
+- ``concern_flagged``: a participant flagged a concern in a pulse. It lasts until a coordinator of the program
+  resolves it: a concern is a request for a coordinator's attention, so it must not disappear because the
+  participant's next pulse happens to be calm, nor while nobody has looked at it.
+
+When the last such reason goes away, recovery follows the usual hysteresis rule on the score.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Self
 from uuid import UUID
@@ -67,13 +78,19 @@ class ReasonCode(StrEnum):
     FALLING_RATINGS = "falling_ratings"
     MISSED_CHECK_INS = "missed_check_ins"
     PARTNER_SILENT = "partner_silent"
+    NO_FIRST_MEETING = "no_first_meeting"
+    CONCERN_FLAGGED = "concern_flagged"
+
+
+#: Reasons that mark a match at risk whatever its score, and keep it there while they last.
+OVERRIDING_REASONS = frozenset({ReasonCode.NO_FIRST_MEETING, ReasonCode.CONCERN_FLAGGED})
 
 
 @dataclass(frozen=True)
 class Reason:
     code: ReasonCode
     detail: str
-    party_id: UUID | None = None  # for PARTNER_SILENT: who went silent (coordinators only)
+    party_id: UUID | None = None  # PARTNER_SILENT: who went silent; CONCERN_FLAGGED: who flagged (coordinators only)
 
 
 @dataclass(frozen=True)
@@ -81,11 +98,57 @@ class HealthAssessment:
     score: float
     reasons: tuple[Reason, ...]
 
+    @property
+    def needs_attention(self) -> bool:
+        """A reason holds that marks the match at risk whatever the score."""
+        return any(reason.code in OVERRIDING_REASONS for reason in self.reasons)
+
+
+@dataclass(frozen=True)
+class FirstMeeting:
+    """The first-meeting milestone of one match: when it became active, the program's N days, whether it met."""
+
+    activated_at: datetime
+    within: timedelta
+    held: bool
+
+    @property
+    def deadline(self) -> datetime:
+        return self.activated_at + self.within
+
+    def overdue(self, now: datetime) -> bool:
+        """Active for longer than the milestone allows, and no meeting held yet."""
+        return not self.held and now > self.deadline
+
 
 def assess_health(
-    check_ins: Sequence[CheckInRecord], party_ids: tuple[UUID, UUID], policy: HealthPolicy | None = None
+    check_ins: Sequence[CheckInRecord],
+    party_ids: tuple[UUID, UUID],
+    policy: HealthPolicy | None = None,
+    *,
+    now: datetime | None = None,
+    first_meeting: FirstMeeting | None = None,
+    concerns_from: Collection[UUID] = (),
 ) -> HealthAssessment:
+    """Score the match and give the reasons.
+
+    ``first_meeting`` (checked at ``now``; unknown start: ``None``) and ``concerns_from`` (parties with a flagged
+    concern no coordinator has resolved) add the overriding reasons; they do not change the score.
+    """
     policy = policy or HealthPolicy()
+    overriding: list[Reason] = []
+    if first_meeting is not None and now is not None and first_meeting.overdue(now):
+        days = first_meeting.within.days
+        overriding.append(Reason(ReasonCode.NO_FIRST_MEETING, f"no meeting held within {days} days of the match"))
+    for party_id in sorted(set(concerns_from) & set(party_ids), key=party_ids.index):
+        overriding.append(Reason(ReasonCode.CONCERN_FLAGGED, "a concern flagged in a pulse is not resolved", party_id))
+    measured = _assess_check_ins(check_ins, party_ids, policy)
+    return HealthAssessment(score=measured.score, reasons=measured.reasons + tuple(overriding))
+
+
+def _assess_check_ins(
+    check_ins: Sequence[CheckInRecord], party_ids: tuple[UUID, UUID], policy: HealthPolicy
+) -> HealthAssessment:
     recent = sorted(check_ins, key=lambda record: record.due_at)[-policy.window :]
     if not recent:
         return HealthAssessment(score=1.0, reasons=())
@@ -178,9 +241,14 @@ class RiskStep:
 
 
 def step_risk(state: RiskState, assessment: HealthAssessment, now: datetime, policy: HealthPolicy) -> RiskStep:
-    """Advance the match's at-risk state by one assessment; a transition is emitted only on a crossing."""
-    if not state.at_risk and assessment.score < policy.at_risk_below:
+    """Advance the match's at-risk state by one assessment; a transition is emitted only on a crossing.
+
+    An overriding reason (see the module's docstring) enters at risk whatever the score and blocks recovery; a
+    reason added while the match is already at risk is no new crossing.
+    """
+    if not state.at_risk and (assessment.score < policy.at_risk_below or assessment.needs_attention):
         return RiskStep(RiskState(at_risk=True, since=now), RiskTransition.ENTERED_AT_RISK, assessment)
-    if state.at_risk and assessment.score >= policy.at_risk_below + policy.recovery_margin:
+    recovered = assessment.score >= policy.at_risk_below + policy.recovery_margin
+    if state.at_risk and recovered and not assessment.needs_attention:
         return RiskStep(RiskState(at_risk=False, since=now), RiskTransition.RECOVERED, assessment)
     return RiskStep(state, None, assessment)

@@ -5,7 +5,9 @@ Who sees what (privacy rules of issue 6, enforced here with the domain's `privac
   never the partner's pulse ratings or notes (a partner's pulse is a 404, not even its existence shows);
 - a coordinator of the program sees ratings, and notes only when the respondent flagged a concern;
 - reports hide every group smaller than the program's minimum size, including by subtraction;
-- operators get reports and at-risk lists, never individual feedback (they run the platform, not the program).
+- operators get reports and at-risk lists, never individual feedback (they run the platform, not the program);
+- a concern flagged in a pulse keeps the match at risk (reason `concern_flagged`) until a coordinator of the
+  program resolves it (`POST /matches/{match_id}/concerns/resolve`); the note itself stays inside the service.
 A resource of another tenant, or of a program the caller does not run, is a 404.
 
 Pulses close lazily: a pulse's status is computed from its `closes_at` whenever it is read or answered, so no
@@ -54,7 +56,15 @@ from services.feedback.domain.pulse import (
 )
 from services.feedback.domain.reports import DIMENSIONS, METRICS, ProgramReport, report_to_csv
 from services.feedback.settings import clock_of
-from shared.auth import AnyRolePrincipal, CoordinatorOrOperatorPrincipal, ParticipantPrincipal, Principal, install_auth
+from shared.auth import (
+    AnyRolePrincipal,
+    CoordinatorOrOperatorPrincipal,
+    ParticipantPrincipal,
+    Principal,
+    Role,
+    install_auth,
+    require_roles,
+)
 from shared.clock import Clock
 from shared.events.values import FeedbackKind
 from shared.service import Runtime, Transaction, create_service_app
@@ -478,6 +488,42 @@ async def list_at_risk_matches(
     ]
 
 
+CoordinatorPrincipal = Annotated[Principal, Depends(require_roles(Role.COORDINATOR))]
+
+
+class ConcernsResolvedOut(BaseModel):
+    match_id: UUID
+    resolved: int = Field(description="How many flagged concerns this call resolved.")
+    at_risk: bool = Field(description="Whether the match is still at risk (other reasons may hold it there).")
+    reasons: list[ReasonOut]
+
+
+concern_router = APIRouter(tags=["programs"])
+
+
+@concern_router.post("/matches/{match_id}/concerns/resolve", responses={**NOT_FOUND, **CONFLICT})
+async def resolve_match_concerns(
+    match_id: MatchId, principal: CoordinatorPrincipal, session: Session, now: Now
+) -> ConcernsResolvedOut:
+    """A coordinator of the program has dealt with the concerns flagged on this match: they stop holding it at
+    risk (recovery then follows the usual rules). 409 when there is no open concern."""
+    match = await repo.get_match(session, principal.tenant, match_id)
+    # A party of the match (even one who also coordinates) does not handle concerns about their own relationship.
+    if match is None or principal.person_id in match.party_ids or not principal.coordinates(match.program_id):
+        raise _not_found()
+    resolved = await app_logic.resolve_concerns(session, match, principal.subject, now)
+    if not resolved:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this match has no open concern")
+    after = await repo.get_match(session, principal.tenant, match_id)
+    assert after is not None
+    return ConcernsResolvedOut(
+        match_id=match_id,
+        resolved=resolved,
+        at_risk=after.at_risk,
+        reasons=[ReasonOut.model_validate(reason) for reason in after.health_reasons],
+    )
+
+
 class ReportRowOut(BaseModel):
     breakdown: list[str] = Field(description="Dimensions of this row; empty for the grand total.")
     program: str | None = None
@@ -570,4 +616,5 @@ def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
     app.include_router(agreement_router)
     app.include_router(pulse_router)
     app.include_router(program_router)
+    app.include_router(concern_router)
     return app

@@ -31,7 +31,8 @@ EventHandler = Callable[[AsyncSession, EventEnvelope[EventData]], Awaitable[None
 def make_handler(clock: Clock | None = None) -> EventHandler:
     """The projection's handler; events it does not need (e.g. MatchProposed) are acknowledged and ignored.
 
-    `clock` (default: the system's) decides which check-ins are already due when the match's health is assessed.
+    `clock` (default: the system's) decides which check-ins are already due, and whether the first-meeting
+    milestone has passed, when the match's health is assessed.
     """
     service_clock: Clock = clock or SystemClock()
 
@@ -45,7 +46,7 @@ def make_handler(clock: Clock | None = None) -> EventHandler:
             case EnrollmentChanged():
                 await app.apply_enrollment_changed(session, data)
             case ProfileErased():
-                await app.apply_profile_erased(session, data)
+                await app.apply_profile_erased(session, data, service_clock.now())
             case MatchAccepted():
                 await app.apply_match_accepted(session, data)
             case MatchEnded():
@@ -55,7 +56,7 @@ def make_handler(clock: Clock | None = None) -> EventHandler:
             case CheckInMissed():
                 await app.apply_check_in_missed(session, data, service_clock.now())
             case MeetingCompleted():
-                await app.apply_meeting_completed(session, data)
+                await app.apply_meeting_completed(session, data, service_clock.now())
             case _:
                 return
 

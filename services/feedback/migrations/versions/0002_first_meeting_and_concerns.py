@@ -1,0 +1,58 @@
+"""first-meeting milestone and resolvable concerns for the at-risk reasons no_first_meeting and concern_flagged
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-23 20:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "programs",
+        sa.Column("first_meeting_within_days", sa.SmallInteger(), server_default=sa.text("14"), nullable=False),
+    )
+    op.add_column("matches", sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("matches", sa.Column("first_meeting_on", sa.Date(), nullable=True))
+    # Existing matches: their start day is the best known start; their first meeting comes from the projection.
+    op.execute("UPDATE matches SET activated_at = started_on::timestamp AT TIME ZONE 'UTC'")
+    op.execute(
+        "UPDATE matches SET first_meeting_on = held.first_on "
+        "FROM (SELECT match_id, min(held_on) AS first_on FROM meetings WHERE held_on IS NOT NULL GROUP BY match_id) "
+        "AS held WHERE held.match_id = matches.match_id"
+    )
+    op.create_index(
+        "ix_matches_awaiting_first_meeting",
+        "matches",
+        ["activated_at"],
+        unique=False,
+        postgresql_where=sa.text("ended_on IS NULL AND first_meeting_on IS NULL AND activated_at IS NOT NULL"),
+    )
+    op.add_column("pulses", sa.Column("concern_resolved_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("pulses", sa.Column("concern_resolved_by", sa.Text(), nullable=True))
+    op.create_index(
+        "ix_pulses_open_concerns",
+        "pulses",
+        ["match_id"],
+        unique=False,
+        postgresql_where=sa.text("concern_flagged AND concern_resolved_at IS NULL"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_pulses_open_concerns", table_name="pulses")
+    op.drop_column("pulses", "concern_resolved_by")
+    op.drop_column("pulses", "concern_resolved_at")
+    op.drop_index("ix_matches_awaiting_first_meeting", table_name="matches")
+    op.drop_column("matches", "first_meeting_on")
+    op.drop_column("matches", "activated_at")
+    op.drop_column("programs", "first_meeting_within_days")
