@@ -106,6 +106,10 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> None
         return
     person = event.person_id
     involves = or_(matches.c.mentee_person_id == person, matches.c.mentor_person_id == person)
+    # Enrolment rows before match rows, the order in which requests and approvals lock them (no deadlock cycle).
+    await session.execute(
+        delete(enrolments).where(enrolments.c.tenant_id == event.tenant_id, enrolments.c.person_id == person)
+    )
     await _close_all_open(
         session,
         event.tenant_id,
@@ -125,9 +129,6 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> None
             shortlist_exposure.c.tenant_id == event.tenant_id,
             or_(shortlist_exposure.c.mentee_person_id == person, shortlist_exposure.c.mentor_person_id == person),
         )
-    )
-    await session.execute(
-        delete(enrolments).where(enrolments.c.tenant_id == event.tenant_id, enrolments.c.person_id == person)
     )
 
 
