@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -127,6 +127,24 @@ def check_in_missed(people: People, due_at: datetime, check_in: UUID | None = No
         due_at=due_at,
         missed_at=due_at,
         occurrence_key=f"{people.match}:regular:{check_in}",
+    )
+
+
+def meeting_completed(
+    people: People, starts_at: datetime, *, held: bool = True, meeting: UUID | None = None, sequence: int = 0
+) -> EventData:
+    """Scheduling's MeetingCompleted for the pair: held (default) or missed."""
+    return samples.meeting_completed(
+        tenant_id=people.tenant,
+        program_id=people.program,
+        match_id=people.match,
+        meeting_id=meeting or uuid4(),
+        check_in_id=None,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=45),
+        organiser_person_id=people.mentee,
+        outcome="held" if held else "missed",
+        sequence=sequence,
     )
 
 

@@ -20,6 +20,7 @@ from services.feedback.tests.integration.support import (
     consumer,
     count,
     eventually,
+    meeting_completed,
     program,
     read_events,
     token,
@@ -129,6 +130,7 @@ async def test_a_match_enters_at_risk_once_and_leaves_it_on_recovery(
         producer,
         program(people),  # at-risk threshold 0.4
         accepted(people, now - timedelta(days=40)),
+        meeting_completed(people, now - timedelta(days=38)),  # they met once, then stopped checking in
         first_missed,
         check_in_missed(people, now - timedelta(days=14)),
         first_missed,  # redelivered
@@ -141,7 +143,7 @@ async def test_a_match_enters_at_risk_once_and_leaves_it_on_recovery(
         ).json()
         return listed
 
-    assert await eventually(lambda: _inbox_at_least(runtime, 4))
+    assert await eventually(lambda: _inbox_at_least(runtime, 5))
     [listed] = await eventually(at_risk_list)
     assert listed["match_id"] == str(people.match)
     assert "missed_check_ins" in {reason["code"] for reason in listed["reasons"]}

@@ -4,8 +4,10 @@ from uuid import UUID
 
 from services.feedback.domain.health import (
     CheckInRecord,
+    FirstMeeting,
     HealthAssessment,
     HealthPolicy,
+    Reason,
     ReasonCode,
     RiskState,
     RiskTransition,
@@ -120,3 +122,71 @@ def test_a_declining_match_enters_at_risk_with_its_reasons() -> None:
     step = step_risk(RiskState(), assessment, START, POLICY)
     assert step.transition is RiskTransition.ENTERED_AT_RISK
     assert {ReasonCode.LOW_RATINGS, ReasonCode.FALLING_RATINGS, ReasonCode.MISSED_CHECK_INS} <= codes(step.assessment)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Overriding reasons: no first meeting, a flagged concern
+
+FORTNIGHT = timedelta(days=14)
+
+
+def not_met(activated_at: datetime = START) -> FirstMeeting:
+    return FirstMeeting(activated_at=activated_at, within=FORTNIGHT, held=False)
+
+
+def test_a_match_without_a_first_meeting_after_n_days_is_at_risk_whatever_its_score() -> None:
+    now = START + FORTNIGHT + timedelta(seconds=1)
+    assessment = assess_health([], PARTIES, now=now, first_meeting=not_met())
+    assert assessment.score == 1.0  # the score stays the ratings measure; the reason overrides it
+    assert codes(assessment) == {ReasonCode.NO_FIRST_MEETING}
+    step = step_risk(RiskState(), assessment, now, POLICY)
+    assert step.transition is RiskTransition.ENTERED_AT_RISK
+
+
+def test_the_first_meeting_is_not_overdue_on_the_last_day_of_the_milestone() -> None:
+    # "within 14 days": activated at 1 Sep 00:00, the deadline is 15 Sep 00:00; at that instant it is not late yet.
+    assert not_met().deadline == datetime(2025, 9, 15, tzinfo=UTC)
+    assert codes(assess_health([], PARTIES, now=START + FORTNIGHT, first_meeting=not_met())) == set()
+
+
+def test_a_held_meeting_means_no_first_meeting_reason_however_late() -> None:
+    met = FirstMeeting(activated_at=START, within=FORTNIGHT, held=True)
+    assert codes(assess_health([], PARTIES, now=START + timedelta(days=200), first_meeting=met)) == set()
+
+
+def test_without_a_known_start_or_clock_the_first_meeting_is_not_judged() -> None:
+    late = START + timedelta(days=60)
+    assert codes(assess_health([], PARTIES, now=late, first_meeting=None)) == set()
+    assert codes(assess_health([], PARTIES, first_meeting=not_met())) == set()
+
+
+def test_a_flagged_concern_marks_a_healthy_match_at_risk_at_once_naming_who_flagged() -> None:
+    assessment = assess_health(rated(5, 5, 5), PARTIES, concerns_from={MENTEE})
+    assert assessment.score > 0.9
+    [reason] = assessment.reasons
+    assert (reason.code, reason.party_id) == (ReasonCode.CONCERN_FLAGGED, MENTEE)
+    assert step_risk(RiskState(), assessment, START, POLICY).transition is RiskTransition.ENTERED_AT_RISK
+
+
+def test_a_concern_from_someone_outside_the_match_is_ignored() -> None:
+    assert codes(assess_health(rated(5, 5), PARTIES, concerns_from={UUID(int=99)})) == set()
+
+
+def test_an_overriding_reason_holds_recovery_off_until_it_goes_away_then_hysteresis_applies() -> None:
+    at_risk = RiskState(at_risk=True, since=START)
+    # Score 1.0 would recover, but the concern is still open.
+    held = step_risk(
+        at_risk, HealthAssessment(1.0, (Reason(ReasonCode.CONCERN_FLAGGED, "open", MENTEE),)), START, POLICY
+    )
+    assert (held.state.at_risk, held.transition) == (True, None)
+    # The concern resolved with a score of 0.55: below 0.5 + 0.1, so still at risk (hysteresis).
+    assert step_risk(at_risk, HealthAssessment(0.55, ()), START, POLICY).transition is None
+    # At 0.6 it recovers.
+    assert step_risk(at_risk, HealthAssessment(0.6, ()), START, POLICY).transition is RiskTransition.RECOVERED
+
+
+def test_a_match_already_at_risk_for_low_ratings_gets_no_second_crossing_from_a_concern() -> None:
+    at_risk = RiskState(at_risk=True, since=START)
+    assessment = assess_health(rated(1, 1, 1), PARTIES, concerns_from={MENTOR})
+    assert {ReasonCode.CONCERN_FLAGGED, ReasonCode.LOW_RATINGS} <= codes(assessment)
+    assert step_risk(at_risk, assessment, START, POLICY).transition is None

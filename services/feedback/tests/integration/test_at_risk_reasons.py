@@ -1,0 +1,282 @@
+"""The at-risk reasons that are facts rather than measures, on the real PostgreSQL and Kafka-protocol broker:
+no first meeting by the program's milestone (found by the health sweeper as time passes) and a flagged concern
+(at risk at once, until a coordinator resolves it)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+
+from services.feedback.entrypoints.handlers import CONSUMED_TOPICS
+from services.feedback.sweeper import sweep_health
+from services.feedback.tests.integration.support import (
+    People,
+    accepted,
+    apply,
+    check_in_due,
+    consumer,
+    count,
+    eventually,
+    meeting_completed,
+    program,
+    read_events,
+    token,
+)
+from shared.clock import MovableClock, SystemClock
+from shared.events.envelope import EventEnvelope, decode, encode
+from shared.events.models import EventData, MatchAtRisk
+from shared.events.registry import FEEDBACK_TOPIC
+from shared.events.values import AtRiskReason
+from shared.messaging.kafka import ensure_topics, make_producer
+from shared.messaging.outbox import OutboxRelay
+from shared.service import Runtime
+
+pytestmark = pytest.mark.integration
+
+GOOD = {"usefulness": 5, "trust": 5, "meeting_happened": True, "goal_progress": 80}
+MILESTONE = timedelta(days=14)  # the sample program's "first meeting within 14 days"
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    await ensure_topics(kafka_bootstrap, [*CONSUMED_TOPICS, FEEDBACK_TOPIC])
+    started = make_producer(kafka_bootstrap)
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def running_consumer(runtime: Runtime, kafka_bootstrap: str, unique: str) -> AsyncIterator[None]:
+    runner = consumer(runtime, kafka_bootstrap, f"feedback-risk-{unique}")
+    task = asyncio.create_task(runner.run())
+    yield
+    runner.stop()
+    await asyncio.wait_for(task, 30)
+
+
+async def publish_and_wait(runtime: Runtime, producer: AIOKafkaProducer, *events: EventData) -> None:
+    """Publish, then wait until the consumer has handled every one of them (their ids are in the inbox)."""
+    envelopes = [EventEnvelope.wrap(event) for event in events]
+    for envelope in envelopes:
+        topic, key, value, headers = encode(envelope)
+        await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    ids = [str(envelope.id) for envelope in envelopes]
+
+    async def all_handled() -> bool:
+        sql = "SELECT count(*) FROM inbox WHERE event_id = ANY(:ids)"
+        return await count(runtime, sql, ids=ids) == len(ids)
+
+    assert await eventually(all_handled), "the consumer did not handle the published events"
+
+
+async def outbox_at_risk(runtime: Runtime, people: People) -> list[MatchAtRisk]:
+    async with runtime.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT headers, value FROM outbox ORDER BY id"))).all()
+    events = (decode([(k, v.encode()) for k, v in headers.items()], value).data for headers, value in rows)
+    return [event for event in events if isinstance(event, MatchAtRisk) and event.match_id == people.match]
+
+
+async def published_transitions(
+    runtime: Runtime, producer: AIOKafkaProducer, bootstrap: str, unique: str, people: People, expected: int
+) -> list[MatchAtRisk]:
+    """Relay the outbox to the broker and read back this match's MatchAtRisk events from the feedback topic."""
+    await OutboxRelay(runtime.engine, producer, service=f"feedback-{unique}").drain()
+
+    def mine(events: list[EventData]) -> list[MatchAtRisk]:
+        return [e for e in events if isinstance(e, MatchAtRisk) and e.match_id == people.match]
+
+    return mine(await read_events(bootstrap, FEEDBACK_TOPIC, lambda events: len(mine(events)) >= expected))
+
+
+async def at_risk_list(client: httpx.AsyncClient, runtime: Runtime, people: People) -> list[dict[str, Any]]:
+    coordinator = token(runtime, people.tenant, coordinator_of=(people.program,))
+    response = await client.get(f"/programs/{people.program}/at-risk", headers=coordinator)
+    assert response.status_code == 200, response.text
+    listed: list[dict[str, Any]] = response.json()
+    return listed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# No first meeting
+
+
+async def test_a_match_that_never_meets_is_at_risk_once_its_milestone_passes_exactly_once_until_a_meeting_is_held(
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    producer: AIOKafkaProducer,
+    running_consumer: None,
+    kafka_bootstrap: str,
+    unique: str,
+) -> None:
+    people = People.fresh()
+    activated = datetime.now(UTC) - timedelta(days=20)
+    await publish_and_wait(runtime, producer, program(people), accepted(people, activated))
+    clock = MovableClock(activated + MILESTONE - timedelta(minutes=1))
+
+    # Nothing happens on the match. Just before the deadline the sweeper finds nothing to do...
+    assert await sweep_health(runtime.sessions, clock, batch_size=10) == 0
+    assert await outbox_at_risk(runtime, people) == []
+    # ...and once time has passed it, the match is at risk for that reason alone.
+    clock.set(activated + MILESTONE + timedelta(minutes=1))
+    assert await sweep_health(runtime.sessions, clock, batch_size=10) == 1
+    [listed] = await at_risk_list(client, runtime, people)
+    assert [reason["code"] for reason in listed["reasons"]] == ["no_first_meeting"]
+
+    # Later sweeps and later events re-assess it without a second MatchAtRisk.
+    clock.advance(timedelta(days=3))
+    assert await sweep_health(runtime.sessions, clock, batch_size=10) == 0
+    await publish_and_wait(runtime, producer, check_in_due(people, datetime.now(UTC) - timedelta(minutes=1)))
+    assert len(await outbox_at_risk(runtime, people)) == 1
+
+    # A held meeting clears the reason; with nothing else wrong the match recovers.
+    await publish_and_wait(runtime, producer, meeting_completed(people, datetime.now(UTC) - timedelta(hours=2)))
+    assert await at_risk_list(client, runtime, people) == []
+
+    seen = await published_transitions(runtime, producer, kafka_bootstrap, unique, people, expected=2)
+    assert [event.at_risk for event in seen] == [True, False]
+    assert seen[0].reasons == (AtRiskReason.NO_FIRST_MEETING,)
+    assert seen[0].evaluated_at == activated + MILESTONE + timedelta(minutes=1)
+
+
+async def test_the_deadline_is_the_programs_milestone_and_a_meeting_marked_missed_is_no_first_meeting(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    people = People.fresh()
+    activated = datetime.now(UTC) - timedelta(days=20)
+    await apply(runtime, program(people, milestones={"first_meeting_within_days": 30}), accepted(people, activated))
+    await apply(runtime, meeting_completed(people, activated + timedelta(days=2), held=False))
+    clock = MovableClock(activated + timedelta(days=29))
+    assert await sweep_health(runtime.sessions, clock, batch_size=10) == 0
+
+    clock.set(activated + timedelta(days=31))
+    assert await sweep_health(runtime.sessions, clock, batch_size=10) == 1
+    assert [entry["match_id"] for entry in await at_risk_list(client, runtime, people)] == [str(people.match)]
+
+
+async def test_a_meeting_held_before_the_match_arrived_counts_as_the_first_meeting(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    people = People.fresh()
+    activated = datetime.now(UTC) - timedelta(days=20)
+    # Scheduling's topic is not ordered against matching's: the meeting may come first.
+    await apply(runtime, program(people), meeting_completed(people, activated + timedelta(days=3)))
+    await apply(runtime, accepted(people, activated))
+    assert await sweep_health(runtime.sessions, SystemClock(), batch_size=10) == 0
+    assert await at_risk_list(client, runtime, people) == []
+
+
+async def test_the_sweeper_goes_through_more_matches_than_one_batch(runtime: Runtime) -> None:
+    activated = datetime.now(UTC) - timedelta(days=20)
+    tenant, program_id = People.fresh().tenant, People.fresh().program
+    pairs = [People.fresh(tenant, program_id) for _ in range(5)]
+    await apply(runtime, program(pairs[0]), *(accepted(people, activated) for people in pairs))
+    assert await sweep_health(runtime.sessions, SystemClock(), batch_size=2) == 5
+    assert await count(runtime, "SELECT count(*) FROM matches WHERE at_risk") == 5
+    assert await sweep_health(runtime.sessions, SystemClock(), batch_size=2) == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Concern flagged
+
+
+@pytest.fixture
+async def met_pair(runtime: Runtime) -> People:
+    """A match that met in its first week and has one check-in open now."""
+    people = People.fresh()
+    activated = datetime.now(UTC) - timedelta(days=20)
+    await apply(runtime, program(people), accepted(people, activated))
+    await apply(runtime, meeting_completed(people, activated + timedelta(days=5)))
+    await apply(runtime, check_in_due(people, datetime.now(UTC) - timedelta(hours=1)))
+    return people
+
+
+async def answer_open_pulse(
+    client: httpx.AsyncClient, runtime: Runtime, people: People, person: Any, body: dict[str, Any]
+) -> None:
+    headers = token(runtime, people.tenant, person=person)
+    [pulse] = (await client.get("/me/pulses", params={"status": "open"}, headers=headers)).json()
+    answered = await client.post(f"/pulses/{pulse['pulse_id']}/answers", json=body, headers=headers)
+    assert answered.status_code == 200, answered.text
+
+
+async def test_a_flagged_concern_marks_a_match_at_risk_at_once_whatever_the_score_without_its_text_leaving(
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    unique: str,
+    met_pair: People,
+) -> None:
+    note = "my mentor made remarks about my accent that upset me"
+    body = {"answers": {**GOOD, "private_note": note}, "concern_flagged": True}
+    await answer_open_pulse(client, runtime, met_pair, met_pair.mentee, body)
+
+    [listed] = await at_risk_list(client, runtime, met_pair)
+    assert listed["health_score"] == 1.0
+    assert [(r["code"], r["party_id"]) for r in listed["reasons"]] == [("concern_flagged", str(met_pair.mentee))]
+    # The partner sees no at-risk list at all.
+    partner = token(runtime, met_pair.tenant, person=met_pair.mentor)
+    assert (await client.get(f"/programs/{met_pair.program}/at-risk", headers=partner)).status_code in {403, 404}
+    async with runtime.engine.connect() as conn:
+        outbox = b"".join(bytes(row.value) for row in await conn.execute(text("SELECT value FROM outbox")))
+    assert b"accent" not in outbox
+
+    seen = await published_transitions(runtime, producer, kafka_bootstrap, unique, met_pair, expected=1)
+    assert [(event.at_risk, event.reasons) for event in seen] == [(True, (AtRiskReason.CONCERN_FLAGGED,))]
+
+
+async def test_a_concern_lasts_through_a_calm_next_pulse_until_a_coordinator_resolves_it(
+    runtime: Runtime, client: httpx.AsyncClient, met_pair: People
+) -> None:
+    await answer_open_pulse(client, runtime, met_pair, met_pair.mentee, {"answers": GOOD, "concern_flagged": True})
+    await answer_open_pulse(client, runtime, met_pair, met_pair.mentor, {"answers": GOOD})
+    await apply(runtime, check_in_due(met_pair, datetime.now(UTC) - timedelta(minutes=5)))
+    await answer_open_pulse(client, runtime, met_pair, met_pair.mentee, {"answers": GOOD})
+    assert [entry["match_id"] for entry in await at_risk_list(client, runtime, met_pair)] == [str(met_pair.match)]
+
+    coordinator = token(runtime, met_pair.tenant, coordinator_of=(met_pair.program,))
+    resolved = await client.post(f"/matches/{met_pair.match}/concerns/resolve", headers=coordinator)
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json() == {"match_id": str(met_pair.match), "resolved": 1, "at_risk": False, "reasons": []}
+    assert await at_risk_list(client, runtime, met_pair) == []
+    assert [event.at_risk for event in await outbox_at_risk(runtime, met_pair)] == [True, False]
+
+    again = await client.post(f"/matches/{met_pair.match}/concerns/resolve", headers=coordinator)
+    assert again.status_code == 409
+
+
+async def test_a_resolved_concern_leaves_a_match_at_risk_that_other_reasons_hold_there(
+    runtime: Runtime, client: httpx.AsyncClient, met_pair: People
+) -> None:
+    low = {"usefulness": 1, "trust": 1, "meeting_happened": False, "goal_progress": 1}
+    await answer_open_pulse(client, runtime, met_pair, met_pair.mentee, {"answers": low, "concern_flagged": True})
+    coordinator = token(runtime, met_pair.tenant, coordinator_of=(met_pair.program,))
+    resolved = (await client.post(f"/matches/{met_pair.match}/concerns/resolve", headers=coordinator)).json()
+    assert resolved["at_risk"] is True
+    assert "concern_flagged" not in {reason["code"] for reason in resolved["reasons"]}
+    assert "low_ratings" in {reason["code"] for reason in resolved["reasons"]}
+
+
+async def test_only_a_coordinator_of_the_program_who_is_not_a_party_may_resolve_a_concern(
+    runtime: Runtime, client: httpx.AsyncClient, met_pair: People
+) -> None:
+    await answer_open_pulse(client, runtime, met_pair, met_pair.mentee, {"answers": GOOD, "concern_flagged": True})
+    url = f"/matches/{met_pair.match}/concerns/resolve"
+    partner = token(runtime, met_pair.tenant, person=met_pair.mentor)
+    partner_coordinating = token(runtime, met_pair.tenant, person=met_pair.mentor, coordinator_of=(met_pair.program,))
+    other_program = token(runtime, met_pair.tenant, coordinator_of=(People.fresh().program,))
+    other_tenant = token(runtime, People.fresh().tenant, coordinator_of=(met_pair.program,))
+    operator = token(runtime, met_pair.tenant, operator=True)
+    assert (await client.post(url, headers=partner)).status_code == 403
+    assert (await client.post(url, headers=operator)).status_code == 403
+    for caller in (partner_coordinating, other_program, other_tenant):
+        assert (await client.post(url, headers=caller)).status_code == 404
+    assert len(await at_risk_list(client, runtime, met_pair)) == 1
