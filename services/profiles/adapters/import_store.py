@@ -107,10 +107,12 @@ _ENROLMENT_UPSERT = text(
 # Two index lookups joined by UNION: an OR of the two conditions would make PostgreSQL scan the whole table.
 _EXISTING = text(
     """
-    SELECT id, external_id, email FROM participants
+    SELECT id, external_id, email, coalesce(jsonb_array_length(affinity_attributes), 0) > 0 AS holds_affinity
+    FROM participants
     WHERE tenant_id = :tenant_id AND erased_at IS NULL AND external_id = ANY(CAST(:external_ids AS text[]))
     UNION
-    SELECT id, external_id, email FROM participants
+    SELECT id, external_id, email, coalesce(jsonb_array_length(affinity_attributes), 0) > 0 AS holds_affinity
+    FROM participants
     WHERE tenant_id = :tenant_id AND erased_at IS NULL AND email = ANY(CAST(:emails AS text[]))
     """
 )
@@ -190,6 +192,33 @@ def _resolve(rows: Sequence[ParsedRow], existing: Sequence[Any]) -> tuple[dict[u
             continue
         chosen[person_id] = index
     return chosen, errors
+
+
+def _consent_errors(
+    rows: Sequence[ParsedRow], existing: Sequence[Any], chosen: dict[uuid.UUID, int], update_columns: frozenset[str]
+) -> list[RowError]:
+    """Rows that withdraw consent to affinity matching from a person whose stored affinity attributes the file
+    leaves in place (it has no affinity_attributes column): refused, as the API refuses the same change, and
+    removed from `chosen` before anything is written."""
+    if "consent" not in update_columns or "affinity_attributes" in update_columns:
+        return []
+    holding = {r.id for r in existing if r.holds_affinity}
+    refused = {
+        person_id: index
+        for person_id, index in chosen.items()
+        if person_id in holding and not rows[index].profile.consent.affinity_matching
+    }
+    for person_id in refused:
+        del chosen[person_id]
+    return [
+        RowError(
+            rows[index].row_number,
+            "consent_affinity_matching",
+            "this person has affinity attributes stored, which need consent to affinity matching: to withdraw it, "
+            "add an affinity_attributes column and leave it empty",
+        )
+        for index in sorted(refused.values())
+    ]
 
 
 def _catalogue_errors(row: ParsedRow, keys: frozenset[str]) -> list[RowError]:
@@ -336,6 +365,7 @@ async def write_batch(session: AsyncSession, target: ImportTarget, batch: Prepar
     ).all()
     chosen, conflicts = _resolve(rows, existing)
     errors.extend(conflicts)
+    errors.extend(_consent_errors(rows, existing, chosen, target.update_columns))
     events: list[EventData] = []
     if chosen:
         result = await session.execute(

@@ -71,18 +71,28 @@ async def replan_match(session: AsyncSession, match: MatchRecord, program: Progr
     await _insert(session, _rows(match, program, result.add))
 
 
-async def cancel_checkins(session: AsyncSession, occurrence_keys: list[str], now: datetime) -> None:
+async def cancel_checkins(
+    session: AsyncSession,
+    occurrence_keys: list[str],
+    now: datetime,
+    states: tuple[CheckInState, ...] = (CheckInState.SCHEDULED,),
+) -> None:
+    """Cancel the named check-ins that are still in one of `states` (a concurrent sweep may have moved one on)."""
     if occurrence_keys:
         await session.execute(
             update(check_ins)
-            .where(check_ins.c.occurrence_key.in_(occurrence_keys), check_ins.c.state == CheckInState.SCHEDULED.value)
+            .where(
+                check_ins.c.occurrence_key.in_(occurrence_keys),
+                check_ins.c.state.in_([state.value for state in states]),
+            )
             .values(state=CheckInState.CANCELLED.value, settled_at=now)
         )
 
 
 async def cancel_after_match_end(session: AsyncSession, match_id: uuid.UUID, ended_at: datetime) -> None:
     existing = [checkin_from_row(row) for row in await load_match_checkins(session, match_id)]
-    await cancel_checkins(session, [c.occurrence_key for c in cancellations_on_match_end(existing, ended_at)], ended_at)
+    to_cancel = [c.occurrence_key for c in cancellations_on_match_end(existing)]
+    await cancel_checkins(session, to_cancel, ended_at, states=(CheckInState.SCHEDULED, CheckInState.DUE))
 
 
 async def retime_open_checkins(session: AsyncSession, program: ProgramSettings) -> None:

@@ -148,7 +148,7 @@ class Transition:
     events: Callable[[Rows, datetime], list[EventEnvelope[EventData]]]
 
     async def claim(self, session: AsyncSession, now: datetime, batch_size: int) -> Rows:
-        return (await session.execute(self.statement, {"now": now, "batch": batch_size})).tuples().all()
+        return (await session.execute(self.statement, {"now": now, "batch": batch_size})).all()
 
     def encode(self, rows: Rows, now: datetime) -> list[OutgoingMessage]:
         return [message_for(event) for event in self.events(rows, now)]

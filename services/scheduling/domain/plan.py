@@ -194,6 +194,9 @@ def plan_checkins(match_id: str, match_started_at: datetime, rhythm: ProgramRhyt
     )
 
 
+_OPEN_STATES = frozenset({CheckInState.SCHEDULED, CheckInState.DUE})
+
+
 def _is_open_future(checkin: CheckIn, now: datetime) -> bool:
     return checkin.state is CheckInState.SCHEDULED and checkin.due_at > now
 
@@ -260,10 +263,12 @@ def replan(
     )
 
 
-def cancellations_on_match_end(existing: Iterable[CheckIn], ended_at: datetime) -> tuple[CheckIn, ...]:
-    """The check-ins a match that ended at ``ended_at`` must cancel: those still scheduled after that instant.
+def cancellations_on_match_end(existing: Iterable[CheckIn]) -> tuple[CheckIn, ...]:
+    """The check-ins an ended match must cancel: every one still open, scheduled or due.
 
-    Check-ins already due, completed or missed are history and stay as they are.
+    A due check-in can no longer be held, and one whose due time has passed may not have been swept to due yet
+    (the sweeper runs on an interval): left open, either would later emit CheckInDue or CheckInMissed for a match
+    that no longer exists, and count as missed in the program's figures. Completed, missed and cancelled
+    check-ins are history and stay as they are.
     """
-    require_aware(ended_at, "ended_at")
-    return tuple(c for c in existing if _is_open_future(c, ended_at.astimezone(UTC)))
+    return tuple(c for c in existing if c.state in _OPEN_STATES)

@@ -143,3 +143,46 @@ async def test_a_file_of_many_batches_reports_errors_in_row_order_and_the_last_r
             await conn.execute(text("SELECT display_name, version FROM participants WHERE external_id = 'E1'"))
         ).one()
     assert (name, version) == ("One Again", 2)
+
+
+async def test_withdrawing_affinity_consent_while_stored_attributes_stay_is_a_row_error(
+    api: Api, tenant: Tenant
+) -> None:
+    header = "external_id,email,display_name,tenure_start,time_zone,consent_affinity_matching"
+    await upload(
+        api,
+        tenant,
+        f"{header},affinity_attributes\n"
+        "A1,a1@example.org,A One,2021-09-01,UTC,true,first_generation\n"
+        "A2,a2@example.org,A Two,2021-09-01,UTC,true,\n",
+    )
+    withdrawn = await upload(
+        api,
+        tenant,
+        f"{header}\nA1,a1@example.org,A One,2021-09-01,UTC,false\nA2,a2@example.org,A Two,2021-09-01,UTC,false\n",
+    )
+    assert withdrawn["status"] == "completed"
+    assert (withdrawn["rows_imported"], withdrawn["rows_failed"]) == (1, 1)  # A2 holds no attributes: it may withdraw
+    assert [(e["row_number"], e["column"]) for e in withdrawn["errors"]] == [(2, "consent_affinity_matching")]
+    assert "affinity_attributes" in withdrawn["errors"][0]["message"]
+    async with api.runtime.engine.connect() as conn:
+        kept = (
+            await conn.execute(
+                text("SELECT consent, affinity_attributes, version FROM participants WHERE external_id = 'A1'")
+            )
+        ).one()
+    assert (kept.consent["affinity_matching"], kept.affinity_attributes, kept.version) == (
+        True,
+        ["first_generation"],
+        1,
+    )
+
+    cleared = await upload(
+        api, tenant, f"{header},affinity_attributes\nA1,a1@example.org,A One,2021-09-01,UTC,false,\n"
+    )
+    assert (cleared["rows_imported"], cleared["rows_failed"]) == (1, 0)
+    async with api.runtime.engine.connect() as conn:
+        erased = (
+            await conn.execute(text("SELECT consent, affinity_attributes FROM participants WHERE external_id = 'A1'"))
+        ).one()
+    assert (erased.consent["affinity_matching"], erased.affinity_attributes) == (False, [])

@@ -318,24 +318,38 @@ class TestReplan:
 
 
 class TestMatchEnd:
-    def test_ending_a_match_cancels_only_its_future_scheduled_check_ins(self) -> None:
+    def test_ending_a_match_cancels_every_check_in_still_open(self) -> None:
         ended = START + 30 * DAY
         existing = settle(plan_checkins(MATCH, START, WEEKLY_QUARTER), ended)
 
-        to_cancel = cancellations_on_match_end(existing, ended)
+        to_cancel = cancellations_on_match_end(existing)
 
-        assert to_cancel
-        assert all(c.due_at > ended and c.state is CheckInState.SCHEDULED for c in to_cancel)
-        assert {c.occurrence_key for c in to_cancel} == {c.occurrence_key for c in existing if c.due_at > ended}
+        assert {c.occurrence_key for c in to_cancel} == {
+            c.occurrence_key for c in existing if c.state in (CheckInState.SCHEDULED, CheckInState.DUE)
+        }
+        assert any(c.state is CheckInState.DUE for c in to_cancel)
+        assert any(c.due_at > ended for c in to_cancel)
 
-    def test_ending_a_match_leaves_completed_and_due_check_ins_alone(self) -> None:
+    def test_ending_a_match_cancels_a_check_in_past_due_that_no_sweep_has_marked_yet(self) -> None:
         ended = START + 30 * DAY
-        existing = settle(plan_checkins(MATCH, START, WEEKLY_QUARTER), ended)
+        existing = plan_checkins(MATCH, START, WEEKLY_QUARTER)  # nothing swept: all still scheduled
 
-        to_cancel = cancellations_on_match_end(existing, ended)
+        to_cancel = cancellations_on_match_end(existing)
 
-        untouched = [c for c in existing if c not in to_cancel]
-        assert {c.state for c in untouched} == {CheckInState.COMPLETED, CheckInState.DUE}
+        assert any(c.due_at <= ended for c in to_cancel)
+        assert len(to_cancel) == len(existing)
+
+    def test_ending_a_match_leaves_completed_missed_and_cancelled_check_ins_alone(self) -> None:
+        ended = START + 30 * DAY
+        settled = settle(plan_checkins(MATCH, START, WEEKLY_QUARTER), ended)
+        history = [
+            replace(c, state=state)
+            for c, state in zip(
+                settled, [CheckInState.COMPLETED, CheckInState.MISSED, CheckInState.CANCELLED], strict=False
+            )
+        ]
+
+        assert cancellations_on_match_end(history) == ()
 
 
 rhythms = st.builds(
