@@ -332,7 +332,7 @@ plain tuples; both gave the same figures on all {compared:,} visible cells.
 | **speed-up (baseline / vectorised)** | **{naive_time / full_time:.1f}×** |
 
 Target ≤ 2 s for a full report: {target}.
-Machine: {cpu_model()}, {os.cpu_count()} logical CPUs (shared with other work while measured);
+Machine: {cpu_model()}, {os.cpu_count()} logical CPUs ({report.load_note()});
 Python {platform.python_version()}, numpy {np.__version__}; {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}.
 Run: `python -m benchmarks.feedback_reports`. The service-level benchmark (aggregation in SQL) comes later.
 """

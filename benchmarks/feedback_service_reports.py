@@ -217,7 +217,7 @@ def machine() -> str:
     if cpuinfo.exists():
         found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
         model = found.group(1).strip() if found else model
-    return f"{model}, {os.cpu_count()} logical CPUs (shared with other work while measured)"
+    return f"{model}, {os.cpu_count()} logical CPUs ({report.load_note()})"
 
 
 async def measure(args: argparse.Namespace, database_url: str) -> str:

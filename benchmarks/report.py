@@ -9,6 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+# Read when the benchmark starts (this module is imported first): how busy the machine was before the run.
+_LOAD_AT_START = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def load_note() -> str:
+    """The 1-minute load average before the run: near 0 on an idle machine, ≥ 1 when other work shared it."""
+    return f"load average before the run {_LOAD_AT_START:.2f}"
 
 
 def cpu_model() -> str:
@@ -30,7 +37,7 @@ def machine_line() -> str:
         pass
     return (
         f"Machine: {cpu_model()}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}. Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
+        f"{platform.system()} {platform.release()}; {load_note()}. Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
     )
 
 

@@ -232,7 +232,7 @@ Check-in plans (`plan_checkins`, a mix of weekly 12-week, biweekly year-long and
 {args.plans / plan_seconds:,.0f} plans/s, {checkin_count / plan_seconds:,.0f} check-ins/s.
 
 Target ≤ {TARGET_MS:.0f} ms per pair for slot suggestions (p99 over both preferences: {p99:.2f} ms): {verdict}.
-Machine: {cpu_model()}, {os.cpu_count()} logical CPUs (shared with other work while measured);
+Machine: {cpu_model()}, {os.cpu_count()} logical CPUs ({report.load_note()});
 Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 Run: `python -m benchmarks.scheduling_slots`.
 """

@@ -269,7 +269,7 @@ batch), the overlapped encoding, the COPY into the outbox and the tuned collecto
 (4,612 check-ins/s, 2026-11-23, same machine under load); cProfile on 20k then showed 50–80 µs of sweeper CPU
 per check-in, against about 40 µs now.
 Slot latency includes token verification, two database reads and JSON encoding (in-process ASGI, no network).
-Machine: {cpu}, {os.cpu_count()} logical CPUs (shared with other work while measured);
+Machine: {cpu}, {os.cpu_count()} logical CPUs ({report.load_note()});
 Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 Run: `python -m benchmarks.scheduling_sweep`.
 """
