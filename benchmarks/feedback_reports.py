@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import report
+from benchmarks.report import load_note
 from services.feedback.domain.privacy import additive_groups, suppress_small_groups
 from services.feedback.domain.reports import (
     ALL_BREAKDOWNS,
@@ -332,7 +333,7 @@ plain tuples; both gave the same figures on all {compared:,} visible cells.
 | **speed-up (baseline / vectorised)** | **{naive_time / full_time:.1f}×** |
 
 Target ≤ 2 s for a full report: {target}.
-Machine: {cpu_model()}, {os.cpu_count()} logical CPUs ({report.load_note()});
+Machine: {cpu_model()}, {os.cpu_count()} logical CPUs ({load_note()});
 Python {platform.python_version()}, numpy {np.__version__}; {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}.
 Run: `python -m benchmarks.feedback_reports`. The service-level benchmark (aggregation in SQL) comes later.
 """

@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import HTTPException, Request, Response, status
+from fastapi import HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profiles.entrypoints.schemas import ErrorOut
+from shared.preconditions import etag, expected_version, set_etag, stale
 from shared.service import Runtime
+
+__all__ = ["etag", "expected_version", "set_etag", "stale"]  # re-exported: the profiles API imports them from here
 
 _ERROR = {"model": ErrorOut}
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -77,29 +80,3 @@ def conflict(message: str) -> HTTPException:
 def invalid(loc: tuple[str | int, ...], message: str, value: object = None) -> RequestValidationError:
     """A 422 in FastAPI's own shape, naming the field (for rules that need the database to check)."""
     return RequestValidationError([{"type": "value_error", "loc": ("body", *loc), "msg": message, "input": value}])
-
-
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def set_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = etag(version)
-
-
-def expected_version(if_match: str | None, current: int) -> int:
-    """The version the caller's If-Match names; 428 when missing, 412 when it is not the current one."""
-    if if_match is None or not if_match.strip():
-        raise HTTPException(status.HTTP_428_PRECONDITION_REQUIRED, "send If-Match with the ETag you read")
-    for candidate in if_match.split(","):
-        tag = candidate.strip()
-        if tag == "*":
-            return current
-        tag = tag.removeprefix("W/").strip('"')
-        if tag == str(current):
-            return current
-    raise stale()
-
-
-def stale() -> HTTPException:
-    return HTTPException(status.HTTP_412_PRECONDITION_FAILED, "the resource changed since you read it; read it again")

@@ -136,6 +136,8 @@ meetings = Table(
     Column("format", Text, nullable=False),
     Column("state", Text, nullable=False),
     Column("sequence", Integer, nullable=False),
+    # Counts every change (sequence counts only the ones calendars must see): the meeting's ETag.
+    Column("version", Integer, nullable=False, server_default=text("1")),
     Column("check_in_id", UUID(as_uuid=True), ForeignKey("check_ins.check_in_id"), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

@@ -22,6 +22,10 @@ class ConflictError(Exception):
     """The request does not fit the resource's current state: HTTP 409."""
 
 
+class StaleVersionError(Exception):
+    """The caller's If-Match names a version the resource no longer has (someone else wrote first): HTTP 412."""
+
+
 def can_see(principal: Principal, match: MatchRecord) -> bool:
     if not principal.belongs_to(match.tenant_id):
         return False

@@ -24,6 +24,7 @@ from services.scheduling.application import meeting_events
 from services.scheduling.application.access import (
     ConflictError,
     NotFoundError,
+    StaleVersionError,
     acting_participant,
     visible_match,
 )
@@ -33,6 +34,7 @@ from services.scheduling.domain.rhythm import Meeting, MeetingState
 from shared.auth import Principal
 from shared.events.values import MeetingCancelReason, MeetingFormat, MeetingOutcome
 from shared.messaging.outbox import add_events
+from shared.preconditions import names_version
 
 _OPEN_CHECKIN_STATES = (CheckInState.SCHEDULED.value, CheckInState.DUE.value)
 _OPEN_MEETING_STATES = tuple(s.value for s in rhythm.OPEN_MEETING_STATES)
@@ -132,8 +134,15 @@ async def propose(
 
 
 async def visible_meeting(
-    session: AsyncSession, principal: Principal, meeting_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession,
+    principal: Principal,
+    meeting_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    if_match: str | None = None,
 ) -> tuple[Row[Any], MatchRecord, Meeting]:
+    """The meeting if the caller may see it; with `if_match`, checked against its version once the row is locked
+    (412 when stale), so of two participants editing from the same read only the first write lands."""
     query = select(meetings).where(meetings.c.meeting_id == meeting_id, meetings.c.tenant_id == principal.tenant)
     if for_update:
         query = query.with_for_update(of=meetings)
@@ -144,6 +153,8 @@ async def visible_meeting(
         match = await visible_match(session, principal, row.match_id)
     except NotFoundError as exc:
         raise NotFoundError(f"meeting {meeting_id} not found") from exc
+    if if_match is not None and if_match.strip() and not names_version(if_match, row.version):
+        raise StaleVersionError(f"meeting {meeting_id} changed since you read it (now version {row.version})")
     key = None
     if row.check_in_id is not None:
         key = (
@@ -164,6 +175,7 @@ async def _save(session: AsyncSession, meeting: Meeting, now: datetime, **extra:
                 ends_at=meeting.ends_at,
                 proposed_by=uuid.UUID(meeting.proposed_by),
                 last_changed_by=None if meeting.last_changed_by is None else uuid.UUID(meeting.last_changed_by),
+                version=meetings.c.version + 1,
                 updated_at=now,
                 **extra,
             )
@@ -173,8 +185,10 @@ async def _save(session: AsyncSession, meeting: Meeting, now: datetime, **extra:
     return saved
 
 
-async def accept(session: AsyncSession, principal: Principal, meeting_id: uuid.UUID, now: datetime) -> Row[Any]:
-    _row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True)
+async def accept(
+    session: AsyncSession, principal: Principal, meeting_id: uuid.UUID, now: datetime, if_match: str | None = None
+) -> Row[Any]:
+    _row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True, if_match=if_match)
     actor = acting_participant(principal, match)
     saved = await _save(session, rhythm.accept_meeting(meeting, str(actor), now), now)
     await add_events(session, [meeting_events.scheduled(saved)])
@@ -189,8 +203,9 @@ async def reschedule(
     starts_at: datetime,
     ends_at: datetime,
     now: datetime,
+    if_match: str | None = None,
 ) -> Row[Any]:
-    _row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True)
+    _row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True, if_match=if_match)
     actor = acting_participant(principal, match)
     was_accepted = meeting.state is MeetingState.ACCEPTED
     moved = rhythm.reschedule_meeting(meeting, str(actor), starts_at=starts_at, ends_at=ends_at, now=now)
@@ -202,8 +217,10 @@ async def reschedule(
     return saved
 
 
-async def cancel(session: AsyncSession, principal: Principal, meeting_id: uuid.UUID, now: datetime) -> Row[Any]:
-    _row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True)
+async def cancel(
+    session: AsyncSession, principal: Principal, meeting_id: uuid.UUID, now: datetime, if_match: str | None = None
+) -> Row[Any]:
+    _row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True, if_match=if_match)
     actor = acting_participant(principal, match)
     saved = await _save(session, rhythm.cancel_meeting(meeting, str(actor)), now)
     event = meeting_events.cancelled(
@@ -214,9 +231,14 @@ async def cancel(session: AsyncSession, principal: Principal, meeting_id: uuid.U
 
 
 async def mark(
-    session: AsyncSession, principal: Principal, meeting_id: uuid.UUID, outcome: MeetingOutcome, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    meeting_id: uuid.UUID,
+    outcome: MeetingOutcome,
+    now: datetime,
+    if_match: str | None = None,
 ) -> Row[Any]:
-    row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True)
+    row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True, if_match=if_match)
     actor = acting_participant(principal, match)
     if outcome is MeetingOutcome.HELD:
         checkin_row = None

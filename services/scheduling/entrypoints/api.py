@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
@@ -24,6 +24,7 @@ from services.scheduling.application.access import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    StaleVersionError,
     require_program,
     visible_match,
 )
@@ -54,6 +55,7 @@ from services.scheduling.entrypoints.schemas import (
 )
 from shared.auth import AnyRolePrincipal, ParticipantPrincipal, Principal, install_auth
 from shared.events.values import MeetingOutcome
+from shared.preconditions import IF_MATCH_MAX_LENGTH, set_etag
 from shared.service import Runtime, Transaction, create_service_app
 
 CALENDAR_MEDIA_TYPE = "text/calendar"
@@ -146,7 +148,7 @@ async def list_match_meetings(match_id: MatchId, principal: AnyRolePrincipal, db
     responses=_errors(409, 422),
 )
 async def propose_meeting(
-    match_id: MatchId, body: ProposeMeeting, principal: AnyRolePrincipal, db: Session, now: Now
+    match_id: MatchId, body: ProposeMeeting, principal: AnyRolePrincipal, db: Session, now: Now, response: Response
 ) -> MeetingOut:
     """Either participant proposes a meeting; the other accepts it."""
     row = await meeting_cases.propose(
@@ -159,47 +161,104 @@ async def propose_meeting(
         check_in_id=body.check_in_id,
         now=now.now(),
     )
-    return MeetingOut.of(row)
+    return _meeting(response, row)
 
 
 MeetingId = Annotated[uuid.UUID, Path()]
 
 
-@router.get("/meetings/{meeting_id}", response_model=MeetingOut, responses=_errors())
-async def read_meeting(meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session) -> MeetingOut:
-    row, _, _ = await meeting_cases.visible_meeting(db, principal, meeting_id)
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=IF_MATCH_MAX_LENGTH,
+        description='ETag of the meeting as you read it, e.g. "3" (optional; a stale one gives 412, so two '
+        "participants acting on the same read cannot overwrite each other).",
+    ),
+]
+_WRITE: dict[int | str, dict[str, Any]] = {
+    412: {"model": ErrorBody, "description": "If-Match names a version the meeting no longer has."}
+}
+
+
+def _meeting(response: Response, row: Any) -> MeetingOut:
+    set_etag(response, row.version)
     return MeetingOut.of(row)
 
 
-@router.post("/meetings/{meeting_id}/accept", response_model=MeetingOut, responses=_errors(409))
-async def accept_meeting(meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, now: Now) -> MeetingOut:
-    return MeetingOut.of(await meeting_cases.accept(db, principal, meeting_id, now.now()))
+@router.get("/meetings/{meeting_id}", response_model=MeetingOut, responses=_errors())
+async def read_meeting(
+    meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, response: Response
+) -> MeetingOut:
+    row, _, _ = await meeting_cases.visible_meeting(db, principal, meeting_id)
+    return _meeting(response, row)
 
 
-@router.post("/meetings/{meeting_id}/reschedule", response_model=MeetingOut, responses=_errors(409, 422))
+@router.post("/meetings/{meeting_id}/accept", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
+async def accept_meeting(
+    meeting_id: MeetingId,
+    principal: AnyRolePrincipal,
+    db: Session,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> MeetingOut:
+    return _meeting(response, await meeting_cases.accept(db, principal, meeting_id, now.now(), if_match))
+
+
+@router.post("/meetings/{meeting_id}/reschedule", response_model=MeetingOut, responses={**_errors(409, 422), **_WRITE})
 async def reschedule_meeting(
-    meeting_id: MeetingId, body: RescheduleMeeting, principal: AnyRolePrincipal, db: Session, now: Now
+    meeting_id: MeetingId,
+    body: RescheduleMeeting,
+    principal: AnyRolePrincipal,
+    db: Session,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> MeetingOut:
     row = await meeting_cases.reschedule(
-        db, principal, meeting_id, starts_at=body.starts_at, ends_at=body.ends_at, now=now.now()
+        db, principal, meeting_id, starts_at=body.starts_at, ends_at=body.ends_at, now=now.now(), if_match=if_match
     )
-    return MeetingOut.of(row)
+    return _meeting(response, row)
 
 
-@router.post("/meetings/{meeting_id}/cancel", response_model=MeetingOut, responses=_errors(409))
-async def cancel_meeting(meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, now: Now) -> MeetingOut:
-    return MeetingOut.of(await meeting_cases.cancel(db, principal, meeting_id, now.now()))
+@router.post("/meetings/{meeting_id}/cancel", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
+async def cancel_meeting(
+    meeting_id: MeetingId,
+    principal: AnyRolePrincipal,
+    db: Session,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> MeetingOut:
+    return _meeting(response, await meeting_cases.cancel(db, principal, meeting_id, now.now(), if_match))
 
 
-@router.post("/meetings/{meeting_id}/held", response_model=MeetingOut, responses=_errors(409))
-async def mark_meeting_held(meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, now: Now) -> MeetingOut:
+@router.post("/meetings/{meeting_id}/held", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
+async def mark_meeting_held(
+    meeting_id: MeetingId,
+    principal: AnyRolePrincipal,
+    db: Session,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> MeetingOut:
     """Either participant records the meeting took place; it completes the check-in it was for."""
-    return MeetingOut.of(await meeting_cases.mark(db, principal, meeting_id, MeetingOutcome.HELD, now.now()))
+    row = await meeting_cases.mark(db, principal, meeting_id, MeetingOutcome.HELD, now.now(), if_match)
+    return _meeting(response, row)
 
 
-@router.post("/meetings/{meeting_id}/missed", response_model=MeetingOut, responses=_errors(409))
-async def mark_meeting_missed(meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, now: Now) -> MeetingOut:
-    return MeetingOut.of(await meeting_cases.mark(db, principal, meeting_id, MeetingOutcome.MISSED, now.now()))
+@router.post("/meetings/{meeting_id}/missed", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
+async def mark_meeting_missed(
+    meeting_id: MeetingId,
+    principal: AnyRolePrincipal,
+    db: Session,
+    now: Now,
+    response: Response,
+    if_match: IfMatch = None,
+) -> MeetingOut:
+    row = await meeting_cases.mark(db, principal, meeting_id, MeetingOutcome.MISSED, now.now(), if_match)
+    return _meeting(response, row)
 
 
 @router.get("/meetings/{meeting_id}/ics", response_class=Response, responses={**CALENDAR_RESPONSE, **_errors()})
@@ -334,6 +393,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (NotAParticipantError, 403, "forbidden"),
         (NotPermittedError, 403, "forbidden"),
         (ConflictError, 409, "conflict"),
+        (StaleVersionError, 412, "precondition_failed"),
         (IllegalTransitionError, 409, "illegal_transition"),
         (InvalidMeetingTimeError, 422, "invalid_meeting_time"),
         (InvalidAvailabilityError, 422, "invalid_request"),

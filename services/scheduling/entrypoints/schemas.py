@@ -59,7 +59,8 @@ class MeetingOut(BaseModel):
     starts_at: datetime
     ends_at: datetime
     format: MeetingFormat
-    sequence: int
+    sequence: int = Field(description="iCalendar SEQUENCE: rises when calendars must replace the meeting.")
+    version: int = Field(description="Rises on every change; also the ETag. Send it as If-Match to write safely.")
     proposed_by: uuid.UUID
     mentee_person_id: uuid.UUID
     mentor_person_id: uuid.UUID

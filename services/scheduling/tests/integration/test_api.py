@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -110,6 +111,44 @@ async def test_a_meeting_goes_from_proposal_to_held_and_completes_its_check_in(
     assert types.count("org.mentorloom.meeting.scheduled.v1") == 3  # accept, reschedule of accepted, re-accept
     assert types.count("org.mentorloom.meeting.completed.v1") == 1
     assert (await client.post(f"/v1/meetings/{mid}/cancel", headers=mentor)).status_code == 409
+
+
+async def test_two_participants_acting_on_the_same_read_of_a_meeting_cannot_overwrite_each_other(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, db
+):
+    s, match = pair
+    mentee = token(settings, s.tenant_id, person=match.mentee_person_id)
+    mentor = token(settings, s.tenant_id, person=match.mentor_person_id)
+    start = datetime(2026, 2, 9, 20, 0, tzinfo=UTC)
+    body = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
+    mid = (await client.post(f"/v1/matches/{match.match_id}/meetings", json=body, headers=mentee)).json()["meeting_id"]
+    read = await client.get(f"/v1/meetings/{mid}", headers=mentor)
+    assert (read.headers["ETag"], read.json()["version"]) == ('"1"', 1)
+
+    def moved_by(days: int) -> dict[str, str]:
+        return {
+            "starts_at": (start + timedelta(days=days)).isoformat(),
+            "ends_at": (start + timedelta(days=days, hours=1)).isoformat(),
+        }
+
+    # Both send their change at once, naming the version they read: one lands, the other is told to read again.
+    by_mentee, by_mentor = await asyncio.gather(
+        client.post(f"/v1/meetings/{mid}/reschedule", json=moved_by(1), headers={**mentee, "If-Match": '"1"'}),
+        client.post(f"/v1/meetings/{mid}/reschedule", json=moved_by(2), headers={**mentor, "If-Match": '"1"'}),
+    )
+    assert sorted([by_mentee.status_code, by_mentor.status_code]) == [200, 412]
+    winner, loser = (by_mentee, by_mentor) if by_mentee.status_code == 200 else (by_mentor, by_mentee)
+    assert winner.headers["ETag"] == '"2"'
+    assert loser.json()["detail"]["error"] == "precondition_failed"
+    stored = await client.get(f"/v1/meetings/{mid}", headers=mentor)
+    assert (stored.json()["starts_at"], stored.json()["version"]) == (winner.json()["starts_at"], 2)
+
+    stale_cancel = await client.post(f"/v1/meetings/{mid}/cancel", headers={**mentee, "If-Match": '"1"'})
+    assert stale_cancel.status_code == 412
+    assert await scalar(db, "SELECT state FROM meetings WHERE meeting_id = :m", m=uuid.UUID(mid)) == "proposed"
+    # Without If-Match a write still goes through (the state machine alone guards it), as it always did.
+    cancelled = await client.post(f"/v1/meetings/{mid}/cancel", headers=mentee)
+    assert (cancelled.status_code, cancelled.json()["state"], cancelled.headers["ETag"]) == (200, "cancelled", '"3"')
 
 
 async def test_meeting_ics_and_private_feed_parse_back_with_stable_uid_sequence_and_status(

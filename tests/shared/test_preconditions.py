@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi import HTTPException
 
-from services.profiles.entrypoints.http import expected_version
+from shared.preconditions import expected_version, names_version
 
 
 @pytest.mark.parametrize("header", ['"4"', "4", 'W/"4"', '"3", "4"', "*"])
@@ -24,3 +24,10 @@ def test_a_missing_if_match_is_a_428(header: str | None) -> None:
     with pytest.raises(HTTPException) as raised:
         expected_version(header, 4)
     assert raised.value.status_code == 428
+
+
+@pytest.mark.parametrize(
+    ("header", "named"), [('"4"', True), ('W/"4"', True), ('"2", "4"', True), ("*", True), ('"3"', False)]
+)
+def test_an_if_match_names_a_version_by_strong_or_weak_tag_or_star(header: str, named: bool) -> None:
+    assert names_version(header, 4) is named

@@ -1,0 +1,41 @@
+"""Optimistic concurrency over HTTP: a resource's version as its ETag, checked against If-Match (RFC 9110 §13.1.1).
+
+Every service that lets two people edit the same resource uses these, so a stale write is refused the same way
+everywhere: 412 when If-Match names another version, 428 when a write that requires it omits it.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Response, status
+
+IF_MATCH_MAX_LENGTH = 200
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = etag(version)
+
+
+def names_version(if_match: str, current: int) -> bool:
+    """Whether an If-Match value names `current` (a list of strong or weak tags, or ``*``)."""
+    for candidate in if_match.split(","):
+        tag = candidate.strip()
+        if tag == "*" or tag.removeprefix("W/").strip('"') == str(current):
+            return True
+    return False
+
+
+def expected_version(if_match: str | None, current: int) -> int:
+    """The version a required If-Match names; 428 when missing, 412 when it is not the current one."""
+    if if_match is None or not if_match.strip():
+        raise HTTPException(status.HTTP_428_PRECONDITION_REQUIRED, "send If-Match with the ETag you read")
+    if not names_version(if_match, current):
+        raise stale()
+    return current
+
+
+def stale() -> HTTPException:
+    return HTTPException(status.HTTP_412_PRECONDITION_FAILED, "the resource changed since you read it; read it again")
