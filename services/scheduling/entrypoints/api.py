@@ -9,12 +9,14 @@ the unguessable token in its URL is the credential.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scheduling.adapters.orm import check_ins, meetings, reminders
 from services.scheduling.adapters.repository import load_person
@@ -194,71 +196,56 @@ async def read_meeting(
     return _meeting(response, row)
 
 
+@dataclass(frozen=True)
+class MeetingWrite:
+    """What every change of a meeting needs: who asks, the transaction, the time, the version they read."""
+
+    principal: Principal
+    db: AsyncSession
+    now: datetime
+    response: Response
+    if_match: str | None
+
+    def answer(self, row: Any) -> MeetingOut:
+        return _meeting(self.response, row)
+
+
+async def meeting_write(
+    principal: AnyRolePrincipal, db: Session, now: Now, response: Response, if_match: IfMatch = None
+) -> MeetingWrite:
+    return MeetingWrite(principal, db, now.now(), response, if_match)
+
+
+Write = Annotated[MeetingWrite, Depends(meeting_write)]
+
+
 @router.post("/meetings/{meeting_id}/accept", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
-async def accept_meeting(
-    meeting_id: MeetingId,
-    principal: AnyRolePrincipal,
-    db: Session,
-    now: Now,
-    response: Response,
-    if_match: IfMatch = None,
-) -> MeetingOut:
-    return _meeting(response, await meeting_cases.accept(db, principal, meeting_id, now.now(), if_match))
+async def accept_meeting(meeting_id: MeetingId, w: Write) -> MeetingOut:
+    return w.answer(await meeting_cases.accept(w.db, w.principal, meeting_id, w.now, w.if_match))
 
 
 @router.post("/meetings/{meeting_id}/reschedule", response_model=MeetingOut, responses={**_errors(409, 422), **_WRITE})
-async def reschedule_meeting(
-    meeting_id: MeetingId,
-    body: RescheduleMeeting,
-    principal: AnyRolePrincipal,
-    db: Session,
-    now: Now,
-    response: Response,
-    if_match: IfMatch = None,
-) -> MeetingOut:
+async def reschedule_meeting(meeting_id: MeetingId, body: RescheduleMeeting, w: Write) -> MeetingOut:
     row = await meeting_cases.reschedule(
-        db, principal, meeting_id, starts_at=body.starts_at, ends_at=body.ends_at, now=now.now(), if_match=if_match
+        w.db, w.principal, meeting_id, starts_at=body.starts_at, ends_at=body.ends_at, now=w.now, if_match=w.if_match
     )
-    return _meeting(response, row)
+    return w.answer(row)
 
 
 @router.post("/meetings/{meeting_id}/cancel", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
-async def cancel_meeting(
-    meeting_id: MeetingId,
-    principal: AnyRolePrincipal,
-    db: Session,
-    now: Now,
-    response: Response,
-    if_match: IfMatch = None,
-) -> MeetingOut:
-    return _meeting(response, await meeting_cases.cancel(db, principal, meeting_id, now.now(), if_match))
+async def cancel_meeting(meeting_id: MeetingId, w: Write) -> MeetingOut:
+    return w.answer(await meeting_cases.cancel(w.db, w.principal, meeting_id, w.now, w.if_match))
 
 
 @router.post("/meetings/{meeting_id}/held", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
-async def mark_meeting_held(
-    meeting_id: MeetingId,
-    principal: AnyRolePrincipal,
-    db: Session,
-    now: Now,
-    response: Response,
-    if_match: IfMatch = None,
-) -> MeetingOut:
+async def mark_meeting_held(meeting_id: MeetingId, w: Write) -> MeetingOut:
     """Either participant records the meeting took place; it completes the check-in it was for."""
-    row = await meeting_cases.mark(db, principal, meeting_id, MeetingOutcome.HELD, now.now(), if_match)
-    return _meeting(response, row)
+    return w.answer(await meeting_cases.mark(w.db, w.principal, meeting_id, MeetingOutcome.HELD, w.now, w.if_match))
 
 
 @router.post("/meetings/{meeting_id}/missed", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
-async def mark_meeting_missed(
-    meeting_id: MeetingId,
-    principal: AnyRolePrincipal,
-    db: Session,
-    now: Now,
-    response: Response,
-    if_match: IfMatch = None,
-) -> MeetingOut:
-    row = await meeting_cases.mark(db, principal, meeting_id, MeetingOutcome.MISSED, now.now(), if_match)
-    return _meeting(response, row)
+async def mark_meeting_missed(meeting_id: MeetingId, w: Write) -> MeetingOut:
+    return w.answer(await meeting_cases.mark(w.db, w.principal, meeting_id, MeetingOutcome.MISSED, w.now, w.if_match))
 
 
 @router.get("/meetings/{meeting_id}/ics", response_class=Response, responses={**CALENDAR_RESPONSE, **_errors()})
