@@ -56,6 +56,7 @@ def sample_event() -> EventData:
 
 
 async def raw_aiokafka(bootstrap: str, topic: str, n: int) -> tuple[float, float, int]:
+    """Produce n events, then consume them with a commit per batch: the raw rates of this broker and client."""
     _, _, value, headers = encode(EventEnvelope.wrap(sample_event()))
     producer = make_producer(bootstrap)
     await producer.start()
@@ -84,6 +85,22 @@ async def raw_aiokafka(bootstrap: str, topic: str, n: int) -> tuple[float, float
     consume_rate = n / (time.perf_counter() - started)
     await consumer.stop()
     return produce_rate, consume_rate, len(value)
+
+
+async def best_raw_aiokafka(bootstrap: str, n: int, runs: int) -> tuple[float, float, int, list[float]]:
+    """The best of `runs` raw rounds, each on a fresh topic: the raw rate varies by a third from round to round
+    on this shared machine (48k–73k/s seen), and the best one is the strictest baseline to compare against."""
+    rounds = []
+    for _ in range(runs):
+        topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
+        await ensure_topics(bootstrap, [topic])
+        rounds.append(await raw_aiokafka(bootstrap, topic, n))
+    return (
+        max(r[0] for r in rounds),
+        max(r[1] for r in rounds),
+        rounds[0][2],
+        [r[0] for r in rounds],
+    )
 
 
 async def prepare_database(url: str) -> None:
@@ -334,6 +351,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--raw-runs", type=int, default=3, help="raw aiokafka rounds; the best is the baseline")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mentorloom-bench-"))
@@ -342,9 +360,9 @@ def main() -> None:
     pg.start()
     kafka.start()
     try:
-        raw_topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
-        asyncio.run(ensure_topics(kafka.bootstrap, [raw_topic]))
-        produce_rate, consume_rate, size = asyncio.run(raw_aiokafka(kafka.bootstrap, raw_topic, args.events))
+        produce_rate, consume_rate, size, produce_rounds = asyncio.run(
+            best_raw_aiokafka(kafka.bootstrap, args.events, args.raw_runs)
+        )
         print(f"raw aiokafka: produce {produce_rate:,.0f}/s, consume {consume_rate:,.0f}/s, {size} B/event")
         sustained = end_to_end(pg, kafka, args.events, None, tmp)
         print(f"end to end: {sustained}")
@@ -357,6 +375,7 @@ def main() -> None:
         kafka.stop()
         pg.stop()
 
+    rounds_text = ", ".join(f"{rate:,.0f}" for rate in produce_rounds)
     ratio = sustained["throughput"] / produce_rate
     backbone_ratio = backbone["throughput"] / produce_rate
     md = f"""{machine_line()}
@@ -366,8 +385,8 @@ CloudEvents headers. Command: `python -m benchmarks.messaging_throughput --event
 
 | path | events/s | ÷ raw produce |
 |---|---:|---:|
-| raw aiokafka produce (baseline, same broker, same run) | {produce_rate:,.0f} | 100 % |
-| raw aiokafka consume, commit per batch (baseline) | {consume_rate:,.0f} | |
+| raw aiokafka produce (baseline, same broker, same run; best of {len(produce_rounds)} rounds: {rounds_text}) | {produce_rate:,.0f} | 100 % |
+| raw aiokafka consume, commit per batch (baseline, best round) | {consume_rate:,.0f} | |
 | **end to end, sustained: writer → outbox → relay → Kafka → consumer (inbox + batch upsert), all running at once** | **{sustained["throughput"]:,.0f}** | **{ratio:.0%}** |
 | · the writer's own rate in that run (500 events per transaction) | {sustained["writer_rate"]:,.0f} | |
 | backbone alone: outbox filled first, then relay → Kafka → consumer | {backbone["throughput"]:,.0f} | {backbone_ratio:.0%} |
