@@ -55,7 +55,8 @@ _CONTRACT_REASONS = {reason.value for reason in AtRiskReason}
 # Projection of other services' events
 
 
-async def apply_program_updated(session: AsyncSession, event: ProgramUpdated) -> None:
+async def apply_program_updated(session: AsyncSession, event: ProgramUpdated, now: datetime) -> None:
+    before = await repo.health_rules_of(session, event.tenant_id, event.program_id)
     values = {
         "tenant_id": event.tenant_id,
         "version": event.version,
@@ -77,6 +78,13 @@ async def apply_program_updated(session: AsyncSession, event: ProgramUpdated) ->
         .where(matches.c.program_id == event.program_id, matches.c.tenant_id == event.tenant_id)
         .values(planned_end_on=event.ends_on)
     )
+    after = repo.HealthRules(event.at_risk_threshold, event.milestones.first_meeting_within_days)
+    if before is None or before == after:
+        return
+    # The coordinator changed what "at risk" means: re-assess the matches whose verdict the change can turn. A
+    # shorter first-meeting deadline needs nothing here (the health sweeper compares against the current one).
+    for match_id in await repo.matches_to_reassess(session, event.tenant_id, event.program_id, before, after):
+        await recompute_health(session, event.tenant_id, match_id, now)
 
 
 async def apply_profile_updated(session: AsyncSession, event: ProfileUpdated) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -255,6 +255,50 @@ async def resolve_concerns(
         .returning(pulses.c.pulse_id)
     )
     return len(result.all())
+
+
+class HealthRules(NamedTuple):
+    """The program settings a match's at-risk verdict depends on besides its own history."""
+
+    at_risk_threshold: float
+    first_meeting_within_days: int
+
+
+async def health_rules_of(session: AsyncSession, tenant_id: UUID, program_id: UUID) -> HealthRules | None:
+    row = (
+        await session.execute(
+            select(programs.c.at_risk_threshold, programs.c.first_meeting_within_days).where(
+                programs.c.program_id == program_id, programs.c.tenant_id == tenant_id
+            )
+        )
+    ).first()
+    return None if row is None else HealthRules(row.at_risk_threshold, row.first_meeting_within_days)
+
+
+async def matches_to_reassess(
+    session: AsyncSession, tenant_id: UUID, program_id: UUID, before: HealthRules, after: HealthRules
+) -> list[UUID]:
+    """Active matches of the program whose verdict a change of its health rules can turn: those flagged for a
+    missing first meeting when the deadline moved later, and, when the threshold moved, those at risk (they may
+    recover) or scoring below the new threshold (they may enter). Bounded by the flagged ones, not the program."""
+    turnable = []
+    if after.first_meeting_within_days > before.first_meeting_within_days:
+        turnable.append(matches.c.health_reasons.contains([{"code": NO_FIRST_MEETING_CODE}]))
+    if after.at_risk_threshold != before.at_risk_threshold:
+        turnable += [matches.c.at_risk, matches.c.health_score < after.at_risk_threshold]
+    if not turnable:
+        return []
+    query = (
+        select(matches.c.match_id)
+        .where(
+            matches.c.tenant_id == tenant_id,
+            matches.c.program_id == program_id,
+            matches.c.ended_on.is_(None),
+            or_(*turnable),
+        )
+        .order_by(matches.c.match_id)  # a stable lock order against concurrent pulse answers
+    )
+    return list((await session.execute(query)).scalars())
 
 
 async def claim_matches_past_first_meeting_deadline(

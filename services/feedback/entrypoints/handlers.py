@@ -40,7 +40,7 @@ def make_handler(clock: Clock | None = None) -> EventHandler:
         data = envelope.data
         match data:
             case ProgramUpdated():
-                await app.apply_program_updated(session, data)
+                await app.apply_program_updated(session, data, service_clock.now())
             case ProfileUpdated():
                 await app.apply_profile_updated(session, data)
             case EnrollmentChanged():

@@ -161,6 +161,30 @@ async def test_the_deadline_is_the_programs_milestone_and_a_meeting_marked_misse
     assert [entry["match_id"] for entry in await at_risk_list(client, runtime, people)] == [str(people.match)]
 
 
+async def test_a_coordinator_moving_the_first_meeting_deadline_later_lets_a_flagged_match_recover(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    people = People.fresh()
+    activated = datetime.now(UTC) - timedelta(days=20)
+    await apply(runtime, program(people, version=2), accepted(people, activated))
+    flagged_at = activated + MILESTONE + timedelta(days=1)
+    assert await sweep_health(runtime.sessions, MovableClock(flagged_at), batch_size=10) == 1
+    assert len(await at_risk_list(client, runtime, people)) == 1
+
+    # A new program version that changes nothing the verdict depends on re-assesses nothing.
+    later = MovableClock(flagged_at + timedelta(hours=1))
+    await apply(runtime, program(people, version=3, name="Renamed program"), clock=later)
+    assert [event.at_risk for event in await outbox_at_risk(runtime, people)] == [True]
+
+    # The deadline moves from 14 to 30 days: the match, 15 days in, has not missed it any more.
+    await apply(runtime, program(people, version=4, milestones={"first_meeting_within_days": 30}), clock=later)
+    assert await at_risk_list(client, runtime, people) == []
+    assert [event.at_risk for event in await outbox_at_risk(runtime, people)] == [True, False]
+    # And the sweeper flags it again once the new deadline passes.
+    assert await sweep_health(runtime.sessions, MovableClock(activated + timedelta(days=31)), batch_size=10) == 1
+    assert [event.at_risk for event in await outbox_at_risk(runtime, people)] == [True, False, True]
+
+
 async def test_a_meeting_held_before_the_match_arrived_counts_as_the_first_meeting(
     runtime: Runtime, client: httpx.AsyncClient
 ) -> None:
