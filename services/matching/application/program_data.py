@@ -152,16 +152,18 @@ async def load_program_data(session: AsyncSession, tenant: uuid.UUID, program_id
     )
 
 
-async def lock_mentor_seats(
-    session: AsyncSession, tenant: uuid.UUID, program_id: uuid.UUID, mentor_ids: Iterable[uuid.UUID]
+async def lock_enrolments(
+    session: AsyncSession, tenant: uuid.UUID, program_id: uuid.UUID, person_ids: Iterable[uuid.UUID]
 ) -> None:
-    """Lock the mentors' enrolment rows (ascending person id, so two callers never wait on each other in a cycle).
+    """Lock the enrolment rows of the people a use case is about to pair, mentors and mentees alike (ascending
+    person id, so two callers never wait on each other in a cycle).
 
-    Every use case that takes a mentor's slot locks the mentor first and reads the open matches after, so two
-    concurrent requests or approvals cannot both see the same last free slot: the second one waits for the first
-    to commit and then counts its match (READ COMMITTED: each statement sees what committed before it started).
+    Every use case that takes a slot locks both people first and reads the open matches after, so two concurrent
+    requests, approvals or acceptances cannot both see the same last free slot: a mentor's capacity, or a
+    mentee's open requests and mentors per mentee. The second one waits for the first to commit and then counts
+    its match (READ COMMITTED: each statement sees what committed before it started).
     """
-    wanted = sorted(set(mentor_ids))
+    wanted = sorted(set(person_ids))
     if not wanted:
         return
     await session.execute(

@@ -240,7 +240,7 @@ async def approve_round(
     """Send the chosen proposals (all when `selected` is None) that still pass the hard rules now; drop the rest
     unsent; record what was skipped and why in the round's report; then MatchRoundCompleted for what was sent.
 
-    The caller locks the round row and the round's mentors (`lock_mentor_seats`) before loading `data`, so the
+    The caller locks the round row and the enrolments of the round's people (`lock_enrolments`) before loading `data`, so the
     capacity counted here cannot be taken by a concurrent request or approval until this transaction ends.
     """
     if round_row.status != PENDING:

@@ -26,7 +26,7 @@ from services.matching.application.program_data import (
     ProgramData,
     load_program,
     load_program_data,
-    lock_mentor_seats,
+    lock_enrolments,
 )
 from services.matching.application.translate import policy_of
 from services.matching.clock import Clock, SystemClock
@@ -141,8 +141,8 @@ async def request_mentor(
     """The mentee asks a mentor; the request counts as the mentee's acceptance and expires after the window."""
     if not principal.is_person(person_id):
         raise NotFoundError(f"mentee {person_id} not found")
-    # The mentor's seat is locked before anything is counted (see lock_mentor_seats).
-    await lock_mentor_seats(db, principal.tenant, program_id, [body.mentor_person_id])
+    # Both people's enrolments are locked before anything is counted (see lock_enrolments).
+    await lock_enrolments(db, principal.tenant, program_id, [body.mentor_person_id, person_id])
     data = await _program_data(db, principal, program_id, now)
     match_id = await choosing.request_mentor(db, data, person_id, body.mentor_person_id, now.now())
     return _match_out(principal, await _load_match(db, match_id))
@@ -153,7 +153,7 @@ async def create_match(body: CreateMatch, principal: CoordinatorOrOperatorPrinci
     """A coordinator pairs two people by hand (both still accept; hard rules apply)."""
     if not principal.manages(body.program_id):
         raise NotFoundError(f"program {body.program_id} not found")
-    await lock_mentor_seats(db, principal.tenant, body.program_id, [body.mentor_person_id])
+    await lock_enrolments(db, principal.tenant, body.program_id, [body.mentor_person_id, body.mentee_person_id])
     data = await _program_data(db, principal, body.program_id, now)
     match_id = await choosing.coordinator_match(db, data, body.mentee_person_id, body.mentor_person_id, now.now())
     return _match_out(principal, await _load_match(db, match_id))
@@ -167,6 +167,17 @@ async def read_match(match_id: MatchId, principal: AnyRolePrincipal, db: Session
 @router.post("/matches/{match_id}/accept", response_model=MatchOut, responses=_errors(409))
 async def accept_match(match_id: MatchId, principal: AnyRolePrincipal, db: Session, now: Now) -> MatchOut:
     """One of the two people consents; the match is active once both have."""
+    # Enrolments before the match row (the order every writer follows): two acceptances of one mentee's
+    # proposals then run one after the other, and the second sees the first's activation.
+    pair = (
+        await db.execute(
+            select(matches.c.program_id, matches.c.mentor_person_id, matches.c.mentee_person_id).where(
+                matches.c.tenant_id == principal.tenant, matches.c.match_id == match_id
+            )
+        )
+    ).first()
+    if pair is not None:
+        await lock_enrolments(db, principal.tenant, pair.program_id, [pair.mentor_person_id, pair.mentee_person_id])
     row = await _visible_match(db, principal, match_id, now)
     party = _party(principal, row)
     if party is None:
@@ -280,12 +291,12 @@ async def approve_round(
     ).first()
     if row is None or not principal.manages(row.program_id):
         raise NotFoundError(f"round {round_id} not found")
-    mentors = await db.execute(
-        select(matches.c.mentor_person_id).where(
+    pairs = await db.execute(
+        select(matches.c.mentor_person_id, matches.c.mentee_person_id).where(
             matches.c.round_id == round_id, matches.c.state == MatchState.PENDING_APPROVAL.value
         )
     )
-    await lock_mentor_seats(db, principal.tenant, row.program_id, mentors.scalars())
+    await lock_enrolments(db, principal.tenant, row.program_id, [person for pair in pairs for person in pair])
     data = await _program_data(db, principal, row.program_id, now)
     window = timedelta(days=data.program.matching_policy.request_window_days)
     selected = None if body.proposal_ids is None else set(body.proposal_ids)

@@ -173,3 +173,56 @@ async def test_two_rounds_approved_at_once_never_send_a_mentor_more_than_their_c
     assert sent == 3
     assert skipped == [["mentor_has_no_free_slot"]] * 3
     assert len(await outbox_payloads(db, PROPOSED)) == 3
+
+
+async def _request(
+    client: httpx.AsyncClient, settings: MatchingSettings, w: World, mentee: str, mentor: str
+) -> httpx.Response:
+    response = await client.post(
+        f"/v1/programs/{w.program_id}/mentees/{w.id(mentee)}/requests",
+        json={"mentor_person_id": str(w.id(mentor))},
+        headers=w.as_person(settings, mentee),
+    )
+    assert response.status_code in (201, 409), response.text
+    return response
+
+
+async def test_a_mentees_concurrent_requests_never_exceed_their_open_request_limit(
+    client: httpx.AsyncClient, settings: MatchingSettings, feed: Feeder, db: AsyncEngine
+) -> None:
+    w = World()
+    await feed(w.program(max_open_requests_per_mentee=1))
+    mentors = [f"mentor{i}" for i in range(4)]
+    for name in mentors:
+        await feed(*w.mentor(name, capacity=3))
+    await feed(*w.mentee("amara"))
+
+    # One mentee asks four mentors at once, each request in its own transaction.
+    responses = await asyncio.gather(*(_request(client, settings, w, "amara", mentor) for mentor in mentors))
+
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
+    assert sum((await open_per_mentor(db, w, "proposed", "pending_approval", "active")).values()) == 1
+
+
+async def test_two_mentors_accepting_one_mentees_requests_at_once_leave_the_mentee_one_mentor(
+    client: httpx.AsyncClient, settings: MatchingSettings, feed: Feeder, db: AsyncEngine
+) -> None:
+    w = World()
+    await feed(w.program(max_open_requests_per_mentee=2))  # one mentor per mentee, the default
+    for name in ("lukas", "nora"):
+        await feed(*w.mentor(name, capacity=2))
+    await feed(*w.mentee("amara"))
+    requested = [await _request(client, settings, w, "amara", mentor) for mentor in ("lukas", "nora")]
+    assert [r.status_code for r in requested] == [201, 201]
+
+    async def accept(mentor: str, match_id: str) -> httpx.Response:
+        return await client.post(f"/v1/matches/{match_id}/accept", headers=w.as_person(settings, mentor))
+
+    results = await asyncio.gather(
+        accept("lukas", requested[0].json()["match_id"]), accept("nora", requested[1].json()["match_id"])
+    )
+
+    # The second acceptance waits for the first; by then its proposal was superseded by the first activation.
+    assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
+    states = await rows(db, "SELECT state FROM matches WHERE program_id = :p ORDER BY state", p=w.program_id)
+    assert [s[0] for s in states] == ["active", "declined"]
