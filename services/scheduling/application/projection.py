@@ -158,6 +158,7 @@ async def cancel_open_meetings(
             .values(
                 state=MeetingState.CANCELLED.value,
                 sequence=meetings.c.sequence + 1,
+                version=meetings.c.version + 1,  # every change moves the ETag, the platform's own too
                 last_changed_by=None,
                 updated_at=ended_at,
             )
