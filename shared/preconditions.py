@@ -37,5 +37,10 @@ def expected_version(if_match: str | None, current: int) -> int:
     return current
 
 
+def contradicts(if_match: str | None, current: int) -> bool:
+    """For writes where If-Match is optional: whether one was sent and names another version (so: refuse)."""
+    return if_match is not None and bool(if_match.strip()) and not names_version(if_match, current)
+
+
 def stale() -> HTTPException:
     return HTTPException(status.HTTP_412_PRECONDITION_FAILED, "the resource changed since you read it; read it again")

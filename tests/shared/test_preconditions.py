@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi import HTTPException
 
-from shared.preconditions import expected_version, names_version
+from shared.preconditions import contradicts, expected_version, names_version
 
 
 @pytest.mark.parametrize("header", ['"4"', "4", 'W/"4"', '"3", "4"', "*"])
@@ -31,3 +31,12 @@ def test_a_missing_if_match_is_a_428(header: str | None) -> None:
 )
 def test_an_if_match_names_a_version_by_strong_or_weak_tag_or_star(header: str, named: bool) -> None:
     assert names_version(header, 4) is named
+
+
+@pytest.mark.parametrize(
+    ("header", "refused"), [(None, False), ("  ", False), ('"4"', False), ("*", False), ('"3"', True)]
+)
+def test_an_optional_if_match_refuses_a_write_only_when_it_names_another_version(
+    header: str | None, refused: bool
+) -> None:
+    assert contradicts(header, 4) is refused

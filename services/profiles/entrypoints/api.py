@@ -43,11 +43,8 @@ from services.profiles.entrypoints.http import (
     READ_RESPONSES,
     WRITE_RESPONSES,
     conflict,
-    expected_version,
     invalid,
     not_found,
-    set_etag,
-    stale,
     transaction,
 )
 from services.profiles.entrypoints.imports import router as imports_router
@@ -76,13 +73,16 @@ from shared.auth.principal import Role
 from shared.events.values import EnrollmentRole, EnrollmentStatus, FunctionCatalogueEntry, ProgramStatus
 from shared.http_protection import declare_idempotency_key
 from shared.messaging.outbox import add_events
+from shared.preconditions import IF_MATCH_MAX_LENGTH, expected_version, set_etag, stale
 from shared.service import Runtime, create_service_app
 
 MAX_PAGE = 200
 IDEMPOTENT = [Depends(declare_idempotency_key)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (at most {MAX_PAGE}).")]
 Cursor = Annotated[uuid.UUID | None, Query(description="`next_cursor` of the previous page.")]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200, description=IF_MATCH_DESCRIPTION)]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", max_length=IF_MATCH_MAX_LENGTH, description=IF_MATCH_DESCRIPTION)
+]
 ParticipantOrStaff = Annotated[Principal, Depends(require_roles(Role.OPERATOR, Role.COORDINATOR, Role.PARTICIPANT))]
 
 router = APIRouter()

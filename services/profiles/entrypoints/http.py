@@ -12,10 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profiles.entrypoints.schemas import ErrorOut
-from shared.preconditions import etag, expected_version, set_etag, stale
 from shared.service import Runtime
-
-__all__ = ["etag", "expected_version", "set_etag", "stale"]  # re-exported: the profiles API imports them from here
 
 _ERROR = {"model": ErrorOut}
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -34,7 +34,7 @@ from services.scheduling.domain.rhythm import Meeting, MeetingState
 from shared.auth import Principal
 from shared.events.values import MeetingCancelReason, MeetingFormat, MeetingOutcome
 from shared.messaging.outbox import add_events
-from shared.preconditions import names_version
+from shared.preconditions import contradicts
 
 _OPEN_CHECKIN_STATES = (CheckInState.SCHEDULED.value, CheckInState.DUE.value)
 _OPEN_MEETING_STATES = tuple(s.value for s in rhythm.OPEN_MEETING_STATES)
@@ -153,7 +153,7 @@ async def visible_meeting(
         match = await visible_match(session, principal, row.match_id)
     except NotFoundError as exc:
         raise NotFoundError(f"meeting {meeting_id} not found") from exc
-    if if_match is not None and if_match.strip() and not names_version(if_match, row.version):
+    if contradicts(if_match, row.version):
         raise StaleVersionError(f"meeting {meeting_id} changed since you read it (now version {row.version})")
     key = None
     if row.check_in_id is not None:

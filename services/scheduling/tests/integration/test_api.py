@@ -113,15 +113,24 @@ async def test_a_meeting_goes_from_proposal_to_held_and_completes_its_check_in(
     assert (await client.post(f"/v1/meetings/{mid}/cancel", headers=mentor)).status_code == 409
 
 
-async def test_two_participants_acting_on_the_same_read_of_a_meeting_cannot_overwrite_each_other(
-    client: httpx.AsyncClient, pair, settings: SchedulingSettings, db
-):
+async def proposed_by_mentee(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, start: datetime
+) -> tuple[dict[str, str], dict[str, str], str]:
+    """The pair's tokens (mentee, mentor) and a one-hour meeting at `start` the mentee proposed."""
     s, match = pair
     mentee = token(settings, s.tenant_id, person=match.mentee_person_id)
     mentor = token(settings, s.tenant_id, person=match.mentor_person_id)
-    start = datetime(2026, 2, 9, 20, 0, tzinfo=UTC)
     body = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
-    mid = (await client.post(f"/v1/matches/{match.match_id}/meetings", json=body, headers=mentee)).json()["meeting_id"]
+    proposed = await client.post(f"/v1/matches/{match.match_id}/meetings", json=body, headers=mentee)
+    assert proposed.status_code == 201, proposed.text
+    return mentee, mentor, proposed.json()["meeting_id"]
+
+
+async def test_two_participants_acting_on_the_same_read_of_a_meeting_cannot_overwrite_each_other(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, db
+):
+    start = datetime(2026, 2, 9, 20, 0, tzinfo=UTC)
+    mentee, mentor, mid = await proposed_by_mentee(client, pair, settings, start)
     read = await client.get(f"/v1/meetings/{mid}", headers=mentor)
     assert (read.headers["ETag"], read.json()["version"]) == ('"1"', 1)
 
@@ -154,12 +163,8 @@ async def test_two_participants_acting_on_the_same_read_of_a_meeting_cannot_over
 async def test_meeting_ics_and_private_feed_parse_back_with_stable_uid_sequence_and_status(
     client: httpx.AsyncClient, pair, settings: SchedulingSettings
 ):
-    s, match = pair
-    mentee = token(settings, s.tenant_id, person=match.mentee_person_id)
-    mentor = token(settings, s.tenant_id, person=match.mentor_person_id)
     start = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)
-    body = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
-    mid = (await client.post(f"/v1/matches/{match.match_id}/meetings", json=body, headers=mentee)).json()["meeting_id"]
+    mentee, mentor, mid = await proposed_by_mentee(client, pair, settings, start)
     await client.post(f"/v1/meetings/{mid}/accept", headers=mentor)
 
     ics = await client.get(f"/v1/meetings/{mid}/ics", headers=mentee)
