@@ -38,6 +38,7 @@ from shared.db import create_engine, new_metadata, session_factory
 from shared.events import samples
 from shared.events.envelope import EventEnvelope, decode, encode
 from shared.events.models import EventData
+from shared.ids import new_id
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.kafka import ensure_topics, make_producer
 from shared.messaging.outbox import OutboxRelay, OutgoingMessage, add_messages, message_for
@@ -51,8 +52,9 @@ _TEMPLATE = samples.match_proposed()
 
 
 def sample_event() -> EventData:
-    """A realistic MatchProposed for a new match (copying a template keeps data generation out of the timing)."""
-    return _TEMPLATE.model_copy(update={"match_id": uuid.uuid4()})
+    """A realistic MatchProposed for a new match: a fresh id minted as the matching service mints it (copying a
+    template keeps the rest of the data generation out of the timing)."""
+    return _TEMPLATE.model_copy(update={"match_id": new_id()})
 
 
 async def raw_aiokafka(bootstrap: str, topic: str, n: int) -> tuple[float, float, int]:

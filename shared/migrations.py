@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
+
+from shared.messaging.tables import INBOX_RECEIVED_AT_BRIN_DDL, INBOX_RECEIVED_AT_BTREE_DDL
 
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
@@ -53,3 +55,15 @@ def run_alembic_env(metadata: MetaData) -> None:
         asyncio.run(_run_online(metadata))
         return
     raise RuntimeError("call upgrade_to_head from a thread without a running event loop (e.g. asyncio.to_thread)")
+
+
+def inbox_index_to_brin() -> None:
+    """Every service's migration that turns the inbox's received_at index into BRIN (it only grows; pruning scans
+    ranges): one revision per service database, the statements once here."""
+    for ddl in INBOX_RECEIVED_AT_BRIN_DDL:
+        op.execute(ddl)
+
+
+def inbox_index_to_btree() -> None:
+    for ddl in INBOX_RECEIVED_AT_BTREE_DDL:
+        op.execute(ddl)

@@ -12,12 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Generic, NamedTuple, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from pydantic import ValidationError
 
 from shared.events.models import EventData
 from shared.events.registry import BY_TYPE, spec_for
+from shared.ids import new_id
 
 SPEC_VERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
@@ -102,7 +103,7 @@ class EventEnvelope(Generic[DataT_co]):
     source: str
     subject: str
     tenant_id: UUID
-    id: UUID = field(default_factory=uuid4)
+    id: UUID = field(default_factory=new_id)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     traceparent: str | None = None
     tracestate: str | None = None
@@ -131,7 +132,7 @@ class EventEnvelope(Generic[DataT_co]):
             source=source or spec.source,
             subject=spec.subject_of(data),
             tenant_id=data.tenant_id,
-            id=id or uuid4(),
+            id=id or new_id(),
             time=(time or datetime.now(UTC)).astimezone(UTC),
             traceparent=traceparent,
             tracestate=tracestate,

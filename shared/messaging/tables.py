@@ -32,7 +32,9 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("consumer", Text, primary_key=True),
         Column("event_id", Text, primary_key=True),
         Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Index("ix_inbox_received_at", "received_at"),
+        # BRIN, not B-tree: received_at only grows, pruning reads whole ranges of old rows, and a BRIN index
+        # costs next to nothing per insert (a B-tree entry per event was ~10 % of the inbox insert's CPU).
+        Index("ix_inbox_received_at", "received_at", postgresql_using="brin"),
     )
     return outbox, inbox
 
@@ -51,6 +53,16 @@ OUTBOX_NOTIFY_DDL = (
     "DROP TRIGGER IF EXISTS outbox_notify ON outbox",
     "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox"
     " FOR EACH STATEMENT EXECUTE FUNCTION mentorloom_outbox_notify()",
+)
+
+# Migrations of databases created before the inbox's received_at index became BRIN (every service's 0001).
+INBOX_RECEIVED_AT_BRIN_DDL = (
+    "DROP INDEX IF EXISTS ix_inbox_received_at",
+    "CREATE INDEX ix_inbox_received_at ON inbox USING brin (received_at)",
+)
+INBOX_RECEIVED_AT_BTREE_DDL = (
+    "DROP INDEX IF EXISTS ix_inbox_received_at",
+    "CREATE INDEX ix_inbox_received_at ON inbox (received_at)",
 )
 
 _metadata = MetaData()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -67,6 +67,7 @@ from shared.auth import (
 )
 from shared.clock import Clock
 from shared.events.values import FeedbackKind
+from shared.ids import new_id
 from shared.service import Runtime, Transaction, create_service_app
 
 MAX_LIST = 200
@@ -195,7 +196,7 @@ async def record_agreed_plan(
     await repo.lock_agreement_row(session, match)
     agreement, version = await repo.load_agreement(session, match, lock=True)
     plan = AgreedPlan(
-        goals=tuple(PlanGoal(goal_id=uuid4(), text=goal) for goal in body.goals),
+        goals=tuple(PlanGoal(goal_id=new_id(), text=goal) for goal in body.goals),
         agreements=body.agreements,
         recorded_at=now,
         recorded_by=principal.person_id,

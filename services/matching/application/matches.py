@@ -21,6 +21,7 @@ from services.matching.domain.lifecycle import Lifecycle, MatchState, Party
 from services.matching.domain.scoring import PairScore
 from shared.events.models import EventData, MatchAccepted, MatchDeclined, MatchEnded, MatchProposed
 from shared.events.values import ActorRole, DeclineReason, EndReasonCategory, FactorScore, MatchOrigin
+from shared.ids import new_id
 from shared.messaging.outbox import add_events
 
 MAX_EXPLANATION = 1000
@@ -76,7 +77,7 @@ async def insert_proposal(
     breakdown = [f.model_dump(mode="json") for f in contract_breakdown(proposal.score)]
     sent = state is MatchState.PROPOSED
     values = {
-        "match_id": uuid.uuid4(),
+        "match_id": new_id(),
         "tenant_id": tenant,
         "program_id": proposal.program_id,
         "mentee_person_id": proposal.mentee_id,

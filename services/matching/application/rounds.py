@@ -28,6 +28,7 @@ from services.matching.domain.rules import ExclusionReason
 from shared.events.models import MatchRoundCompleted
 from shared.events.values import MatchOrigin, ObjectiveMode, ScoreBucket, UnmatchedReasonCount
 from shared.events.values import UnmatchedReason as ContractUnmatched
+from shared.ids import new_id
 from shared.messaging.outbox import add_events
 
 SOLVER = "ortools.min_cost_flow.column_generation"
@@ -98,7 +99,7 @@ async def run_round(session: AsyncSession, data: ProgramData, now: datetime) -> 
     history = data.history()
     # The solver is CPU-heavy (seconds for thousands of people): never on the event loop.
     report = await asyncio.to_thread(run_cohort_round, mentees, mentors, capacities, policy, history, None, True)
-    round_id = uuid.uuid4()
+    round_id = new_id()
     completed = now + timedelta(seconds=report.seconds_scoring + report.seconds_solving)
     capacity_total = sum(capacities[m.person_id].free_slots for m in mentors)
     await session.execute(
@@ -117,7 +118,7 @@ async def run_round(session: AsyncSession, data: ProgramData, now: datetime) -> 
         assert proposal.breakdown is not None
         rows.append(
             {
-                "match_id": uuid.uuid4(),
+                "match_id": new_id(),
                 "tenant_id": data.tenant,
                 "program_id": data.program.program_id,
                 "mentee_person_id": uuid.UUID(proposal.mentee_id),

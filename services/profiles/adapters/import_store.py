@@ -25,6 +25,7 @@ from services.profiles.domain.csv_import import ParsedRow, RowError
 from services.profiles.domain.model import EnrolmentFields, ProfileFields, effective_capacity
 from shared.events.models import EnrollmentChanged, EventData, ProfileUpdated
 from shared.events.values import EnrollmentRole, EnrollmentStatus, NeedRating
+from shared.ids import new_id
 from shared.messaging.outbox import add_events
 
 # How each participants column is read from a row's JSON document in SQL (one document per row: a single
@@ -183,7 +184,7 @@ def _resolve(rows: Sequence[ParsedRow], existing: Sequence[Any]) -> tuple[dict[u
             errors.append(RowError(row.row_number, "email", "email belongs to another participant"))
             continue
         if person_id is None:  # a new person: later rows of this batch with the same keys update it
-            person_id = uuid.uuid4()
+            person_id = new_id()
             if profile.external_id:
                 by_external[profile.external_id] = person_id
             by_email[profile.email] = person_id

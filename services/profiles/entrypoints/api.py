@@ -72,6 +72,7 @@ from shared.auth import (
 from shared.auth.principal import Role
 from shared.events.values import EnrollmentRole, EnrollmentStatus, FunctionCatalogueEntry, ProgramStatus
 from shared.http_protection import declare_idempotency_key
+from shared.ids import new_id
 from shared.messaging.outbox import add_events
 from shared.preconditions import IF_MATCH_MAX_LENGTH, expected_version, set_etag, stale
 from shared.service import Runtime, create_service_app
@@ -113,7 +114,7 @@ async def create_organisation(
     body: OrganisationIn, request: Request, response: Response, principal: OperatorPrincipal
 ) -> OrganisationOut:
     async with transaction(request) as session:
-        row = await repo.insert_returning(session, organisations, {"id": uuid.uuid4(), "name": body.name})
+        row = await repo.insert_returning(session, organisations, {"id": new_id(), "name": body.name})
     set_etag(response, row["version"])
     return _organisation(row)
 
@@ -231,7 +232,7 @@ async def create_campus(
     async with transaction(request) as session:
         await _require_organisation(session, principal)
         row = await repo.insert_returning(
-            session, campuses, {"id": uuid.uuid4(), "tenant_id": principal.tenant, "name": body.name}
+            session, campuses, {"id": new_id(), "tenant_id": principal.tenant, "name": body.name}
         )
     set_etag(response, row["version"])
     return _campus(row)
@@ -353,7 +354,7 @@ async def create_program(
         await _require_organisation(session, principal)
         await _check_program_campuses(session, principal, body)
         row = await repo.insert_returning(
-            session, programs, {"id": uuid.uuid4(), "tenant_id": principal.tenant, **repo.program_values(body)}
+            session, programs, {"id": new_id(), "tenant_id": principal.tenant, **repo.program_values(body)}
         )
         await add_events(session, [repo.program_event(row)])
     set_etag(response, row["version"])
@@ -539,7 +540,7 @@ async def create_participant(
         row = await repo.insert_returning(
             session,
             participants,
-            {"id": uuid.uuid4(), "tenant_id": principal.tenant, **repo.profile_values(body), "needs": [], "offers": []},
+            {"id": new_id(), "tenant_id": principal.tenant, **repo.profile_values(body), "needs": [], "offers": []},
         )
         await add_events(session, [repo.profile_event(row)])
     set_etag(response, row["version"])
@@ -772,7 +773,7 @@ async def create_enrolment(
             session,
             enrolments,
             {
-                "id": uuid.uuid4(),
+                "id": new_id(),
                 "tenant_id": principal.tenant,
                 "program_id": program_id,
                 "person_id": body.person_id,

@@ -40,6 +40,7 @@ from services.profiles.entrypoints.http import READ_RESPONSES, not_found, transa
 from services.profiles.entrypoints.schemas import ErrorPage, ImportJobOut, ImportReportOut, RowErrorOut
 from shared.auth import CoordinatorOrOperatorPrincipal, Principal
 from shared.http_protection import declare_idempotency_key
+from shared.ids import new_id
 
 IMPORT_BATCH_ROWS = 1_000
 # Validated batches queue for the writer, at most this many (the one being written included): while a batch's
@@ -253,7 +254,7 @@ async def import_participants(
         program = await repo.program_row(session, principal.tenant, program_id)
         if program is None or not principal.manages(program_id):
             raise not_found("program")
-        job_id = uuid.uuid4()
+        job_id = new_id()
         await session.execute(
             insert(import_jobs).values(id=job_id, tenant_id=principal.tenant, program_id=program_id, status="running")
         )

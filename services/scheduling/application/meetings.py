@@ -33,6 +33,7 @@ from services.scheduling.domain.model import CheckInState
 from services.scheduling.domain.rhythm import Meeting, MeetingState
 from shared.auth import Principal
 from shared.events.values import MeetingCancelReason, MeetingFormat, MeetingOutcome
+from shared.ids import new_id
 from shared.messaging.outbox import add_events
 from shared.preconditions import contradicts
 
@@ -94,7 +95,7 @@ async def propose(
     if not match.active:
         raise ConflictError("the match has ended")
     checkin = await _checkin_for_new_meeting(session, match, check_in_id)
-    meeting_id = uuid.uuid4()
+    meeting_id = new_id()
     meeting = rhythm.propose_meeting(
         meeting_id=str(meeting_id),
         match_id=str(match.match_id),
