@@ -14,7 +14,12 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from shared.messaging.tables import INBOX_RECEIVED_AT_BRIN_DDL, INBOX_RECEIVED_AT_BTREE_DDL
+from shared.messaging.tables import (
+    INBOX_RECEIVED_AT_BRIN_DDL,
+    INBOX_RECEIVED_AT_BTREE_DDL,
+    OUTBOX_HEADERS_JSONB_DDL,
+    OUTBOX_HEADERS_TEXT_DDL,
+)
 
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
@@ -67,3 +72,12 @@ def inbox_index_to_brin() -> None:
 def inbox_index_to_btree() -> None:
     for ddl in INBOX_RECEIVED_AT_BTREE_DDL:
         op.execute(ddl)
+
+
+def outbox_headers_to_text() -> None:
+    """Every service's migration that stores the outbox's headers as text instead of jsonb (rows kept)."""
+    op.execute(OUTBOX_HEADERS_TEXT_DDL)
+
+
+def outbox_headers_to_jsonb() -> None:
+    op.execute(OUTBOX_HEADERS_JSONB_DDL)

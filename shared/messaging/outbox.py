@@ -43,7 +43,7 @@ class OutgoingMessage:
 
 
 _INSERT_MESSAGES = """
-INSERT INTO outbox (topic, key, headers, value) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bytea[])
+INSERT INTO outbox (topic, key, headers, value) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
 """
 BACKLOG_REFRESH_SECONDS = 1.0
 COPY_THRESHOLD = 64  # below this a multi-row INSERT is as fast; above it COPY is ~1.7× faster (sweeps, imports)
@@ -94,7 +94,7 @@ async def _stop_quietly(producer: AIOKafkaProducer) -> None:
 
 _CLAIM_BATCH = """
 DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING id, topic, key, headers::text, value
+RETURNING id, topic, key, headers, value
 """
 
 

@@ -7,7 +7,6 @@ Services include these in their Alembic migrations via `messaging_tables(metadat
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, Table, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB
 
 OUTBOX_NOTIFY_CHANNEL = "mentorloom_outbox"
 
@@ -19,7 +18,9 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("id", BigInteger, primary_key=True, autoincrement=True),
         Column("topic", Text, nullable=False),
         Column("key", Text, nullable=False),
-        Column("headers", JSONB, nullable=False),
+        # The CloudEvents headers as a JSON object in text: nothing queries inside them, and jsonb cost a parse on
+        # every insert and a re-serialisation on every claim (~8 µs of PostgreSQL CPU per event, measured).
+        Column("headers", Text, nullable=False),
         Column("value", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("attempts", BigInteger, nullable=False, server_default=text("0")),
@@ -64,6 +65,9 @@ INBOX_RECEIVED_AT_BTREE_DDL = (
     "DROP INDEX IF EXISTS ix_inbox_received_at",
     "CREATE INDEX ix_inbox_received_at ON inbox (received_at)",
 )
+# Migrations of databases whose outbox headers were jsonb (every service's 0001).
+OUTBOX_HEADERS_TEXT_DDL = "ALTER TABLE outbox ALTER COLUMN headers TYPE text USING headers::text"
+OUTBOX_HEADERS_JSONB_DDL = "ALTER TABLE outbox ALTER COLUMN headers TYPE jsonb USING headers::jsonb"
 
 _metadata = MetaData()
 OUTBOX, INBOX = messaging_tables(_metadata)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -116,7 +117,7 @@ async def test_the_trace_of_an_http_request_travels_into_the_event_and_out_of_th
     assert response.json()["trace_id"] == TRACE_ID, "the request runs in the caller's trace"
 
     async with engine.connect() as conn:
-        headers = (await conn.execute(select(OUTBOX.c.headers))).scalar_one()
+        headers = json.loads((await conn.execute(select(OUTBOX.c.headers))).scalar_one())
     assert headers["ce_traceparent"].split("-")[1] == TRACE_ID
     assert headers["ce_traceparent"] != TRACEPARENT, "the event is a new span of the same trace"
 

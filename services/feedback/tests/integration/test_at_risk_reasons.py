@@ -79,7 +79,7 @@ async def publish_and_wait(runtime: Runtime, producer: AIOKafkaProducer, *events
 
 async def outbox_at_risk(runtime: Runtime, people: People) -> list[MatchAtRisk]:
     async with runtime.engine.connect() as conn:
-        rows = (await conn.execute(text("SELECT headers, value FROM outbox ORDER BY id"))).all()
+        rows = (await conn.execute(text("SELECT headers::jsonb, value FROM outbox ORDER BY id"))).all()
     events = (decode([(k, v.encode()) for k, v in headers.items()], value).data for headers, value in rows)
     return [event for event in events if isinstance(event, MatchAtRisk) and event.match_id == people.match]
 

@@ -65,7 +65,7 @@ async def both_answer_low(client: httpx.AsyncClient, runtime: Runtime, people: P
 
 async def at_risk_events(runtime: Runtime) -> list[MatchAtRisk]:
     async with runtime.engine.connect() as conn:
-        rows = (await conn.execute(text("SELECT headers, value FROM outbox ORDER BY id"))).all()
+        rows = (await conn.execute(text("SELECT headers::jsonb, value FROM outbox ORDER BY id"))).all()
     events = (decode([(k, v.encode()) for k, v in headers.items()], value).data for headers, value in rows)
     return [event for event in events if isinstance(event, MatchAtRisk)]
 

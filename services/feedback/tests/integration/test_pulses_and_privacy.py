@@ -47,7 +47,7 @@ async def my_open_pulse(client: httpx.AsyncClient, headers: dict[str, str]) -> d
 
 async def outbox_feedback(runtime: Runtime) -> list[tuple[FeedbackSubmitted, bytes]]:
     async with runtime.engine.connect() as conn:
-        rows = (await conn.execute(text("SELECT headers, value FROM outbox ORDER BY id"))).all()
+        rows = (await conn.execute(text("SELECT headers::jsonb, value FROM outbox ORDER BY id"))).all()
     found = []
     for headers, value in rows:
         event = decode([(k, v.encode()) for k, v in headers.items()], value).data

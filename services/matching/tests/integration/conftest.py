@@ -185,11 +185,11 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
 
 
 async def outbox_types(engine: AsyncEngine) -> list[str]:
-    return [r[0] for r in await rows(engine, "SELECT headers->>'ce_type' FROM outbox ORDER BY id")]
+    return [r[0] for r in await rows(engine, "SELECT headers::jsonb->>'ce_type' FROM outbox ORDER BY id")]
 
 
 async def outbox_payloads(engine: AsyncEngine, ce_type: str) -> list[dict[str, Any]]:
     import json
 
-    found = await rows(engine, "SELECT value FROM outbox WHERE headers->>'ce_type' = :t ORDER BY id", t=ce_type)
+    found = await rows(engine, "SELECT value FROM outbox WHERE headers::jsonb->>'ce_type' = :t ORDER BY id", t=ce_type)
     return [json.loads(bytes(r[0])) for r in found]

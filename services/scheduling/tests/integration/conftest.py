@@ -114,7 +114,7 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
 
 
 async def outbox_types(engine: AsyncEngine) -> list[str]:
-    found = await rows(engine, "SELECT headers->>'ce_type' FROM outbox ORDER BY id")
+    found = await rows(engine, "SELECT headers::jsonb->>'ce_type' FROM outbox ORDER BY id")
     return [r[0] for r in found]
 
 

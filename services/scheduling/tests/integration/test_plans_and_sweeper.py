@@ -181,7 +181,9 @@ async def test_two_sweepers_running_concurrently_emit_each_check_in_due_once(db,
     await asyncio.gather(replica(), replica())
 
     due = await rows(
-        db, "SELECT headers->>'ce_id', count(*) FROM outbox WHERE headers->>'ce_type' = :t GROUP BY 1", t=DUE
+        db,
+        "SELECT headers::jsonb->>'ce_id', count(*) FROM outbox WHERE headers::jsonb->>'ce_type' = :t GROUP BY 1",
+        t=DUE,
     )
     assert len(due) == expected
     assert all(n == 1 for _, n in due)
@@ -242,7 +244,7 @@ async def test_swept_events_published_by_the_relay_decode_and_match_the_publishe
     assert (await sweep(sessions, clock, batch_size=100)).due == 1
     clock.set(first_due + timedelta(days=3))
     assert (await sweep(sessions, clock, batch_size=100)).missed == 1
-    wanted = {str(ce_id) for (ce_id,) in await rows(db, "SELECT headers->>'ce_id' FROM outbox")}
+    wanted = {str(ce_id) for (ce_id,) in await rows(db, "SELECT headers::jsonb->>'ce_id' FROM outbox")}
 
     producer = make_producer(settings.kafka_bootstrap)
     await producer.start()
@@ -308,7 +310,9 @@ async def test_a_sweeper_killed_mid_sweep_and_restarted_emits_no_duplicate_and_m
     await sweep(sessions, clock, batch_size=4)  # another replica takes over
 
     due = await rows(
-        db, "SELECT headers->>'ce_id', count(*) FROM outbox WHERE headers->>'ce_type' = :t GROUP BY 1", t=DUE
+        db,
+        "SELECT headers::jsonb->>'ce_id', count(*) FROM outbox WHERE headers::jsonb->>'ce_type' = :t GROUP BY 1",
+        t=DUE,
     )
     assert len(due) == expected
     assert all(n == 1 for _, n in due)
