@@ -92,8 +92,11 @@ async def _stop_quietly(producer: AIOKafkaProducer) -> None:
         await asyncio.wait_for(producer.stop(), 30)
 
 
+# `id = ANY(ARRAY(...))`, not `id IN (SELECT ...)`: the locked ids become one array, probed through the primary key,
+# where IN planned a semi-join over the table; measured with pg_stat_statements in benchmarks/messaging_throughput.py,
+# the claim fell from 9.6 to 3.6 µs of PostgreSQL time per event.
 _CLAIM_BATCH = """
-DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
 RETURNING id, topic, key, headers, value
 """
 
