@@ -43,7 +43,7 @@ from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.kafka import ensure_topics, make_producer
 from shared.messaging.outbox import OutboxRelay, OutgoingMessage, add_messages, message_for
 from shared.messaging.tables import OUTBOX_NOTIFY_DDL, messaging_tables
-from shared.service import run_event_loop, tune_garbage_collector
+from shared.service import tune_garbage_collector
 
 CONSUMER = "bench.projection"
 
@@ -156,7 +156,7 @@ def writer_process(url: str, topic: str, n: int, per_second: float | None, out: 
         return commits
 
     tune_garbage_collector()  # as shared.service.run_roles does for every service process
-    Path(out).write_text(json.dumps(run_event_loop(run())))
+    Path(out).write_text(json.dumps(asyncio.run(run())))
 
 
 def relay_process(url: str, bootstrap: str, stop_after: int, cpu_out: str, started_out: str) -> None:
@@ -182,7 +182,7 @@ def relay_process(url: str, bootstrap: str, stop_after: int, cpu_out: str, start
         record_cpu(cpu_out, cpu_started)
 
     tune_garbage_collector()  # as shared.service.run_roles does for every service process
-    run_event_loop(run())  # the event loop every service process runs on
+    asyncio.run(run())
 
 
 _UPSERT_PROPOSALS = text(
@@ -233,7 +233,7 @@ def consumer_process(url: str, bootstrap: str, topic: str, stop_after: int, read
         record_cpu(cpu_out, cpu_started)
 
     tune_garbage_collector()  # as shared.service.run_roles does for every service process
-    run_event_loop(run())  # the event loop every service process runs on
+    asyncio.run(run())
 
 
 async def count(url: str, sql: str) -> int:
@@ -368,8 +368,7 @@ def main() -> None:
     pg.start()
     kafka.start()
     try:
-        # On uvloop like the platform's own processes: the baseline gets the same event loop as what it is compared to.
-        produce_rate, consume_rate, size, produce_rounds = run_event_loop(
+        produce_rate, consume_rate, size, produce_rounds = asyncio.run(
             best_raw_aiokafka(kafka.bootstrap, args.events, args.raw_runs)
         )
         print(f"raw aiokafka: produce {produce_rate:,.0f}/s, consume {consume_rate:,.0f}/s, {size} B/event")

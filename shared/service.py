@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -275,24 +275,6 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-T = TypeVar("T")
-
-
-def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` on uvloop, the event loop every service process (and uvicorn) runs on.
-
-    uvloop's sockets, transports and task scheduling are C (libuv) where asyncio's are Python: relays and consumers
-    spend much of their CPU moving bytes between Kafka and PostgreSQL, and measured in
-    benchmarks/messaging_throughput.py the whole outbox → Kafka → inbox path needs markedly less CPU per event.
-    """
-    try:
-        import uvloop
-    except ImportError:  # Windows, where uvloop does not exist: asyncio's own loop
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
-
-
 async def run_roles(definition: ServiceDefinition, roles: Sequence[str], settings: ServiceSettings) -> None:
     runtime = Runtime.from_settings(settings)
     tune_garbage_collector()
@@ -328,4 +310,4 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> No
         roles: Sequence[str] = ("api", "relay", "consumer", "sweeper")
     else:
         roles = (args.role,)
-    run_event_loop(run_roles(definition, roles, settings))
+    asyncio.run(run_roles(definition, roles, settings))
