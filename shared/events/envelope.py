@@ -134,7 +134,7 @@ class EventEnvelope(Generic[DataT_co]):
             subject=spec.subject_of(data),
             tenant_id=data.tenant_id,
             id=id or new_id(),
-            time=(time or datetime.now(UTC)).astimezone(UTC),
+            time=datetime.now(UTC) if time is None else time.astimezone(UTC),
             traceparent=traceparent,
             tracestate=tracestate,
         )
@@ -154,6 +154,20 @@ def _format_time(value: datetime) -> str:
     if value.tzinfo is not UTC:  # envelopes hold UTC already (wrap converts); others are converted here
         value = value.astimezone(UTC)
     return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
+
+
+_TENANT_TEXTS: dict[UUID, str] = {}
+_TENANT_TEXTS_MAX = 10_000
+
+
+def _tenant_text(tenant: UUID) -> str:
+    """The tenant header's text; organisations are few, so each is formatted once per process."""
+    text = _TENANT_TEXTS.get(tenant)
+    if text is None:
+        text = str(tenant)
+        if len(_TENANT_TEXTS) < _TENANT_TEXTS_MAX:
+            _TENANT_TEXTS[tenant] = text
+    return text
 
 
 class TextEncodedEvent(NamedTuple):
@@ -185,7 +199,7 @@ def encode_text(event: EventEnvelope[EventData] | EventData) -> TextEncodedEvent
         H_TYPE: envelope.type,
         H_TIME: _format_time(envelope.time),
         H_SUBJECT: envelope.subject,
-        H_TENANT: str(envelope.tenant_id),
+        H_TENANT: _tenant_text(envelope.tenant_id),
         H_CONTENT_TYPE: CONTENT_TYPE,
     }
     if envelope.traceparent is not None:
@@ -296,7 +310,7 @@ def decode(headers: Headers, value: bytes | None) -> EventEnvelope[EventData]:
         subject=attributes[H_SUBJECT],
         tenant_id=tenant_id,
         id=event_id,
-        time=time.astimezone(UTC),
+        time=time if time.tzinfo is UTC else time.astimezone(UTC),  # ce_time is written with a Z: UTC already
         traceparent=traceparent,
         tracestate=tracestate,
     )
