@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Final, Generic, NamedTuple, TypeVar
 from uuid import UUID
 
@@ -156,18 +157,10 @@ def _format_time(value: datetime) -> str:
     return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
-_TENANT_TEXTS: dict[UUID, str] = {}
-_TENANT_TEXTS_MAX = 10_000
-
-
+@lru_cache(maxsize=10_000)
 def _tenant_text(tenant: UUID) -> str:
     """The tenant header's text; organisations are few, so each is formatted once per process."""
-    text = _TENANT_TEXTS.get(tenant)
-    if text is None:
-        text = str(tenant)
-        if len(_TENANT_TEXTS) < _TENANT_TEXTS_MAX:
-            _TENANT_TEXTS[tenant] = text
-    return text
+    return str(tenant)
 
 
 class TextEncodedEvent(NamedTuple):
@@ -241,18 +234,10 @@ def _validate_tolerantly(model: type[EventData], value: bytes) -> EventData:
     return model.model_validate_json(value, extra="ignore")
 
 
-_TENANT_UUIDS: dict[str, UUID] = {}
-_TENANT_UUIDS_MAX = 10_000
-
-
+@lru_cache(maxsize=10_000)
 def _tenant_uuid(text: str) -> UUID:
     """Parse a tenant header; organisations are few, so each distinct value is parsed once per process."""
-    tenant = _TENANT_UUIDS.get(text)
-    if tenant is None:
-        tenant = UUID(text)
-        if len(_TENANT_UUIDS) < _TENANT_UUIDS_MAX:
-            _TENANT_UUIDS[text] = tenant
-    return tenant
+    return UUID(text)
 
 
 def decode(headers: Headers, value: bytes | None) -> EventEnvelope[EventData]:
