@@ -389,7 +389,7 @@ def main() -> None:
     md = f"""{machine_line()}
 Broker (Tansu, memory storage) and PostgreSQL 18 (default durable settings) on the same machine as the three
 benchmark processes (writer, relay, consumer). Event: MatchProposed from the contract, {size} bytes of JSON plus
-CloudEvents headers; every producer, the raw baseline's included, is `make_producer`'s (lz4-compressed batches).
+CloudEvents headers; every producer, the raw baseline's included, is `make_producer`'s (zstd-compressed batches).
 Each run gets a fresh database and starts from a CHECKPOINT, so it reuses WAL segments as a long-running server does
 (on the cold cluster the first run instead zero-fills a new 16 MB segment every ~6,500 events).
 Command: `python -m benchmarks.messaging_throughput --events {args.events}`.
