@@ -5,6 +5,7 @@ What it shows, in about a hundred lines:
 - **CloudEvents binary mode**: attributes arrive as `ce_*` Kafka headers, the value is the JSON `data`;
 - **validation against the published JSON Schemas** (`docs/events/schemas/<ce_type>.json`, plain `jsonschema`),
   so it needs no Mentorloom code at all; events of types it does not know are skipped, not failed;
+- **zstd-compressed batches** (what Mentorloom's producers write): aiokafka reads them with `aiokafka[zstd]` installed;
 - **redelivery**: Kafka delivers at least once, so it remembers the `ce_id` of every event it handled and ignores a
   repeat. Here the memory is a SQLite table written in the same transaction as the (example) side effect, and the
   offset is committed only after that transaction: a crash in between redelivers, and the table absorbs it.
