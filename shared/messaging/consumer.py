@@ -70,7 +70,8 @@ def _is_infrastructure_error(exc: BaseException) -> bool:
     return isinstance(exc, InfrastructureUnavailableError)
 
 
-_INBOX_INSERT = (
+_INBOX_INSERT_NEW = "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[])"
+_INBOX_INSERT_SKIPPING_SEEN = (
     "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id"
 )
 
@@ -78,11 +79,22 @@ _INBOX_INSERT = (
 async def _insert_inbox(session: AsyncSession, consumer: str, event_ids: list[str]) -> set[str]:
     """Insert the batch's inbox rows in the session's transaction; returns the ids not seen before.
 
-    Straight on the session's asyncpg connection: SQLAlchemy's statement and row handling for a
-    thousand-id array cost more than the insert itself.
+    A batch is almost always all new, so the first try is a plain INSERT inside a savepoint: ON CONFLICT's
+    speculative insertion costs nearly twice as much per row (4.5 against 2.6 µs of PostgreSQL and client time per
+    row, measured on 1,000-row batches). An id seen before (a redelivery) or repeated within the batch fails the
+    plain INSERT on the primary key; the savepoint is rolled back and ON CONFLICT DO NOTHING inserts what is new.
+    Straight on the session's asyncpg connection: SQLAlchemy's statement and row handling for a thousand-id array
+    cost more than the insert itself.
     """
     raw = await driver_connection(session)
-    return {row[0] for row in await raw.fetch(_INBOX_INSERT, consumer, event_ids)}
+    await raw.execute("SAVEPOINT inbox_insert")
+    try:
+        await raw.execute(_INBOX_INSERT_NEW, consumer, event_ids)
+    except asyncpg.UniqueViolationError:
+        await raw.execute("ROLLBACK TO SAVEPOINT inbox_insert")
+        return {row[0] for row in await raw.fetch(_INBOX_INSERT_SKIPPING_SEEN, consumer, event_ids)}
+    await raw.execute("RELEASE SAVEPOINT inbox_insert")
+    return set(event_ids)
 
 
 _PRUNE_INBOX_BATCH = """

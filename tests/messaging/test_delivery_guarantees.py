@@ -139,6 +139,42 @@ async def test_a_redelivered_event_has_exactly_one_effect(schema, kafka_bootstra
     assert counts == {"same-event": 1, "other-event": 1}
 
 
+async def test_a_batch_mixing_seen_new_and_repeated_events_applies_each_new_event_once(
+    schema, kafka_bootstrap, producer, unique
+):
+    topic = f"t.mixed.{unique}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+
+    async def publish(*event_ids: str) -> None:
+        for event_id in event_ids:
+            msg = probe_message(topic, event_id)
+            headers = [(k, v.encode()) for k, v in msg.headers.items()]
+            await producer.send(topic, msg.value, key=msg.key.encode(), headers=headers)
+        await producer.flush()
+
+    await publish("seen-1", "seen-2")
+    first = runner(schema, kafka_bootstrap, topic, f"g-{unique}")
+    task = asyncio.create_task(first.run())
+    try:
+        assert await eventually(lambda: _counts_when(schema, lambda c: len(c) == 2))
+    finally:
+        first.stop()
+        await asyncio.wait_for(task, 20)
+
+    # One batch: two events seen before (a redelivery), a new one twice, and another new one.
+    await publish("seen-1", "new-1", "seen-2", "new-1", "new-2")
+    second = runner(schema, kafka_bootstrap, topic, f"g-{unique}")
+    task = asyncio.create_task(second.run())
+    try:
+        counts = await eventually(lambda: _counts_when(schema, lambda c: len(c) == 4))
+        await asyncio.sleep(0.5)  # a double apply would show as a second row by now
+        counts = await effect_counts(schema)
+    finally:
+        second.stop()
+        await asyncio.wait_for(task, 20)
+    assert counts == {"seen-1": 1, "seen-2": 1, "new-1": 1, "new-2": 1}
+
+
 async def _counts_when(engine, condition):  # type: ignore[no-untyped-def]
     counts = await effect_counts(engine)
     return counts if condition(counts) else None
