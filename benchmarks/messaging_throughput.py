@@ -38,7 +38,7 @@ from shared.db import create_engine, new_metadata, session_factory
 from shared.events import samples
 from shared.events.envelope import EventEnvelope, decode, encode
 from shared.events.models import EventData
-from shared.ids import new_id
+from shared.ids import id_text, new_id
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.kafka import ensure_topics, make_producer
 from shared.messaging.outbox import OutboxRelay, OutgoingMessage, add_messages, message_for
@@ -207,7 +207,11 @@ async def apply_proposals(session: AsyncSession, events: Sequence[EventEnvelope[
     global handled_in_this_process
     await session.execute(
         _UPSERT_PROPOSALS,
-        {"m": [e.data.match_id for e in events], "s": [e.data.score for e in events], "e": [str(e.id) for e in events]},
+        {
+            "m": [e.data.match_id for e in events],
+            "s": [e.data.score for e in events],
+            "e": [id_text(e.id) for e in events],
+        },
     )
     handled_in_this_process += len(events)
     if handled_in_this_process >= handled_goal:

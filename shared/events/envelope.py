@@ -8,19 +8,19 @@ dependency and a generic dict-based event on the hot path where we want our type
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Final, Generic, NamedTuple, TypeVar
+from typing import Final, Generic, NamedTuple, TypeVar, cast
 from uuid import UUID
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from shared.events.models import EventData
 from shared.events.registry import BY_TYPE, spec_for
-from shared.ids import new_id
+from shared.ids import id_text, new_id
 
 SPEC_VERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
@@ -128,17 +128,62 @@ class EventEnvelope(Generic[DataT_co]):
             raise ValueError(f"malformed W3C traceparent {traceparent!r}")
         if tracestate is not None and (traceparent is None or len(tracestate) > _MAX_TRACESTATE):
             raise ValueError("tracestate needs a traceparent and at most 512 characters")
-        return EventEnvelope(
-            data=data,
-            type=spec.ce_type,
-            source=source or spec.source,
-            subject=spec.subject_of(data),
-            tenant_id=data.tenant_id,
-            id=id or new_id(),
-            time=datetime.now(UTC) if time is None else time.astimezone(UTC),
-            traceparent=traceparent,
-            tracestate=tracestate,
+        return _checked_envelope(
+            data,
+            spec.ce_type,
+            source or spec.source,
+            spec.subject_of(data),
+            data.tenant_id,
+            id or new_id(),
+            datetime.now(UTC) if time is None else time.astimezone(UTC),
+            traceparent,
+            tracestate,
         )
+
+
+# The slots' own setters, for _checked_envelope, in the dataclass's field order: a field added to EventEnvelope
+# breaks this unpacking at import, so it cannot be forgotten here.
+(
+    _set_data,
+    _set_type,
+    _set_source,
+    _set_subject,
+    _set_tenant_id,
+    _set_id,
+    _set_time,
+    _set_traceparent,
+    _set_tracestate,
+) = (vars(EventEnvelope)[f.name].__set__ for f in fields(EventEnvelope))
+
+
+def _checked_envelope(
+    data: DataT,
+    type: str,  # the CloudEvents attribute names, as the dataclass has them
+    source: str,
+    subject: str,
+    tenant_id: UUID,
+    id: UUID,
+    time: datetime,
+    traceparent: str | None,
+    tracestate: str | None,
+) -> EventEnvelope[DataT]:
+    """The envelope ``EventEnvelope(...)`` would build, for attributes wrap and decode have already checked.
+
+    A frozen dataclass's ``__init__`` sets each of its nine fields through ``object.__setattr__`` (1.3 µs); writing
+    the slots directly takes 0.5 µs, and the outbox writer and every consumer build one envelope per event.
+    tests/contract/test_envelope.py checks that both constructions give equal envelopes.
+    """
+    envelope: EventEnvelope[DataT] = object.__new__(EventEnvelope)
+    _set_data(envelope, data)
+    _set_type(envelope, type)
+    _set_source(envelope, source)
+    _set_subject(envelope, subject)
+    _set_tenant_id(envelope, tenant_id)
+    _set_id(envelope, id)
+    _set_time(envelope, time)
+    _set_traceparent(envelope, traceparent)
+    _set_tracestate(envelope, tracestate)
+    return envelope
 
 
 class EncodedEvent(NamedTuple):
@@ -184,10 +229,10 @@ def encode_text(event: EventEnvelope[EventData] | EventData) -> TextEncodedEvent
         raise ValueError(f"envelope type {envelope.type!r} does not match data model {spec.name}")
     if envelope.tenant_id != data.tenant_id:
         raise ValueError("envelope tenant differs from data.tenant_id")
-    key = str(getattr(data, spec.key_field))
+    key = id_text(getattr(data, spec.key_field))
     headers = {
         H_SPECVERSION: SPEC_VERSION,
-        H_ID: str(envelope.id),
+        H_ID: id_text(envelope.id),
         H_SOURCE: envelope.source,
         H_TYPE: envelope.type,
         H_TIME: _format_time(envelope.time),
@@ -199,7 +244,21 @@ def encode_text(event: EventEnvelope[EventData] | EventData) -> TextEncodedEvent
         headers[H_TRACEPARENT] = envelope.traceparent
         if envelope.tracestate is not None:
             headers[H_TRACESTATE] = envelope.tracestate
-    return TextEncodedEvent(spec.topic, key, data.model_dump_json().encode(), headers)
+    return TextEncodedEvent(spec.topic, key, encode_data(data), headers)
+
+
+def encode_data(data: EventData) -> bytes:
+    """The event's JSON, byte for byte what ``model_dump_json`` gives, in 0.8 of the time.
+
+    orjson over the Python-mode dump: 5.7 instead of 6.9 µs for a MatchProposed. Every type the contract uses
+    (UUID, UTC datetime, date, time, str enums, floats) comes out identically, which tests/contract/test_envelope.py
+    checks over every event type and over random floats and instants; a type orjson cannot write falls back to
+    pydantic's own serialiser rather than failing.
+    """
+    try:
+        return orjson.dumps(data.model_dump(), option=orjson.OPT_UTC_Z)
+    except TypeError:
+        return data.model_dump_json().encode()
 
 
 def encode(event: EventEnvelope[EventData] | EventData) -> EncodedEvent:
@@ -234,10 +293,15 @@ def _validate_tolerantly(model: type[EventData], value: bytes) -> EventData:
     return model.model_validate_json(value, extra="ignore")
 
 
+# pydantic-core's UUID parser (Rust): 0.17 µs per id against 0.95 µs for `uuid.UUID(text)`, the same accepted forms
+# (hyphens or none, braces, urn:uuid:) and the same stdlib `UUID` out; its ValidationError is a ValueError.
+_uuid_from_text = cast(Callable[[str], UUID], TypeAdapter(UUID).validator.validate_strings)
+
+
 @lru_cache(maxsize=10_000)
 def _tenant_uuid(text: str) -> UUID:
     """Parse a tenant header; organisations are few, so each distinct value is parsed once per process."""
-    return UUID(text)
+    return _uuid_from_text(text)
 
 
 def decode(headers: Headers, value: bytes | None) -> EventEnvelope[EventData]:
@@ -256,7 +320,9 @@ def decode(headers: Headers, value: bytes | None) -> EventEnvelope[EventData]:
     assert ce_type is not None
     assert ce_id is not None
     if attributes[H_SPECVERSION] != SPEC_VERSION:
-        raise InvalidHeaderError(f"unsupported specversion {attributes[H_SPECVERSION]!r}", ce_type=ce_type, ce_id=ce_id)
+        raise InvalidHeaderError(
+            f"unsupported {H_SPECVERSION} {attributes[H_SPECVERSION]!r}", ce_type=ce_type, ce_id=ce_id
+        )
     content_type = attributes.get(H_CONTENT_TYPE, CONTENT_TYPE)
     if content_type != CONTENT_TYPE and content_type.split(";", 1)[0].strip().lower() != CONTENT_TYPE:
         raise InvalidHeaderError(f"unsupported content-type {content_type!r}", ce_type=ce_type, ce_id=ce_id)
@@ -264,11 +330,23 @@ def decode(headers: Headers, value: bytes | None) -> EventEnvelope[EventData]:
     if spec is None:
         raise UnknownEventTypeError(f"unknown event type {ce_type!r}", ce_type=ce_type, ce_id=ce_id)
     try:
-        event_id = UUID(ce_id)
+        event_id = _uuid_from_text(ce_id)
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise InvalidHeaderError(
+            f"malformed CloudEvents header {H_ID}: not a UUID", ce_type=ce_type, ce_id=ce_id
+        ) from error
+    try:
         tenant_id = _tenant_uuid(attributes[H_TENANT])
+    except ValueError as error:
+        raise InvalidHeaderError(
+            f"malformed CloudEvents header {H_TENANT}: not a UUID", ce_type=ce_type, ce_id=ce_id
+        ) from error
+    try:
         time = datetime.fromisoformat(attributes[H_TIME])
     except ValueError as error:
-        raise InvalidHeaderError(f"malformed CloudEvents header: {error}", ce_type=ce_type, ce_id=ce_id) from error
+        raise InvalidHeaderError(
+            f"malformed CloudEvents header {H_TIME}: {error}", ce_type=ce_type, ce_id=ce_id
+        ) from error
     if time.tzinfo is None:
         raise InvalidHeaderError("ce_time has no UTC offset", ce_type=ce_type, ce_id=ce_id)
     if value is None:
@@ -288,14 +366,14 @@ def decode(headers: Headers, value: bytes | None) -> EventEnvelope[EventData]:
         # W3C: an invalid traceparent is dropped (a new trace starts), it does not make the event invalid.
         traceparent = None
     tracestate = attributes.get(H_TRACESTATE) if traceparent is not None else None
-    return EventEnvelope(
-        data=data,
-        type=ce_type,
-        source=attributes[H_SOURCE],
-        subject=attributes[H_SUBJECT],
-        tenant_id=tenant_id,
-        id=event_id,
-        time=time if time.tzinfo is UTC else time.astimezone(UTC),  # ce_time is written with a Z: UTC already
-        traceparent=traceparent,
-        tracestate=tracestate,
+    return _checked_envelope(
+        data,
+        ce_type,
+        attributes[H_SOURCE],
+        attributes[H_SUBJECT],
+        tenant_id,
+        event_id,
+        time if time.tzinfo is UTC else time.astimezone(UTC),  # ce_time is written with a Z: UTC already
+        traceparent,
+        tracestate,
     )

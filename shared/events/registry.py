@@ -29,6 +29,7 @@ from shared.events.models import (
     ProfileUpdated,
     ProgramUpdated,
 )
+from shared.ids import id_text
 
 PROFILES_TOPIC: Final = "mentorloom.profiles.v1"
 MATCHING_TOPIC: Final = "mentorloom.matching.v1"
@@ -72,7 +73,7 @@ class EventSpec:
         return str(value).encode()
 
     def subject_of(self, data: EventData) -> str:
-        return str(getattr(data, self.subject_field))
+        return id_text(getattr(data, self.subject_field))
 
 
 def _spec(

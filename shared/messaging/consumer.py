@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import driver_connection
 from shared.events.registry import dead_letter_topic
+from shared.ids import id_text
 from shared.messaging.kafka import make_producer
 from shared.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_DUPLICATE, EVENTS_HANDLED, HANDLER_ERRORS
 from shared.tracing import child_traceparent, reset_traceparent, set_traceparent
@@ -246,7 +247,7 @@ class ConsumerRunner(Generic[E]):
 
     async def _apply(self, items: Sequence[tuple[ConsumerRecord[bytes, bytes], E]]) -> None:
         async with self.sessions() as session, session.begin():
-            ids = [str(event.id) for _, event in items]
+            ids = [id_text(event.id) for _, event in items]
             fresh = await _insert_inbox(session, self.name, ids)
             EVENTS_DUPLICATE.labels(self.name).inc(len(ids) - len(fresh))
             new_events: list[E] = []

@@ -1,9 +1,13 @@
 """Every event type survives encode → decode, and decode rejects what it must with the right error."""
 
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime
-from uuid import uuid4
+from decimal import Decimal
+from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.events import (
     ALL_SPECS,
@@ -22,7 +26,8 @@ from shared.events import (
     samples,
     spec_for,
 )
-from shared.events.envelope import REQUIRED_HEADERS
+from shared.events.envelope import REQUIRED_HEADERS, encode_data
+from shared.events.models import EventData
 
 SPECS = {spec.name: spec for spec in ALL_SPECS}
 
@@ -52,6 +57,58 @@ def test_every_event_type_round_trips_through_the_kafka_binary_binding(name):
     assert header_map["ce_subject"] == str(getattr(envelope.data, spec.subject_field)).encode()
     assert header_map["ce_tenantid"] == str(envelope.data.tenant_id).encode()
     assert header_map["content-type"] == b"application/json"
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_the_fast_json_of_every_event_type_is_byte_for_byte_pydantics(name):
+    data = samples.sample(SPECS[name].model)
+    assert encode_data(data) == data.model_dump_json().encode()
+
+
+@given(
+    score=st.floats(min_value=0, max_value=1),
+    weight=st.floats(min_value=0, max_value=100),
+    expires_at=st.datetimes(timezones=st.timezones()),
+)
+def test_the_fast_json_writes_any_score_and_instant_as_pydantic_does(score, weight, expires_at):
+    template = samples.match_proposed()
+    factors = tuple(f.model_copy(update={"weight": weight, "contribution": score}) for f in template.breakdown)
+    data = samples.match_proposed(score=score, breakdown=factors, expires_at=expires_at)
+    assert encode_data(data) == data.model_dump_json().encode()
+
+
+def test_a_field_type_orjson_cannot_write_falls_back_to_pydantics_json():
+    class WithDecimal(EventData):
+        amount: Decimal
+
+    data = WithDecimal(tenant_id=uuid4(), amount=Decimal("1.10"))
+    assert encode_data(data) == data.model_dump_json().encode()
+
+
+@pytest.mark.parametrize("traceparent", [None, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"])
+def test_wrapped_and_decoded_envelopes_equal_ones_built_by_the_dataclass_and_stay_immutable(traceparent):
+    data = samples.match_proposed()
+    tracestate = None if traceparent is None else "vendor=1"
+    event_id, time = uuid4(), datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    expected = EventEnvelope(
+        data=data,
+        type="org.mentorloom.match.proposed.v1",
+        source="/mentorloom/matching",
+        subject=str(data.match_id),
+        tenant_id=data.tenant_id,
+        id=event_id,
+        time=time,
+        traceparent=traceparent,
+        tracestate=tracestate,
+    )
+    wrapped = EventEnvelope.wrap(data, id=event_id, time=time, traceparent=traceparent, tracestate=tracestate)
+    _, _, value, headers = encode(expected)
+    decoded = decode(headers, value)
+    for envelope in (wrapped, decoded):
+        assert envelope == expected
+        assert repr(envelope) == repr(expected)
+        with pytest.raises(FrozenInstanceError):
+            envelope.subject = "other"  # type: ignore[misc]
 
 
 def test_headers_follow_cloudevents_names_and_time_is_rfc3339_utc():
@@ -135,10 +192,22 @@ def test_a_missing_required_header_raises_missing_header(missing):
         ("ce_source", b"\xff\xfe"),
     ],
 )
-def test_a_malformed_header_raises_invalid_header(header, value):
+def test_a_malformed_header_raises_invalid_header_naming_it(header, value):
     _, _, payload, headers = encode(samples.envelope(samples.match_ended()))
-    with pytest.raises(InvalidHeaderError):
+    with pytest.raises(InvalidHeaderError, match=header):
         decode(replace_header(headers, header, value), payload)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [str.upper, lambda text: text.replace("-", ""), lambda text: "{" + text + "}", lambda text: "urn:uuid:" + text],
+)
+def test_an_event_id_in_any_spelling_python_accepts_decodes_to_the_same_uuid(spelling):
+    envelope = samples.envelope(samples.match_ended())
+    _, _, payload, headers = encode(envelope)
+    decoded = decode(replace_header(headers, "ce_id", spelling(str(envelope.id)).encode()), payload)
+    assert decoded.id == envelope.id
+    assert type(decoded.id) is UUID
 
 
 def test_data_that_breaks_the_model_raises_schema_validation():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from uuid import UUID, uuid4
 
 from shared.events import samples
 from shared.events.envelope import EventEnvelope
-from shared.ids import new_id
+from shared.ids import id_text, new_id
 
 
 def test_new_ids_are_version_7_uuids_and_never_repeat() -> None:
@@ -29,3 +30,12 @@ def test_an_event_envelope_gets_a_time_ordered_id_when_none_is_given() -> None:
     second = EventEnvelope.wrap(samples.match_proposed())
     assert first.id.version == 7
     assert first.id < second.id
+
+
+def test_id_text_is_exactly_what_str_gives_for_any_uuid_and_any_other_id() -> None:
+    edge = [UUID(int=0), UUID(int=(1 << 128) - 1), UUID("00000000-0000-0000-0000-0000000000ff")]
+    uuids = [*edge, *(uuid4() for _ in range(2_000)), *(new_id() for _ in range(2_000))]
+    assert [id_text(u) for u in uuids] == [str(u) for u in uuids]
+    assert id_text(UUID("ABCDEF01-2345-6789-ABCD-EF0123456789")) == "abcdef01-2345-6789-abcd-ef0123456789"
+    assert id_text("external-42") == "external-42"  # a consumer's own envelope type may use text ids
+    assert id_text(7) == "7"
