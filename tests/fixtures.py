@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import itertools
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from deploy.local.servers import EmbeddedKafka, EmbeddedPostgres, EmbeddedRedis
+from shared import http_protection
 
 
 @dataclass
@@ -166,6 +168,23 @@ async def redis_url(redis_server: str) -> str:
 @pytest.fixture
 def kafka_bootstrap(kafka_server: KafkaEndpoint) -> str:
     return kafka_server.bootstrap
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin the rate limiter's clock 15 s into a one-minute window, so a test never straddles a window boundary
+    (where the count starts again and a request the test expects refused is let through)."""
+
+    class FrozenTime:
+        @staticmethod
+        def time() -> float:
+            return 1_800_000_015.0  # 45 s until the window resets
+
+        @staticmethod
+        def monotonic() -> float:
+            return time.monotonic()
+
+    monkeypatch.setattr(http_protection, "time", FrozenTime)
 
 
 @pytest.fixture

@@ -93,24 +93,6 @@ def protected_settings(redis_url: str) -> ServiceSettings:
     return dev_settings(redis_url=redis_url, rate_limit_per_minute=1000, idempotency_ttl_seconds=600)
 
 
-@pytest.fixture
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pin the rate-limit window, so a test never straddles a minute boundary."""
-
-    class FrozenTime:
-        @staticmethod
-        def time() -> float:
-            return 1_800_000_015.0  # 15 s into a window: 45 s until it resets
-
-        @staticmethod
-        def monotonic() -> float:
-            import time
-
-            return time.monotonic()
-
-    monkeypatch.setattr(http_protection, "time", FrozenTime)
-
-
 async def _replica(settings: ServiceSettings) -> Replica:
     state: dict[str, Any] = {"created": [], "slow_entered": asyncio.Event(), "slow_release": asyncio.Event()}
     app = build_app(settings, state)

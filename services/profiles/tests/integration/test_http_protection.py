@@ -24,7 +24,7 @@ async def test_a_retried_post_with_the_same_idempotency_key_creates_one_particip
     assert len(listed.json()["items"]) == 1
 
 
-async def test_a_token_past_its_rate_limit_gets_429(api: Api, tenant: Tenant) -> None:
+async def test_a_token_past_its_rate_limit_gets_429(api: Api, tenant: Tenant, frozen_clock: None) -> None:
     settings = api.settings.model_copy(update={"rate_limit_per_minute": 3})
     runtime = Runtime.from_settings(settings)
     try:
