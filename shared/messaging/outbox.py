@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
 import orjson
@@ -22,7 +22,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.db import asyncpg_dsn, driver_connection
-from shared.events.envelope import EventEnvelope, encode_text
+from shared.events.envelope import EventEnvelope, TextEncodedEvent, encode_text
 from shared.events.models import EventData
 from shared.messaging.partitioning import partitions_for_keys
 from shared.messaging.tables import OUTBOX, OUTBOX_NOTIFY_CHANNEL
@@ -32,17 +32,10 @@ from shared.tracing import current_traceparent
 log = structlog.get_logger(__name__)
 
 
-class OutgoingMessage(NamedTuple):
-    """An encoded Kafka record: the event contract encodes, the outbox stores, the relay sends.
-
-    A NamedTuple rather than a frozen dataclass: as immutable, and built in a quarter of the time (0.2 against 0.8 µs),
-    once per event the platform emits.
-    """
-
-    topic: str
-    key: str
-    value: bytes
-    headers: dict[str, str]
+# An encoded Kafka record with text key and headers: the event contract encodes it, the outbox stores it, the relay
+# sends it. The contract's own NamedTuple (as immutable as a frozen dataclass, and built in a quarter of the time),
+# so message_for hands it over without a copy.
+OutgoingMessage = TextEncodedEvent
 
 
 _INSERT_MESSAGES = """
@@ -77,7 +70,7 @@ def message_for(event: EventEnvelope[EventData] | EventData) -> OutgoingMessage:
     """Encode an event of the contract; bare data is enveloped with the current trace context."""
     if not isinstance(event, EventEnvelope):
         event = EventEnvelope.wrap(event, traceparent=current_traceparent())
-    return OutgoingMessage._make(encode_text(event))
+    return encode_text(event)
 
 
 async def add_events(session: AsyncSession, events: Sequence[EventEnvelope[EventData] | EventData]) -> None:
