@@ -11,9 +11,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import session_factory
+from deploy.local.servers import free_port
+from shared.db import create_engine, session_factory
 from shared.events.registry import dead_letter_topic
-from shared.messaging.consumer import ConsumerRunner
+from shared.messaging import consumer as consumer_module
+from shared.messaging.consumer import ConsumerRunner, InfrastructureUnavailableError
 from shared.messaging.dlq import read_dead_letters, replay_dead_letters
 from shared.messaging.kafka import ensure_topics, make_producer
 from shared.messaging.outbox import OutboxRelay, add_messages
@@ -173,6 +175,65 @@ async def test_a_batch_mixing_seen_new_and_repeated_events_applies_each_new_even
         second.stop()
         await asyncio.wait_for(task, 20)
     assert counts == {"seen-1": 1, "seen-2": 1, "new-1": 1, "new-2": 1}
+
+
+async def test_a_batch_longer_than_a_slice_is_applied_in_one_transaction_with_duplicates_across_slices_once(
+    schema, kafka_bootstrap, producer, unique, monkeypatch
+):
+    # Slices of two records: the batch below spans four of them, with a repeat and a poison message in between.
+    monkeypatch.setattr(consumer_module, "APPLY_SLICE", 2)
+    monkeypatch.setattr(consumer_module, "DECODE_STEP", 1)
+    topic = f"t.slices.{unique}"
+    await ensure_topics(kafka_bootstrap, [topic, dead_letter_topic(topic)], partitions=1)
+    for event_id in ["a", "b", "c", "poison", "a", "d", "b", "e"]:
+        if event_id == "poison":
+            await producer.send(topic, b"{not json", key=b"k", headers=[("ce_id", b"poison")])
+            continue
+        msg = probe_message(topic, event_id)
+        await producer.send(
+            topic, msg.value, key=msg.key.encode(), headers=[(k, v.encode()) for k, v in msg.headers.items()]
+        )
+    await producer.flush()
+
+    consumer = runner(schema, kafka_bootstrap, topic, f"g-{unique}", batch_size=100)
+    task = asyncio.create_task(consumer.run())
+    try:
+        counts = await eventually(lambda: _counts_when(schema, lambda c: len(c) == 5))
+        dead = await read_topic(kafka_bootstrap, dead_letter_topic(topic), expected=1)
+        await asyncio.sleep(0.5)  # a double apply would show as a second row by now
+        counts = await effect_counts(schema)
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 20)
+    assert counts == dict.fromkeys("abcde", 1)
+    assert [headers["ce_id"] for headers, _ in dead] == ["poison"]
+    async with schema.connect() as conn:
+        transactions = (await conn.execute(text("SELECT count(DISTINCT xmin::text) FROM effects"))).scalar_one()
+    assert transactions == 1, "every slice of the fetched batch is written by the batch's one transaction"
+
+
+async def test_a_consumer_stopped_while_its_database_is_unreachable_dead_letters_nothing(
+    kafka_bootstrap, producer, unique
+):
+    topic = f"t.nodb.{unique}"
+    await ensure_topics(kafka_bootstrap, [topic, dead_letter_topic(topic)], partitions=1)
+    msg = probe_message(topic, "waits-for-the-database")
+    await producer.send_and_wait(
+        topic, msg.value, key=msg.key.encode(), headers=[(k, v.encode()) for k, v in msg.headers.items()]
+    )
+    unreachable = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")
+    consumer = runner(unreachable, kafka_bootstrap, topic, f"g-{unique}", max_attempts=2)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(consumer.assigned.wait(), 30)
+        await asyncio.sleep(1.0)  # the batch is fetched and its transaction retried against the closed port
+    finally:
+        consumer.stop()
+        with pytest.raises(InfrastructureUnavailableError):
+            await asyncio.wait_for(task, 20)
+        await unreachable.dispose()
+    # The event was not at fault: it stays on its topic, uncommitted, for the next run; nothing is dead-lettered.
+    assert await read_topic(kafka_bootstrap, dead_letter_topic(topic), expected=1, limit_seconds=3) == []
 
 
 async def _counts_when(engine, condition):  # type: ignore[no-untyped-def]
