@@ -355,6 +355,38 @@ async def test_two_relay_instances_publish_every_outbox_row_and_none_is_lost(sch
     assert relays[1 - leader].is_leader is False  # stopped cleanly after taking over
 
 
+async def test_the_leader_and_a_drain_beside_it_send_every_row_exactly_once(schema, kafka_bootstrap, unique):
+    # The leader claims without row locks; a drain (SKIP LOCKED) racing it for the same rows must make one of them
+    # wait and skip, never both send.
+    topic = f"t.race.{unique}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=4)
+    producers = [make_producer(kafka_bootstrap) for _ in range(2)]
+    for p in producers:
+        await p.start()
+    leader = OutboxRelay(schema, producers[0], service=f"svc-{unique}", batch_size=50, poll_interval=0.01)
+    beside = OutboxRelay(schema, producers[1], service=f"svc-{unique}", batch_size=50)
+    leading = asyncio.create_task(leader.run())
+    ids = [f"e{i}" for i in range(2000)]
+    drained = 0
+    try:
+        await eventually(lambda: _any_leader([leader]))
+        for start in range(0, len(ids), 100):
+            await write_outbox(schema, topic, ids[start : start + 100])
+            drained += await beside.drain()
+        await read_topic(kafka_bootstrap, topic, expected=len(ids), limit_seconds=60)
+        await asyncio.sleep(0.5)
+        # Everything on the topic now, duplicates included (no ce_id can reach len(ids) + 1 distinct values).
+        records = await read_topic(kafka_bootstrap, topic, expected=len(ids) + 1, limit_seconds=3)
+    finally:
+        leader.stop()
+        await asyncio.wait_for(leading, 20)
+        for p in producers:
+            await p.stop()
+    received = sorted(h["ce_id"] for h, _ in records)
+    assert received == sorted(ids), "each row is on the topic once"
+    assert 0 < drained < len(ids), "both relays took part"
+
+
 async def _any_leader(relays: list[OutboxRelay]) -> bool:
     return any(r.is_leader for r in relays)
 
