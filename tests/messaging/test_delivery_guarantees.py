@@ -47,6 +47,17 @@ async def producer(kafka_bootstrap: str):  # type: ignore[no-untyped-def]
     await p.stop()
 
 
+@pytest.fixture
+async def two_producers(kafka_bootstrap: str):  # type: ignore[no-untyped-def]
+    """One producer per relay instance, as two replicas would each have."""
+    producers = [make_producer(kafka_bootstrap) for _ in range(2)]
+    for p in producers:
+        await p.start()
+    yield producers
+    for p in producers:
+        await p.stop()
+
+
 def runner(engine: AsyncEngine, bootstrap: str, topic: str, group: str, **kw) -> ConsumerRunner:  # type: ignore[type-arg]
     return ConsumerRunner(
         name=group,
@@ -322,15 +333,14 @@ async def test_a_poison_message_lands_in_the_dead_letter_topic_and_the_consumer_
     assert bug_headers["dlq_original_topic"] == topic
 
 
-async def test_two_relay_instances_publish_every_outbox_row_and_none_is_lost(schema, kafka_bootstrap, unique):
+async def test_two_relay_instances_publish_every_outbox_row_and_none_is_lost(
+    schema, kafka_bootstrap, two_producers, unique
+):
     topic = f"t.relays.{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=4)
-    producers = [make_producer(kafka_bootstrap) for _ in range(2)]
-    for p in producers:
-        await p.start()
     relays = [
         OutboxRelay(schema, p, service=f"svc-{unique}", batch_size=100, poll_interval=0.05, standby_poll_seconds=0.1)
-        for p in producers
+        for p in two_producers
     ]
     tasks = [asyncio.create_task(r.run()) for r in relays]
     ids = [f"e{i}" for i in range(3000)]
@@ -348,23 +358,20 @@ async def test_two_relay_instances_publish_every_outbox_row_and_none_is_lost(sch
         for r in relays:
             r.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for p in producers:
-            await p.stop()
     received = [h["ce_id"] for h, _ in records]
     assert set(received) == set(ids), f"missing: {sorted(set(ids) - set(received))[:5]}"
     assert relays[1 - leader].is_leader is False  # stopped cleanly after taking over
 
 
-async def test_the_leader_and_a_drain_beside_it_send_every_row_exactly_once(schema, kafka_bootstrap, unique):
+async def test_the_leader_and_a_drain_beside_it_send_every_row_exactly_once(
+    schema, kafka_bootstrap, two_producers, unique
+):
     # The leader claims without row locks; a drain (SKIP LOCKED) racing it for the same rows must make one of them
     # wait and skip, never both send.
     topic = f"t.race.{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=4)
-    producers = [make_producer(kafka_bootstrap) for _ in range(2)]
-    for p in producers:
-        await p.start()
-    leader = OutboxRelay(schema, producers[0], service=f"svc-{unique}", batch_size=50, poll_interval=0.01)
-    beside = OutboxRelay(schema, producers[1], service=f"svc-{unique}", batch_size=50)
+    leader = OutboxRelay(schema, two_producers[0], service=f"svc-{unique}", batch_size=50, poll_interval=0.01)
+    beside = OutboxRelay(schema, two_producers[1], service=f"svc-{unique}", batch_size=50)
     leading = asyncio.create_task(leader.run())
     ids = [f"e{i}" for i in range(2000)]
     drained = 0
@@ -380,8 +387,6 @@ async def test_the_leader_and_a_drain_beside_it_send_every_row_exactly_once(sche
     finally:
         leader.stop()
         await asyncio.wait_for(leading, 20)
-        for p in producers:
-            await p.stop()
     received = sorted(h["ce_id"] for h, _ in records)
     assert received == sorted(ids), "each row is on the topic once"
     assert 0 < drained < len(ids), "both relays took part"
