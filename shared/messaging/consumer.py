@@ -61,7 +61,7 @@ BatchHandler = Callable[[AsyncSession, Sequence[E]], Awaitable[None]]
 
 # Events decoded and applied at a time within a batch's single transaction. A decoded MatchProposed is ~7 KB of
 # Python objects: decoding a whole 1,000-event batch while the previous one is still held misses the core's cache,
-# 20 µs per event against 17.7 in slices of 250 (benchmarks/consumer_decode.py). Slices keep that working set small
+# 20 µs per event against 16-18 in slices of 250 (benchmarks/consumer_decode.py). Slices keep that working set small
 # while the batch keeps one transaction and one offset commit; each slice costs one inbox statement and one handler
 # call more (smaller slices decode faster still, and lose it again there).
 APPLY_SLICE = 250
