@@ -250,13 +250,14 @@ def encode_text(event: EventEnvelope[EventData] | EventData) -> TextEncodedEvent
 def encode_data(data: EventData) -> bytes:
     """The event's JSON, byte for byte what ``model_dump_json`` gives, in 0.8 of the time.
 
-    orjson over the Python-mode dump: 5.7 instead of 6.9 µs for a MatchProposed. Every type the contract uses
+    orjson over the Python-mode dump: 5.2 instead of 6.9 µs for a MatchProposed. Every type the contract uses
     (UUID, UTC datetime, date, time, str enums, floats) comes out identically, which tests/contract/test_envelope.py
     checks over every event type and over random floats and instants; a type orjson cannot write falls back to
     pydantic's own serialiser rather than failing.
     """
     try:
-        return orjson.dumps(data.model_dump(), option=orjson.OPT_UTC_Z)
+        # The serializer itself: model_dump only adds argument handling around it (0.5 µs per event).
+        return orjson.dumps(data.__pydantic_serializer__.to_python(data), option=orjson.OPT_UTC_Z)
     except TypeError:
         return data.model_dump_json().encode()
 
@@ -268,6 +269,15 @@ def encode(event: EventEnvelope[EventData] | EventData) -> EncodedEvent:
 
 
 def _text_headers(headers: Headers) -> dict[str, str]:
+    """The headers as text. Every one at once first (0.7 against 1.3 µs for nine headers); only when one of them is
+    not UTF-8 text are foreign headers skipped and ours checked one by one."""
+    try:
+        return {name: raw.decode() for name, raw in headers if raw is not None}
+    except UnicodeDecodeError:
+        return _checked_text_headers(headers)
+
+
+def _checked_text_headers(headers: Headers) -> dict[str, str]:
     decoded: dict[str, str] = {}
     for name, raw in headers:
         if raw is None or not (name.startswith("ce_") or name == H_CONTENT_TYPE):
@@ -286,7 +296,8 @@ def _validate_tolerantly(model: type[EventData], value: bytes) -> EventData:
     MatchProposed), and unknown fields only appear after a producer upgrade, so they take the slower second pass.
     """
     try:
-        return model.model_validate_json(value)
+        # The validator itself: model_validate_json only adds argument handling around it (0.4 µs per event).
+        return cast(EventData, model.__pydantic_validator__.validate_json(value))
     except ValidationError as error:
         if not any(detail["type"] == "extra_forbidden" for detail in error.errors()):
             raise

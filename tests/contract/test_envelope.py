@@ -198,6 +198,14 @@ def test_a_malformed_header_raises_invalid_header_naming_it(header, value):
         decode(replace_header(headers, header, value), payload)
 
 
+@pytest.mark.parametrize("foreign", [("x-binary-checksum", b"\xff\xfe\x00"), ("x-flag", None)])
+def test_a_foreign_header_that_is_not_text_does_not_keep_the_event_from_decoding(foreign):
+    envelope = samples.envelope(samples.match_ended())
+    _, _, payload, headers = encode(envelope)
+    decoded = decode([*headers, foreign], payload)
+    assert decoded == envelope
+
+
 @pytest.mark.parametrize(
     "spelling",
     [str.upper, lambda text: text.replace("-", ""), lambda text: "{" + text + "}", lambda text: "urn:uuid:" + text],
