@@ -484,8 +484,8 @@ CPU per event of all parties), with the writer slowed to the pipeline's pace. It
 a backlog builds either way), but two processes cost more consumer CPU per event than one (table above), so the gain
 is the idle core, not less work: 2-16 % more events/s in alternating rounds of 2026-12-06, the median ratio above
 in this run. What keeps the ratio below its target is the CPU per event, the largest part the consumers' decoding of
-the contract's models (section below). Tried on 2026-12-06 and left out: uvloop as the services' event loop (in 14
-alternating pairs of rounds no gain, median 17.5k against 18.6k/s on asyncio's loop) and a consumer linger that tops
+the contract's models (section below). Tried on 2026-12-06 and left out: uvloop as the services' event loop (14
+alternating pairs of rounds, no consistent gain; the last 7: median 17.5k against 18.6k/s on asyncio's loop) and a consumer linger that tops
 up short batches (batches are already full under load).
 
 Targets (issue 2): ≥ 15,000 events/s end to end and ≥ 25% of raw produce; p99 ≤ 250 ms at 1,000 events/s.
