@@ -207,8 +207,6 @@ _UPSERT_PROPOSALS = text(
     " SELECT unnest(CAST(:m AS uuid[])), unnest(CAST(:s AS float8[])), unnest(CAST(:e AS text[])), clock_timestamp()"
     " ON CONFLICT (match_id) DO UPDATE SET score = excluded.score"
 )
-# Events handled by all consumer processes of a run together (a shared-memory counter: no polling queries).
-handled_counter: Any = None
 
 
 async def apply_proposals(session: AsyncSession, events: Sequence[EventEnvelope[Any]]) -> None:
@@ -221,8 +219,6 @@ async def apply_proposals(session: AsyncSession, events: Sequence[EventEnvelope[
             "e": [id_text(e.id) for e in events],
         },
     )
-    with handled_counter.get_lock():
-        handled_counter.value += len(events)
 
 
 def consumer_process(
@@ -230,16 +226,20 @@ def consumer_process(
 ) -> None:
     async def run() -> None:
         cpu_started = time.process_time()
-        global handled_counter
-        handled_counter = counter
         engine = create_engine(url)
+
+        async def apply_and_count(session: AsyncSession, events: Sequence[EventEnvelope[Any]]) -> None:
+            await apply_proposals(session, events)
+            with counter.get_lock():  # all consumer processes of the run count together, in shared memory
+                counter.value += len(events)
+
         runner: ConsumerRunner[EventEnvelope[Any]] = ConsumerRunner(
             name=f"{CONSUMER}.{topic}",
             topics=[topic],
             bootstrap=bootstrap,
             sessions=session_factory(engine),
             handler=None,
-            batch_handler=apply_proposals,
+            batch_handler=apply_and_count,
             decode=decode,
             batch_size=CONSUMER_BATCH,
         )
@@ -413,8 +413,8 @@ def main() -> None:
             best_raw_aiokafka(kafka.bootstrap, args.events, args.raw_runs, client_defaults=True)
         )
         print(f"raw aiokafka with the client's defaults: produce {defaults_rate:,.0f}/s")
-        # As many end-to-end rounds as raw ones, the best against the best: the same machine noise hits both.
-        # Rounds alternate with rounds of a single consumer member: what the second member is worth, same noise.
+        # As many end-to-end rounds as raw ones, the best against the best: the same machine noise hits both. They
+        # alternate with rounds of a single consumer member: what the second member is worth, under the same noise.
         sustained_rounds: list[dict[str, float]] = []
         single_rounds: list[dict[str, float]] = []
         for i in range(args.e2e_runs):
@@ -485,8 +485,8 @@ a backlog builds either way), but two processes cost more consumer CPU per event
 is the idle core, not less work: 2-16 % more events/s in alternating rounds of 2026-12-06, the median ratio above
 in this run. What keeps the ratio below its target is the CPU per event, the largest part the consumers' decoding of
 the contract's models (section below). Tried on 2026-12-06 and left out: uvloop as the services' event loop (14
-alternating pairs of rounds, no consistent gain; the last 7: median 17.5k against 18.6k/s on asyncio's loop) and a consumer linger that tops
-up short batches (batches are already full under load).
+alternating pairs of rounds, no consistent gain; the last 7: median 17.5k against 18.6k/s on asyncio's loop) and
+a consumer linger that tops up short batches (batches are already full under load).
 
 Targets (issue 2): ≥ 15,000 events/s end to end and ≥ 25% of raw produce; p99 ≤ 250 ms at 1,000 events/s.
 """
