@@ -288,6 +288,36 @@ def tree_cpu_seconds(root_pid: int | None) -> float:
     return total
 
 
+# pg_stat_statements' view of a run (`--pg-statements`): which statement of the pipeline its PostgreSQL time went to.
+_STATEMENT_KINDS = (
+    ('COPY "outbox"', "writer: outbox rows (COPY)"),
+    ("INSERT INTO outbox", "writer: outbox rows (INSERT)"),
+    ("DELETE FROM outbox", "relay: claim and delete"),
+    ("INSERT INTO inbox", "consumers: inbox rows"),
+    ("INSERT INTO proposals", "consumers: handler's upsert"),
+    ("COMMIT", "COMMIT (all parties)"),
+)
+_OTHER_STATEMENTS = "other (BEGIN, pool pings, backlog count, …)"
+STATEMENT_LABELS = (*(label for _, label in _STATEMENT_KINDS), _OTHER_STATEMENTS)
+
+
+def statement_times(pg: EmbeddedPostgres, database: str) -> dict[str, float]:
+    """Execution time in ms of the run's statements in `database`, by kind (pg_stat_statements, reset before)."""
+    rows = pg.psql(
+        # One line per statement: its whitespace (newlines included) collapsed, its start is enough to tell its kind.
+        r"SELECT s.total_exec_time, left(regexp_replace(s.query, '\s+', ' ', 'g'), 40)"
+        " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+        f" WHERE d.datname = '{database}'"
+    )
+    times = dict.fromkeys(STATEMENT_LABELS, 0.0)
+    for line in rows.splitlines():
+        milliseconds, _, query = line.partition("|")
+        query = query.lstrip()
+        label = next((label for prefix, label in _STATEMENT_KINDS if query.startswith(prefix)), _OTHER_STATEMENTS)
+        times[label] += float(milliseconds)
+    return times
+
+
 def end_to_end(
     pg: EmbeddedPostgres,
     kafka: EmbeddedKafka,
@@ -297,12 +327,14 @@ def end_to_end(
     *,
     prefilled: bool = False,
     consumers: int = CONSUMERS,
+    statement_stats: bool = False,
 ) -> dict[str, float]:
     """One run of writer, relay and consumer processes; returns throughput, latencies and CPU per event.
 
     With `prefilled`, the writer fills the outbox before the relay starts, and the clock runs from the relay's
     start to the last event handled: the capacity of the backbone itself (relay → Kafka → consumer), without
-    the writer competing for the same two cores.
+    the writer competing for the same two cores. With `statement_stats` (PostgreSQL started with pg_stat_statements),
+    the result also holds each kind of statement's execution time per event, keyed `pg: <kind>`.
     """
     bootstrap = kafka.bootstrap
     server_pids = {"postgres": pg.proc.pid, "broker": kafka.proc.pid}
@@ -342,11 +374,14 @@ def end_to_end(
     if prefilled:  # the whole outbox is written first, untimed; then the relay starts on it
         writer.start()
         writer.join(timeout=600)
+    if statement_stats:
+        pg.psql("SELECT pg_stat_statements_reset()")
     servers_cpu_before = {name: tree_cpu_seconds(pid) for name, pid in server_pids.items()}
     (relay if prefilled else writer).start()
     for p in (writer, relay, *consumer_procs):
         p.join(timeout=600)
     servers_cpu = {name: tree_cpu_seconds(pid) - servers_cpu_before[name] for name, pid in server_pids.items()}
+    statements = statement_times(pg, db) if statement_stats else {}
     commits: list[tuple[float, list[str]]] = json.loads(commits_file.read_text())
     handled = asyncio.run(handled_times(url))
     first_commit = commits[0][0]
@@ -372,6 +407,7 @@ def end_to_end(
         },
         "consumer_cpu_us": sum(float(Path(cpu_file(f"consumer{i}")).read_text()) for i in range(consumers)) / n * 1e6,
         **{f"{name}_cpu_us": seconds / n * 1e6 for name, seconds in servers_cpu.items()},
+        **{f"pg: {label}": milliseconds / n * 1e3 for label, milliseconds in statements.items()},
     }
 
 
@@ -391,19 +427,40 @@ def cpu_table(runs: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def statement_table(runs: dict[str, dict[str, float]]) -> str:
+    """PostgreSQL execution time per event by kind of statement, per run (wall time inside the server: CPU, and
+    waits for locks and the WAL flush)."""
+    lines = ["| PostgreSQL execution µs per event | " + " | ".join(runs) + " |", "|---|" + "---:|" * len(runs)]
+    for label in STATEMENT_LABELS:
+        lines.append(
+            f"| {label} | " + " | ".join(f"{run.get(f'pg: {label}', 0.0):.1f}" for run in runs.values()) + " |"
+        )
+    totals = [sum(v for k, v in run.items() if k.startswith("pg: ")) for run in runs.values()]
+    lines.append("| **total** | " + " | ".join(f"**{t:.1f}**" for t in totals) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument("--raw-runs", type=int, default=3, help="raw aiokafka rounds; the best is the baseline")
     parser.add_argument("--e2e-runs", type=int, default=3, help="end-to-end rounds of each kind; the best is reported")
+    parser.add_argument(
+        "--pg-statements",
+        action="store_true",
+        help="preload pg_stat_statements and report PostgreSQL's time per event by statement (adds its own overhead)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mentorloom-bench-"))
-    pg = EmbeddedPostgres(tmp / "pg" / "data")
+    settings = {"shared_preload_libraries": "pg_stat_statements"} if args.pg_statements else {}
+    pg = EmbeddedPostgres(tmp / "pg" / "data", settings=settings)
     kafka = EmbeddedKafka(tmp / "kafka")
     pg.start()
     kafka.start()
+    if args.pg_statements:
+        pg.psql("CREATE EXTENSION pg_stat_statements")
     try:
         produce_rate, consume_rate, size, produce_rounds = asyncio.run(
             best_raw_aiokafka(kafka.bootstrap, args.events, args.raw_runs)
@@ -419,12 +476,16 @@ def main() -> None:
         single_rounds: list[dict[str, float]] = []
         for i in range(args.e2e_runs):
             for consumers in (CONSUMERS, 1) if i % 2 == 0 else (1, CONSUMERS):
-                result = end_to_end(pg, kafka, args.events, None, tmp, consumers=consumers)
+                result = end_to_end(
+                    pg, kafka, args.events, None, tmp, consumers=consumers, statement_stats=args.pg_statements
+                )
                 (sustained_rounds if consumers == CONSUMERS else single_rounds).append(result)
                 print(f"end to end, {consumers} consumer(s): {result}")
         backbone_rounds = []
         for _ in range(args.e2e_runs):
-            backbone_rounds.append(end_to_end(pg, kafka, args.events, None, tmp, prefilled=True))
+            backbone_rounds.append(
+                end_to_end(pg, kafka, args.events, None, tmp, prefilled=True, statement_stats=args.pg_statements)
+            )
             print(f"backbone, outbox prefilled: {backbone_rounds[-1]}")
         paced_n = int(1000 * args.latency_seconds)
         paced = end_to_end(pg, kafka, paced_n, 1000.0, tmp)
@@ -447,6 +508,13 @@ def main() -> None:
     median_ratio = statistics.median(sustained_rates) / statistics.median(produce_rounds)
     sustained_text = ", ".join(f"{rate:,.0f}" for rate in sustained_rates)
     backbone_text = ", ".join(f"{run['throughput']:,.0f}" for run in backbone_rounds)
+    best_runs = {"end to end": sustained, "backbone alone": backbone, "end to end, one consumer": single}
+    statements_md = (
+        "\nWhere PostgreSQL's time goes in the same rounds (`--pg-statements`: pg_stat_statements loaded, whose own"
+        " overhead is in every figure of this run):\n\n" + statement_table(best_runs) + "\n"
+        if args.pg_statements
+        else ""
+    )
     md = f"""{machine_line()}
 Broker (Tansu, memory storage) and PostgreSQL 18 (default durable settings) on the same machine as the
 benchmark processes (writer, relay, {CONSUMERS} consumers). Event: MatchProposed from the contract, {size} bytes of JSON plus
@@ -455,7 +523,7 @@ The relay publishes up to {RELAY_BATCH:,} rows per transaction and the consumer 
 transaction (`MENTORLOOM_OUTBOX_BATCH_SIZE` and `MENTORLOOM_CONSUMER_BATCH_SIZE`; the services' default is 500).
 Each run gets a fresh database and starts from a CHECKPOINT, so it reuses WAL segments as a long-running server does
 (on the cold cluster the first run instead zero-fills a new 16 MB segment every ~6,500 events).
-Command: `python -m benchmarks.messaging_throughput --events {args.events}`.
+Command: `python -m benchmarks.messaging_throughput --events {args.events}{" --pg-statements" if args.pg_statements else ""}`.
 
 | path | events/s | ÷ raw produce |
 |---|---:|---:|
@@ -471,8 +539,8 @@ Command: `python -m benchmarks.messaging_throughput --events {args.events}`.
 Where the CPU goes in the best rounds ({args.events:,} events; each process measured after its imports, PostgreSQL
 and the broker over the run; with everything on two cores the throughput cannot exceed 2 s of CPU ÷ the total per event):
 
-{cpu_table({"end to end": sustained, "backbone alone": backbone, "end to end, one consumer": single})}
-
+{cpu_table(best_runs)}
+{statements_md}
 Latency at a paced 1,000 events/s ({paced["handled"]:,} events), commit of the business transaction → handler
 transaction committed: p50 {paced["p50"]:.0f} ms, p95 {paced["p95"]:.0f} ms, p99 {paced["p99"]:.0f} ms, max {paced["max"]:.0f} ms.
 

@@ -136,6 +136,8 @@ class EmbeddedPostgres:
     data_dir: Path
     port: int = 0
     fast_unsafe: bool = False  # fsync off: for throwaway test clusters only
+    # Extra server settings (`-c name=value`), e.g. a benchmark preloading pg_stat_statements.
+    settings: dict[str, str] = field(default_factory=dict)
     proc: ManagedProcess = field(init=False)
 
     def __post_init__(self) -> None:
@@ -202,6 +204,8 @@ class EmbeddedPostgres:
         ]
         if self.fast_unsafe:
             argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        for name, value in self.settings.items():
+            argv += ["-c", f"{name}={value}"]
         self.proc.spawn(argv, user=user)
 
         def ready() -> bool:
