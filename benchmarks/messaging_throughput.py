@@ -429,7 +429,7 @@ def cpu_table(runs: dict[str, dict[str, float]]) -> str:
 
 def statement_table(runs: dict[str, dict[str, float]]) -> str:
     """PostgreSQL execution time per event by kind of statement, per run (wall time inside the server: CPU, and
-    waits for locks and the WAL flush)."""
+    waits for locks, the WAL flush or, for COPY, the client's data)."""
     lines = ["| PostgreSQL execution µs per event | " + " | ".join(runs) + " |", "|---|" + "---:|" * len(runs)]
     for label in STATEMENT_LABELS:
         lines.append(
@@ -459,9 +459,9 @@ def main() -> None:
     kafka = EmbeddedKafka(tmp / "kafka")
     pg.start()
     kafka.start()
-    if args.pg_statements:
-        pg.psql("CREATE EXTENSION pg_stat_statements")
     try:
+        if args.pg_statements:
+            pg.psql("CREATE EXTENSION pg_stat_statements")
         produce_rate, consume_rate, size, produce_rounds = asyncio.run(
             best_raw_aiokafka(kafka.bootstrap, args.events, args.raw_runs)
         )
