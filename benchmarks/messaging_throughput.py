@@ -143,6 +143,20 @@ def record_cpu(path: str, since: float) -> None:
     Path(path).write_text(str(time.process_time() - since))
 
 
+def record_batches(path: str, metric: str, labels: dict[str, str]) -> None:
+    """Write this process's batch count and summed batch sizes from its own histogram (how full batches ran)."""
+    total = REGISTRY.get_sample_value(f"{metric}_sum", labels) or 0.0
+    count = REGISTRY.get_sample_value(f"{metric}_count", labels) or 0.0
+    Path(path).write_text(json.dumps([count, total]))
+
+
+def mean_batch(paths: Sequence[str]) -> float:
+    """The mean batch size over processes that each wrote `record_batches`."""
+    pairs = [json.loads(Path(path).read_text()) for path in paths]
+    batches = sum(count for count, _ in pairs)
+    return sum(total for _, total in pairs) / batches if batches else float("nan")
+
+
 def record_now(path: str) -> None:
     Path(path).write_text(str(time.time()))
 
@@ -197,6 +211,7 @@ def relay_process(url: str, bootstrap: str, stop_after: int, cpu_out: str, start
         await producer.stop()
         await engine.dispose()
         record_cpu(cpu_out, cpu_started)
+        record_batches(f"{cpu_out}.batches", "mentorloom_outbox_batch_rows", {"service": "bench"})
 
     tune_garbage_collector()  # as shared.service.run_roles does for every service process
     asyncio.run(run())
@@ -252,6 +267,7 @@ def consumer_process(
         await task
         await engine.dispose()
         record_cpu(cpu_out, cpu_started)
+        record_batches(f"{cpu_out}.batches", "mentorloom_consumer_batch_records", {"consumer": runner.name})
 
     tune_garbage_collector()  # as shared.service.run_roles does for every service process
     asyncio.run(run())
@@ -406,6 +422,8 @@ def end_to_end(
             for role in (("relay",) if prefilled else ("writer", "relay"))
         },
         "consumer_cpu_us": sum(float(Path(cpu_file(f"consumer{i}")).read_text()) for i in range(consumers)) / n * 1e6,
+        "relay_batch": mean_batch([f"{cpu_file('relay')}.batches"]),
+        "consumer_batch": mean_batch([f"{cpu_file(f'consumer{i}')}.batches" for i in range(consumers)]),
         **{f"{name}_cpu_us": seconds / n * 1e6 for name, seconds in servers_cpu.items()},
         **{f"pg: {label}": milliseconds / n * 1e3 for label, milliseconds in statements.items()},
     }
@@ -423,6 +441,11 @@ def cpu_table(runs: dict[str, dict[str, float]]) -> str:
     lines.append("| **total** | " + " | ".join(f"**{t:.0f}**" for t in totals) + " |")
     lines.append(
         "| ceiling on 2 cores (2 s ÷ total), events/s | " + " | ".join(f"{2e6 / t:,.0f}" for t in totals) + " |"
+    )
+    lines.append(
+        "| mean batch: rows per relay batch / records per consumer batch (of 1,000 at most) | "
+        + " | ".join(f"{run['relay_batch']:,.0f} / {run['consumer_batch']:,.0f}" for run in runs.values())
+        + " |"
     )
     return "\n".join(lines)
 
@@ -548,13 +571,19 @@ Why {CONSUMERS} consumer members: with one, the consumer shares the two cores wi
 PostgreSQL backends and falls behind while the writer runs; once the writer is done it drains the backlog alone, one
 process on one core while the other core is mostly idle. A second member of the group takes half the partitions and
 uses that core, and the run is then bound by the two cores alone: it reaches the ceiling row above (2 s of CPU ÷ the
-CPU per event of all parties), with the writer slowed to the pipeline's pace. Its batches stay full (~1,000 records,
-a backlog builds either way), but two processes cost more consumer CPU per event than one (table above), so the gain
-is the idle core, not less work: 2-16 % more events/s in alternating rounds of 2026-12-06, the median ratio above
-in this run. What keeps the ratio below its target is the CPU per event, the largest part the consumers' decoding of
+CPU per event of all parties), with the writer slowed to the pipeline's pace. Two processes cost more consumer CPU
+per event than one (table above), so the gain is the idle core, not less work: 2-16 % more events/s in alternating
+rounds of 2026-12-06, the median ratio above in this run. What keeps the ratio below its target is the CPU per event, the largest part the consumers' decoding of
 the contract's models (section below). Tried on 2026-12-06 and left out: uvloop as the services' event loop (14
 alternating pairs of rounds, no consistent gain; the last 7: median 17.5k against 18.6k/s on asyncio's loop) and
-a consumer linger that tops up short batches (batches are already full under load).
+lingering to fill batches (below).
+
+While the writer runs, the relay and the consumers keep up with it, so their batches run short (the mean batch row
+above; in the backbone rounds they are full). Why the end-to-end rounds cost more CPU per event than the backbone's
+is contention for the two cores, not batch size: on 2026-12-06 a 30 ms linger in the relay and the consumers (top a
+short batch up when it held at least 100 records) filled the consumers' batches (~930 records instead of ~370) and
+left the CPU per event where it was (3 alternating pairs of rounds: 220, 172, 222 µs against 242, 215, 212), while
+doubling the latency under load (p99 of those rounds 623–839 against 325–426 ms); it was not adopted.
 
 Targets (issue 2): ≥ 15,000 events/s end to end and ≥ 25% of raw produce; p99 ≤ 250 ms at 1,000 events/s.
 """

@@ -28,6 +28,14 @@ EVENTS_DUPLICATE = Counter("mentorloom_events_duplicate_total", "Redelivered eve
 HANDLER_ERRORS = Counter("mentorloom_handler_errors_total", "Handler failures (each attempt)", ["consumer", "type"])
 DEAD_LETTERS = Counter("mentorloom_dead_letters_total", "Events sent to a dead-letter topic", ["consumer", "reason"])
 CONSUMER_LAG = Gauge("mentorloom_consumer_lag", "Messages behind the partition end", ["consumer", "topic", "partition"])
+# How full batches run: full ones mean the batch-size setting binds (a backlog), short ones that the stage keeps up.
+BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000)
+OUTBOX_BATCH_ROWS = Histogram(
+    "mentorloom_outbox_batch_rows", "Rows per published relay batch", ["service"], buckets=BATCH_SIZE_BUCKETS
+)
+CONSUMER_BATCH_RECORDS = Histogram(
+    "mentorloom_consumer_batch_records", "Records per consumer batch", ["consumer"], buckets=BATCH_SIZE_BUCKETS
+)
 
 
 def _add_trace_id(_: object, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:

@@ -34,7 +34,14 @@ from shared.db import driver_connection
 from shared.events.registry import dead_letter_topic
 from shared.ids import id_text
 from shared.messaging.kafka import make_producer
-from shared.observability import CONSUMER_LAG, DEAD_LETTERS, EVENTS_DUPLICATE, EVENTS_HANDLED, HANDLER_ERRORS
+from shared.observability import (
+    CONSUMER_BATCH_RECORDS,
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENTS_DUPLICATE,
+    EVENTS_HANDLED,
+    HANDLER_ERRORS,
+)
 from shared.tracing import child_traceparent, reset_traceparent, set_traceparent
 
 log = structlog.get_logger(__name__)
@@ -220,6 +227,7 @@ class ConsumerRunner(Generic[E]):
             await self.process(records)
             offsets = await self._commit(records)
         self._update_lag(offsets)
+        CONSUMER_BATCH_RECORDS.labels(self.name).observe(len(records))
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch and dead-letter what cannot be decoded, without committing offsets (the runner commits

@@ -26,7 +26,7 @@ from shared.events.envelope import EventEnvelope, TextEncodedEvent, encode_text
 from shared.events.models import EventData
 from shared.messaging.partitioning import partitions_for_keys
 from shared.messaging.tables import OUTBOX, OUTBOX_NOTIFY_CHANNEL
-from shared.observability import OUTBOX_BACKLOG, OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
+from shared.observability import OUTBOX_BACKLOG, OUTBOX_BATCH_ROWS, OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
 from shared.tracing import current_traceparent
 
 log = structlog.get_logger(__name__)
@@ -164,6 +164,7 @@ class OutboxRelay:
             rows.sort(key=lambda row: row[0])  # RETURNING has no order; send in id (commit) order
             await asyncio.wait_for(self._send_all(rows), self.publish_timeout)
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        OUTBOX_BATCH_ROWS.labels(self.service).observe(len(rows))
         return len(rows)
 
     async def _send_all(self, rows: Sequence[asyncpg.Record]) -> None:

@@ -12,7 +12,8 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared.db import new_metadata
+from shared.db import new_metadata, session_factory
+from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.outbox import OutgoingMessage
 from shared.messaging.tables import OUTBOX_NOTIFY_DDL, messaging_tables
 
@@ -105,3 +106,17 @@ async def eventually(predicate, limit_seconds: float = 30.0, interval: float = 0
         await asyncio.sleep(interval)
         value = await predicate()
     return value
+
+
+def runner(engine: AsyncEngine, bootstrap: str, topic: str, group: str, **kw) -> ConsumerRunner:  # type: ignore[type-arg]
+    """A consumer of probe events that records each effect, retrying fast."""
+    return ConsumerRunner(
+        name=group,
+        topics=[topic],
+        bootstrap=bootstrap,
+        sessions=session_factory(engine),
+        handler=record_effect,
+        decode=decode_probe,
+        backoff_base=0.01,
+        **kw,
+    )

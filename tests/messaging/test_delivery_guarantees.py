@@ -15,19 +15,19 @@ from deploy.local.servers import free_port
 from shared.db import create_engine, session_factory
 from shared.events.registry import dead_letter_topic
 from shared.messaging import consumer as consumer_module
-from shared.messaging.consumer import ConsumerRunner, InfrastructureUnavailableError
+from shared.messaging.consumer import InfrastructureUnavailableError
 from shared.messaging.dlq import read_dead_letters, replay_dead_letters
 from shared.messaging.kafka import ensure_topics, make_producer
 from shared.messaging.outbox import OutboxRelay, add_messages
 from tests.fixtures import KafkaEndpoint, broker_stopped
 from tests.messaging.support import (
     create_messaging_schema,
-    decode_probe,
     effect_counts,
     eventually,
     probe_message,
     read_topic,
     record_effect,
+    runner,
 )
 
 pytestmark = pytest.mark.integration
@@ -56,19 +56,6 @@ async def two_producers(kafka_bootstrap: str):  # type: ignore[no-untyped-def]
     yield producers
     for p in producers:
         await p.stop()
-
-
-def runner(engine: AsyncEngine, bootstrap: str, topic: str, group: str, **kw) -> ConsumerRunner:  # type: ignore[type-arg]
-    return ConsumerRunner(
-        name=group,
-        topics=[topic],
-        bootstrap=bootstrap,
-        sessions=session_factory(engine),
-        handler=record_effect,
-        decode=decode_probe,
-        backoff_base=0.01,
-        **kw,
-    )
 
 
 async def write_outbox(engine: AsyncEngine, topic: str, ids: list[str]) -> None:

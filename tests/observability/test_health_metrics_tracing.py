@@ -103,6 +103,8 @@ async def test_metrics_expose_http_and_messaging_series(database_url, redis_url)
         "mentorloom_consumer_lag",
         "mentorloom_handler_errors_total",
         "mentorloom_dead_letters_total",
+        "mentorloom_outbox_batch_rows",
+        "mentorloom_consumer_batch_records",
     ):
         assert f"# TYPE {series}" in body
 
