@@ -443,7 +443,7 @@ def cpu_table(runs: dict[str, dict[str, float]]) -> str:
         "| ceiling on 2 cores (2 s ÷ total), events/s | " + " | ".join(f"{2e6 / t:,.0f}" for t in totals) + " |"
     )
     lines.append(
-        "| mean batch: rows per relay batch / records per consumer batch (of 1,000 at most) | "
+        f"| mean batch: rows per relay batch / records per consumer batch (of {RELAY_BATCH:,} / {CONSUMER_BATCH:,} at most) | "
         + " | ".join(f"{run['relay_batch']:,.0f} / {run['consumer_batch']:,.0f}" for run in runs.values())
         + " |"
     )
@@ -573,8 +573,8 @@ process on one core while the other core is mostly idle. A second member of the 
 uses that core, and the run is then bound by the two cores alone: it reaches the ceiling row above (2 s of CPU ÷ the
 CPU per event of all parties), with the writer slowed to the pipeline's pace. Two processes cost more consumer CPU
 per event than one (table above), so the gain is the idle core, not less work: 2-16 % more events/s in alternating
-rounds of 2026-12-06, the median ratio above in this run. What keeps the ratio below its target is the CPU per event, the largest part the consumers' decoding of
-the contract's models (section below). Tried on 2026-12-06 and left out: uvloop as the services' event loop (14
+rounds of 2026-12-06, the median ratio above in this run. What keeps the ratio below its target is the CPU per
+event, the largest part the consumers' decoding of the contract's models (section below). Tried on 2026-12-06 and left out: uvloop as the services' event loop (14
 alternating pairs of rounds, no consistent gain; the last 7: median 17.5k against 18.6k/s on asyncio's loop) and
 lingering to fill batches (below).
 
