@@ -143,16 +143,16 @@ def record_cpu(path: str, since: float) -> None:
     Path(path).write_text(str(time.process_time() - since))
 
 
-def record_batches(path: str, metric: str, labels: dict[str, str]) -> None:
-    """Write this process's batch count and summed batch sizes from its own histogram (how full batches ran)."""
+def record_batches(cpu_out: str, metric: str, labels: dict[str, str]) -> None:
+    """Write, beside the process's CPU file, its batch count and summed batch sizes from its own histogram."""
     total = REGISTRY.get_sample_value(f"{metric}_sum", labels) or 0.0
     count = REGISTRY.get_sample_value(f"{metric}_count", labels) or 0.0
-    Path(path).write_text(json.dumps([count, total]))
+    Path(f"{cpu_out}.batches").write_text(json.dumps([count, total]))
 
 
-def mean_batch(paths: Sequence[str]) -> float:
-    """The mean batch size over processes that each wrote `record_batches`."""
-    pairs = [json.loads(Path(path).read_text()) for path in paths]
+def mean_batch(cpu_outs: Sequence[str]) -> float:
+    """The mean batch size over the processes (named by their CPU files) that each wrote `record_batches`."""
+    pairs = [json.loads(Path(f"{cpu_out}.batches").read_text()) for cpu_out in cpu_outs]
     batches = sum(count for count, _ in pairs)
     return sum(total for _, total in pairs) / batches if batches else float("nan")
 
@@ -211,7 +211,7 @@ def relay_process(url: str, bootstrap: str, stop_after: int, cpu_out: str, start
         await producer.stop()
         await engine.dispose()
         record_cpu(cpu_out, cpu_started)
-        record_batches(f"{cpu_out}.batches", "mentorloom_outbox_batch_rows", {"service": "bench"})
+        record_batches(cpu_out, "mentorloom_outbox_batch_rows", {"service": "bench"})
 
     tune_garbage_collector()  # as shared.service.run_roles does for every service process
     asyncio.run(run())
@@ -267,7 +267,7 @@ def consumer_process(
         await task
         await engine.dispose()
         record_cpu(cpu_out, cpu_started)
-        record_batches(f"{cpu_out}.batches", "mentorloom_consumer_batch_records", {"consumer": runner.name})
+        record_batches(cpu_out, "mentorloom_consumer_batch_records", {"consumer": runner.name})
 
     tune_garbage_collector()  # as shared.service.run_roles does for every service process
     asyncio.run(run())
@@ -422,8 +422,8 @@ def end_to_end(
             for role in (("relay",) if prefilled else ("writer", "relay"))
         },
         "consumer_cpu_us": sum(float(Path(cpu_file(f"consumer{i}")).read_text()) for i in range(consumers)) / n * 1e6,
-        "relay_batch": mean_batch([f"{cpu_file('relay')}.batches"]),
-        "consumer_batch": mean_batch([f"{cpu_file(f'consumer{i}')}.batches" for i in range(consumers)]),
+        "relay_batch": mean_batch([cpu_file("relay")]),
+        "consumer_batch": mean_batch([cpu_file(f"consumer{i}") for i in range(consumers)]),
         **{f"{name}_cpu_us": seconds / n * 1e6 for name, seconds in servers_cpu.items()},
         **{f"pg: {label}": milliseconds / n * 1e3 for label, milliseconds in statements.items()},
     }
