@@ -2,7 +2,8 @@
 
     python -m benchmarks.messaging_throughput [--events 100000] [--no-write]
 
-Real servers (embedded PostgreSQL 18 with its default durable settings, the Tansu broker), real events
+Real servers (embedded PostgreSQL 18 with its default durable settings, reached over its Unix socket as the local
+stack's services reach it; the Tansu broker), real events
 (MatchProposed from the contract, ~1 KB encoded). Three phases:
 1. raw aiokafka: produce N pre-encoded records as fast as the producer allows, then consume them in a group
    committing per batch: the ceiling the broker and client give us (best of --raw-runs rounds);
@@ -359,7 +360,8 @@ def end_to_end(
     # Every run starts from a checkpoint, so it reuses the WAL segments earlier runs filled, as a long-running
     # server does; a cold cluster instead creates and zero-fills a new 16 MB segment every ~6,500 events.
     pg.psql("CHECKPOINT")
-    url = pg.url(db)
+    # Over the server's Unix socket, as the local stack's services connect to it (EmbeddedPostgres.local_url).
+    url = pg.local_url(db)
     asyncio.run(prepare_database(url))
     topic = f"bench.e2e.{db}"  # a topic and a consumer group per run: runs never see each other's events
     asyncio.run(ensure_topics(bootstrap, [topic]))
@@ -540,7 +542,8 @@ def main() -> None:
     )
     md = f"""{machine_line()}
 Broker (Tansu, memory storage) and PostgreSQL 18 (default durable settings) on the same machine as the
-benchmark processes (writer, relay, {CONSUMERS} consumers). Event: MatchProposed from the contract, {size} bytes of JSON plus
+benchmark processes (writer, relay, {CONSUMERS} consumers), which reach PostgreSQL over its Unix socket as the local stack's
+services do (the broker over loopback TCP: Kafka has no other transport). Event: MatchProposed from the contract, {size} bytes of JSON plus
 CloudEvents headers; every producer, the raw baseline's included, is `make_producer`'s (zstd-compressed batches).
 The relay publishes up to {RELAY_BATCH:,} rows per transaction and the consumer fetches up to {CONSUMER_BATCH:,} records per
 transaction (`MENTORLOOM_OUTBOX_BATCH_SIZE` and `MENTORLOOM_CONSUMER_BATCH_SIZE`; the services' default is 500).

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 POSTGRES_OS_USER = "mentorloom_pg"  # PostgreSQL refuses to run as root; we run it as this user then.
 
@@ -149,7 +150,21 @@ class EmbeddedPostgres:
         return self.data_dir
 
     def url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
+        """Over TCP: for clients anywhere (tests, tools, a browser-side SQL client)."""
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / f".s.PGSQL.{self.port}"
+
+    def local_url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
+        """Through the server's Unix socket (in its data dir): for the platform's own processes on this machine.
+
+        Neither end runs a TCP stack, which matters where every event crosses this connection several times: in
+        benchmarks/messaging_throughput.py the whole pipeline took ~5 % less CPU per event than over loopback TCP
+        (6 alternating pairs of rounds on 2026-12-07, median 209 against 220 µs; PostgreSQL's own share ~12 % less).
+        """
+        return f"{driver}://postgres@/{database}?host={quote(str(self.data_dir))}&port={self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
         user = _postgres_user_if_root()
