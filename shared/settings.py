@@ -35,7 +35,11 @@ class ServiceSettings(BaseSettings):
     service_name: str = Field(default="mentorloom", description="Name used in logs, metrics and ce_source.")
     database_url: str = Field(
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/mentorloom",
-        description="SQLAlchemy URL of this service's own PostgreSQL database.",
+        description=(
+            "SQLAlchemy URL of this service's own PostgreSQL database. On the server's machine,"
+            " `postgresql+asyncpg://user@/db?host=<socket dir>&port=<port>` goes through its Unix socket instead of"
+            " TCP, as the local stack's services do (less CPU per statement on both ends)."
+        ),
     )
     database_pool_size: int = Field(default=10, ge=1, le=200)
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers.")
