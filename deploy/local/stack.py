@@ -118,7 +118,8 @@ class LocalStack:
             "postgres": {
                 "port": self.postgres.port,
                 "pid": self.postgres.proc.pid,
-                "urls": {s: self.database_url(s) for s in SERVICES},
+                # For people and their tools (`mentorloom status`, psql): the TCP address, which fits on a line.
+                "urls": {s: self.postgres.url(f"mentorloom_{s}") for s in SERVICES},
             },
             "redis": {"url": self.redis.url, "pid": self.redis.proc.pid},
             "kafka": {"bootstrap": self.kafka.bootstrap, "pid": self.kafka.proc.pid},

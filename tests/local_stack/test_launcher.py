@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import psutil
 import pytest
 
 from deploy.local.servers import port_is_open
 from deploy.local.stack import available_services
+from shared.db import asyncpg_dsn
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +67,8 @@ def test_up_starts_every_component_on_free_ports_and_down_stops_them_all(tmp_pat
         assert port_is_open("127.0.0.1", state["postgres"]["port"])
         assert port_is_open("127.0.0.1", int(state["kafka"]["bootstrap"].rsplit(":", 1)[1]))
         assert set(state["postgres"]["urls"]) == {"profiles", "matching", "scheduling", "feedback"}
+        unix, tcp = asyncio.run(_service_connections_by_transport(state["postgres"]["urls"]["profiles"]))
+        assert (unix > 0, tcp) == (True, 0), "the services reach PostgreSQL over its Unix socket, not loopback TCP"
 
         down = cli(data_dir, "down", timeout=150)
         assert down.returncode == 0, down.stdout + down.stderr + (tmp_path / "launcher.log").read_text()
@@ -75,6 +80,20 @@ def test_up_starts_every_component_on_free_ports_and_down_stops_them_all(tmp_pat
         if launcher.poll() is None:
             launcher.terminate()
             launcher.wait(60)
+
+
+async def _service_connections_by_transport(url: str) -> tuple[int, int]:
+    """(Unix-socket, TCP) connections to the services' databases, not counting this query's own."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE client_addr IS NULL), count(*) FILTER (WHERE client_addr IS NOT NULL)"
+            " FROM pg_stat_activity WHERE datname LIKE 'mentorloom\\_%' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def _services_ready(state: dict) -> bool:  # type: ignore[type-arg]
