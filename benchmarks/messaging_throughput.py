@@ -586,7 +586,10 @@ above; in the backbone rounds they are full). Why the end-to-end rounds cost mor
 is contention for the two cores, not batch size: on 2026-12-06 a 30 ms linger in the relay and the consumers (top a
 short batch up when it held at least 100 records) filled the consumers' batches (~930 records instead of ~370) and
 left the CPU per event where it was (3 alternating pairs of rounds: 220, 172, 222 µs against 242, 215, 212), while
-doubling the latency under load (p99 of those rounds 623–839 against 325–426 ms); it was not adopted.
+doubling the latency under load (p99 of those rounds 623–839 against 325–426 ms); it was not adopted. Letting the
+broker fill the fetches instead (`fetch_min_bytes` 256 KiB, 2026-12-07) did the same: consumer batches of 625–706
+records instead of 324–455, median CPU per event 220 against 221 µs over 5 alternating pairs of rounds, and up to
+`fetch_max_wait_ms` more latency at low rates; not adopted either.
 
 Targets (issue 2): ≥ 15,000 events/s end to end and ≥ 25% of raw produce; p99 ≤ 250 ms at 1,000 events/s.
 """
