@@ -156,12 +156,12 @@ class EmbeddedPostgres:
         return self.data_dir
 
     def url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
-        """Over TCP: for clients anywhere (tests, tools, a browser-side SQL client)."""
+        """Over TCP: for tests and for people's tools (psql, a SQL client)."""
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
 
     @property
     def socket_dir(self) -> Path:
-        """The data dir, unless a socket there would pass the 107-byte limit of a Unix socket path (PostgreSQL
+        """The data dir, unless a socket there would pass the length limit of a Unix socket's path (PostgreSQL
         refuses to start then): a deep checkout gets a short directory of its own under the system's temp dir."""
         if len(os.fsencode(self.data_dir / f".s.PGSQL.{self.port}")) <= _MAX_SOCKET_PATH:
             return self.data_dir
@@ -173,7 +173,7 @@ class EmbeddedPostgres:
         return self.socket_dir / f".s.PGSQL.{self.port}"
 
     def local_url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
-        """Through the server's Unix socket (in its data dir): for the platform's own processes on this machine.
+        """Through the server's Unix socket (in `socket_dir`): for the platform's own processes on this machine.
 
         Neither end runs a TCP stack, which matters where every event crosses this connection several times: in
         benchmarks/messaging_throughput.py the whole pipeline took ~5 % less CPU per event than over loopback TCP
