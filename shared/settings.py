@@ -38,7 +38,7 @@ class ServiceSettings(BaseSettings):
         description=(
             "SQLAlchemy URL of this service's own PostgreSQL database. On the server's machine,"
             " `postgresql+asyncpg://user@/db?host=<socket dir>&port=<port>` goes through its Unix socket instead of"
-            " TCP, as the local stack's services do (less CPU per statement on both ends)."
+            " TCP, as the local stack's services do (no TCP stack on either end)."
         ),
     )
     database_pool_size: int = Field(default=10, ge=1, le=200)

@@ -175,9 +175,9 @@ class EmbeddedPostgres:
     def local_url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
         """Through the server's Unix socket (in `socket_dir`): for the platform's own processes on this machine.
 
-        Neither end runs a TCP stack, which matters where every event crosses this connection several times: in
-        benchmarks/messaging_throughput.py the whole pipeline took ~5 % less CPU per event than over loopback TCP
-        (6 alternating pairs of rounds on 2026-12-07, median 209 against 220 µs; PostgreSQL's own share ~12 % less).
+        Neither end runs a TCP stack. In benchmarks/messaging_throughput.py (12 alternating pairs of end-to-end rounds
+        on 2026-12-07) PostgreSQL's own CPU per event was lower in 9 of the 12 pairs (median 43.5 against 46.1 µs);
+        the whole pipeline's was not measurably different (the pairs split 6-6, median 226 against 230 µs).
         """
         return f"{driver}://postgres@/{database}?host={quote(str(self.socket_dir))}&port={self.port}"
 

@@ -62,7 +62,7 @@ class LocalStack:
         return self.data_dir / "state.json"
 
     def database_url(self, service: str) -> str:
-        # The services run beside the server: its Unix socket costs less CPU than loopback TCP (local_url says how much).
+        # The services run beside the server: its Unix socket spares both ends the TCP stack (local_url: what it saves).
         return self.postgres.local_url(f"mentorloom_{service}")
 
     def service_env(self, service: str) -> dict[str, str]:
