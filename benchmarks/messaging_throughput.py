@@ -1,18 +1,21 @@
 """Events through outbox → Kafka → consumer with inbox, against raw aiokafka on the same broker, same run.
 
-    python -m benchmarks.messaging_throughput [--events 100000] [--no-write]
+    python -m benchmarks.messaging_throughput [--events 100000] [--rounds 3] [--no-write]
 
 Real servers (embedded PostgreSQL 18 with its default durable settings, reached over its Unix socket as the local
 stack's services reach it; the Tansu broker), real events
-(MatchProposed from the contract, ~1 KB encoded). Three phases:
+(MatchProposed from the contract, ~1 KB encoded). Every round runs, one after the other:
 1. raw aiokafka: produce N pre-encoded records as fast as the producer allows, then consume them in a group
-   committing per batch: the ceiling the broker and client give us (best of --raw-runs rounds);
+   committing per batch: the ceiling the broker and client give us;
 2. end to end, sustained: a writer process commits events into the outbox (500 per transaction) while a relay
    process publishes them and a consumer group of CONSUMERS processes applies them (inbox + one batch statement per
-   transaction), in rounds alternating with a single consumer process;
-   throughput = N / (first commit → last event handled); best of --e2e-runs rounds, every round reported, and the
-   median round against the median raw round as well;
-3. latency: the writer paced at 1,000 events/s; per event, commit time → handled time (same machine clock).
+   transaction); then the same with a single consumer process (the two in alternating order from round to round);
+   throughput = N / (first commit → last event handled);
+3. the backbone alone: the outbox filled first, then relay → Kafka → consumers.
+The report gives the best end-to-end round against the best raw round (best of --rounds), the median against the
+median, and each round against the raw round run just before it (the machine's speed drifts by tens of per cent over
+minutes, and a round's own raw baseline was measured at the same speed). Last, the latency: the writer paced at
+1,000 events/s; per event, commit time → handled time (same machine clock).
 """
 
 from __future__ import annotations
@@ -105,22 +108,19 @@ async def raw_aiokafka(
     return produce_rate, consume_rate, len(value)
 
 
+async def raw_round(bootstrap: str, n: int, *, client_defaults: bool = False) -> tuple[float, float, int]:
+    """One raw round on a fresh topic: (produce events/s, consume events/s, bytes per event)."""
+    topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
+    await ensure_topics(bootstrap, [topic])
+    return await raw_aiokafka(bootstrap, topic, n, client_defaults=client_defaults)
+
+
 async def best_raw_aiokafka(
     bootstrap: str, n: int, runs: int, *, client_defaults: bool = False
 ) -> tuple[float, float, int, list[float]]:
-    """The best of `runs` raw rounds, each on a fresh topic: the raw rate varies by a third from round to round
-    on this shared machine (48k–73k/s seen), and the best one is the strictest baseline to compare against."""
-    rounds = []
-    for _ in range(runs):
-        topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
-        await ensure_topics(bootstrap, [topic])
-        rounds.append(await raw_aiokafka(bootstrap, topic, n, client_defaults=client_defaults))
-    return (
-        max(r[0] for r in rounds),
-        max(r[1] for r in rounds),
-        rounds[0][2],
-        [r[0] for r in rounds],
-    )
+    """The best of `runs` raw rounds back to back: (produce, consume, bytes per event, every round's produce)."""
+    rounds = [await raw_round(bootstrap, n, client_defaults=client_defaults) for _ in range(runs)]
+    return max(r[0] for r in rounds), max(r[1] for r in rounds), rounds[0][2], [r[0] for r in rounds]
 
 
 async def prepare_database(url: str) -> None:
@@ -469,8 +469,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
-    parser.add_argument("--raw-runs", type=int, default=3, help="raw aiokafka rounds; the best is the baseline")
-    parser.add_argument("--e2e-runs", type=int, default=3, help="end-to-end rounds of each kind; the best is reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of raw aiokafka, end to end (a consumer group, one consumer) and backbone alone, interleaved",
+    )
     parser.add_argument(
         "--pg-statements",
         action="store_true",
@@ -487,27 +491,26 @@ def main() -> None:
     try:
         if args.pg_statements:
             pg.psql("CREATE EXTENSION pg_stat_statements")
-        produce_rate, consume_rate, size, produce_rounds = asyncio.run(
-            best_raw_aiokafka(kafka.bootstrap, args.events, args.raw_runs)
-        )
-        print(f"raw aiokafka: produce {produce_rate:,.0f}/s, consume {consume_rate:,.0f}/s, {size} B/event")
         defaults_rate, _, _, defaults_rounds = asyncio.run(
-            best_raw_aiokafka(kafka.bootstrap, args.events, args.raw_runs, client_defaults=True)
+            best_raw_aiokafka(kafka.bootstrap, args.events, args.rounds, client_defaults=True)
         )
         print(f"raw aiokafka with the client's defaults: produce {defaults_rate:,.0f}/s")
-        # As many end-to-end rounds as raw ones, the best against the best: the same machine noise hits both. They
-        # alternate with rounds of a single consumer member: what the second member is worth, under the same noise.
+        # Each round measures its own raw baseline just before its end-to-end rounds: the shared machine's speed
+        # drifts over minutes, and a raw round next to an end-to-end one ran at the same speed. The end-to-end rounds
+        # alternate a consumer group with a single consumer member: what the second member is worth, same noise.
+        raw_rounds: list[tuple[float, float, int]] = []
         sustained_rounds: list[dict[str, float]] = []
         single_rounds: list[dict[str, float]] = []
-        for i in range(args.e2e_runs):
+        backbone_rounds: list[dict[str, float]] = []
+        for i in range(args.rounds):
+            raw_rounds.append(asyncio.run(raw_round(kafka.bootstrap, args.events)))
+            print(f"round {i + 1}: raw aiokafka produce {raw_rounds[-1][0]:,.0f}/s, consume {raw_rounds[-1][1]:,.0f}/s")
             for consumers in (CONSUMERS, 1) if i % 2 == 0 else (1, CONSUMERS):
                 result = end_to_end(
                     pg, kafka, args.events, None, tmp, consumers=consumers, statement_stats=args.pg_statements
                 )
                 (sustained_rounds if consumers == CONSUMERS else single_rounds).append(result)
                 print(f"end to end, {consumers} consumer(s): {result}")
-        backbone_rounds = []
-        for _ in range(args.e2e_runs):
             backbone_rounds.append(
                 end_to_end(pg, kafka, args.events, None, tmp, prefilled=True, statement_stats=args.pg_statements)
             )
@@ -519,6 +522,10 @@ def main() -> None:
         kafka.stop()
         pg.stop()
 
+    produce_rounds = [r[0] for r in raw_rounds]
+    produce_rate = max(produce_rounds)
+    consume_rate = max(r[1] for r in raw_rounds)
+    size = raw_rounds[0][2]
     rounds_text = ", ".join(f"{rate:,.0f}" for rate in produce_rounds)
     defaults_rounds_text = ", ".join(f"{rate:,.0f}" for rate in defaults_rounds)
     sustained = max(sustained_rounds, key=lambda run: run["throughput"])
@@ -533,6 +540,10 @@ def main() -> None:
     median_ratio = statistics.median(sustained_rates) / statistics.median(produce_rounds)
     sustained_text = ", ".join(f"{rate:,.0f}" for rate in sustained_rates)
     backbone_text = ", ".join(f"{run['throughput']:,.0f}" for run in backbone_rounds)
+    # Each end-to-end round against the raw round of the same round (run just before it, at the same speed).
+    paired = [run["throughput"] / raw for run, raw in zip(sustained_rounds, produce_rounds, strict=True)]
+    paired_text = ", ".join(f"{r:.1%}" for r in paired)
+    single_paired = [run["throughput"] / raw for run, raw in zip(single_rounds, produce_rounds, strict=True)]
     best_runs = {"end to end": sustained, "backbone alone": backbone, "end to end, one consumer": single}
     statements_md = (
         "\nWhere PostgreSQL's time goes in the same rounds (`--pg-statements`: pg_stat_statements loaded, whose own"
@@ -549,17 +560,18 @@ The relay publishes up to {RELAY_BATCH:,} rows per transaction and the consumer 
 transaction (`MENTORLOOM_OUTBOX_BATCH_SIZE` and `MENTORLOOM_CONSUMER_BATCH_SIZE`; the services' default is 500).
 Each run gets a fresh database and starts from a CHECKPOINT, so it reuses WAL segments as a long-running server does
 (on the cold cluster the first run instead zero-fills a new 16 MB segment every ~6,500 events).
-Command: `python -m benchmarks.messaging_throughput --events {args.events}{" --pg-statements" if args.pg_statements else ""}`.
+Command: `python -m benchmarks.messaging_throughput --events {args.events} --rounds {args.rounds}{" --pg-statements" if args.pg_statements else ""}`.
 
 | path | events/s | ÷ raw produce |
 |---|---:|---:|
-| raw aiokafka produce (baseline, same broker, same run; best of {len(produce_rounds)} rounds: {rounds_text}) | {produce_rate:,.0f} | 100 % |
+| raw aiokafka produce (baseline, same broker, same run; best of {len(produce_rounds)} rounds, one at the start of each round: {rounds_text}) | {produce_rate:,.0f} | 100 % |
 | raw aiokafka consume, commit per batch (baseline, best round) | {consume_rate:,.0f} | |
 | for comparison, raw aiokafka produce with the client's defaults (acks=1, uncompressed; best of {len(defaults_rounds)}: {defaults_rounds_text}); end to end is {sustained["throughput"] / defaults_rate:.0%} of it | {defaults_rate:,.0f} | {defaults_rate / produce_rate:.0%} |
 | **end to end, sustained: writer → outbox → relay → Kafka → consumer group of {CONSUMERS} (inbox + batch upsert), all running at once (best of {len(sustained_rates)} rounds: {sustained_text})** | **{sustained["throughput"]:,.0f}** | **{ratio:.0%}** |
 | · median round against the median raw round | {statistics.median(sustained_rates):,.0f} | {median_ratio:.0%} |
+| · each round against its own raw round, run just before it ({paired_text}): the median | | {statistics.median(paired):.0%} |
 | · the writer's own rate in the best round (500 events per transaction) | {sustained["writer_rate"]:,.0f} | |
-| · the same with a single consumer member, rounds alternating with the above (best of {len(single_rates)}: {single_text}); {CONSUMERS} members' median round is {member_gain:.2f}× one member's | {single["throughput"]:,.0f} | {single["throughput"] / produce_rate:.0%} |
+| · the same with a single consumer member, rounds alternating with the above (best of {len(single_rates)}: {single_text}); {CONSUMERS} members' median round is {member_gain:.2f}× one member's | {single["throughput"]:,.0f} | {single["throughput"] / produce_rate:.0%} (each round against its own raw round, median: {statistics.median(single_paired):.0%}) |
 | backbone alone: outbox filled first, then relay → Kafka → consumer (best of {len(backbone_rounds)}: {backbone_text}) | {backbone["throughput"]:,.0f} | {backbone_ratio:.0%} |
 
 Where the CPU goes in the best rounds ({args.events:,} events; each process measured after its imports, PostgreSQL
