@@ -542,7 +542,7 @@ def main() -> None:
     backbone_text = ", ".join(f"{run['throughput']:,.0f}" for run in backbone_rounds)
     # Each end-to-end round against the raw round of the same round (run just before it, at the same speed).
     paired = [run["throughput"] / raw for run, raw in zip(sustained_rounds, produce_rounds, strict=True)]
-    paired_text = ", ".join(f"{r:.1%}" for r in paired)
+    paired_text = ", ".join(f"{r:.1%}" for r in paired)  # one decimal everywhere: 24.7 % must not read as 25 %
     single_paired = [run["throughput"] / raw for run, raw in zip(single_rounds, produce_rounds, strict=True)]
     best_runs = {"end to end": sustained, "backbone alone": backbone, "end to end, one consumer": single}
     statements_md = (
@@ -566,13 +566,13 @@ Command: `python -m benchmarks.messaging_throughput --events {args.events} --rou
 |---|---:|---:|
 | raw aiokafka produce (baseline, same broker, same run; best of {len(produce_rounds)} rounds, one at the start of each round: {rounds_text}) | {produce_rate:,.0f} | 100 % |
 | raw aiokafka consume, commit per batch (baseline, best round) | {consume_rate:,.0f} | |
-| for comparison, raw aiokafka produce with the client's defaults (acks=1, uncompressed; best of {len(defaults_rounds)}: {defaults_rounds_text}); end to end is {sustained["throughput"] / defaults_rate:.0%} of it | {defaults_rate:,.0f} | {defaults_rate / produce_rate:.0%} |
-| **end to end, sustained: writer → outbox → relay → Kafka → consumer group of {CONSUMERS} (inbox + batch upsert), all running at once (best of {len(sustained_rates)} rounds: {sustained_text})** | **{sustained["throughput"]:,.0f}** | **{ratio:.0%}** |
-| · median round against the median raw round | {statistics.median(sustained_rates):,.0f} | {median_ratio:.0%} |
-| · each round against its own raw round, run just before it ({paired_text}): the median | | {statistics.median(paired):.0%} |
+| for comparison, raw aiokafka produce with the client's defaults (acks=1, uncompressed; best of {len(defaults_rounds)}: {defaults_rounds_text}); end to end is {sustained["throughput"] / defaults_rate:.1%} of it | {defaults_rate:,.0f} | {defaults_rate / produce_rate:.1%} |
+| **end to end, sustained: writer → outbox → relay → Kafka → consumer group of {CONSUMERS} (inbox + batch upsert), all running at once (best of {len(sustained_rates)} rounds: {sustained_text})** | **{sustained["throughput"]:,.0f}** | **{ratio:.1%}** |
+| · median round against the median raw round | {statistics.median(sustained_rates):,.0f} | {median_ratio:.1%} |
+| · each round against its own raw round, run just before it ({paired_text}): the median | | {statistics.median(paired):.1%} |
 | · the writer's own rate in the best round (500 events per transaction) | {sustained["writer_rate"]:,.0f} | |
-| · the same with a single consumer member, rounds alternating with the above (best of {len(single_rates)}: {single_text}); {CONSUMERS} members' median round is {member_gain:.2f}× one member's | {single["throughput"]:,.0f} | {single["throughput"] / produce_rate:.0%} (each round against its own raw round, median: {statistics.median(single_paired):.0%}) |
-| backbone alone: outbox filled first, then relay → Kafka → consumer (best of {len(backbone_rounds)}: {backbone_text}) | {backbone["throughput"]:,.0f} | {backbone_ratio:.0%} |
+| · the same with a single consumer member, rounds alternating with the above (best of {len(single_rates)}: {single_text}); {CONSUMERS} members' median round is {member_gain:.2f}× one member's | {single["throughput"]:,.0f} | {single["throughput"] / produce_rate:.1%} (each round against its own raw round, median: {statistics.median(single_paired):.1%}) |
+| backbone alone: outbox filled first, then relay → Kafka → consumer (best of {len(backbone_rounds)}: {backbone_text}) | {backbone["throughput"]:,.0f} | {backbone_ratio:.1%} |
 
 Where the CPU goes in the best rounds ({args.events:,} events; each process measured after its imports, PostgreSQL
 and the broker over the run; with everything on two cores the throughput cannot exceed 2 s of CPU ÷ the total per event):
