@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
 
 from shared.events import (
     ALL_SPECS,
@@ -82,6 +83,48 @@ def test_a_field_type_orjson_cannot_write_falls_back_to_pydantics_json():
         amount: Decimal
 
     data = WithDecimal(tenant_id=uuid4(), amount=Decimal("1.10"))
+    assert encode_data(data) == data.model_dump_json().encode()
+
+
+class _Money(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    amount: float
+    currency: str = Field(serialization_alias="cur")
+
+
+class _WithComputedField(EventData):
+    hours: float
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def minutes(self) -> float:
+        return self.hours * 60
+
+
+class _WithFieldSerializer(EventData):
+    code: str
+
+    @field_serializer("code")
+    def _upper(self, code: str) -> str:
+        return code.upper()
+
+
+class _WithAliasedNestedModel(EventData):
+    price: _Money
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _WithComputedField(tenant_id=uuid4(), hours=1.5),
+        _WithFieldSerializer(tenant_id=uuid4(), code="abc"),
+        _WithAliasedNestedModel(tenant_id=uuid4(), price=_Money(amount=2.5, currency="EUR")),
+    ],
+    ids=["computed field", "field serializer", "nested model with a serialization alias"],
+)
+def test_a_model_pydantic_writes_otherwise_than_as_its_fields_is_written_by_pydantic(data):
+    # Writing these from their fields would drop "minutes", keep "abc" lower-case, or name "currency" wrongly.
     assert encode_data(data) == data.model_dump_json().encode()
 
 
