@@ -28,7 +28,8 @@ from shared.events import (
     spec_for,
 )
 from shared.events.envelope import REQUIRED_HEADERS, encode_data
-from shared.events.models import EventData
+from shared.events.models import EventData, MatchProposed
+from shared.events.values import FactorScore
 
 SPECS = {spec.name: spec for spec in ALL_SPECS}
 
@@ -114,17 +115,35 @@ class _WithAliasedNestedModel(EventData):
     price: _Money
 
 
+class _AnnotatedFactorScore(FactorScore):
+    note: str = "not a field of FactorScore"
+
+
+def _proposal_with_a_factor_subclass() -> MatchProposed:
+    proposal = samples.match_proposed()
+    first = proposal.breakdown[0]
+    subclassed = _AnnotatedFactorScore(**first.model_dump())
+    return proposal.model_copy(update={"breakdown": (subclassed, *proposal.breakdown[1:])})
+
+
 @pytest.mark.parametrize(
     "data",
     [
         _WithComputedField(tenant_id=uuid4(), hours=1.5),
         _WithFieldSerializer(tenant_id=uuid4(), code="abc"),
         _WithAliasedNestedModel(tenant_id=uuid4(), price=_Money(amount=2.5, currency="EUR")),
+        _proposal_with_a_factor_subclass(),
     ],
-    ids=["computed field", "field serializer", "nested model with a serialization alias"],
+    ids=[
+        "computed field",
+        "field serializer",
+        "nested model with a serialization alias",
+        "subclass of a declared nested model",
+    ],
 )
 def test_a_model_pydantic_writes_otherwise_than_as_its_fields_is_written_by_pydantic(data):
-    # Writing these from their fields would drop "minutes", keep "abc" lower-case, or name "currency" wrongly.
+    # Writing these from their fields would drop "minutes", keep "abc" lower-case, name "currency" wrongly, or add
+    # the subclass's "note" (pydantic writes an instance as the class its field declares).
     assert encode_data(data) == data.model_dump_json().encode()
 
 
