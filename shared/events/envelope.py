@@ -250,11 +250,12 @@ def encode_text(event: EventEnvelope[EventData] | EventData) -> TextEncodedEvent
 def _written_as_its_fields(model: type[BaseModel]) -> bool:
     """Whether pydantic writes this model as exactly its fields' values under their own names.
 
-    Not so for a model with computed fields, custom serialisers, aliases or excluded fields, or a root model: those are
-    written by pydantic. The contract's models are plain (tests/contract/test_envelope.py checks every event type).
+    Not so for a model with computed fields, custom serialisers, aliases, excluded fields or extra fields kept beside
+    its own, or a root model: those are written by pydantic. The contract's models are plain (extra fields forbidden;
+    tests/contract/test_envelope.py checks every event type).
     """
     decorators = model.__pydantic_decorators__
-    if model.__pydantic_root_model__ or model.model_computed_fields:
+    if model.__pydantic_root_model__ or model.model_computed_fields or model.model_config.get("extra") == "allow":
         return False
     if decorators.field_serializers or decorators.model_serializers:
         return False

@@ -115,6 +115,16 @@ class _WithAliasedNestedModel(EventData):
     price: _Money
 
 
+class _KeepingExtraFields(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+
+class _WithNestedExtraFields(EventData):
+    tag: _KeepingExtraFields
+
+
 class _AnnotatedFactorScore(FactorScore):
     note: str = "not a field of FactorScore"
 
@@ -132,18 +142,20 @@ def _proposal_with_a_factor_subclass() -> MatchProposed:
         _WithComputedField(tenant_id=uuid4(), hours=1.5),
         _WithFieldSerializer(tenant_id=uuid4(), code="abc"),
         _WithAliasedNestedModel(tenant_id=uuid4(), price=_Money(amount=2.5, currency="EUR")),
+        _WithNestedExtraFields(tenant_id=uuid4(), tag=_KeepingExtraFields(name="a", colour="red")),
         _proposal_with_a_factor_subclass(),
     ],
     ids=[
         "computed field",
         "field serializer",
         "nested model with a serialization alias",
+        "nested model keeping extra fields",
         "subclass of a declared nested model",
     ],
 )
 def test_a_model_pydantic_writes_otherwise_than_as_its_fields_is_written_by_pydantic(data):
-    # Writing these from their fields would drop "minutes", keep "abc" lower-case, name "currency" wrongly, or add
-    # the subclass's "note" (pydantic writes an instance as the class its field declares).
+    # Writing these from their fields would drop "minutes", keep "abc" lower-case, name "currency" wrongly, drop
+    # "colour", or add the subclass's "note" (pydantic writes an instance as the class its field declares).
     assert encode_data(data) == data.model_dump_json().encode()
 
 
