@@ -44,11 +44,12 @@ from services.matching.entrypoints.schemas import (
 )
 from shared.auth import AnyRolePrincipal, CoordinatorOrOperatorPrincipal, ParticipantPrincipal, Principal
 from shared.events.values import ActorRole
+from shared.openapi import error_responses
 from shared.service import Runtime, Transaction, create_service_app
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody} for code in (401, 403, 404, 422, *codes)}
+    return error_responses(ErrorBody, 401, 403, 404, 422, *codes)
 
 
 def clock(request: Request) -> Clock:

@@ -57,6 +57,7 @@ from services.scheduling.entrypoints.schemas import (
 )
 from shared.auth import AnyRolePrincipal, ParticipantPrincipal, Principal, install_auth
 from shared.events.values import MeetingOutcome
+from shared.openapi import error_responses
 from shared.preconditions import IF_MATCH_MAX_LENGTH, set_etag
 from shared.service import Runtime, Transaction, create_service_app
 
@@ -65,7 +66,7 @@ FEED_PATH = "/v1/calendar-feeds/{token}"
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody} for code in (401, 403, 404, *codes)}
+    return error_responses(ErrorBody, 401, 403, 404, *codes)
 
 
 CALENDAR_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -307,7 +308,7 @@ async def revoke_calendar_feed(principal: ParticipantPrincipal, db: Session) -> 
 @router.get(
     "/calendar-feeds/{token}",
     response_class=Response,
-    responses={**CALENDAR_RESPONSE, 404: {"model": ErrorBody}},
+    responses={**CALENDAR_RESPONSE, 404: {"model": ErrorBody, "description": "Unknown or revoked feed token."}},
     summary="A participant's private iCalendar feed (no bearer token: the URL is the credential)",
 )
 async def calendar_feed(
