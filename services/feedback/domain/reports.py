@@ -264,7 +264,7 @@ def finest_cell_totals(columns: ReportColumns, as_of: date) -> CellTotals:
     cells = _participation_cells(columns)
     cell_count = int(np.prod(columns.shape))
 
-    def per_cell(flags: NDArray[np.generic], participation_cells: IntArray = cells) -> IntArray:
+    def per_cell(flags: FloatArray, participation_cells: IntArray = cells) -> IntArray:
         counted = np.bincount(participation_cells, weights=flags, minlength=cell_count)
         return np.rint(counted).astype(np.int64).reshape(columns.shape)
 
