@@ -81,7 +81,11 @@ class EventRecorder:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack (four services, PostgreSQL, Redis, the broker) and the recorder stop once the e2e tests are
+# done. Kept for the whole session, the idle services polled on the two cores under every later test, and the
+# recorder's consumer drew from the global `random` in its thread while Hypothesis generated examples elsewhere
+# (HypothesisDeprecationWarning: the global random state changed during a draw).
+@pytest.fixture(scope="package")
 def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
     stack = E2EStack(tmp_path_factory.mktemp("e2e-stack"))
     missing = [s for s in SERVICES if s not in stack.services]
@@ -103,7 +107,7 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoin
         stack.stop(report=lambda _: None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def events(e2e_stack: StackEndpoints) -> Iterator[EventRecorder]:
     recorder = EventRecorder(e2e_stack.kafka_bootstrap)
     recorder.start()
