@@ -38,10 +38,10 @@ from services.scheduling.adapters.lease import SweeperLease
 from services.scheduling.application.projection import make_handler
 from services.scheduling.application.sweeper import SweeperRunner
 from services.scheduling.bootstrap import DEFINITION
-from services.scheduling.clock import MovableClock
 from services.scheduling.entrypoints.api import build_app
 from services.scheduling.settings import SchedulingSettings
 from shared.auth import mint_dev_token
+from shared.clock import MovableClock
 from shared.db import session_factory
 from shared.events import samples
 from shared.events.envelope import EventEnvelope

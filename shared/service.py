@@ -38,6 +38,7 @@ from shared.messaging.kafka import broker_reachable, make_producer
 from shared.messaging.outbox import OutboxRelay
 from shared.migrations import upgrade_to_head
 from shared.observability import INBOX_PRUNED, configure_logging, install_observability
+from shared.periodic import pause_unless_stopped, run_periodically
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -202,8 +203,7 @@ async def _start_with_retry(start: Callable[[], Awaitable[Any]], stop: asyncio.E
             return
         except Exception as exc:  # the broker may come up after us; keep trying rather than crash-looping
             log.warning(f"{what} not ready; retrying", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
+            await pause_unless_stopped(stop, backoff)
             backoff = min(backoff * 2, 5.0)
 
 
@@ -218,8 +218,7 @@ async def _run_consumers(definition: ServiceDefinition, runtime: Runtime, stop: 
                 await runner.run()
             except Exception as exc:  # broker unreachable at start, group errors: restart, never crash the process
                 log.warning("consumer stopped unexpectedly; restarting", consumer=runner.name, error=repr(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 2.0)
+                await pause_unless_stopped(stop, 2.0)
 
     tasks = [asyncio.create_task(supervise(r)) for r in runners]
     tasks.append(asyncio.create_task(_prune_inbox_periodically(definition, runtime, stop)))
@@ -232,17 +231,15 @@ async def _run_consumers(definition: ServiceDefinition, runtime: Runtime, stop: 
 async def _prune_inbox_periodically(definition: ServiceDefinition, runtime: Runtime, stop: asyncio.Event) -> None:
     """Keep the inbox bounded: the consumer role forgets events older than the retention, once per interval."""
     s = runtime.settings
-    while not stop.is_set():
-        try:
-            cutoff = datetime.now(UTC) - timedelta(days=s.inbox_retention_days)
-            pruned = await prune_inbox(runtime.engine, cutoff)
-            INBOX_PRUNED.labels(definition.name).inc(pruned)
-            if pruned:
-                log.info("inbox pruned", service=definition.name, rows=pruned, received_before=cutoff.isoformat())
-        except Exception as exc:  # database down: the next round tries again; consuming is unaffected
-            log.warning("inbox pruning failed", service=definition.name, error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), s.inbox_prune_interval_seconds)
+
+    async def prune() -> None:  # a failed round (database down) is retried; consuming is unaffected
+        cutoff = datetime.now(UTC) - timedelta(days=s.inbox_retention_days)
+        pruned = await prune_inbox(runtime.engine, cutoff)
+        INBOX_PRUNED.labels(definition.name).inc(pruned)
+        if pruned:
+            log.info("inbox pruned", service=definition.name, rows=pruned, received_before=cutoff.isoformat())
+
+    await run_periodically(prune, stop, s.inbox_prune_interval_seconds, name=f"{definition.name} inbox pruning")
 
 
 async def _run_sweepers(definition: ServiceDefinition, runtime: Runtime, stop: asyncio.Event) -> None:

@@ -12,6 +12,8 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.clock import Clock, ClockOffsetSeconds, SystemClock, clock_with_offset
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "password"})
 
 
@@ -95,3 +97,28 @@ class ServiceSettings(BaseSettings):
             if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 32:
                 raise ValueError("MENTORLOOM_AUTH_DEV_SECRET must be at least 32 characters and not a placeholder")
         return self
+
+
+class MovableClockSettings(ServiceSettings):
+    """Settings of a service that reads the time (matching, scheduling, feedback): its clock can be moved.
+
+    One field with one meaning for all of them, so that a demo or an end-to-end run that moves several services by
+    the same offset keeps them agreeing on what is due, past or expired.
+    """
+
+    clock_offset_seconds: ClockOffsetSeconds = 0.0
+
+    @model_validator(mode="after")
+    def _refuse_moved_clock_in_production(self) -> Self:
+        if self.environment is Environment.PRODUCTION and self.clock_offset_seconds:
+            raise ValueError("MENTORLOOM_CLOCK_OFFSET_SECONDS must be 0 in production: it moves the service's time")
+        return self
+
+    def clock(self) -> Clock:
+        """The system's clock, moved forward by ``clock_offset_seconds`` when that is set."""
+        return clock_with_offset(self.clock_offset_seconds)
+
+
+def clock_of(settings: ServiceSettings) -> Clock:
+    """The clock a service's settings ask for; settings without a clock field read the system's."""
+    return settings.clock() if isinstance(settings, MovableClockSettings) else SystemClock()

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from services.feedback.entrypoints.api import build_app
 from services.feedback.entrypoints.handlers import CONSUMED_TOPICS, EventHandler, make_handler
-from services.feedback.settings import FeedbackSettings, clock_of
+from services.feedback.settings import FeedbackSettings
 from services.feedback.sweeper import run_health_sweeper
 from shared.service import ConsumerSpec, Runtime, ServiceDefinition, SweeperSpec
+from shared.settings import clock_of
 
 
 def projection_handler(runtime: Runtime) -> EventHandler:

@@ -8,27 +8,23 @@ rows claimed with SKIP LOCKED, so replicas share the work without a lease) and m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.feedback import application as app
 from shared.clock import Clock
+from shared.periodic import in_batches, run_periodically
 
 log = structlog.get_logger(__name__)
 
 
 async def sweep_health(sessions: async_sessionmaker[AsyncSession], clock: Clock, batch_size: int) -> int:
     """Re-assess every match past its first-meeting deadline now, one bounded transaction per batch."""
-    total = 0
     now = clock.now()
-    while True:
-        async with sessions() as session, session.begin():
-            count = await app.sweep_first_meeting_deadlines(session, now, batch_size)
-        total += count
-        if count < batch_size:
-            return total
+    return await in_batches(
+        sessions, lambda session, limit: app.sweep_first_meeting_deadlines(session, now, limit), batch_size
+    )
 
 
 async def run_health_sweeper(
@@ -39,12 +35,8 @@ async def run_health_sweeper(
     batch_size: int,
     interval_seconds: float,
 ) -> None:
-    while not stop.is_set():
-        try:
-            swept = await sweep_health(sessions, clock, batch_size)
-            if swept:
-                log.info("re-assessed matches past their first-meeting deadline", count=swept)
-        except Exception as exc:  # database down etc.: log, wait, retry; never crash the role
-            log.warning("health sweep failed; will retry", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_seconds)
+    async def sweep_and_log() -> None:
+        if swept := await sweep_health(sessions, clock, batch_size):
+            log.info("re-assessed matches past their first-meeting deadline", count=swept)
+
+    await run_periodically(sweep_and_log, stop, interval_seconds, name="health")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from services.matching.application.projection import CONSUMED, Handler, make_handler
 from services.matching.application.sweeper import run_expiry_sweeper
-from services.matching.clock import SystemClock
 from services.matching.entrypoints.api import build_app
 from services.matching.settings import MatchingSettings
 from shared.events.registry import topics_consumed_by
 from shared.service import ConsumerSpec, Runtime, ServiceDefinition, SweeperSpec
+from shared.settings import clock_of
 
 
 def _settings(runtime: Runtime) -> MatchingSettings:
@@ -27,7 +27,7 @@ async def run_sweeper(runtime: Runtime, stop: asyncio.Event) -> None:
     settings = _settings(runtime)
     await run_expiry_sweeper(
         runtime.sessions,
-        SystemClock(),
+        clock_of(settings),
         stop,
         batch_size=settings.expiry_batch_size,
         interval_seconds=settings.expiry_interval_seconds,

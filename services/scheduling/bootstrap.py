@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from services.scheduling.adapters.lease import SweeperLease
 from services.scheduling.application.projection import CONSUMED, Handler, make_handler
 from services.scheduling.application.sweeper import SweeperRunner
-from services.scheduling.clock import Clock, clock_with_offset
 from services.scheduling.entrypoints.api import build_app
 from services.scheduling.settings import SchedulingSettings
+from shared.clock import Clock
 from shared.events.registry import topics_consumed_by
 from shared.service import ConsumerSpec, Runtime, ServiceDefinition, SweeperSpec
 
@@ -23,7 +23,7 @@ def _settings(runtime: Runtime) -> SchedulingSettings:
 
 
 def service_clock(runtime: Runtime) -> Clock:
-    return clock_with_offset(_settings(runtime).clock_offset_seconds)
+    return _settings(runtime).clock()
 
 
 def build_service_app(runtime: Runtime) -> FastAPI:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import ServiceSettings
+from shared.settings import MovableClockSettings
 
 
-class SchedulingSettings(ServiceSettings):
+class SchedulingSettings(MovableClockSettings):
     service_name: str = "scheduling"
     sweep_interval_seconds: float = Field(default=5.0, gt=0, le=3600, description="Pause between sweeps.")
     sweep_batch_size: int = Field(default=2_000, ge=1, le=50_000, description="Check-ins per sweep transaction.")
@@ -20,12 +20,3 @@ class SchedulingSettings(ServiceSettings):
         description="Public base URL the calendar feed links are built from (the feed path is appended).",
     )
     default_meeting_minutes: int = Field(default=60, ge=15, le=480)
-    clock_offset_seconds: float = Field(
-        default=0.0,
-        ge=0,
-        le=10 * 365 * 86_400,
-        description=(
-            "Moves this service's clock forward (API, projection and sweeper): for end-to-end tests and demos that "
-            "need check-ins to come due now. Leave 0 in production."
-        ),
-    )

@@ -42,6 +42,7 @@ from shared.observability import (
     EVENTS_HANDLED,
     HANDLER_ERRORS,
 )
+from shared.periodic import pause_unless_stopped
 from shared.tracing import child_traceparent, reset_traceparent, set_traceparent
 
 log = structlog.get_logger(__name__)
@@ -439,8 +440,7 @@ class ConsumerRunner(Generic[E]):
                 CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(highwater - next_offset, 0))
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await pause_unless_stopped(self._stopping, seconds)
 
 
 class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -27,6 +27,7 @@ from shared.events.models import EventData
 from shared.messaging.partitioning import partitions_for_keys
 from shared.messaging.tables import OUTBOX, OUTBOX_NOTIFY_CHANNEL
 from shared.observability import OUTBOX_BACKLOG, OUTBOX_BATCH_ROWS, OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
+from shared.periodic import pause_unless_stopped
 from shared.tracing import current_traceparent
 
 log = structlog.get_logger(__name__)
@@ -285,5 +286,4 @@ class OutboxRelay:
         OUTBOX_BACKLOG.labels(self.service).set(count)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await pause_unless_stopped(self._stopping, seconds)

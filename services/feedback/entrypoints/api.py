@@ -55,7 +55,6 @@ from services.feedback.domain.pulse import (
     submit_pulse,
 )
 from services.feedback.domain.reports import DIMENSIONS, METRICS, ProgramReport, report_to_csv
-from services.feedback.settings import clock_of
 from shared.auth import (
     AnyRolePrincipal,
     CoordinatorOrOperatorPrincipal,
@@ -69,6 +68,7 @@ from shared.clock import Clock
 from shared.events.values import FeedbackKind
 from shared.ids import new_id
 from shared.service import Runtime, Transaction, create_service_app
+from shared.settings import clock_of
 
 MAX_LIST = 200
 

@@ -29,7 +29,6 @@ from services.matching.application.program_data import (
     lock_enrolments,
 )
 from services.matching.application.translate import policy_of
-from services.matching.clock import Clock, SystemClock
 from services.matching.domain.lifecycle import IllegalTransitionError, MatchState, Party
 from services.matching.entrypoints.schemas import (
     ApproveRound,
@@ -43,9 +42,11 @@ from services.matching.entrypoints.schemas import (
     ShortlistOut,
 )
 from shared.auth import AnyRolePrincipal, CoordinatorOrOperatorPrincipal, ParticipantPrincipal, Principal
+from shared.clock import Clock
 from shared.events.values import ActorRole
 from shared.openapi import error_responses
 from shared.service import Runtime, Transaction, create_service_app
+from shared.settings import clock_of
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -330,7 +331,7 @@ def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
         title="Mentorloom matching",
         description="Explainable compatibility, mentee-chosen short lists, optimal cohort rounds, match lifecycle.",
     )
-    app.state.clock = clock or SystemClock()
+    app.state.clock = clock or clock_of(runtime.settings)
     install_error_handlers(app)
     app.include_router(router)
     return app

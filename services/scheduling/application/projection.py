@@ -23,8 +23,8 @@ from services.scheduling.application.checkins import (
     replan_match,
     retime_open_checkins,
 )
-from services.scheduling.clock import Clock
 from services.scheduling.domain.rhythm import OPEN_MEETING_STATES, MeetingState
+from shared.clock import Clock
 from shared.events.envelope import EventEnvelope
 from shared.events.models import (
     EventData,

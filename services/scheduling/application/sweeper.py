@@ -32,10 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scheduling.adapters.lease import SweeperLease
 from services.scheduling.adapters.repository import ID_NAMESPACE
-from services.scheduling.clock import Clock
+from shared.clock import Clock
 from shared.events.envelope import EventEnvelope
 from shared.events.models import CheckInDue, CheckInMissed, EventData
 from shared.messaging.outbox import OutgoingMessage, add_messages, message_for
+from shared.periodic import run_periodically
 
 log = structlog.get_logger(__name__)
 
@@ -323,16 +324,13 @@ class SweeperRunner:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        async def sweep_and_log() -> None:
+            report = await self.run_once(stop)
+            if report is not None and (report.due or report.missed or report.reminders):
+                log.info("swept", due=report.due, missed=report.missed, reminders=report.reminders)
+
         try:
-            while not stop.is_set():
-                try:
-                    report = await self.run_once(stop)
-                    if report is not None and (report.due or report.missed or report.reminders):
-                        log.info("swept", due=report.due, missed=report.missed, reminders=report.reminders)
-                except Exception as exc:  # database down etc.: log, wait, try again; never crash the role
-                    log.warning("sweep failed; will retry", error=repr(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.interval_seconds)
+            await run_periodically(sweep_and_log, stop, self.interval_seconds, name="check-in sweep")
         finally:
             with contextlib.suppress(RedisError):
                 await self.lease.release()

@@ -30,7 +30,6 @@ from services.scheduling.application.access import (
     require_program,
     visible_match,
 )
-from services.scheduling.clock import Clock, SystemClock
 from services.scheduling.domain.errors import (
     IllegalTransitionError,
     InvalidAvailabilityError,
@@ -56,6 +55,7 @@ from services.scheduling.entrypoints.schemas import (
     SlotSuggestions,
 )
 from shared.auth import AnyRolePrincipal, ParticipantPrincipal, Principal, install_auth
+from shared.clock import Clock, SystemClock
 from shared.events.values import MeetingOutcome
 from shared.openapi import error_responses
 from shared.preconditions import IF_MATCH_MAX_LENGTH, set_etag

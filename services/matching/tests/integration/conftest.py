@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.matching.application.projection import make_handler
 from services.matching.bootstrap import DEFINITION
-from services.matching.clock import MovableClock
 from services.matching.entrypoints.api import build_app
 from services.matching.settings import MatchingSettings
 from shared.auth import Role, mint_dev_token
+from shared.clock import MovableClock
 from shared.db import session_factory
 from shared.events import samples
 from shared.events.envelope import EventEnvelope

@@ -9,10 +9,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.matching.application.sweeper import sweep_expired
-from services.matching.clock import MovableClock
 from services.matching.settings import MatchingSettings
 from services.matching.tests.integration.conftest import Feeder, World, outbox_payloads, outbox_types, token
 from shared.auth import Role
+from shared.clock import MovableClock
 from shared.db import session_factory
 
 PROPOSED = "org.mentorloom.match.proposed.v1"

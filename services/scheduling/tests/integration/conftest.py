@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.scheduling.application.projection import make_handler
 from services.scheduling.bootstrap import DEFINITION
-from services.scheduling.clock import MovableClock
 from services.scheduling.entrypoints.api import build_app
 from services.scheduling.settings import SchedulingSettings
 from shared.auth import Role, mint_dev_token
+from shared.clock import MovableClock
 from shared.db import session_factory
 from shared.events.envelope import EventEnvelope
 from shared.events.models import EventData

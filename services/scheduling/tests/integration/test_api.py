@@ -11,11 +11,11 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from services.scheduling.clock import MovableClock
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import Feeder, outbox_types, scalar, token
 from services.scheduling.tests.integration.scenario import Scenario
 from shared.auth import Role
+from shared.clock import MovableClock
 
 pytestmark = pytest.mark.integration
 

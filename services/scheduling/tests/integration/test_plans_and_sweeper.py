@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.scheduling.adapters.lease import SweeperLease
 from services.scheduling.adapters.repository import ID_NAMESPACE
 from services.scheduling.application.sweeper import SweeperRunner, event_id, sweep
-from services.scheduling.clock import MovableClock
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import START, Feeder, outbox_types, redis_client, rows, scalar
 from services.scheduling.tests.integration.scenario import Scenario
+from shared.clock import MovableClock
 from shared.db import session_factory
 from shared.events.envelope import decode, encode
 from shared.events.models import CheckInDue, CheckInMissed

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from services.scheduling.bootstrap import DEFINITION
-from services.scheduling.clock import MovableClock
 from services.scheduling.entrypoints.api import build_app
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import START, token
 from shared.auth import Role
+from shared.clock import MovableClock
 from shared.db import session_factory
 from shared.migrations import upgrade_to_head
 from shared.service import Runtime
