@@ -53,6 +53,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import principal_or_none
+from shared.http_errors import ErrorBody, error_json
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -123,7 +124,7 @@ class RedisOutageGuard:
 
 
 def _error_body(error: str, description: str) -> bytes:
-    return json.dumps({"detail": {"error": error, "error_description": description}}).encode()
+    return json.dumps(error_json(error, description)).encode()
 
 
 async def _send_response(
@@ -452,3 +453,41 @@ def install_http_protection(
     )
     app.state.http_protection_redis = client
     return client
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+_ERROR_CONTENT = {"application/json": {"schema": _ERROR_REF}}
+
+
+def document_http_protection(document: dict[str, Any]) -> None:
+    """Declare what shared.http_protection's middleware may answer on any route: 429 (rate limit), and on POST
+    with Idempotency-Key 400 (malformed key), 409 (first request still running) and 422 (key reused with
+    another body, shaped like our other errors)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, schema in {**body.pop("$defs", {}), "ErrorBody": body}.items():
+        schemas.setdefault(name, schema)
+    for path, operations in document.get("paths", {}).items():
+        if path in ("/healthz", "/readyz", "/metrics"):
+            continue
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault(
+                "429", {"description": "Rate limit exceeded; see Retry-After.", "content": _ERROR_CONTENT}
+            )
+            if method != "post":
+                continue
+            responses.setdefault("400", {"description": "Malformed Idempotency-Key.", "content": _ERROR_CONTENT})
+            responses.setdefault(
+                "409",
+                {
+                    "description": "The first request with this Idempotency-Key is still running.",
+                    "content": _ERROR_CONTENT,
+                },
+            )
+            responses.setdefault(
+                "422", {"description": "Idempotency-Key reused with another body.", "content": _ERROR_CONTENT}
+            )
+            validation = responses["422"].get("content", {}).get("application/json", {}).get("schema")
+            if validation is not None and validation != _ERROR_REF:  # ErrorBody covers both shapes already
+                responses["422"]["content"]["application/json"]["schema"] = {"anyOf": [validation, _ERROR_REF]}

@@ -17,29 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from shared.service import Runtime, ServiceDefinition
 
 SERVICES = ("profiles", "matching", "scheduling", "feedback")
 DOCUMENTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "openapi"
-
-
-# What each documented error answer means, written here rather than left to FastAPI: for a declared response without
-# a description it writes the running interpreter's `http.HTTPStatus` phrase, and Python 3.13 renamed some of those
-# (422 "Unprocessable Entity" became "Unprocessable Content"), so the committed documents differed by Python version.
-ERROR_DESCRIPTIONS: dict[int, str] = {
-    401: "Missing or invalid bearer token.",
-    403: "The caller may not do this (role, organisation or relationship to the resource).",
-    404: "No such resource in the caller's organisation (or not visible to them).",
-    409: "Not allowed in the resource's current state.",
-    422: "The request is invalid: the error names the field or the rule.",
-}
-
-
-def error_responses(body: type[BaseModel], *codes: int) -> dict[int | str, dict[str, Any]]:
-    """Documented error answers for a route's `responses=`, each with `body` as its schema."""
-    return {code: {"model": body, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
 def definition_of(service: str) -> ServiceDefinition:

@@ -32,7 +32,8 @@ from shared.auth import install_auth
 from shared.db import create_engine, session_factory
 from shared.events.envelope import EventEnvelope, decode
 from shared.events.models import EventData
-from shared.http_protection import install_http_protection
+from shared.http_errors import install_error_bodies
+from shared.http_protection import document_http_protection, install_http_protection
 from shared.messaging.consumer import ConsumerRunner, prune_inbox
 from shared.messaging.kafka import broker_reachable, make_producer
 from shared.messaging.outbox import OutboxRelay
@@ -135,8 +136,17 @@ def create_service_app(
     app.state.runtime = runtime
     # Order matters: middleware added later wraps earlier, so observability (outermost) also sees 429s.
     install_auth(app, runtime.settings)
+    install_error_bodies(app)
     install_http_protection(app, runtime.settings, redis=runtime.redis)
     install_observability(app, runtime.settings.service_name, runtime.readiness_checks())
+    documented = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_http_protection(documented())  # FastAPI's document, cached in app.openapi_schema
+        return documented()
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -66,6 +66,7 @@ from shared.auth import (
 )
 from shared.clock import Clock
 from shared.events.values import FeedbackKind
+from shared.http_errors import error_responses
 from shared.ids import new_id
 from shared.service import Runtime, Transaction, create_service_app
 from shared.settings import clock_of
@@ -77,12 +78,8 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorOut(BaseModel):
-    detail: str
-
-
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "Not found (or not yours)."}}
-CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut, "description": "Not allowed in this state."}}
+NOT_FOUND = error_responses(404)
+CONFLICT = error_responses(409)
 
 
 def now_of(request: Request) -> datetime:

@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, status
-from fastapi.responses import JSONResponse
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +34,6 @@ from services.matching.entrypoints.schemas import (
     CreateMatch,
     EndedOut,
     EndMatch,
-    ErrorBody,
     MatchOut,
     RequestMentor,
     RoundOut,
@@ -44,13 +42,13 @@ from services.matching.entrypoints.schemas import (
 from shared.auth import AnyRolePrincipal, CoordinatorOrOperatorPrincipal, ParticipantPrincipal, Principal
 from shared.clock import Clock
 from shared.events.values import ActorRole
-from shared.openapi import error_responses
+from shared.http_errors import error_responses, install_domain_errors
 from shared.service import Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return error_responses(ErrorBody, 401, 403, 404, 422, *codes)
+    return error_responses(401, 403, 404, 422, *codes)
 
 
 def clock(request: Request) -> Clock:
@@ -306,23 +304,12 @@ async def approve_round(
     return await _round_out(db, principal, round_id)
 
 
-def _error(code: int, error: str, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": {"error": error, "error_description": str(exc)}}, status_code=code)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    mapping: list[tuple[type[Exception], int, str]] = [
-        (NotFoundError, 404, "not_found"),
-        (ForbiddenError, 403, "forbidden"),
-        (ConflictError, 409, "conflict"),
-        (IllegalTransitionError, 409, "illegal_transition"),
-    ]
-    for exc_type, code, error in mapping:
-
-        async def handler(_: Request, exc: Exception, code: int = code, error: str = error) -> JSONResponse:
-            return _error(code, error, exc)
-
-        app.add_exception_handler(exc_type, handler)
+DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (NotFoundError, 404, "not_found"),
+    (ForbiddenError, 403, "forbidden"),
+    (ConflictError, 409, "conflict"),
+    (IllegalTransitionError, 409, "illegal_transition"),
+]
 
 
 def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
@@ -332,7 +319,7 @@ def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
         description="Explainable compatibility, mentee-chosen short lists, optimal cohort rounds, match lifecycle.",
     )
     app.state.clock = clock or clock_of(runtime.settings)
-    install_error_handlers(app)
+    install_domain_errors(app, DOMAIN_ERRORS)
     app.include_router(router)
     return app
 

@@ -26,15 +26,6 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorDetail(BaseModel):
-    error: str
-    error_description: str
-
-
-class ErrorBody(BaseModel):
-    detail: ErrorDetail | list[Any] | str
-
-
 class FactorOut(BaseModel):
     factor: str = Field(description="Domain factor name (needs, interests, goals, …, semantic_goals).")
     value: float = Field(ge=0, le=1)

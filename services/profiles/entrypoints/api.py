@@ -16,7 +16,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
-from fastapi.openapi.utils import get_openapi
 from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import RowMapping
@@ -917,54 +916,20 @@ def build_app(runtime: Runtime) -> FastAPI:
     # The kit's app factory already installed auth, rate limiting and Idempotency-Key replay.
     app.include_router(router)
     app.include_router(imports_router)
-    app.openapi = lambda: _documented(app)  # type: ignore[method-assign]
+    documented = app.openapi  # the kit's, with what shared.http_protection may answer
+    app.openapi = lambda: _declare_partial_time(documented())  # type: ignore[method-assign]
     return app
 
 
-_ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
-_ERROR_CONTENT = {"application/json": {"schema": _ERROR_REF}}
-
-
-def _document_http_protection(document: dict[str, Any]) -> None:
-    """Declare what shared.http_protection's middleware may answer on any route: 429 (rate limit), and on POST
-    with Idempotency-Key 400 (malformed key), 409 (first request still running) and 422 (key reused with
-    another body, shaped like our other errors)."""
-    for path, operations in document.get("paths", {}).items():
-        if path in ("/healthz", "/readyz", "/metrics"):
-            continue
-        for method, operation in operations.items():
-            responses = operation.setdefault("responses", {})
-            responses.setdefault(
-                "429", {"description": "Rate limit exceeded; see Retry-After.", "content": _ERROR_CONTENT}
-            )
-            if method != "post":
-                continue
-            responses.setdefault("400", {"description": "Malformed Idempotency-Key.", "content": _ERROR_CONTENT})
-            responses.setdefault(
-                "409",
-                {
-                    "description": "The first request with this Idempotency-Key is still running.",
-                    "content": _ERROR_CONTENT,
-                },
-            )
-            validation = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema")
-            if validation is not None:
-                responses["422"]["content"]["application/json"]["schema"] = {"anyOf": [validation, _ERROR_REF]}
-
-
-def _documented(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with availability times declared as RFC 3339 partial-time.
+def _declare_partial_time(document: dict[str, Any]) -> dict[str, Any]:
+    """Availability times declared as RFC 3339 partial-time in the OpenAPI document.
 
     pydantic declares `datetime.time` as format "time", which JSON Schema defines as a time WITH an offset;
     availability windows are wall-clock times in the person's time zone ("09:00:00"), so the honest format is
     partial-time. (The contract's AvailabilityWindow in shared/events/values.py should say so itself.)
     """
-    if app.openapi_schema is None:
-        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        _document_http_protection(document)
-        window = document.get("components", {}).get("schemas", {}).get("AvailabilityWindow", {})
-        for name in ("start", "end"):
-            if window.get("properties", {}).get(name, {}).get("format") == "time":
-                window["properties"][name]["format"] = "partial-time"
-        app.openapi_schema = document
-    return app.openapi_schema
+    window = document.get("components", {}).get("schemas", {}).get("AvailabilityWindow", {})
+    for name in ("start", "end"):
+        if window.get("properties", {}).get(name, {}).get("format") == "time":
+            window["properties"][name]["format"] = "partial-time"
+    return document

@@ -4,34 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.profiles.entrypoints.schemas import ErrorOut
+from shared.http_errors import error_responses
 from shared.service import Runtime
 
-_ERROR = {"model": ErrorOut}
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {**_ERROR, "description": "Missing or invalid bearer token."},
-    403: {**_ERROR, "description": "The caller's role may not use this endpoint."},
+_SPECIFIC = {
+    403: "The caller's role may not use this endpoint.",
+    409: "Conflicts with an existing resource (e.g. email already used).",
 }
-READ_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **AUTH_RESPONSES,
-    404: {**_ERROR, "description": "No such resource in the caller's organisation (or not visible to them)."},
-}
-CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **READ_RESPONSES,
-    409: {**_ERROR, "description": "Conflicts with an existing resource (e.g. email already used)."},
-}
-WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **CREATE_RESPONSES,
-    412: {**_ERROR, "description": "If-Match does not name the current version (someone else wrote first)."},
-    428: {**_ERROR, "description": "If-Match is required: send the ETag of the version you read."},
-}
+AUTH_RESPONSES = error_responses(401, 403, descriptions=_SPECIFIC)
+READ_RESPONSES = error_responses(401, 403, 404, descriptions=_SPECIFIC)
+CREATE_RESPONSES = error_responses(401, 403, 404, 409, descriptions=_SPECIFIC)
+WRITE_RESPONSES = error_responses(401, 403, 404, 409, 412, 428, descriptions=_SPECIFIC)
 IF_MATCH_DESCRIPTION = 'ETag of the version you read, e.g. "3" (required; a stale one gives 412).'
 
 

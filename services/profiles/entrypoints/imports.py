@@ -39,6 +39,7 @@ from services.profiles.domain.csv_import import (
 from services.profiles.entrypoints.http import READ_RESPONSES, not_found, transaction
 from services.profiles.entrypoints.schemas import ErrorPage, ImportJobOut, ImportReportOut, RowErrorOut
 from shared.auth import CoordinatorOrOperatorPrincipal, Principal
+from shared.http_errors import error_responses
 from shared.http_protection import declare_idempotency_key
 from shared.ids import new_id
 
@@ -233,8 +234,14 @@ async def _finish(request: Request, job_id: uuid.UUID, status_value: str, failur
     status_code=201,
     responses={
         **READ_RESPONSES,
-        415: {"description": "The body is not text/csv."},
-        422: {"description": "The header row cannot be imported (the job is marked failed)."},
+        **error_responses(
+            415,
+            422,
+            descriptions={
+                415: "The body is not text/csv.",
+                422: "The header row cannot be imported (the job is marked failed); loc names the header.",
+            },
+        ),
     },
     openapi_extra=_CSV_BODY,
     dependencies=[Depends(declare_idempotency_key)],

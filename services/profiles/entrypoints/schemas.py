@@ -15,10 +15,6 @@ from shared.events.values import EnrollmentRole, EnrollmentStatus, NeedRating, S
 ItemT = TypeVar("ItemT")
 
 
-class ErrorOut(BaseModel):
-    detail: str | dict[str, str]
-
-
 class Page(BaseModel, Generic[ItemT]):
     """One page of a list; pass `next_cursor` as `cursor` for the next one (null: this was the last)."""
 

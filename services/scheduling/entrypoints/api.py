@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response, status
-from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,7 +44,6 @@ from services.scheduling.domain.slots import SlotPreference, suggest_slots
 from services.scheduling.entrypoints.schemas import (
     CalendarFeedOut,
     CheckInOut,
-    ErrorBody,
     Limit,
     MeetingOut,
     ProposeMeeting,
@@ -54,19 +52,20 @@ from services.scheduling.entrypoints.schemas import (
     SlotOut,
     SlotSuggestions,
 )
-from shared.auth import AnyRolePrincipal, ParticipantPrincipal, Principal, install_auth
-from shared.clock import Clock, SystemClock
+from shared.auth import AnyRolePrincipal, ParticipantPrincipal, Principal
+from shared.clock import Clock
 from shared.events.values import MeetingOutcome
-from shared.openapi import error_responses
+from shared.http_errors import ErrorBody, error_responses, install_domain_errors
 from shared.preconditions import IF_MATCH_MAX_LENGTH, set_etag
 from shared.service import Runtime, Transaction, create_service_app
+from shared.settings import clock_of
 
 CALENDAR_MEDIA_TYPE = "text/calendar"
 FEED_PATH = "/v1/calendar-feeds/{token}"
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return error_responses(ErrorBody, 401, 403, 404, *codes)
+    return error_responses(401, 403, 404, *codes)
 
 
 CALENDAR_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -369,32 +368,22 @@ async def program_overdue(
     return [CheckInOut.of(r) for r in rows]
 
 
-def _error(code: int, error: str, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": {"error": error, "error_description": str(exc)}}, status_code=code)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    # Order matters only for documentation; Starlette picks the most specific class in the MRO.
-    mapping: list[tuple[type[Exception], int, str]] = [
-        (NotFoundError, 404, "not_found"),
-        (ForbiddenError, 403, "forbidden"),
-        (NotAParticipantError, 403, "forbidden"),
-        (NotPermittedError, 403, "forbidden"),
-        (ConflictError, 409, "conflict"),
-        (StaleVersionError, 412, "precondition_failed"),
-        (IllegalTransitionError, 409, "illegal_transition"),
-        (InvalidMeetingTimeError, 422, "invalid_meeting_time"),
-        (InvalidAvailabilityError, 422, "invalid_request"),
-        (NaiveDatetimeError, 422, "invalid_request"),
-        (SchedulingDomainError, 409, "conflict"),
-        (OverflowError, 422, "invalid_request"),  # e.g. a start near year 9999 plus the horizon
-    ]
-    for exc_type, code, error in mapping:
-
-        async def handler(_: Request, exc: Exception, code: int = code, error: str = error) -> JSONResponse:
-            return _error(code, error, exc)
-
-        app.add_exception_handler(exc_type, handler)
+# The status and error code of each domain error (in this order for the reader; Starlette picks the most specific
+# class in the exception's MRO).
+DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (NotFoundError, 404, "not_found"),
+    (ForbiddenError, 403, "forbidden"),
+    (NotAParticipantError, 403, "forbidden"),
+    (NotPermittedError, 403, "forbidden"),
+    (ConflictError, 409, "conflict"),
+    (StaleVersionError, 412, "precondition_failed"),
+    (IllegalTransitionError, 409, "illegal_transition"),
+    (InvalidMeetingTimeError, 422, "invalid_meeting_time"),
+    (InvalidAvailabilityError, 422, "invalid_request"),
+    (NaiveDatetimeError, 422, "invalid_request"),
+    (SchedulingDomainError, 409, "conflict"),
+    (OverflowError, 422, "invalid_request"),  # e.g. a start near year 9999 plus the horizon
+]
 
 
 def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
@@ -403,10 +392,9 @@ def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
         title="Mentorloom scheduling",
         description="Check-in plans, meetings across time zones, reminders and calendars of mentoring matches.",
     )
-    install_auth(app, runtime.settings)
-    app.state.clock = clock or SystemClock()
+    app.state.clock = clock or clock_of(runtime.settings)
     app.state.feed_base_url = getattr(runtime.settings, "calendar_feed_base_url", "http://127.0.0.1:8103")
-    install_error_handlers(app)
+    install_domain_errors(app, DOMAIN_ERRORS)
     app.include_router(router)
     return app
 

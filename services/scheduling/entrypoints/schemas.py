@@ -41,15 +41,6 @@ class RescheduleMeeting(MeetingTimes):
     pass
 
 
-class ErrorDetail(BaseModel):
-    error: str
-    error_description: str
-
-
-class ErrorBody(BaseModel):
-    detail: ErrorDetail | list[dict[str, Any]] | str
-
-
 class MeetingOut(BaseModel):
     meeting_id: uuid.UUID
     match_id: uuid.UUID

@@ -1,0 +1,112 @@
+"""One error body for every service's API.
+
+Every 4xx/5xx answer is ``{"detail": {"error": <machine-readable code>, "error_description": <sentence>}}``, the
+shape OAuth 2.0 errors take (RFC 6749 §5.2, RFC 6750 §3), except FastAPI's request validation errors (422), whose
+``detail`` is the list of problems, each naming its field in ``loc``. A client branches on ``error`` and shows
+``error_description``, whichever service answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorDetail(BaseModel):
+    error: str = Field(description="Machine-readable code, e.g. not_found, conflict, precondition_failed.")
+    error_description: str = Field(description="What went wrong, for a person.")
+
+
+class ErrorBody(BaseModel):
+    """An error answer: ``detail`` is one error, or (422) the list of invalid fields, each with its ``loc``."""
+
+    detail: ErrorDetail | list[dict[str, Any]]
+
+
+# The code an HTTPException raised with a plain message gets: written out rather than derived from
+# http.HTTPStatus, whose phrases change between Python versions (3.13 renamed 413 and 422).
+ERROR_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "invalid_token",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    410: "gone",
+    412: "precondition_failed",
+    413: "content_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    428: "precondition_required",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "temporarily_unavailable",
+}
+
+
+def error_code(status_code: int) -> str:
+    return ERROR_CODES.get(status_code, f"http_{status_code}")
+
+
+def error_json(error: str, description: str) -> dict[str, Any]:
+    return {"detail": {"error": error, "error_description": description}}
+
+
+def error_response(
+    status_code: int, error: str, description: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_json(error, description), status_code=status_code, headers=headers)
+
+
+async def _http_exception(_: Request, exc: Exception) -> Response:
+    """FastAPI's own handler, with a plain-text detail given its code (routes raise ``HTTPException(404, "...")``)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (204, 304):  # no body allowed
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    if isinstance(exc.detail, str):
+        return error_response(exc.status_code, error_code(exc.status_code), exc.detail, exc.headers)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def install_error_bodies(app: FastAPI) -> None:
+    """Answer HTTPExceptions (the routes', FastAPI's and Starlette's own 404 and 405) in the common shape."""
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+
+
+def install_domain_errors(app: FastAPI, domain_errors: Sequence[tuple[type[Exception], int, str]]) -> None:
+    """Answer each ``(exception type, status, code)`` of a service's domain errors with that status and code, the
+    exception's message as the description (Starlette picks the most specific class in the exception's MRO)."""
+    for exc_type, status_code, error in domain_errors:
+
+        async def handler(_: Request, exc: Exception, status_code: int = status_code, error: str = error) -> Response:
+            return error_response(status_code, error, str(exc))
+
+        app.add_exception_handler(exc_type, handler)
+
+
+# What each documented error answer means, written here rather than left to FastAPI: for a declared response without
+# a description it writes the running interpreter's `http.HTTPStatus` phrase, and Python 3.13 renamed some of those
+# (422 "Unprocessable Entity" became "Unprocessable Content"), so the committed documents differed by Python version.
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    401: "Missing or invalid bearer token.",
+    403: "The caller may not do this (role, organisation or relationship to the resource).",
+    404: "No such resource in the caller's organisation (or not visible to them).",
+    409: "Not allowed in the resource's current state.",
+    412: "If-Match does not name the current version (someone else wrote first).",
+    415: "The body is not of the media type this endpoint takes.",
+    422: "The request is invalid: the error names the field or the rule.",
+    428: "If-Match is required: send the ETag of the version you read.",
+}
+
+
+def error_responses(*codes: int, descriptions: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """Documented error answers for a route's ``responses=``, all with the common body; ``descriptions`` replace
+    the general description of a code where a route can say more."""
+    specific = descriptions or {}
+    return {code: {"model": ErrorBody, "description": specific.get(code, ERROR_DESCRIPTIONS[code])} for code in codes}
