@@ -11,7 +11,6 @@ that both give the same figures.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import report
-from benchmarks.report import load_note
+from benchmarks.report import load_note, machine
 from services.feedback.domain.privacy import additive_groups, suppress_small_groups
 from services.feedback.domain.reports import (
     ALL_BREAKDOWNS,
@@ -256,16 +255,6 @@ def best_of(runs: int, action: Any) -> tuple[float, Any]:
     return min(timings), result
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def check_same_figures(report: Any, naive: dict[Any, Any]) -> int:
     compared = 0
     for row in report.rows:
@@ -333,7 +322,7 @@ plain tuples; both gave the same figures on all {compared:,} visible cells.
 | **speed-up (baseline / vectorised)** | **{naive_time / full_time:.1f}×** |
 
 Target ≤ 2 s for a full report: {target}.
-Machine: {cpu_model()}, {os.cpu_count()} logical CPUs ({load_note()});
+Machine: {machine()} ({load_note()});
 Python {platform.python_version()}, numpy {np.__version__}; {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}.
 Run: `python -m benchmarks.feedback_reports`. The service-level benchmark (aggregation in SQL) comes later.
 """

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import platform
-import re
 import statistics
 import tempfile
 import time
@@ -33,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from benchmarks import report
+from benchmarks.report import load_note, machine
 from deploy.local.servers import EmbeddedPostgres
 from services.feedback.adapters.report_sql import program_report
 from services.feedback.bootstrap import DEFINITION
@@ -211,15 +210,6 @@ async def best_of(runs: int, action: Callable[[], Awaitable[T]]) -> tuple[float,
     return min(timings), timings, result
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        model = found.group(1).strip() if found else model
-    return f"{model}, {os.cpu_count()} logical CPUs ({report.load_note()})"
-
-
 async def measure(args: argparse.Namespace, database_url: str) -> str:
     await asyncio.to_thread(upgrade_to_head, DEFINITION.migrations_dir, database_url)
     runtime = Runtime.from_settings(ServiceSettings(service_name="feedback", database_url=database_url))
@@ -291,7 +281,7 @@ same figures on all {compared:,} cells.
 
 Service function runs: {", ".join(f"{t:.3f}" for t in service_all)} s (median {statistics.median(service_all):.3f}).
 Target ≤ 2 s for a full report: {"yes" if service_best <= 2 else "no"}.
-Machine: {machine()}; Python {platform.python_version()}; {now}.
+Machine: {machine()} ({load_note()}); Python {platform.python_version()}; {now}.
 Run: `python -m benchmarks.feedback_service_reports`.
 """
 

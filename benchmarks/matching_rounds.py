@@ -289,15 +289,7 @@ def _run_worker(kind: str, n: int, m: int, timeout: float | None) -> dict[str, A
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs, {model}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} CPUs, {report.cpu_model()}, Python {platform.python_version()}"
 
 
 def _pct(value: float, of: float) -> str:

@@ -251,16 +251,6 @@ async def copy_baseline(dsn: str, path: Path) -> float:
         await conn.close()
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} logical CPUs"
-
-
 @contextlib.contextmanager
 def servers(root: Path) -> Iterator[tuple[EmbeddedPostgres, EmbeddedRedis, EmbeddedKafka]]:
     postgres = EmbeddedPostgres(root / "pg" / "data")
@@ -441,7 +431,7 @@ def render(results: dict[str, Any], rows: int) -> str:
         "validated while the one before is written (a queue of two, one writer in file order), so the api no",
         "longer idles for each statement: its event loop waited ~100 µs a row for PostgreSQL before, 40–60 µs now.",
         "With PostgreSQL, the relay, the broker and this client on the same 2 cores, the api's CPU is the bound.",
-        f"Machine: {machine()} ({report.load_note()}); Python {platform.python_version()}; "
+        f"Machine: {report.machine()} ({report.load_note()}); Python {platform.python_version()}; "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
         "Run: `python -m benchmarks.profiles_import [--rows 100000]`.",
         "",

@@ -28,6 +28,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine() -> str:
+    """The CPU model and how many logical CPUs it gives this machine."""
+    return f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+
+
 def machine_line() -> str:
     mem = ""
     try:

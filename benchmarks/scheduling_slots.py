@@ -12,7 +12,6 @@ Run: ``python -m benchmarks.scheduling_slots`` (``--no-write`` to print only).
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import random
 import statistics
@@ -123,27 +122,12 @@ def timed_ms(action: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[float
     return (clock.perf_counter_ns() - started) / 1e6, result
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def write_section(markdown: str) -> None:
     report.write_section(SECTION_TITLE.removeprefix("## "), markdown)
 
 
 def latency_row(name: str, timings: list[float]) -> str:
-    cells = [percentile(timings, share) for share in (0.5, 0.95, 0.99)] + [max(timings)]
+    cells = [report.percentile(timings, share) for share in (0.5, 0.95, 0.99)] + [max(timings)]
     return f"| {name} | " + " | ".join(f"{value:.3f}" for value in cells) + " |"
 
 
@@ -206,7 +190,7 @@ def main() -> None:
     )
     plan_seconds = clock.perf_counter() - started
 
-    p99 = percentile(timings[SlotPreference.BALANCED] + timings[SlotPreference.EARLIEST], 0.99)
+    p99 = report.percentile(timings[SlotPreference.BALANCED] + timings[SlotPreference.EARLIEST], 0.99)
     verdict = "yes" if p99 <= TARGET_MS else "**no**"
     markdown = f"""
 Pure domain functions (`services/scheduling/domain/slots.py`, `plan.py`), no database.
@@ -232,7 +216,7 @@ Check-in plans (`plan_checkins`, a mix of weekly 12-week, biweekly year-long and
 {args.plans / plan_seconds:,.0f} plans/s, {checkin_count / plan_seconds:,.0f} check-ins/s.
 
 Target ≤ {TARGET_MS:.0f} ms per pair for slot suggestions (p99 over both preferences: {p99:.2f} ms): {verdict}.
-Machine: {cpu_model()}, {os.cpu_count()} logical CPUs ({report.load_note()});
+Machine: {report.machine()} ({report.load_note()});
 Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 Run: `python -m benchmarks.scheduling_slots`.
 """

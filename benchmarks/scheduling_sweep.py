@@ -238,7 +238,6 @@ async def slot_latency(
 def markdown(matches: int, f: dict[str, float]) -> str:
     rate = matches / f["sweep_s"]
     ratio = f["sweep_s"] / f["baseline_s"]
-    cpu = platform.processor() or platform.machine()
     return f"""
 Service level: embedded PostgreSQL 18 (fsync off) and Redis, a fresh migrated scheduling database.
 {matches:,} active matches, each with one check-in due now (bulk-inserted in {f["seed_s"]:.1f} s).
@@ -269,7 +268,7 @@ batch), the overlapped encoding, the COPY into the outbox and the tuned collecto
 (4,612 check-ins/s, 2026-11-23, same machine under load); cProfile on 20k then showed 50–80 µs of sweeper CPU
 per check-in, against about 40 µs now.
 Slot latency includes token verification, two database reads and JSON encoding (in-process ASGI, no network).
-Machine: {cpu}, {os.cpu_count()} logical CPUs ({report.load_note()});
+Machine: {report.machine()} ({report.load_note()});
 Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 Run: `python -m benchmarks.scheduling_sweep`.
 """
