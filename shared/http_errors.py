@@ -74,9 +74,17 @@ async def _http_exception(_: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _internal_error(_: Request, exc: Exception) -> Response:
+    """A bug's 500 in the common shape too, without its message (it may hold data). Starlette re-raises the
+    exception after sending this, so the server and the access log still record it."""
+    return error_response(500, "internal_error", "the service failed to answer; the error is in its log")
+
+
 def install_error_bodies(app: FastAPI) -> None:
-    """Answer HTTPExceptions (the routes', FastAPI's and Starlette's own 404 and 405) in the common shape."""
+    """Answer HTTPExceptions (the routes', FastAPI's and Starlette's own 404 and 405) and unhandled errors in the
+    common shape."""
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(Exception, _internal_error)
 
 
 def install_domain_errors(app: FastAPI, domain_errors: Sequence[tuple[type[Exception], int, str]]) -> None:

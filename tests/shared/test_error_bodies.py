@@ -43,6 +43,10 @@ def build_app() -> FastAPI:
             401, {"error": "invalid_token", "error_description": "expired"}, headers={"WWW-Authenticate": "Bearer"}
         )
 
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("password=hunter2 in a bug's message")
+
     @app.put("/campuses/{name}")
     async def replace_campus(name: str) -> None:
         raise StaleVersionError(f"campus {name} changed since version 3")
@@ -109,6 +113,16 @@ async def test_request_validation_still_lists_the_invalid_fields_by_name(client:
     detail = ErrorBody.model_validate(response.json()).detail
     assert isinstance(detail, list)
     assert [problem["loc"] for problem in detail] == [["body", "name"]]
+
+
+async def test_a_bug_answers_500_in_the_same_shape_without_its_message() -> None:
+    transport = httpx.ASGITransport(app=build_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.get("/broken")
+
+    assert response.status_code == 500
+    assert single_error(response)[0] == "internal_error"
+    assert "hunter2" not in response.text
 
 
 @pytest.mark.integration
