@@ -237,7 +237,7 @@ async def measure(args: argparse.Namespace, database_url: str) -> str:
 
             async def endpoint() -> int:
                 response = await client.get(
-                    f"/programs/{PROGRAM}/report",
+                    f"/v1/programs/{PROGRAM}/report",
                     params={"as_of": str(AS_OF)},
                     headers={"Authorization": f"Bearer {token}"},
                 )
@@ -275,7 +275,7 @@ same figures on all {compared:,} cells.
 | step | time (s) |
 |---|---:|
 | full report, service function (`program_report`, SQL stage 1) | {service_best:.3f} |
-| full report, HTTP endpoint (`GET /programs/{{id}}/report`, JSON) | {endpoint_best:.3f} |
+| full report, HTTP endpoint (`GET /v1/programs/{{id}}/report`, JSON) | {endpoint_best:.3f} |
 | baseline: fetch all rows + `build_report` in Python | {baseline_best:.3f} |
 | **speed-up (baseline / service function)** | **{ratio:.1f}×** |
 

@@ -3,7 +3,7 @@
 Starts embedded PostgreSQL, Redis and the Kafka-protocol broker (deploy/local/servers.py), then the profiles
 service itself as `python -m services.profiles api` and `… relay` after `… migrate`, as deployed (uvicorn on 127.0.0.1), each in its own
 process. Generated participant rows (with availability, needs and a mentee/mentor enrolment) are streamed from a
-file to `POST /programs/{id}/imports` with httpx. Measured:
+file to `POST /v1/programs/{id}/imports` with httpx. Measured:
 - rows/s of the import (validated, upserted, events written to the outbox, progress per batch);
 - the service's peak RSS growth during a small and a large import (flat memory = no growth with file size);
 - the time from the end of the import until the LAST ProfileUpdated of it is on the topic (relay running);
@@ -227,7 +227,7 @@ async def run_import(
     started = time.perf_counter()
     with RssSampler(processes.api) as sampler:
         response = await client.post(
-            f"/programs/{program_id}/imports", content=file_chunks(path), headers={"Content-Type": "text/csv"}
+            f"/v1/programs/{program_id}/imports", content=file_chunks(path), headers={"Content-Type": "text/csv"}
         )
     seconds = time.perf_counter() - started
     cpu = {name: used - cpu_before[name] for name, used in processes.cpu().items()}
@@ -323,13 +323,13 @@ async def benchmark(rows: int, small: int, work: Path) -> dict[str, Any]:
                 await wait_healthy(client, service)
                 root = mint_dev_token(settings, subject="root", tenant=uuid.uuid4(), roles=[Role.OPERATOR])
                 org = await client.post(
-                    "/organisations", json={"name": "Bench"}, headers={"Authorization": f"Bearer {root}"}
+                    "/v1/organisations", json={"name": "Bench"}, headers={"Authorization": f"Bearer {root}"}
                 )
                 tenant = uuid.UUID(org.json()["id"])
                 token = mint_dev_token(settings, subject="bench", tenant=tenant, roles=[Role.OPERATOR], ttl=7200)
                 client.headers["Authorization"] = f"Bearer {token}"
                 created = await client.post(
-                    "/programs", json={"name": "Bench", "starts_on": "2026-09-01", "ends_on": "2027-06-30"}
+                    "/v1/programs", json={"name": "Bench", "starts_on": "2026-09-01", "ends_on": "2027-06-30"}
                 )
                 created.raise_for_status()
                 program_id = created.json()["id"]
@@ -387,7 +387,7 @@ def render(results: dict[str, Any], rows: int) -> str:
     lines = [
         SECTION_TITLE,
         "",
-        "`POST /programs/{id}/imports` of the profiles service running as deployed: `python -m services.profiles api`",
+        "`POST /v1/programs/{id}/imports` of the profiles service running as deployed: `python -m services.profiles api`",
         "(uvicorn on 127.0.0.1) and `… relay` as separate processes after `… migrate`, embedded PostgreSQL 18 and the",
         "Kafka-protocol broker on the same 2-core machine.",
         "The CSV is streamed from disk by httpx; every row has 21 columns (availability, needs, offers, tags, a",

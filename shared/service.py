@@ -45,6 +45,10 @@ from shared.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 ROLES = ("api", "relay", "consumer", "sweeper", "migrate", "all")
+# Every service's API lives under one version prefix, as every topic carries its version (mentorloom.<service>.v1):
+# a breaking change of an API is served under /v2 beside it. Health, readiness and metrics are for the platform, not
+# for API clients, and stay where probes and Prometheus look for them.
+API_PREFIX = "/v1"
 ContractEvent = EventEnvelope[EventData]
 EventHandler = Callable[[AsyncSession, ContractEvent], Awaitable[None]]
 

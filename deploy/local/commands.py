@@ -154,7 +154,7 @@ def import_command(
             report = import_csv(client, str(program_id), body, advance)
         errors: list[dict[str, Any]] = report.get("errors", [])
         if report.get("errors_truncated") or len(errors) < report["rows_failed"]:
-            errors = list(client.pages("profiles", f"/imports/{report['id']}/errors", limit=1000))
+            errors = list(client.pages("profiles", f"/v1/imports/{report['id']}/errors", limit=1000))
     if as_json:
         write_json({**report, "errors": errors})
     else:
@@ -374,9 +374,9 @@ def print_guide(data_dir: Path) -> None:
         console.print("\n  Example calls (the token is a coordinator's of the demo program, valid 8 hours):")
         console.print(f"  export TOKEN={token}", highlight=False, soft_wrap=True)
         for call in (
-            f'curl -s -H "Authorization: Bearer $TOKEN" {profiles}/programs/{program}',
+            f'curl -s -H "Authorization: Bearer $TOKEN" {profiles}/v1/programs/{program}',
             f'curl -s -H "Authorization: Bearer $TOKEN" "{matching}/v1/programs/{program}/matches?state=active"',
-            f'curl -s -H "Authorization: Bearer $TOKEN" {feedback}/programs/{program}/report',
+            f'curl -s -H "Authorization: Bearer $TOKEN" {feedback}/v1/programs/{program}/report',
         ):
             console.print(f"  {call}", highlight=False, soft_wrap=True)
         console.print("  (new tokens: ./dev mentorloom token --role coordinator)")

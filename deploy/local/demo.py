@@ -247,13 +247,13 @@ def create_program(
 ) -> DemoProgram:
     """Organisation (as an installation operator), its campuses and one active program (as its operator)."""
     with ApiClient(endpoints, mint_token(INSTALLATION_TENANT, ["operator"])) as installation:
-        org = installation.post("profiles", "/organisations", {"name": organisation})
+        org = installation.post("profiles", "/v1/organisations", {"name": organisation})
     tenant = uuid.UUID(org["id"])
     with ApiClient(endpoints, mint_token(tenant, ["operator"])) as operator:
-        campus_ids = {name: operator.post("profiles", "/campuses", {"name": name})["id"] for name in campuses}
+        campus_ids = {name: operator.post("profiles", "/v1/campuses", {"name": name})["id"] for name in campuses}
         created = operator.post(
             "profiles",
-            "/programs",
+            "/v1/programs",
             program_fields(
                 program,
                 list(campus_ids.values()),
@@ -278,7 +278,7 @@ def import_csv(client: ApiClient, program_id: str, body: bytes, progress: Progre
     response = client.request(
         "profiles",
         "POST",
-        f"/programs/{program_id}/imports",
+        f"/v1/programs/{program_id}/imports",
         content=chunks(body, progress),
         headers={"Content-Type": "text/csv"},
     )
@@ -288,7 +288,7 @@ def import_csv(client: ApiClient, program_id: str, body: bytes, progress: Progre
 
 def resolve_people(client: ApiClient, seeded: DemoProgram, people: list[Person]) -> None:
     """Person ids by external id, from the participant list (the import report only counts rows)."""
-    by_external = {p["external_id"]: p["id"] for p in client.pages("profiles", "/participants")}
+    by_external = {p["external_id"]: p["id"] for p in client.pages("profiles", "/v1/participants")}
     for person in people:
         target = seeded.mentors if person.role == "mentor" else seeded.mentees
         if person.external_id in by_external:

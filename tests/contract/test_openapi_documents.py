@@ -8,6 +8,7 @@ from http import HTTPStatus
 import pytest
 
 from shared.openapi import SERVICES, current_document, document_path
+from shared.service import API_PREFIX
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -38,3 +39,12 @@ def test_no_response_is_described_by_the_interpreters_reason_phrase(service: str
                     assert response["description"] != HTTPStatus(int(code)).phrase, (
                         f"{service}: {method.upper()} {path} answers {code} described only by Python's reason phrase"
                     )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_api_path_is_under_the_version_prefix_and_only_the_probes_are_outside(service: str) -> None:
+    """One gateway fronts all four services: a client must not need to know which of them version their paths."""
+    paths = set(current_document(service)["paths"])
+    outside = {path for path in paths if not path.startswith(API_PREFIX + "/")}
+    assert outside == {"/healthz", "/readyz"}
+    assert len(paths) > len(outside)

@@ -94,7 +94,7 @@ def test_an_operator_creates_the_organisation_and_an_active_program(journey: Jou
         first_meeting_within_days=1,
     )
     with journey.coordinator() as coord:
-        read = coord.get("profiles", f"/programs/{journey.program.program_id}")
+        read = coord.get("profiles", f"/v1/programs/{journey.program.program_id}")
     assert read["status"] == "active"
     assert len(read["campus_ids"]) == 3
     journey.event(
@@ -135,9 +135,9 @@ def test_a_mentee_replaces_their_needs_inventory(journey: Journey) -> None:
         {"function_key": "job_search", "level": "not_relevant"},
     ]
     with journey.person(mentee) as me:
-        etag = me.etag("profiles", f"/participants/{mentee}/needs")
-        me.put("profiles", f"/participants/{mentee}/needs", {"needs": inventory}, if_match=etag)
-        stored = me.get("profiles", f"/participants/{mentee}/needs")
+        etag = me.etag("profiles", f"/v1/participants/{mentee}/needs")
+        me.put("profiles", f"/v1/participants/{mentee}/needs", {"needs": inventory}, if_match=etag)
+        stored = me.get("profiles", f"/v1/participants/{mentee}/needs")
     assert {(n["function_key"], n["level"]) for n in stored["needs"]} == {
         (n["function_key"], n["level"]) for n in inventory
     }
@@ -218,14 +218,14 @@ def test_both_fill_the_expectations_agreement_and_see_where_they_converge(journe
     mentee, mentor = journey.chosen_match["mentee_person_id"], journey.chosen_match["mentor_person_id"]
     with journey.person(mentee) as me:
         wait_until("feedback to know the match", lambda: _agreement_reachable(me, match_id), 60)
-        me.put("feedback", f"/matches/{match_id}/agreement/answers", AGREEMENT)
+        me.put("feedback", f"/v1/matches/{match_id}/agreement/answers", AGREEMENT)
     with journey.person(mentor) as them:
         them.put(
             "feedback",
-            f"/matches/{match_id}/agreement/answers",
+            f"/v1/matches/{match_id}/agreement/answers",
             {**AGREEMENT, "work_feedback": {"wants_feedback_on_work": 2, "style": "gentle"}},
         )
-        seen = them.get("feedback", f"/matches/{match_id}/agreement")
+        seen = them.get("feedback", f"/v1/matches/{match_id}/agreement")
     assert seen["partner_has_submitted"]
     assert seen["comparison"] is not None
     journey.done.add("agreement")
@@ -238,7 +238,7 @@ def test_a_low_pulse_marks_the_match_at_risk_for_the_coordinator(journey: Journe
     for person in (journey.chosen_match["mentee_person_id"], journey.chosen_match["mentor_person_id"]):
         with journey.person(person) as me:
             mine = wait_until("an open pulse", partial(_open_pulse, me, match_id), 60)
-            me.post("feedback", f"/pulses/{mine['pulse_id']}/answers", {"answers": LOW_PULSE})
+            me.post("feedback", f"/v1/pulses/{mine['pulse_id']}/answers", {"answers": LOW_PULSE})
     journey.event(
         "FeedbackSubmitted of both parties",
         "org.mentorloom.feedback.submitted.v1",
@@ -259,7 +259,7 @@ def test_a_low_pulse_marks_the_match_at_risk_for_the_coordinator(journey: Journe
     assert set(flagged_event.envelope.data.model_dump(mode="json")["reasons"]) & {"low_ratings", "no_first_meeting"}
 
     def reasons_listed(coord: ApiClient) -> set[str]:
-        entries = [e for e in coord.get("feedback", f"/programs/{program_id}/at-risk") if e["match_id"] == match_id]
+        entries = [e for e in coord.get("feedback", f"/v1/programs/{program_id}/at-risk") if e["match_id"] == match_id]
         return {reason["code"] for entry in entries for reason in entry["reasons"]}
 
     with journey.coordinator() as coord:
@@ -312,8 +312,8 @@ def test_an_erased_person_disappears_from_every_service(journey: Journey) -> Non
     assert journey.rematch is not None
     mentee = journey.rematch["mentee_person_id"]
     with journey.person(mentee) as me:
-        etag = me.etag("profiles", f"/participants/{mentee}")
-        me.delete("profiles", f"/participants/{mentee}", if_match=etag)
+        etag = me.etag("profiles", f"/v1/participants/{mentee}")
+        me.delete("profiles", f"/v1/participants/{mentee}", if_match=etag)
     journey.erased_person = mentee
     journey.event("ProfileErased", "org.mentorloom.profile.erased.v1", lambda d: d["person_id"] == mentee)
     journey.event(
@@ -322,9 +322,9 @@ def test_an_erased_person_disappears_from_every_service(journey: Journey) -> Non
         lambda d: d["match_id"] == journey.rematch["match_id"] and d["reason_category"] == "participant_erased",  # type: ignore[index]
     )
     with journey.coordinator() as coord:
-        assert _status(lambda: coord.get("profiles", f"/participants/{mentee}")) == 404
+        assert _status(lambda: coord.get("profiles", f"/v1/participants/{mentee}")) == 404
         assert _status(lambda: shortlist(coord, journey.program, mentee)) == 404  # type: ignore[arg-type]
-        participants = list(coord.pages("profiles", "/participants"))
+        participants = list(coord.pages("profiles", "/v1/participants"))
         assert mentee not in {p["id"] for p in participants}
         # No other service shows the person's profile data: matching closed their matches ...
         open_matches = [
@@ -347,13 +347,13 @@ def test_the_program_report_reflects_the_whole_journey(journey: Journey) -> None
         report = wait_until(
             "the report to count the ended matches",
             lambda: (
-                (found := coord.get("feedback", f"/programs/{program_id}/report"))
+                (found := coord.get("feedback", f"/v1/programs/{program_id}/report"))
                 and (_grand_total(found)["metrics"]["active_match_rate"] or 1.0) < 1.0
                 and found
             ),
             30,
         )
-        csv_export = coord.request("feedback", "GET", f"/programs/{program_id}/report.csv").text
+        csv_export = coord.request("feedback", "GET", f"/v1/programs/{program_id}/report.csv").text
     total = _grand_total(report)
     # Four matches became active (chosen, round, re-match; the chosen one ended by exit, the re-match by erasure).
     assert total["participants"] is not None
@@ -393,11 +393,11 @@ def _status(call: Callable[[], Any]) -> int:
 
 
 def _agreement_reachable(client: ApiClient, match_id: str) -> bool:
-    return _status(lambda: client.get("feedback", f"/matches/{match_id}/agreement")) == 200
+    return _status(lambda: client.get("feedback", f"/v1/matches/{match_id}/agreement")) == 200
 
 
 def _open_pulse(client: ApiClient, match_id: str) -> dict[str, Any] | None:
-    for pulse in _items(client.get("feedback", "/me/pulses")):
+    for pulse in _items(client.get("feedback", "/v1/me/pulses")):
         if pulse["match_id"] == match_id and pulse["status"] == "open":
             return dict(pulse)
     return None

@@ -7,7 +7,7 @@ Who sees what (privacy rules of issue 6, enforced here with the domain's `privac
 - reports hide every group smaller than the program's minimum size, including by subtraction;
 - operators get reports and at-risk lists, never individual feedback (they run the platform, not the program);
 - a concern flagged in a pulse keeps the match at risk (reason `concern_flagged`) until a coordinator of the
-  program resolves it (`POST /matches/{match_id}/concerns/resolve`); the note itself stays inside the service.
+  program resolves it (`POST /v1/matches/{match_id}/concerns/resolve`); the note itself stays inside the service.
 A resource of another tenant, or of a program the caller does not run, is a 404.
 
 Pulses close lazily: a pulse's status is computed from its `closes_at` whenever it is read or answered, so no
@@ -68,7 +68,7 @@ from shared.clock import Clock
 from shared.events.values import FeedbackKind
 from shared.http_errors import error_responses
 from shared.ids import new_id
-from shared.service import Runtime, Transaction, create_service_app
+from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
 MAX_LIST = 200
@@ -611,8 +611,8 @@ def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
     )
     app.state.clock = clock or clock_of(runtime.settings)
     install_auth(app, runtime.settings)
-    app.include_router(agreement_router)
-    app.include_router(pulse_router)
-    app.include_router(program_router)
-    app.include_router(concern_router)
+    app.include_router(agreement_router, prefix=API_PREFIX)
+    app.include_router(pulse_router, prefix=API_PREFIX)
+    app.include_router(program_router, prefix=API_PREFIX)
+    app.include_router(concern_router, prefix=API_PREFIX)
     return app

@@ -43,7 +43,7 @@ from shared.auth import AnyRolePrincipal, CoordinatorOrOperatorPrincipal, Partic
 from shared.clock import Clock
 from shared.events.values import ActorRole
 from shared.http_errors import error_responses, install_domain_errors
-from shared.service import Runtime, Transaction, create_service_app
+from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
 
@@ -63,7 +63,7 @@ PersonId = Annotated[uuid.UUID, Path()]
 MatchId = Annotated[uuid.UUID, Path()]
 RoundId = Annotated[uuid.UUID, Path()]
 
-router = APIRouter(prefix="/v1", tags=["matching"])
+router = APIRouter(tags=["matching"])
 
 
 async def _program_data(db: AsyncSession, principal: Principal, program_id: uuid.UUID, now: Clock) -> ProgramData:
@@ -320,7 +320,7 @@ def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
     )
     app.state.clock = clock or clock_of(runtime.settings)
     install_domain_errors(app, DOMAIN_ERRORS)
-    app.include_router(router)
+    app.include_router(router, prefix=API_PREFIX)
     return app
 
 

@@ -74,7 +74,7 @@ from shared.http_protection import declare_idempotency_key
 from shared.ids import new_id
 from shared.messaging.outbox import add_events
 from shared.preconditions import IF_MATCH_MAX_LENGTH, expected_version, set_etag, stale
-from shared.service import Runtime, create_service_app
+from shared.service import API_PREFIX, Runtime, create_service_app
 
 MAX_PAGE = 200
 IDEMPOTENT = [Depends(declare_idempotency_key)]
@@ -914,8 +914,8 @@ def build_app(runtime: Runtime) -> FastAPI:
         description=__doc__ or "",
     )
     # The kit's app factory already installed auth, rate limiting and Idempotency-Key replay.
-    app.include_router(router)
-    app.include_router(imports_router)
+    app.include_router(router, prefix=API_PREFIX)
+    app.include_router(imports_router, prefix=API_PREFIX)
     documented = app.openapi  # the kit's, with what shared.http_protection may answer
     app.openapi = lambda: _declare_partial_time(documented())  # type: ignore[method-assign]
     return app

@@ -2,7 +2,7 @@
 
 The body is read chunk by chunk from the request stream, cut into lines and whole CSV records, parsed and
 validated in batches of `IMPORT_BATCH_ROWS`, and each batch is written in its own transaction together with its
-events and the job's progress, so `GET /imports/{id}` shows progress from another request while the upload runs.
+events and the job's progress, so `GET /v1/imports/{id}` shows progress from another request while the upload runs.
 Batches are written one at a time in file order while the next ones are validated (`QUEUED_BATCHES`), so
 PostgreSQL and Python work at the same time. Memory is bounded by a few batches, whatever the file size.
 """
@@ -293,7 +293,9 @@ async def import_participants(
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "header"), "msg": failure, "input": None}]
         )
-    response.headers["Location"] = f"/imports/{job_id}"
+    # Relative to this request (/v1/programs/{id}/imports): behind the ingress, which strips /api/profiles, an absolute
+    # path would point outside the service (RFC 9110 §10.2.2 allows a relative reference).
+    response.headers["Location"] = f"../../imports/{job_id}"
     async with transaction(request) as session:
         errors = (
             await session.execute(

@@ -57,11 +57,11 @@ from shared.clock import Clock
 from shared.events.values import MeetingOutcome
 from shared.http_errors import ErrorBody, error_responses, install_domain_errors
 from shared.preconditions import IF_MATCH_MAX_LENGTH, set_etag
-from shared.service import Runtime, Transaction, create_service_app
+from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
 CALENDAR_MEDIA_TYPE = "text/calendar"
-FEED_PATH = "/v1/calendar-feeds/{token}"
+FEED_PATH = API_PREFIX + "/calendar-feeds/{token}"
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -89,7 +89,7 @@ def _person(principal: Principal) -> uuid.UUID:
     return principal.person_id
 
 
-router = APIRouter(prefix="/v1", tags=["scheduling"])
+router = APIRouter(tags=["scheduling"])
 
 
 @router.get("/matches/{match_id}/slots", response_model=SlotSuggestions, responses=_errors(409, 422))
@@ -395,7 +395,7 @@ def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
     app.state.clock = clock or clock_of(runtime.settings)
     app.state.feed_base_url = getattr(runtime.settings, "calendar_feed_base_url", "http://127.0.0.1:8103")
     install_domain_errors(app, DOMAIN_ERRORS)
-    app.include_router(router)
+    app.include_router(router, prefix=API_PREFIX)
     return app
 
 

@@ -39,7 +39,7 @@ async def test_neither_party_sees_the_others_answers_until_both_have_submitted(
     runtime: Runtime, client: httpx.AsyncClient, pair: People
 ) -> None:
     mentee, mentor = token(runtime, pair.tenant, person=pair.mentee), token(runtime, pair.tenant, person=pair.mentor)
-    url = f"/matches/{pair.match}/agreement"
+    url = f"/v1/matches/{pair.match}/agreement"
 
     first = await client.put(f"{url}/answers", json=answers(), headers=mentee)
     assert first.status_code == 200, first.text
@@ -59,7 +59,7 @@ async def test_the_comparison_shows_where_hand_made_answers_diverge(
     runtime: Runtime, client: httpx.AsyncClient, pair: People
 ) -> None:
     mentee, mentor = token(runtime, pair.tenant, person=pair.mentee), token(runtime, pair.tenant, person=pair.mentor)
-    url = f"/matches/{pair.match}/agreement"
+    url = f"/v1/matches/{pair.match}/agreement"
     await client.put(f"{url}/answers", json=answers(), headers=mentee)
     mentor_answers = answers(
         communication={"frequency": "monthly"},  # differs from fortnightly
@@ -89,7 +89,7 @@ async def test_answers_lock_once_both_submitted_and_the_plan_waits_for_both(
     runtime: Runtime, client: httpx.AsyncClient, pair: People
 ) -> None:
     mentee, mentor = token(runtime, pair.tenant, person=pair.mentee), token(runtime, pair.tenant, person=pair.mentor)
-    url = f"/matches/{pair.match}/agreement"
+    url = f"/v1/matches/{pair.match}/agreement"
     await client.put(f"{url}/answers", json=answers(), headers=mentee)
     early_plan = await client.put(f"{url}/plan", json={"goals": ["Submit the paper"]}, headers=mentee)
     assert early_plan.status_code == 409
@@ -113,7 +113,7 @@ async def test_answers_lock_once_both_submitted_and_the_plan_waits_for_both(
 async def test_strangers_and_other_tenants_cannot_find_the_agreement(
     runtime: Runtime, client: httpx.AsyncClient, pair: People
 ) -> None:
-    url = f"/matches/{pair.match}/agreement"
+    url = f"/v1/matches/{pair.match}/agreement"
     stranger = token(runtime, pair.tenant, person=People.fresh().mentee)
     other_tenant_mentee = token(runtime, People.fresh().tenant, person=pair.mentee)
     assert (await client.get(url, headers=stranger)).status_code == 404
@@ -128,6 +128,6 @@ async def test_a_malformed_answer_is_a_422_naming_the_field(
 ) -> None:
     mentee = token(runtime, pair.tenant, person=pair.mentee)
     bad = answers(aspirations={"commitment": 9})
-    response = await client.put(f"/matches/{pair.match}/agreement/answers", json=bad, headers=mentee)
+    response = await client.put(f"/v1/matches/{pair.match}/agreement/answers", json=bad, headers=mentee)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][-2:] == ["aspirations", "commitment"]

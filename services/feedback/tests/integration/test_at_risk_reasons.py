@@ -98,7 +98,7 @@ async def published_transitions(
 
 async def at_risk_list(client: httpx.AsyncClient, runtime: Runtime, people: People) -> list[dict[str, Any]]:
     coordinator = token(runtime, people.tenant, coordinator_of=(people.program,))
-    response = await client.get(f"/programs/{people.program}/at-risk", headers=coordinator)
+    response = await client.get(f"/v1/programs/{people.program}/at-risk", headers=coordinator)
     assert response.status_code == 200, response.text
     listed: list[dict[str, Any]] = response.json()
     return listed
@@ -226,8 +226,8 @@ async def answer_open_pulse(
     client: httpx.AsyncClient, runtime: Runtime, people: People, person: Any, body: dict[str, Any]
 ) -> None:
     headers = token(runtime, people.tenant, person=person)
-    [pulse] = (await client.get("/me/pulses", params={"status": "open"}, headers=headers)).json()
-    answered = await client.post(f"/pulses/{pulse['pulse_id']}/answers", json=body, headers=headers)
+    [pulse] = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()
+    answered = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json=body, headers=headers)
     assert answered.status_code == 200, answered.text
 
 
@@ -248,7 +248,7 @@ async def test_a_flagged_concern_marks_a_match_at_risk_at_once_whatever_the_scor
     assert [(r["code"], r["party_id"]) for r in listed["reasons"]] == [("concern_flagged", str(met_pair.mentee))]
     # The partner sees no at-risk list at all.
     partner = token(runtime, met_pair.tenant, person=met_pair.mentor)
-    assert (await client.get(f"/programs/{met_pair.program}/at-risk", headers=partner)).status_code in {403, 404}
+    assert (await client.get(f"/v1/programs/{met_pair.program}/at-risk", headers=partner)).status_code in {403, 404}
     async with runtime.engine.connect() as conn:
         outbox = b"".join(bytes(row.value) for row in await conn.execute(text("SELECT value FROM outbox")))
     assert b"accent" not in outbox
@@ -267,13 +267,13 @@ async def test_a_concern_lasts_through_a_calm_next_pulse_until_a_coordinator_res
     assert [entry["match_id"] for entry in await at_risk_list(client, runtime, met_pair)] == [str(met_pair.match)]
 
     coordinator = token(runtime, met_pair.tenant, coordinator_of=(met_pair.program,))
-    resolved = await client.post(f"/matches/{met_pair.match}/concerns/resolve", headers=coordinator)
+    resolved = await client.post(f"/v1/matches/{met_pair.match}/concerns/resolve", headers=coordinator)
     assert resolved.status_code == 200, resolved.text
     assert resolved.json() == {"match_id": str(met_pair.match), "resolved": 1, "at_risk": False, "reasons": []}
     assert await at_risk_list(client, runtime, met_pair) == []
     assert [event.at_risk for event in await outbox_at_risk(runtime, met_pair)] == [True, False]
 
-    again = await client.post(f"/matches/{met_pair.match}/concerns/resolve", headers=coordinator)
+    again = await client.post(f"/v1/matches/{met_pair.match}/concerns/resolve", headers=coordinator)
     assert again.status_code == 409
 
 
@@ -283,7 +283,7 @@ async def test_a_resolved_concern_leaves_a_match_at_risk_that_other_reasons_hold
     low = {"usefulness": 1, "trust": 1, "meeting_happened": False, "goal_progress": 1}
     await answer_open_pulse(client, runtime, met_pair, met_pair.mentee, {"answers": low, "concern_flagged": True})
     coordinator = token(runtime, met_pair.tenant, coordinator_of=(met_pair.program,))
-    resolved = (await client.post(f"/matches/{met_pair.match}/concerns/resolve", headers=coordinator)).json()
+    resolved = (await client.post(f"/v1/matches/{met_pair.match}/concerns/resolve", headers=coordinator)).json()
     assert resolved["at_risk"] is True
     assert "concern_flagged" not in {reason["code"] for reason in resolved["reasons"]}
     assert "low_ratings" in {reason["code"] for reason in resolved["reasons"]}
@@ -293,7 +293,7 @@ async def test_only_a_coordinator_of_the_program_who_is_not_a_party_may_resolve_
     runtime: Runtime, client: httpx.AsyncClient, met_pair: People
 ) -> None:
     await answer_open_pulse(client, runtime, met_pair, met_pair.mentee, {"answers": GOOD, "concern_flagged": True})
-    url = f"/matches/{met_pair.match}/concerns/resolve"
+    url = f"/v1/matches/{met_pair.match}/concerns/resolve"
     partner = token(runtime, met_pair.tenant, person=met_pair.mentor)
     partner_coordinating = token(runtime, met_pair.tenant, person=met_pair.mentor, coordinator_of=(met_pair.program,))
     other_program = token(runtime, met_pair.tenant, coordinator_of=(People.fresh().program,))

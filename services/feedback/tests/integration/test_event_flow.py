@@ -62,7 +62,7 @@ async def publish(producer: AIOKafkaProducer, *events: EventData | EventEnvelope
 
 
 async def open_pulses_of(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
-    response = await client.get("/me/pulses", params={"status": "open"}, headers=headers)
+    response = await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)
     listed: list[dict[str, Any]] = response.json()
     return listed
 
@@ -83,7 +83,7 @@ async def test_a_published_check_in_due_opens_pulses_whose_answers_go_out_as_fee
     [pulse] = await eventually(lambda: open_pulses_of(client, mentee))
     assert len(await open_pulses_of(client, mentor)) == 1
 
-    answered = await client.post(f"/pulses/{pulse['pulse_id']}/answers", json={"answers": TOP_MARKS}, headers=mentee)
+    answered = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": TOP_MARKS}, headers=mentee)
     assert answered.status_code == 200, answered.text
     assert await OutboxRelay(runtime.engine, producer, service=f"feedback-{unique}").drain() >= 1
 
@@ -139,7 +139,7 @@ async def test_a_match_enters_at_risk_once_and_leaves_it_on_recovery(
 
     async def at_risk_list() -> list[dict[str, Any]]:
         listed: list[dict[str, Any]] = (
-            await client.get(f"/programs/{people.program}/at-risk", headers=coordinator)
+            await client.get(f"/v1/programs/{people.program}/at-risk", headers=coordinator)
         ).json()
         return listed
 
@@ -153,7 +153,7 @@ async def test_a_match_enters_at_risk_once_and_leaves_it_on_recovery(
     mentee = token(runtime, people.tenant, person=people.mentee)
     [pulse] = await eventually(lambda: open_pulses_of(client, mentee))
     assert await at_risk_list(), "one due check-in without answers is not yet a recovery (hysteresis)"
-    await client.post(f"/pulses/{pulse['pulse_id']}/answers", json={"answers": TOP_MARKS}, headers=mentee)
+    await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": TOP_MARKS}, headers=mentee)
     assert await at_risk_list() == []
 
     await OutboxRelay(runtime.engine, producer, service=f"feedback-{unique}").drain()

@@ -58,8 +58,8 @@ async def a_check_in_due_tomorrow(runtime: Runtime, real_now: datetime, clock: C
 async def both_answer_low(client: httpx.AsyncClient, runtime: Runtime, people: People) -> None:
     for person in (people.mentee, people.mentor):
         headers = token(runtime, people.tenant, person=person)
-        [pulse] = (await client.get("/me/pulses", params={"status": "open"}, headers=headers)).json()
-        answered = await client.post(f"/pulses/{pulse['pulse_id']}/answers", json={"answers": LOW}, headers=headers)
+        [pulse] = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()
+        answered = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": LOW}, headers=headers)
         assert answered.status_code == 200, answered.text
 
 
@@ -72,7 +72,7 @@ async def at_risk_events(runtime: Runtime) -> list[MatchAtRisk]:
 
 async def at_risk_list(client: httpx.AsyncClient, runtime: Runtime, people: People) -> list[str]:
     coordinator = token(runtime, people.tenant, coordinator_of=(people.program,))
-    response = await client.get(f"/programs/{people.program}/at-risk", headers=coordinator)
+    response = await client.get(f"/v1/programs/{people.program}/at-risk", headers=coordinator)
     assert response.status_code == 200, response.text
     return [entry["match_id"] for entry in response.json()]
 
@@ -105,13 +105,13 @@ async def test_a_pulse_closes_when_its_window_has_passed_by_the_service_clock(
 ) -> None:
     people = await a_check_in_due_tomorrow(runtime, real_now, moved)
     mentee = token(runtime, people.tenant, person=people.mentee)
-    [pulse] = (await moved_client.get("/me/pulses", headers=mentee)).json()
+    [pulse] = (await moved_client.get("/v1/me/pulses", headers=mentee)).json()
     assert pulse["status"] == "open"
 
     moved.set(real_now + timedelta(days=1) + WINDOW)
-    [pulse] = (await moved_client.get("/me/pulses", headers=mentee)).json()
+    [pulse] = (await moved_client.get("/v1/me/pulses", headers=mentee)).json()
     assert pulse["status"] == "closed"
-    late = await moved_client.post(f"/pulses/{pulse['pulse_id']}/answers", json={"answers": LOW}, headers=mentee)
+    late = await moved_client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": LOW}, headers=mentee)
     assert late.status_code == 409
 
 
@@ -121,10 +121,10 @@ async def test_the_report_is_dated_by_the_service_clock_and_answers_are_stamped_
     people = await a_check_in_due_tomorrow(runtime, real_now, moved)
     moved.set(real_now + timedelta(days=3))
     mentee = token(runtime, people.tenant, person=people.mentee)
-    [pulse] = (await moved_client.get("/me/pulses", params={"status": "open"}, headers=mentee)).json()
-    answered = await moved_client.post(f"/pulses/{pulse['pulse_id']}/answers", json={"answers": LOW}, headers=mentee)
+    [pulse] = (await moved_client.get("/v1/me/pulses", params={"status": "open"}, headers=mentee)).json()
+    answered = await moved_client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": LOW}, headers=mentee)
     assert datetime.fromisoformat(answered.json()["submitted_at"]) == moved.now()
 
     coordinator = token(runtime, people.tenant, coordinator_of=(people.program,))
-    report = (await moved_client.get(f"/programs/{people.program}/report", headers=coordinator)).json()
+    report = (await moved_client.get(f"/v1/programs/{people.program}/report", headers=coordinator)).json()
     assert report["as_of"] == moved.now().date().isoformat()

@@ -39,7 +39,7 @@ async def pair(runtime: Runtime) -> People:
 
 
 async def my_open_pulse(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
-    pulses = (await client.get("/me/pulses", params={"status": "open"}, headers=headers)).json()
+    pulses = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()
     assert len(pulses) == 1, pulses
     pulse: dict[str, Any] = pulses[0]
     return pulse
@@ -72,7 +72,7 @@ async def test_answering_emits_scores_only_never_the_private_note(
     pulse = await my_open_pulse(client, mentee)
     note = "my mentor keeps cancelling, I feel ignored"
     response = await client.post(
-        f"/pulses/{pulse['pulse_id']}/answers", json={"answers": {**GOOD, "private_note": note}}, headers=mentee
+        f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": {**GOOD, "private_note": note}}, headers=mentee
     )
     assert response.status_code == 200, response.text
     assert response.json()["notes"] == {"private_note": note}
@@ -81,7 +81,7 @@ async def test_answering_emits_scores_only_never_the_private_note(
     assert event.scores == {"usefulness": 4.0, "trust": 5.0, "meeting_happened": 1.0, "goal_progress": 60.0}
     assert event.respondent_role == "mentee"
     assert b"ignored" not in raw
-    again = await client.post(f"/pulses/{pulse['pulse_id']}/answers", json={"answers": GOOD}, headers=mentee)
+    again = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": GOOD}, headers=mentee)
     assert again.status_code == 409
 
 
@@ -91,7 +91,7 @@ async def test_invalid_pulse_answers_are_a_422_naming_each_question(
     mentee = token(runtime, pair.tenant, person=pair.mentee)
     pulse = await my_open_pulse(client, mentee)
     response = await client.post(
-        f"/pulses/{pulse['pulse_id']}/answers",
+        f"/v1/pulses/{pulse['pulse_id']}/answers",
         json={"answers": {**GOOD, "usefulness": 9, "mood": 3}},
         headers=mentee,
     )
@@ -108,9 +108,9 @@ async def test_a_pulse_closes_when_its_window_has_passed(runtime: Runtime, clien
     due = datetime.now(UTC) - timedelta(days=window_days, minutes=1)
     await apply(runtime, program(people), accepted(people, due - timedelta(days=3)), check_in_due(people, due))
     mentee = token(runtime, people.tenant, person=people.mentee)
-    [pulse] = (await client.get("/me/pulses", headers=mentee)).json()
+    [pulse] = (await client.get("/v1/me/pulses", headers=mentee)).json()
     assert pulse["status"] == "closed"
-    late = await client.post(f"/pulses/{pulse['pulse_id']}/answers", json={"answers": GOOD}, headers=mentee)
+    late = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": GOOD}, headers=mentee)
     assert late.status_code == 409
 
 
@@ -120,15 +120,15 @@ async def test_the_partner_never_sees_the_others_ratings_or_notes(
     mentee, mentor = token(runtime, pair.tenant, person=pair.mentee), token(runtime, pair.tenant, person=pair.mentor)
     pulse = await my_open_pulse(client, mentee)
     await client.post(
-        f"/pulses/{pulse['pulse_id']}/answers",
+        f"/v1/pulses/{pulse['pulse_id']}/answers",
         json={"answers": {**GOOD, "private_note": "private"}, "concern_flagged": True},
         headers=mentee,
     )
     # Even a partner who also coordinates the program.
     mentor_and_coordinator = token(runtime, pair.tenant, person=pair.mentor, coordinator_of=(pair.program,))
     for headers in (mentor, mentor_and_coordinator):
-        assert (await client.get(f"/pulses/{pulse['pulse_id']}", headers=headers)).status_code == 404
-        listed = (await client.get(f"/matches/{pair.match}/pulses", headers=headers)).json()
+        assert (await client.get(f"/v1/pulses/{pulse['pulse_id']}", headers=headers)).status_code == 404
+        listed = (await client.get(f"/v1/matches/{pair.match}/pulses", headers=headers)).json()
         assert {item["pulse_id"] for item in listed} <= {(await my_open_pulse(client, mentor))["pulse_id"]}
         assert all(item["scores"] is None for item in listed)
 
@@ -141,27 +141,27 @@ async def test_coordinators_see_ratings_and_notes_only_when_a_concern_is_flagged
     mentee_pulse = await my_open_pulse(client, mentee)
     mentor_pulse = await my_open_pulse(client, mentor)
     await client.post(
-        f"/pulses/{mentee_pulse['pulse_id']}/answers",
+        f"/v1/pulses/{mentee_pulse['pulse_id']}/answers",
         json={"answers": {**GOOD, "private_note": "not flagged"}},
         headers=mentee,
     )
     await client.post(
-        f"/pulses/{mentor_pulse['pulse_id']}/answers",
+        f"/v1/pulses/{mentor_pulse['pulse_id']}/answers",
         json={"answers": {**GOOD, "private_note": "please step in"}, "concern_flagged": True},
         headers=mentor,
     )
     seen = {
         item["pulse_id"]: item
-        for item in (await client.get(f"/matches/{pair.match}/pulses", headers=coordinator)).json()
+        for item in (await client.get(f"/v1/matches/{pair.match}/pulses", headers=coordinator)).json()
     }
     assert seen[mentee_pulse["pulse_id"]]["scores"]["usefulness"] == 4
     assert seen[mentee_pulse["pulse_id"]]["notes"] is None
     assert seen[mentor_pulse["pulse_id"]]["notes"] == {"private_note": "please step in"}
 
     other_coordinator = token(runtime, pair.tenant, coordinator_of=(People.fresh().program,))
-    assert (await client.get(f"/pulses/{mentee_pulse['pulse_id']}", headers=other_coordinator)).status_code == 404
+    assert (await client.get(f"/v1/pulses/{mentee_pulse['pulse_id']}", headers=other_coordinator)).status_code == 404
     other_tenant = token(runtime, People.fresh().tenant, coordinator_of=(pair.program,))
-    assert (await client.get(f"/matches/{pair.match}/pulses", headers=other_tenant)).status_code == 404
+    assert (await client.get(f"/v1/matches/{pair.match}/pulses", headers=other_tenant)).status_code == 404
 
 
 async def test_erasing_a_person_drops_their_notes_but_keeps_their_scores(
@@ -170,7 +170,7 @@ async def test_erasing_a_person_drops_their_notes_but_keeps_their_scores(
     mentee = token(runtime, pair.tenant, person=pair.mentee)
     pulse = await my_open_pulse(client, mentee)
     await client.post(
-        f"/pulses/{pulse['pulse_id']}/answers",
+        f"/v1/pulses/{pulse['pulse_id']}/answers",
         json={"answers": {**GOOD, "private_note": "something personal"}, "concern_flagged": True},
         headers=mentee,
     )
@@ -180,7 +180,7 @@ async def test_erasing_a_person_drops_their_notes_but_keeps_their_scores(
     assert await count(runtime, "SELECT count(*) FROM pulses WHERE notes IS NOT NULL") == 0
     assert await count(runtime, "SELECT count(*) FROM pulses WHERE notes::text LIKE '%personal%'") == 0
     coordinator = token(runtime, pair.tenant, coordinator_of=(pair.program,))
-    seen = (await client.get(f"/pulses/{pulse['pulse_id']}", headers=coordinator)).json()
+    seen = (await client.get(f"/v1/pulses/{pulse['pulse_id']}", headers=coordinator)).json()
     assert seen["scores"]["usefulness"] == 4
     assert seen["notes"] is None
 

@@ -44,9 +44,9 @@ def match_between(base: People, mentor: UUID, mentee: UUID) -> People:
 
 
 async def answer_open_pulse(client: httpx.AsyncClient, headers: dict[str, str], usefulness: int) -> None:
-    [pulse] = (await client.get("/me/pulses", params={"status": "open"}, headers=headers)).json()
+    [pulse] = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()
     answers = {"usefulness": usefulness, "trust": 4, "meeting_happened": True, "goal_progress": 50}
-    response = await client.post(f"/pulses/{pulse['pulse_id']}/answers", json={"answers": answers}, headers=headers)
+    response = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": answers}, headers=headers)
     assert response.status_code == 200, response.text
 
 
@@ -118,12 +118,14 @@ async def test_report_figures_match_hand_computed_values_on_a_seeded_program(
     mentee_a2 = token(runtime, base.tenant, person=a2)
     for kind, score in (("before", 2), ("after", 4)):
         response = await client.post(
-            f"/matches/{m1.match}/surveys", json={"kind": kind, "answers": {"confidence": score}}, headers=mentee_a2
+            f"/v1/matches/{m1.match}/surveys", json={"kind": kind, "answers": {"confidence": score}}, headers=mentee_a2
         )
         assert response.status_code == 201, response.text
 
     coordinator = token(runtime, base.tenant, coordinator_of=(base.program,))
-    response = await client.get(f"/programs/{base.program}/report", params={"as_of": str(TODAY)}, headers=coordinator)
+    response = await client.get(
+        f"/v1/programs/{base.program}/report", params={"as_of": str(TODAY)}, headers=coordinator
+    )
     assert response.status_code == 200, response.text
     rows = rows_by_key(response.json())
 
@@ -153,7 +155,7 @@ async def test_report_figures_match_hand_computed_values_on_a_seeded_program(
     assert rows[(("cohort", "2025-fall"),)]["participants"] == 8
 
     exported = await client.get(
-        f"/programs/{base.program}/report.csv", params={"as_of": str(TODAY)}, headers=coordinator
+        f"/v1/programs/{base.program}/report.csv", params={"as_of": str(TODAY)}, headers=coordinator
     )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
@@ -194,7 +196,7 @@ async def test_a_small_group_stays_hidden_even_by_subtraction_from_overlapping_g
     await apply(runtime, *(samples.match_accepted(**m.pair, activated_at=at(STARTED)) for m in pairs))
 
     coordinator = token(runtime, base.tenant, coordinator_of=(base.program,))
-    report = (await client.get(f"/programs/{base.program}/report", headers=coordinator)).json()
+    report = (await client.get(f"/v1/programs/{base.program}/report", headers=coordinator)).json()
     rows = rows_by_key(report)
     lonely = rows[(("campus", str(CAMPUS_B)),)]
     assert lonely["suppressed"] == "small_group"
@@ -219,7 +221,7 @@ async def test_reports_and_the_at_risk_list_are_for_the_programs_coordinators_on
 ) -> None:
     base = People.fresh()
     await apply(runtime, program(base))
-    url = f"/programs/{base.program}/report"
+    url = f"/v1/programs/{base.program}/report"
     assert (await client.get(url)).status_code == 401
     participant = token(runtime, base.tenant, person=uuid4())
     assert (await client.get(url, headers=participant)).status_code == 403
@@ -227,7 +229,7 @@ async def test_reports_and_the_at_risk_list_are_for_the_programs_coordinators_on
     assert (await client.get(url, headers=other_program)).status_code == 404
     other_tenant = token(runtime, uuid4(), coordinator_of=(base.program,))
     assert (await client.get(url, headers=other_tenant)).status_code == 404
-    assert (await client.get(f"/programs/{base.program}/at-risk", headers=other_tenant)).status_code == 404
+    assert (await client.get(f"/v1/programs/{base.program}/at-risk", headers=other_tenant)).status_code == 404
     operator = token(runtime, base.tenant, operator=True)
     assert (await client.get(url, headers=operator)).status_code == 200
     assert (await client.get(url, params={"as_of": "not-a-date"}, headers=operator)).status_code == 422

@@ -124,21 +124,23 @@ def program(**overrides: Any) -> dict[str, Any]:
 
 async def make_tenant(api: Api, name: str = "Org") -> Tenant:
     root = api.token(uuid.uuid4(), Role.OPERATOR)
-    org = (await api.client.post("/organisations", json={"name": name}, headers=root)).json()
+    org = (await api.client.post("/v1/organisations", json={"name": name}, headers=root)).json()
     tenant = uuid.UUID(org["id"])
     operator = api.token(tenant, Role.OPERATOR)
-    campus = (await api.client.post("/campuses", json={"name": "North"}, headers=operator)).json()
-    created = await api.client.post("/programs", json=program(), headers=operator)
+    campus = (await api.client.post("/v1/campuses", json={"name": "North"}, headers=operator)).json()
+    created = await api.client.post("/v1/programs", json=program(), headers=operator)
     assert created.status_code == 201, created.text
     program_id = uuid.UUID(created.json()["id"])
     coordinator = api.token(tenant, Role.COORDINATOR, programs=(program_id,))
     person = await api.client.post(
-        "/participants", json=profile(f"ada-{uuid.uuid4().hex[:6]}@example.org"), headers=coordinator
+        "/v1/participants", json=profile(f"ada-{uuid.uuid4().hex[:6]}@example.org"), headers=coordinator
     )
     assert person.status_code == 201, person.text
     person_id = uuid.UUID(person.json()["id"])
     enrolled = await api.client.post(
-        f"/programs/{program_id}/enrolments", json={"person_id": str(person_id), "role": "mentee"}, headers=coordinator
+        f"/v1/programs/{program_id}/enrolments",
+        json={"person_id": str(person_id), "role": "mentee"},
+        headers=coordinator,
     )
     assert enrolled.status_code == 201, enrolled.text
     return Tenant(

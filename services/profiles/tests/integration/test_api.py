@@ -12,17 +12,17 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_created_participant_is_read_back_with_its_etag(api: Api, tenant: Tenant) -> None:
-    created = await api.client.post("/participants", json=profile("grace@example.org"), headers=tenant.coordinator)
+    created = await api.client.post("/v1/participants", json=profile("grace@example.org"), headers=tenant.coordinator)
     assert created.status_code == 201
     person = created.json()
-    read = await api.client.get(f"/participants/{person['id']}", headers=tenant.coordinator)
+    read = await api.client.get(f"/v1/participants/{person['id']}", headers=tenant.coordinator)
     assert read.status_code == 200
     assert read.json()["email"] == "grace@example.org"
     assert read.headers["ETag"] == '"1"'
 
 
 async def test_a_patch_changes_only_the_given_fields_and_bumps_the_version(api: Api, tenant: Tenant) -> None:
-    url = f"/participants/{tenant.person_id}"
+    url = f"/v1/participants/{tenant.person_id}"
     patched = await api.client.patch(
         url, json={"department": "Physics"}, headers={**tenant.participant, "If-Match": '"1"'}
     )
@@ -33,7 +33,7 @@ async def test_a_patch_changes_only_the_given_fields_and_bumps_the_version(api: 
 
 
 async def test_a_write_with_a_stale_etag_is_refused_with_412(api: Api, tenant: Tenant) -> None:
-    url = f"/participants/{tenant.person_id}"
+    url = f"/v1/participants/{tenant.person_id}"
     first = await api.client.patch(url, json={"team": "A"}, headers={**tenant.coordinator, "If-Match": '"1"'})
     second = await api.client.patch(url, json={"team": "B"}, headers={**tenant.coordinator, "If-Match": '"1"'})
     assert first.status_code == 200
@@ -43,21 +43,21 @@ async def test_a_write_with_a_stale_etag_is_refused_with_412(api: Api, tenant: T
 
 async def test_a_write_without_if_match_is_refused_with_428(api: Api, tenant: Tenant) -> None:
     response = await api.client.patch(
-        f"/participants/{tenant.person_id}", json={"team": "A"}, headers=tenant.coordinator
+        f"/v1/participants/{tenant.person_id}", json={"team": "A"}, headers=tenant.coordinator
     )
     assert response.status_code == 428
 
 
 async def test_a_second_participant_with_the_same_email_is_a_conflict(api: Api, tenant: Tenant) -> None:
-    first = await api.client.post("/participants", json=profile("same@example.org"), headers=tenant.coordinator)
-    second = await api.client.post("/participants", json=profile("same@example.org"), headers=tenant.coordinator)
+    first = await api.client.post("/v1/participants", json=profile("same@example.org"), headers=tenant.coordinator)
+    second = await api.client.post("/v1/participants", json=profile("same@example.org"), headers=tenant.coordinator)
     assert first.status_code == 201
     assert second.status_code == 409
 
 
 async def test_the_same_email_may_exist_in_two_organisations(api: Api, tenant: Tenant, other_tenant: Tenant) -> None:
-    a = await api.client.post("/participants", json=profile("both@example.org"), headers=tenant.coordinator)
-    b = await api.client.post("/participants", json=profile("both@example.org"), headers=other_tenant.coordinator)
+    a = await api.client.post("/v1/participants", json=profile("both@example.org"), headers=tenant.coordinator)
+    b = await api.client.post("/v1/participants", json=profile("both@example.org"), headers=other_tenant.coordinator)
     assert (a.status_code, b.status_code) == (201, 201)
 
 
@@ -65,26 +65,26 @@ async def test_list_filters_by_text_program_role_and_campus_and_pages(api: Api, 
     for i in range(5):
         extra = {"campus_id": str(tenant.campus_id)} if i % 2 == 0 else {}
         r = await api.client.post(
-            "/participants",
+            "/v1/participants",
             json=profile(f"p{i}@example.org", display_name=f"Zed {i}", **extra),
             headers=tenant.coordinator,
         )
         assert r.status_code == 201, r.text
-    search = await api.client.get("/participants", params={"q": "zed"}, headers=tenant.coordinator)
+    search = await api.client.get("/v1/participants", params={"q": "zed"}, headers=tenant.coordinator)
     assert len(search.json()["items"]) == 5
     on_campus = await api.client.get(
-        "/participants", params={"campus_id": str(tenant.campus_id)}, headers=tenant.coordinator
+        "/v1/participants", params={"campus_id": str(tenant.campus_id)}, headers=tenant.coordinator
     )
     assert len(on_campus.json()["items"]) == 3
     mentees = await api.client.get(
-        "/participants", params={"program_id": str(tenant.program_id), "role": "mentee"}, headers=tenant.coordinator
+        "/v1/participants", params={"program_id": str(tenant.program_id), "role": "mentee"}, headers=tenant.coordinator
     )
     assert [p["id"] for p in mentees.json()["items"]] == [str(tenant.person_id)]
     seen: list[str] = []
     cursor = None
     while True:
         params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
-        page = (await api.client.get("/participants", params=params, headers=tenant.coordinator)).json()
+        page = (await api.client.get("/v1/participants", params=params, headers=tenant.coordinator)).json()
         seen += [p["id"] for p in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -94,27 +94,29 @@ async def test_list_filters_by_text_program_role_and_campus_and_pages(api: Api, 
 
 async def test_a_coordinator_of_another_organisation_gets_404(api: Api, tenant: Tenant, other_tenant: Tenant) -> None:
     for url in (
-        f"/participants/{tenant.person_id}",
-        f"/programs/{tenant.program_id}",
-        f"/campuses/{tenant.campus_id}",
-        f"/programs/{tenant.program_id}/enrolments",
+        f"/v1/participants/{tenant.person_id}",
+        f"/v1/programs/{tenant.program_id}",
+        f"/v1/campuses/{tenant.campus_id}",
+        f"/v1/programs/{tenant.program_id}/enrolments",
     ):
         response = await api.client.get(url, headers=other_tenant.coordinator)
         assert response.status_code == 404, url
 
 
 async def test_a_participant_reads_only_themselves(api: Api, tenant: Tenant) -> None:
-    other = await api.client.post("/participants", json=profile("other@example.org"), headers=tenant.coordinator)
-    assert (await api.client.get(f"/participants/{tenant.person_id}", headers=tenant.participant)).status_code == 200
-    assert (await api.client.get(f"/participants/{other.json()['id']}", headers=tenant.participant)).status_code == 404
+    other = await api.client.post("/v1/participants", json=profile("other@example.org"), headers=tenant.coordinator)
+    assert (await api.client.get(f"/v1/participants/{tenant.person_id}", headers=tenant.participant)).status_code == 200
+    assert (
+        await api.client.get(f"/v1/participants/{other.json()['id']}", headers=tenant.participant)
+    ).status_code == 404
 
 
 async def test_erasure_scrubs_the_person_and_withdraws_their_enrolments(api: Api, tenant: Tenant) -> None:
     erased = await api.client.delete(
-        f"/participants/{tenant.person_id}", headers={**tenant.participant, "If-Match": '"1"'}
+        f"/v1/participants/{tenant.person_id}", headers={**tenant.participant, "If-Match": '"1"'}
     )
     assert erased.status_code == 204
-    assert (await api.client.get(f"/participants/{tenant.person_id}", headers=tenant.coordinator)).status_code == 404
+    assert (await api.client.get(f"/v1/participants/{tenant.person_id}", headers=tenant.coordinator)).status_code == 404
     async with api.runtime.engine.connect() as conn:
         from sqlalchemy import text
 
@@ -135,7 +137,7 @@ async def test_erasure_scrubs_the_person_and_withdraws_their_enrolments(api: Api
 
 
 async def test_needs_must_come_from_the_programs_catalogue(api: Api, tenant: Tenant) -> None:
-    url = f"/participants/{tenant.person_id}/needs"
+    url = f"/v1/participants/{tenant.person_id}/needs"
     good = await api.client.put(
         url, json={"needs": [{"function_key": "writing_publishing", "level": "critical"}]},
         headers={**tenant.participant, "If-Match": '"1"'},
@@ -150,7 +152,7 @@ async def test_needs_must_come_from_the_programs_catalogue(api: Api, tenant: Ten
 
 
 async def test_the_default_catalogue_marks_psychosocial_functions(api: Api, tenant: Tenant) -> None:
-    catalogue = (await api.client.get("/function-catalogue", headers=tenant.participant)).json()
+    catalogue = (await api.client.get("/v1/function-catalogue", headers=tenant.participant)).json()
     psychosocial = {entry["key"] for entry in catalogue if entry["is_psychosocial"]}
     assert "belonging_community" in psychosocial
     assert "job_search" not in psychosocial
@@ -158,15 +160,15 @@ async def test_the_default_catalogue_marks_psychosocial_functions(api: Api, tena
 
 
 async def test_withdrawing_an_enrolment_keeps_it_with_status_withdrawn(api: Api, tenant: Tenant) -> None:
-    listed = (await api.client.get(f"/programs/{tenant.program_id}/enrolments", headers=tenant.coordinator)).json()
+    listed = (await api.client.get(f"/v1/programs/{tenant.program_id}/enrolments", headers=tenant.coordinator)).json()
     enrolment = listed["items"][0]
     withdrawn = await api.client.delete(
-        f"/enrolments/{enrolment['id']}", headers={**tenant.coordinator, "If-Match": f'"{enrolment["version"]}"'}
+        f"/v1/enrolments/{enrolment['id']}", headers={**tenant.coordinator, "If-Match": f'"{enrolment["version"]}"'}
     )
     assert withdrawn.status_code == 200
     assert withdrawn.json()["status"] == "withdrawn"
 
 
 async def test_an_unknown_program_is_404_not_500(api: Api, tenant: Tenant) -> None:
-    response = await api.client.get(f"/programs/{uuid.uuid4()}", headers=tenant.operator)
+    response = await api.client.get(f"/v1/programs/{uuid.uuid4()}", headers=tenant.operator)
     assert response.status_code == 404

@@ -59,7 +59,7 @@ async def tenant_events(
 async def test_every_change_is_published_keyed_by_its_aggregate_with_growing_versions(
     api: Api, tenant: Tenant, producer: AIOKafkaProducer, kafka_bootstrap: str
 ) -> None:
-    url = f"/participants/{tenant.person_id}"
+    url = f"/v1/participants/{tenant.person_id}"
     patched = await api.client.patch(url, json={"team": "Blue"}, headers={**tenant.coordinator, "If-Match": '"1"'})
     assert patched.status_code == 200
     erased = await api.client.delete(url, headers={**tenant.coordinator, "If-Match": '"2"'})
@@ -99,7 +99,7 @@ async def test_an_imported_row_emits_its_profile_and_enrolment(
     relay = OutboxRelay(api.runtime.engine, producer, service="profiles-test")
     await relay.drain()  # the tenant fixture's own events
     response = await api.client.post(
-        f"/programs/{tenant.program_id}/imports",
+        f"/v1/programs/{tenant.program_id}/imports",
         content=b"external_id,email,display_name,tenure_start,time_zone,role,capacity\n"
         b"H1,h1@example.org,H One,2020-01-01,UTC,mentor,3\n",
         headers={**tenant.coordinator, "Content-Type": "text/csv"},

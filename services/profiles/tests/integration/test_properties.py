@@ -28,4 +28,4 @@ async def test_no_generated_request_gets_a_5xx_or_an_undocumented_response(api: 
     assert not report.untested
     successes = {label for label, seen in report.statuses.items() if any(200 <= s < 300 for s in seen)}
     # Pinned ids get generated requests past the 404s, so the run exercises real reads and writes too.
-    assert {"GET /participants", "GET /programs/{program_id}", "POST /organisations"} <= successes
+    assert {"GET /v1/participants", "GET /v1/programs/{program_id}", "POST /v1/organisations"} <= successes

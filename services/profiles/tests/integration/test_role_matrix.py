@@ -61,28 +61,30 @@ async def fresh_person(scene: Scene) -> tuple[uuid.UUID, uuid.UUID]:
     """A new participant of organisation A enrolled in the program: (person id, enrolment id)."""
     api, a = scene.api, scene.a
     person = await api.client.post(
-        "/participants", json=profile(f"{uuid.uuid4().hex[:8]}@example.org"), headers=a.operator
+        "/v1/participants", json=profile(f"{uuid.uuid4().hex[:8]}@example.org"), headers=a.operator
     )
     person_id = uuid.UUID(person.json()["id"])
     enrolment = await api.client.post(
-        f"/programs/{a.program_id}/enrolments", json={"person_id": str(person_id), "role": "mentor"}, headers=a.operator
+        f"/v1/programs/{a.program_id}/enrolments",
+        json={"person_id": str(person_id), "role": "mentor"},
+        headers=a.operator,
     )
     return person_id, uuid.UUID(enrolment.json()["id"])
 
 
 async def fresh_organisation(scene: Scene) -> str:
     root = scene.api.token(uuid.uuid4(), Role.OPERATOR)
-    return str((await scene.api.client.post("/organisations", json={"name": "Empty"}, headers=root)).json()["id"])
+    return str((await scene.api.client.post("/v1/organisations", json={"name": "Empty"}, headers=root)).json()["id"])
 
 
 async def fresh_campus(scene: Scene) -> str:
-    created = await scene.api.client.post("/campuses", json={"name": uuid.uuid4().hex}, headers=scene.a.operator)
+    created = await scene.api.client.post("/v1/campuses", json={"name": uuid.uuid4().hex}, headers=scene.a.operator)
     return str(created.json()["id"])
 
 
 async def an_import(scene: Scene) -> str:
     response = await scene.api.client.post(
-        f"/programs/{scene.a.program_id}/imports",
+        f"/v1/programs/{scene.a.program_id}/imports",
         content=b"email,display_name,tenure_start,time_zone\nz@example.org,Z,2020-01-01,UTC\n",
         headers={**scene.a.operator, "Content-Type": "text/csv"},
     )
@@ -95,12 +97,12 @@ Maker = Callable[[Scene], Awaitable[Call]]
 
 async def _person_call(scene: Scene, method: str, suffix: str = "", json: Any = None) -> Call:
     person_id, _ = await fresh_person(scene)
-    return Call(method, f"/participants/{person_id}{suffix}", json=json, if_match='"1"', self_person=person_id)
+    return Call(method, f"/v1/participants/{person_id}{suffix}", json=json, if_match='"1"', self_person=person_id)
 
 
 async def _enrolment_call(scene: Scene, method: str, json: Any = None) -> Call:
     person_id, enrolment_id = await fresh_person(scene)
-    return Call(method, f"/enrolments/{enrolment_id}", json=json, if_match='"1"', self_person=person_id)
+    return Call(method, f"/v1/enrolments/{enrolment_id}", json=json, if_match='"1"', self_person=person_id)
 
 
 def fixed(method: str, path: str, **kw: Any) -> Maker:
@@ -116,21 +118,21 @@ def made(factory: Callable[[Scene], Awaitable[Call]]) -> Maker:
 
 
 async def _org(scene: Scene, method: str, json: Any = None) -> Call:
-    return Call(method, f"/organisations/{await fresh_organisation(scene)}", json=json, if_match='"1"')
+    return Call(method, f"/v1/organisations/{await fresh_organisation(scene)}", json=json, if_match='"1"')
 
 
 async def _campus(scene: Scene, method: str, json: Any = None) -> Call:
-    return Call(method, f"/campuses/{await fresh_campus(scene)}", json=json, if_match='"1"')
+    return Call(method, f"/v1/campuses/{await fresh_campus(scene)}", json=json, if_match='"1"')
 
 
 async def _program(scene: Scene, method: str, json: Any = None) -> Call:
-    created = await scene.api.client.post("/programs", json=program(), headers=scene.a.operator)
+    created = await scene.api.client.post("/v1/programs", json=program(), headers=scene.a.operator)
     program_id = created.json()["id"]
     # The coordinator of the matrix coordinates this fresh program too: re-point the scene's tenant at it.
     scene.a.program_id = uuid.UUID(program_id)
     scene.a.coordinator = scene.api.token(scene.a.id, Role.COORDINATOR, programs=(scene.a.program_id,))
     person_id, _ = await fresh_person(scene)
-    return Call(method, f"/programs/{program_id}", json=json, if_match='"1"', self_person=person_id)
+    return Call(method, f"/v1/programs/{program_id}", json=json, if_match='"1"', self_person=person_id)
 
 
 def allowed(*refusals: tuple[str, int]) -> dict[str, str | int]:
@@ -152,18 +154,18 @@ STAFF_OWN_TENANT = allowed(("participant", 403))
 
 PATCH_ME = {"department": "Chemistry"}
 MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
-    ("create organisation", fixed("POST", "/organisations", json={"name": "New"}), OPERATORS_ONLY),
-    ("list organisations", fixed("GET", "/organisations"), OPERATORS_ONLY),
-    ("read organisation", fixed("GET", "/organisations/{a.id}"), OPERATORS_ONLY),
+    ("create organisation", fixed("POST", "/v1/organisations", json={"name": "New"}), OPERATORS_ONLY),
+    ("list organisations", fixed("GET", "/v1/organisations"), OPERATORS_ONLY),
+    ("read organisation", fixed("GET", "/v1/organisations/{a.id}"), OPERATORS_ONLY),
     ("update organisation", lambda s: _org(s, "PATCH", {"name": "Renamed"}), OPERATORS_ONLY),
     ("delete organisation", lambda s: _org(s, "DELETE"), OPERATORS_ONLY),
-    ("create campus", lambda s: _post("/campuses", {"name": uuid.uuid4().hex}), STAFF_OWN_TENANT),
-    ("list campuses", fixed("GET", "/campuses"), allowed()),
-    ("read campus", fixed("GET", "/campuses/{a.campus_id}"), ANY_OF_A),
+    ("create campus", lambda s: _post("/v1/campuses", {"name": uuid.uuid4().hex}), STAFF_OWN_TENANT),
+    ("list campuses", fixed("GET", "/v1/campuses"), allowed()),
+    ("read campus", fixed("GET", "/v1/campuses/{a.campus_id}"), ANY_OF_A),
     ("replace campus", lambda s: _campus(s, "PUT", {"name": uuid.uuid4().hex}), STAFF_OF_A),
     ("delete campus", lambda s: _campus(s, "DELETE"), STAFF_OF_A),
-    ("create program", fixed("POST", "/programs", json=program()), OPERATORS_ONLY),
-    ("list programs", fixed("GET", "/programs"), allowed()),
+    ("create program", fixed("POST", "/v1/programs", json=program()), OPERATORS_ONLY),
+    ("list programs", fixed("GET", "/v1/programs"), allowed()),
     ("read program", lambda s: _program(s, "GET"), PROGRAM_READERS),
     ("read program catalogue", lambda s: _program(s, "GET"), PROGRAM_READERS),
     ("replace program", lambda s: _program(s, "PUT", program(name="Replaced")), PROGRAM_STAFF),
@@ -171,11 +173,11 @@ MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
     ("archive program", lambda s: _program(s, "DELETE"),
      allowed(("coordinator", 403), ("other_coordinator", 403), ("participant", 403), ("foreign_coordinator", 403),
              ("foreign_operator", 404))),
-    ("default catalogue", fixed("GET", "/function-catalogue"), allowed()),
-    ("create participant", lambda s: _post("/participants", profile(f"{uuid.uuid4().hex[:8]}@example.org")), STAFF_OWN_TENANT),
-    ("list participants", fixed("GET", "/participants"), STAFF_OWN_TENANT),
+    ("default catalogue", fixed("GET", "/v1/function-catalogue"), allowed()),
+    ("create participant", lambda s: _post("/v1/participants", profile(f"{uuid.uuid4().hex[:8]}@example.org")), STAFF_OWN_TENANT),
+    ("list participants", fixed("GET", "/v1/participants"), STAFF_OWN_TENANT),
     ("read participant", lambda s: _person_call(s, "GET"), SELF_OR_STAFF_OF_A),
-    ("read another participant", fixed("GET", "/participants/{a.person_id}", self_person=uuid.uuid4()),
+    ("read another participant", fixed("GET", "/v1/participants/{a.person_id}", self_person=uuid.uuid4()),
      allowed(("participant", 404), ("foreign_coordinator", 404), ("foreign_operator", 404))),
     ("replace participant", lambda s: _person_call(s, "PUT", json=profile(f"{uuid.uuid4().hex[:6]}@example.org")), SELF_OR_STAFF_OF_A),
     ("update participant", lambda s: _person_call(s, "PATCH", json=PATCH_ME), SELF_OR_STAFF_OF_A),
@@ -186,12 +188,12 @@ MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
     ("replace offers", lambda s: _person_call(s, "PUT", "/offers", {"offers": ["job_search"]}), SELF_OR_STAFF_OF_A),
     ("list a person's enrolments", lambda s: _person_call(s, "GET", "/enrolments"), SELF_OR_STAFF_OF_A),
     ("enrol", lambda s: _new_enrolment(s), PROGRAM_STAFF),
-    ("list program enrolments", fixed("GET", "/programs/{a.program_id}/enrolments"), PROGRAM_STAFF),
+    ("list program enrolments", fixed("GET", "/v1/programs/{a.program_id}/enrolments"), PROGRAM_STAFF),
     ("read enrolment", lambda s: _enrolment_call(s, "GET"), PROGRAM_READERS),
     ("update enrolment", lambda s: _enrolment_call(s, "PATCH", {"capacity": 3}), PROGRAM_STAFF),
     ("withdraw enrolment", lambda s: _enrolment_call(s, "DELETE"), PROGRAM_STAFF),
-    ("import CSV", fixed("POST", "/programs/{a.program_id}/imports", content=CSV), PROGRAM_STAFF),
-    ("list imports", fixed("GET", "/programs/{a.program_id}/imports"), PROGRAM_STAFF),
+    ("import CSV", fixed("POST", "/v1/programs/{a.program_id}/imports", content=CSV), PROGRAM_STAFF),
+    ("list imports", fixed("GET", "/v1/programs/{a.program_id}/imports"), PROGRAM_STAFF),
     ("read import", lambda s: _import_call(s, ""), PROGRAM_STAFF),
     ("read import errors", lambda s: _import_call(s, "/errors"), PROGRAM_STAFF),
 ]  # fmt: skip
@@ -203,22 +205,24 @@ async def _post(path: str, json: Any) -> Call:
 
 async def _new_enrolment(scene: Scene) -> Call:
     person = await scene.api.client.post(
-        "/participants", json=profile(f"{uuid.uuid4().hex[:8]}@example.org"), headers=scene.a.operator
+        "/v1/participants", json=profile(f"{uuid.uuid4().hex[:8]}@example.org"), headers=scene.a.operator
     )
     return Call(
-        "POST", f"/programs/{scene.a.program_id}/enrolments", json={"person_id": person.json()["id"], "role": "mentee"}
+        "POST",
+        f"/v1/programs/{scene.a.program_id}/enrolments",
+        json={"person_id": person.json()["id"], "role": "mentee"},
     )
 
 
 async def _import_call(scene: Scene, suffix: str) -> Call:
-    return Call("GET", f"/imports/{await an_import(scene)}{suffix}")
+    return Call("GET", f"/v1/imports/{await an_import(scene)}{suffix}")
 
 
 @pytest.fixture
 async def scene(api: Api) -> Scene:
     a = await make_tenant(api, "A")
     b = await make_tenant(api, "B")
-    other = await api.client.post("/programs", json=program(name="Other"), headers=a.operator)
+    other = await api.client.post("/v1/programs", json=program(name="Other"), headers=a.operator)
     return Scene(api, a, b, uuid.UUID(other.json()["id"]))
 
 

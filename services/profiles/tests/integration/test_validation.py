@@ -47,7 +47,7 @@ async def test_an_invalid_profile_is_refused_naming_the_field(
     api: Api, tenant: Tenant, rule: str, change: dict[str, Any], loc: tuple[str | int, ...]
 ) -> None:
     response = await api.client.post(
-        "/participants", json=profile("v@example.org") | change, headers=tenant.coordinator
+        "/v1/participants", json=profile("v@example.org") | change, headers=tenant.coordinator
     )
     assert response.status_code == 422, rule
     assert names_field(response, loc), response.json()
@@ -55,7 +55,7 @@ async def test_an_invalid_profile_is_refused_naming_the_field(
 
 async def test_a_person_cannot_block_themselves(api: Api, tenant: Tenant) -> None:
     response = await api.client.patch(
-        f"/participants/{tenant.person_id}",
+        f"/v1/participants/{tenant.person_id}",
         json={"blocked_person_ids": [str(tenant.person_id)]},
         headers={**tenant.participant, "If-Match": '"1"'},
     )
@@ -65,7 +65,7 @@ async def test_a_person_cannot_block_themselves(api: Api, tenant: Tenant) -> Non
 
 async def test_a_patch_breaking_a_rule_across_fields_names_the_field(api: Api, tenant: Tenant) -> None:
     response = await api.client.patch(
-        f"/participants/{tenant.person_id}",
+        f"/v1/participants/{tenant.person_id}",
         json={"affinity_attributes": ["first_generation"]},
         headers={**tenant.participant, "If-Match": '"1"'},
     )
@@ -95,7 +95,7 @@ PROGRAM_RULES: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
 async def test_an_invalid_program_is_refused_naming_the_field(
     api: Api, tenant: Tenant, rule: str, change: dict[str, Any], loc: tuple[str | int, ...]
 ) -> None:
-    response = await api.client.post("/programs", json=program() | change, headers=tenant.operator)
+    response = await api.client.post("/v1/programs", json=program() | change, headers=tenant.operator)
     assert response.status_code == 422, rule
     assert names_field(response, loc), response.json()
 
@@ -112,8 +112,10 @@ ENROLMENT_RULES: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
 async def test_an_invalid_enrolment_is_refused_naming_the_field(
     api: Api, tenant: Tenant, rule: str, change: dict[str, Any], loc: tuple[str | int, ...]
 ) -> None:
-    person = await api.client.post("/participants", json=profile("e@example.org"), headers=tenant.coordinator)
+    person = await api.client.post("/v1/participants", json=profile("e@example.org"), headers=tenant.coordinator)
     body = {"person_id": person.json()["id"]} | change
-    response = await api.client.post(f"/programs/{tenant.program_id}/enrolments", json=body, headers=tenant.coordinator)
+    response = await api.client.post(
+        f"/v1/programs/{tenant.program_id}/enrolments", json=body, headers=tenant.coordinator
+    )
     assert response.status_code == 422, rule
     assert names_field(response, loc), response.json()
