@@ -187,14 +187,28 @@ def dlq_list(
 @dlq_app.command("replay")
 def dlq_replay(
     topic: Annotated[str, typer.Argument(help="dead-letter topic")],
-    offset: Annotated[list[int] | None, typer.Option(help="replay only these offsets (repeatable)")] = None,
+    at: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="PARTITION:OFFSET",
+            help="replay only the dead letters at these positions, as `dlq list` shows them (repeatable)",
+        ),
+    ] = None,
     data_dir: DataDir = default_data_dir(),
     bootstrap: Annotated[str | None, typer.Option(help="broker address (default: the local stack's)")] = None,
 ) -> None:
     """Republish dead letters to their original topic (safe to repeat: consumers are idempotent)."""
-    from shared.messaging.dlq import replay_dead_letters
+    from shared.messaging.dlq import UnknownDeadLetterError, parse_position, replay_dead_letters
 
-    letters = asyncio.run(replay_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic, offset))
+    try:
+        positions = None if at is None else [parse_position(text) for text in at]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--at") from error
+    try:
+        letters = asyncio.run(replay_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic, positions))
+    except UnknownDeadLetterError as error:
+        err.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=1) from error
     console.print(f"replayed {len(letters)} dead letter(s) from {topic}")
 
 

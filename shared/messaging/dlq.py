@@ -1,7 +1,7 @@
 """Inspect and replay dead letters.
 
     python -m shared.messaging.dlq list   --bootstrap HOST:PORT --topic mentorloom.profiles.v1.dlq [--json]
-    python -m shared.messaging.dlq replay --bootstrap HOST:PORT --topic mentorloom.profiles.v1.dlq [--offset N ...]
+    python -m shared.messaging.dlq replay --bootstrap HOST:PORT --topic mentorloom.profiles.v1.dlq [--at P:O ...]
 
 Replay republishes the original bytes and headers (without the dlq_* ones) to the original topic.
 Replaying is safe to repeat: the consumers' inbox ignores an event id that was already applied.
@@ -13,12 +13,20 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord
 
-from shared.messaging.kafka import make_producer
+from shared.messaging.kafka import make_producer, read_topic_to_end
+
+
+class Position(NamedTuple):
+    """Where a dead letter is: offsets count per partition, so an offset alone names one letter per partition."""
+
+    partition: int
+    offset: int
 
 
 @dataclass(frozen=True)
@@ -47,60 +55,56 @@ class DeadLetter:
 
 async def read_dead_letters(bootstrap: str, topic: str, limit: int = 1000) -> list[DeadLetter]:
     """Read a dead-letter topic from the start without joining a group (inspection changes nothing)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        letters: list[DeadLetter] = []
-        while len(letters) < limit and await _behind_end(consumer, ends):
-            batch = await consumer.getmany(timeout_ms=500, max_records=500)
-            for records in batch.values():
-                for r in records:
-                    h = {k: v.decode(errors="replace") for k, v in r.headers}
-                    letters.append(
-                        DeadLetter(
-                            partition=r.partition,
-                            offset=r.offset,
-                            key=r.key.decode(errors="replace") if r.key else None,
-                            original_topic=h.get("dlq_original_topic", topic.removesuffix(".dlq")),
-                            reason=h.get("dlq_reason", "?"),
-                            error_type=h.get("dlq_error_type", "?"),
-                            error=h.get("dlq_error", ""),
-                            attempts=int(h.get("dlq_attempts", "0") or 0),
-                            consumer=h.get("dlq_consumer", "?"),
-                            failed_at=h.get("dlq_failed_at", ""),
-                            event_id=h.get("ce_id"),
-                            event_type=h.get("ce_type"),
-                            value=r.value or b"",
-                            headers=list(r.headers),
-                        )
-                    )
-        return sorted(letters, key=lambda d: (d.partition, d.offset))[:limit]
-    finally:
-        await consumer.stop()
+    return [_dead_letter(topic, r) for r in await read_topic_to_end(bootstrap, topic, limit=limit)]
 
 
-async def _behind_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return True
-    return False
+def _dead_letter(topic: str, r: ConsumerRecord[bytes, bytes]) -> DeadLetter:
+    h = {k: v.decode(errors="replace") for k, v in r.headers}
+    return DeadLetter(
+        partition=r.partition,
+        offset=r.offset,
+        key=r.key.decode(errors="replace") if r.key else None,
+        original_topic=h.get("dlq_original_topic", topic.removesuffix(".dlq")),
+        reason=h.get("dlq_reason", "?"),
+        error_type=h.get("dlq_error_type", "?"),
+        error=h.get("dlq_error", ""),
+        attempts=int(h.get("dlq_attempts", "0") or 0),
+        consumer=h.get("dlq_consumer", "?"),
+        failed_at=h.get("dlq_failed_at", ""),
+        event_id=h.get("ce_id"),
+        event_type=h.get("ce_type"),
+        value=r.value or b"",
+        headers=list(r.headers),
+    )
 
 
-async def replay_dead_letters(bootstrap: str, topic: str, offsets: Sequence[int] | None = None) -> list[DeadLetter]:
-    """Republish dead letters (all, or those at the given offsets) to their original topics."""
-    letters = [
-        d for d in await read_dead_letters(bootstrap, topic, limit=1_000_000) if offsets is None or d.offset in offsets
-    ]
+class UnknownDeadLetterError(LookupError):
+    """A position asked for holds no dead letter; nothing was replayed."""
+
+
+def parse_position(text: str) -> Position:
+    """``PARTITION:OFFSET`` as ``dlq list`` prints it; an offset alone names nothing (each partition has its own)."""
+    partition, colon, offset = text.partition(":")
+    if not colon or not partition.isdigit() or not offset.isdigit():
+        raise ValueError(f"{text!r} is not PARTITION:OFFSET (e.g. 0:17, as `dlq list` shows it)")
+    return Position(int(partition), int(offset))
+
+
+async def replay_dead_letters(
+    bootstrap: str, topic: str, positions: Collection[Position] | None = None
+) -> list[DeadLetter]:
+    """Republish dead letters (all, or those at the given positions) to their original topics.
+
+    Raises UnknownDeadLetterError, replaying nothing, when a given position holds no dead letter (a typo must not
+    pass for a replay)."""
+    letters = await read_dead_letters(bootstrap, topic, limit=1_000_000)
+    if positions is not None:
+        wanted = set(positions)
+        letters = [d for d in letters if Position(d.partition, d.offset) in wanted]
+        missing = wanted - {Position(d.partition, d.offset) for d in letters}
+        if missing:
+            names = ", ".join(f"{p.partition}:{p.offset}" for p in sorted(missing))
+            raise UnknownDeadLetterError(f"no dead letter at {names} in {topic}; nothing replayed")
     producer = make_producer(bootstrap, client_id="mentorloom-dlq-replay")
     await producer.start()
     try:
@@ -113,6 +117,13 @@ async def replay_dead_letters(bootstrap: str, topic: str, offsets: Sequence[int]
     return letters
 
 
+def _position_argument(text: str) -> Position:
+    try:
+        return parse_position(text)
+    except ValueError as error:  # argparse shows an ArgumentTypeError's message, not a ValueError's
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m shared.messaging.dlq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -120,7 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["list", "replay"])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True, help="the dead-letter topic, e.g. mentorloom.profiles.v1.dlq")
-    parser.add_argument("--offset", type=int, action="append", help="replay only these offsets (repeatable)")
+    parser.add_argument(
+        "--at",
+        type=_position_argument,
+        action="append",
+        metavar="PARTITION:OFFSET",
+        help="replay only the dead letters at these positions, as `list` shows them (repeatable)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -135,7 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             print(f"{len(letters)} dead letter(s) in {args.topic}")
         return 0
-    letters = asyncio.run(replay_dead_letters(args.bootstrap, args.topic, args.offset))
+    try:
+        letters = asyncio.run(replay_dead_letters(args.bootstrap, args.topic, args.at))
+    except UnknownDeadLetterError as error:
+        print(error, file=sys.stderr)
+        return 1
     print(f"replayed {len(letters)} dead letter(s) from {args.topic}")
     return 0
 
