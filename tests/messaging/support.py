@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.db import new_metadata, session_factory
 from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.kafka import read_topic_to_end
 from shared.messaging.outbox import OutgoingMessage
 from shared.messaging.tables import OUTBOX_NOTIFY_DDL, messaging_tables
 
@@ -96,6 +97,12 @@ async def read_topic(
     finally:
         await consumer.stop()
     return out
+
+
+async def read_whole_topic(bootstrap: str, topic: str) -> list[tuple[dict[str, str], bytes]]:
+    """Every record on the topic now, duplicates included: each partition read to its end, not to a count or a time
+    limit, so a slow machine cannot cut it short and a count cannot hide a duplicate."""
+    return [({k: v.decode() for k, v in r.headers}, r.value or b"") for r in await read_topic_to_end(bootstrap, topic)]
 
 
 async def eventually(predicate, limit_seconds: float = 30.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
