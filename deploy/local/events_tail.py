@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 from shared.events.envelope import EventDecodeError, EventEnvelope, decode
 from shared.events.models import EventData
 from shared.events.registry import TOPICS
+from shared.messaging.kafka import seek_past_the_last_record
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "docs" / "events" / "schemas"
 
@@ -111,9 +112,11 @@ async def follow(
     *,
     from_beginning: bool = False,
     stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
     poll_ms: int = 500,
 ) -> AsyncIterator[StreamRecord]:
-    """Records of `topics` as they arrive (from the start of each partition with `from_beginning`), until `stop`."""
+    """Records of `topics` as they arrive (from the start of each partition with `from_beginning`), until `stop`;
+    `ready` is set once the consumer is positioned (what is published from then on is shown)."""
     wanted = list(topics)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -131,7 +134,9 @@ async def follow(
         if from_beginning:
             await consumer.seek_to_beginning(*partitions)
         else:
-            await consumer.seek_to_end(*partitions)
+            await seek_past_the_last_record(consumer, partitions)
+        if ready is not None:
+            ready.set()
         while stop is None or not stop.is_set():
             batches = await consumer.getmany(timeout_ms=poll_ms)
             for batch in batches.values():

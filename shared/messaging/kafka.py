@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -96,3 +96,20 @@ async def read_topic_to_end(
         return records[:limit]
     finally:
         await consumer.stop()
+
+
+async def seek_past_the_last_record(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], *, timeout_ms: int = 1000
+) -> None:
+    """Position each partition after its last record, as ``seek_to_end`` does on Apache Kafka.
+
+    On Tansu ``seek_to_end`` alone leaves the consumer inside the last record batch (see read_topic_to_end), to read
+    records that were there before it started. One fetch reports each partition's true end, its high watermark; what
+    that fetch returned is dropped, so the consumer starts at the end as of that fetch.
+    """
+    await consumer.seek_to_end(*partitions)
+    await consumer.getmany(*partitions, timeout_ms=timeout_ms)
+    for partition in partitions:
+        highwater = consumer.highwater(partition)
+        if highwater is not None and highwater > await consumer.position(partition):
+            consumer.seek(partition, highwater)
