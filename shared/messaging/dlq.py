@@ -108,10 +108,17 @@ async def replay_dead_letters(
     producer = make_producer(bootstrap, client_id="mentorloom-dlq-replay")
     await producer.start()
     try:
-        for d in letters:
-            headers = [(k, v) for k, v in d.headers if not k.startswith("dlq_")]
-            await producer.send(d.original_topic, d.value, key=d.key.encode() if d.key else None, headers=headers)
-        await producer.flush()
+        sent = [
+            await producer.send(
+                d.original_topic,
+                d.value,
+                key=d.key.encode() if d.key else None,
+                headers=[(k, v) for k, v in d.headers if not k.startswith("dlq_")],
+            )
+            for d in letters
+        ]
+        # Each delivery's own outcome: flush() only waits, so a record the broker refused would pass for replayed.
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()
     return letters
