@@ -261,10 +261,22 @@ async def _run_sweepers(definition: ServiceDefinition, runtime: Runtime, stop: a
 
 
 async def _run_api(definition: ServiceDefinition, runtime: Runtime, stop: asyncio.Event) -> None:
-    s = runtime.settings
-    config = uvicorn.Config(
-        definition.build_app(runtime), host=s.http_host, port=s.http_port, log_config=None, access_log=False
-    )
+    await _serve(definition.build_app(runtime), runtime.settings.http_host, runtime.settings.http_port, stop)
+
+
+def operations_app(definition: ServiceDefinition, runtime: Runtime) -> FastAPI:
+    """What a process without the api role serves on MENTORLOOM_METRICS_PORT: /healthz, /readyz and /metrics.
+
+    Prometheus' registry is per process, so the relay's outbox backlog and the consumers' lag, handler errors and
+    dead letters can only be scraped from the relay and consumer processes themselves (in Kubernetes each role is
+    its own Deployment)."""
+    app = FastAPI(title=f"Mentorloom {definition.name} operations", openapi_url=None, docs_url=None, redoc_url=None)
+    install_observability(app, runtime.settings.service_name, runtime.readiness_checks())
+    return app
+
+
+async def _serve(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # run_roles owns signals
     task = asyncio.create_task(server.serve())
@@ -299,8 +311,11 @@ async def run_roles(definition: ServiceDefinition, roles: Sequence[str], setting
         "consumer": _run_consumers,
         "sweeper": _run_sweepers,
     }
+    running = [workers[role](definition, runtime, stop) for role in roles]
+    if "api" not in roles and settings.metrics_port:  # the api role serves these itself
+        running.append(_serve(operations_app(definition, runtime), settings.http_host, settings.metrics_port, stop))
     try:
-        await asyncio.gather(*(workers[role](definition, runtime, stop) for role in roles))
+        await asyncio.gather(*running)
     finally:
         await runtime.close()
 

@@ -52,6 +52,15 @@ class ServiceSettings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0")
     http_host: str = "0.0.0.0"  # containers must listen on all interfaces
     http_port: int = Field(default=8000, ge=1, le=65535)
+    metrics_port: int = Field(
+        default=9100,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of /metrics, /healthz and /readyz in a process without the api role (relay, consumer, sweeper), "
+            "whose outbox, consumer and sweeper metrics live in that process; 0 serves none."
+        ),
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

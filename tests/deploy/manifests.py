@@ -12,12 +12,16 @@ from typing import Any
 
 import yaml
 
+from shared.settings import ServiceSettings
+
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPOSITORY_ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
 WORKLOAD_KINDS = frozenset({"Deployment", "Job"})
 # Custom resources the Kubernetes schemas do not cover; the tests check them structurally instead.
 CUSTOM_KINDS = frozenset({"KafkaTopic"})
+# Where a process without the api role serves /metrics and /healthz: the setting's default, which no manifest changes.
+METRICS_PORT: int = ServiceSettings.model_fields["metrics_port"].default
 
 Manifest = dict[str, Any]
 

@@ -14,6 +14,7 @@ from deploy.k8s.config_reference import service_names
 from shared.events.registry import TOPICS, dead_letter_topic
 from tests.deploy.manifests import (
     CUSTOM_KINDS,
+    METRICS_PORT,
     OVERLAYS,
     WORKLOAD_KINDS,
     Manifest,
@@ -188,16 +189,23 @@ def test_every_pod_is_fenced_by_network_policies(overlay_name: str) -> None:
             assert role == "api", "only APIs fetch the JWKS over HTTPS"
             assert overlay_name == "prod", "only production verifies tokens against a JWKS"
         ingress = [p for p in policies if "ingress" in p["spec"] and _pods_selected(p, labels)]
-        assert bool(ingress) == (role == "api"), f"{name_of(workload)}: only API pods accept connections"
-        for policy in ingress:
-            namespaces = {
-                value
-                for rule in policy["spec"]["ingress"]
-                for peer in rule["from"]
-                for expression in peer["namespaceSelector"]["matchExpressions"]
-                for value in expression["values"]
-            }
-            assert namespaces == {"ingress-nginx", "monitoring"}
+        if role == "migrate":
+            assert not ingress, f"{name_of(workload)}: a migration accepts no connection"
+            continue
+        assert len(ingress) == 1, f"{name_of(workload)}: one ingress policy"
+        rules = ingress[0]["spec"]["ingress"]
+        namespaces = {
+            value
+            for rule in rules
+            for peer in rule["from"]
+            for expression in peer["namespaceSelector"]["matchExpressions"]
+            for value in expression["values"]
+        }
+        ports = {port["port"] for rule in rules for port in rule["ports"]}
+        if role == "api":
+            assert (namespaces, ports) == ({"ingress-nginx", "monitoring"}, {8000})
+        else:  # workers take no traffic: Prometheus scrapes their metrics port, nothing else connects
+            assert (namespaces, ports) == ({"monitoring"}, {METRICS_PORT})
 
 
 def test_prod_declares_a_kafka_topic_for_every_contract_topic_and_its_dead_letter_topic() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.deploy.manifests import (
+    METRICS_PORT,
     OVERLAYS,
     WORKLOAD_KINDS,
     Manifest,
@@ -77,21 +78,29 @@ def test_every_container_requests_and_is_limited_in_cpu_and_memory(overlay_name:
 
 
 @pytest.mark.parametrize(("overlay_name", "name"), WORKLOAD_IDS)
-def test_api_containers_are_probed_for_liveness_on_healthz_and_readiness_on_readyz(
+def test_every_long_running_container_is_probed_for_liveness_and_apis_for_readiness_and_all_are_scraped(
     overlay_name: str, name: str
 ) -> None:
     deployed = workload(overlay_name, name)
     _, role = service_and_role(deployed)
     container = pod_spec(deployed)["containers"][0]
-    if role != "api":
-        # Workers serve no HTTP: a probe would have nothing to ask. They exit on fatal errors instead.
-        assert "livenessProbe" not in container
-        assert "readinessProbe" not in container
+    if role == "migrate":
+        assert "livenessProbe" not in container  # a Job that runs to completion
         return
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert port_names[container["readinessProbe"]["httpGet"]["port"]] == 8000
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    annotations = deployed["spec"]["template"]["metadata"]["annotations"]
+    if role == "api":
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert port_names[container["readinessProbe"]["httpGet"]["port"]] == 8000
+        served_on = 8000
+    else:
+        # A worker serves /metrics and /healthz on MENTORLOOM_METRICS_PORT; it takes no traffic, so no readiness.
+        assert "readinessProbe" not in container
+        served_on = METRICS_PORT
+    assert port_names[container["livenessProbe"]["httpGet"]["port"]] == served_on
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (str(served_on), "/metrics")
 
 
 @pytest.mark.parametrize("overlay_name", OVERLAYS)

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import Request
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from deploy.local.servers import free_port
 from shared.db import session_factory
 from shared.events import samples
 from shared.events.envelope import decode
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.kafka import ensure_topics, make_producer
-from shared.messaging.outbox import OutboxRelay, add_events
+from shared.messaging.outbox import OutboxRelay, add_events, add_messages
 from shared.messaging.tables import OUTBOX
-from shared.service import Runtime, create_service_app
+from shared.service import Runtime, ServiceDefinition, create_service_app, run_roles
 from shared.settings import ServiceSettings
 from shared.tracing import current_trace_id
-from tests.messaging.support import create_messaging_schema, eventually
+from tests.messaging.support import create_messaging_schema, eventually, probe_message
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +168,69 @@ async def _outbox_topic(engine: AsyncEngine) -> str:
 
 async def _nonempty(items: list[str | None]) -> bool:
     return bool(items)
+
+
+async def test_a_relay_process_serves_its_own_outbox_metrics_and_probes_on_the_metrics_port(
+    engine: AsyncEngine, database_url, redis_url, kafka_bootstrap, unique
+):
+    # In Kubernetes the relay runs alone in its pods: its counters exist only in its own process.
+    await create_messaging_schema(engine)
+    topic = f"t.ops.{unique}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    async with session_factory(engine)() as session, session.begin():
+        await add_messages(session, [probe_message(topic, f"e{i}") for i in range(3)])
+    port = free_port()
+    settings = ServiceSettings(
+        database_url=database_url,
+        redis_url=redis_url,
+        kafka_bootstrap=kafka_bootstrap,
+        service_name="probe",
+        http_host="127.0.0.1",
+        metrics_port=port,
+    )
+    definition = ServiceDefinition(name=f"probe-{unique}", migrations_dir=Path("."), build_app=app_for)
+    relay_process = asyncio.create_task(run_roles(definition, ["relay"], settings))
+    published = f'mentorloom_outbox_published_total{{service="probe-{unique}"}} 3.0'
+    emptied = f'mentorloom_outbox_backlog{{service="probe-{unique}"}} 0.0'  # counted again within a second
+
+    async def scraped() -> str | None:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            with contextlib.suppress(httpx.TransportError):
+                body = (await c.get("/metrics")).text
+                return body if published in body and emptied in body else None
+        return None
+
+    try:
+        body = await eventually(scraped)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            health, readiness = await c.get("/healthz"), await c.get("/readyz")
+    finally:
+        relay_process.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_process
+    assert body is not None, "the relay's own series are scraped from its process"
+    assert health.status_code == 200
+    assert readiness.json()["checks"] == {"database": "ok", "broker": "ok", "redis": "ok"}
+
+
+async def test_the_outbox_backlog_gauge_shows_rows_piling_up_while_the_broker_is_unreachable(
+    engine: AsyncEngine, unique
+):
+    await create_messaging_schema(engine)
+    async with session_factory(engine)() as session, session.begin():
+        await add_messages(session, [probe_message(f"t.backlog.{unique}", f"e{i}") for i in range(5)])
+    service = f"probe-{unique}"
+    unreachable = make_producer(
+        f"127.0.0.1:{free_port()}"
+    )  # never started: every batch fails as if the broker were down
+    relay = OutboxRelay(engine, unreachable, service=service, poll_interval=0.05, max_backoff=0.2, publish_timeout=0.5)
+    running = asyncio.create_task(relay.run())
+
+    async def backlog_shown() -> bool:
+        return REGISTRY.get_sample_value("mentorloom_outbox_backlog", {"service": service}) == 5
+
+    try:
+        assert await eventually(backlog_shown, limit_seconds=15)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, 20)
