@@ -71,7 +71,7 @@ class LocalStack:
         return self.postgres.local_url(database_name(service))
 
     def service_env(self, service: str) -> dict[str, str]:
-        return {
+        env = {
             **os.environ,
             "MENTORLOOM_SERVICE_NAME": service,
             "MENTORLOOM_DATABASE_URL": self.database_url(service),
@@ -81,6 +81,9 @@ class LocalStack:
             "MENTORLOOM_HTTP_PORT": str(self.api_ports[service]),
             "MENTORLOOM_ENVIRONMENT": "local",
         }
+        if service == "scheduling":  # feed links must name the port it got, not 8103 when another stack holds that
+            env["MENTORLOOM_CALENDAR_FEED_BASE_URL"] = f"http://127.0.0.1:{self.api_ports[service]}"
+        return env
 
     def start_infrastructure(self, report: Any = print) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,9 +97,13 @@ class LocalStack:
         self.kafka.start()
         asyncio.run(_create_topics(self.kafka.bootstrap))
 
+    def api_port_for(self, service: str) -> int:
+        """The service's usual port (8101-8104), or a free one when that is taken."""
+        return _api_port(service)
+
     def start_services(self, report: Any = print) -> None:
         for service in self.services:
-            self.api_ports[service] = _api_port(service)
+            self.api_ports[service] = self.api_port_for(service)
             proc = ManagedProcess(service, self.data_dir / "logs" / f"{service}.log")
             proc.spawn([sys.executable, "-m", f"services.{service}", "all"], env=self.service_env(service))
             self.service_procs[service] = proc

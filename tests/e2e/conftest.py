@@ -12,6 +12,7 @@ import pytest
 
 from deploy.local.client import StackEndpoints
 from deploy.local.events_tail import StreamRecord, follow
+from deploy.local.servers import free_port
 from deploy.local.stack import SERVICES, LocalStack
 
 #: Scheduling's and feedback's clocks run this far ahead (MENTORLOOM_CLOCK_OFFSET_SECONDS): with a 1-day check-in
@@ -25,6 +26,11 @@ MOVED_CLOCK_SERVICES = ("scheduling", "feedback")
 @dataclass
 class E2EStack(LocalStack):
     """The local stack, with scheduling's and feedback's clocks moved and scheduling's sweeper polling every second."""
+
+    def api_port_for(self, service: str) -> int:
+        # Never the usual 8101-8104, which a developer's stack may hold; and so the links the services build (the
+        # calendar feed's) are shown to follow the port each service was given.
+        return free_port()
 
     def service_env(self, service: str) -> dict[str, str]:
         env = super().service_env(service)

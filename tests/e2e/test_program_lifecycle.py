@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 
 from deploy.local.client import ApiClient, ServiceError, StackEndpoints
@@ -208,6 +209,11 @@ def test_check_in_due_arrives_once_scheduling_time_has_passed_the_cadence(journe
     with journey.coordinator() as coord:
         check_ins = coord.get("scheduling", f"/v1/matches/{match_id}/check-ins")
     assert any(c["state"] == "due" for c in _items(check_ins))
+    with journey.person(journey.chosen_match["mentee_person_id"]) as me:
+        feed_url = me.post("scheduling", "/v1/me/calendar-feed")["url"]
+    feed = httpx.get(feed_url, timeout=30)  # the URL is its own credential: a calendar app fetches it as it is
+    assert feed.status_code == 200, feed_url
+    assert feed.text.startswith("BEGIN:VCALENDAR")
     journey.done.add("check-in due")
 
 
