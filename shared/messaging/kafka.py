@@ -99,7 +99,7 @@ async def read_topic_to_end(
 
 
 async def seek_past_the_last_record(
-    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], *, timeout_ms: int = 1000
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], *, limit_seconds: float = 30.0
 ) -> None:
     """Position each partition after its last record, as ``seek_to_end`` does on Apache Kafka.
 
@@ -108,7 +108,11 @@ async def seek_past_the_last_record(
     that fetch returned is dropped, so the consumer starts at the end as of that fetch.
     """
     await consumer.seek_to_end(*partitions)
-    await consumer.getmany(*partitions, timeout_ms=timeout_ms)
+    deadline = time.monotonic() + limit_seconds
+    while any(consumer.highwater(p) is None for p in partitions):  # until a fetch has answered for every partition
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no fetch answered for {len(partitions)} partition(s) in {limit_seconds} s")
+        await consumer.getmany(*partitions, timeout_ms=500)
     for partition in partitions:
         highwater = consumer.highwater(partition)
         if highwater is not None and highwater > await consumer.position(partition):

@@ -110,7 +110,8 @@ async def test_writes_made_while_the_broker_is_down_are_all_delivered_after_it_r
             async with schema.connect() as conn:
                 backlog = (await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
             assert backlog == len(ids), "nothing may be marked sent while the broker is down"
-        records = await read_topic(bootstrap, topic, expected=len(ids), limit_seconds=60)
+        assert await eventually(lambda: _outbox_is_empty(schema), limit_seconds=120)
+        records = await read_whole_topic(bootstrap, topic)
     finally:
         relay.stop()
         await asyncio.wait_for(task, 20)
@@ -221,10 +222,18 @@ async def test_a_consumer_stopped_while_its_database_is_unreachable_dead_letters
     )
     unreachable = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")
     consumer = runner(unreachable, kafka_bootstrap, topic, f"g-{unique}", max_attempts=2)
+    attempted, opened = asyncio.Event(), consumer.sessions
+
+    def sessions():  # type: ignore[no-untyped-def]
+        attempted.set()
+        return opened()
+
+    consumer.sessions = sessions  # type: ignore[assignment]
     task = asyncio.create_task(consumer.run())
     try:
-        await asyncio.wait_for(consumer.assigned.wait(), 30)
-        await asyncio.sleep(1.0)  # the batch is fetched and its transaction retried against the closed port
+        # The batch is fetched and its transaction tried against the closed port (and retried): a fixed wait here
+        # was sometimes shorter than the first fetch on a loaded machine.
+        await asyncio.wait_for(attempted.wait(), 30)
     finally:
         consumer.stop()
         with pytest.raises(InfrastructureUnavailableError):
@@ -340,7 +349,10 @@ async def test_two_relay_instances_publish_every_outbox_row_and_none_is_lost(
         await asyncio.wait_for(tasks[leader], 20)
         for start in range(1500, len(ids), 100):
             await write_outbox(schema, topic, ids[start : start + 100])
-        records = await read_topic(kafka_bootstrap, topic, expected=len(ids), limit_seconds=60)
+        # Every row is on the topic once the outbox is empty (rows are deleted in the transaction that commits after
+        # the broker's acknowledgement); then the topic is read to its end, not for a while.
+        assert await eventually(lambda: _outbox_is_empty(schema), limit_seconds=120)
+        records = await read_whole_topic(kafka_bootstrap, topic)
     finally:
         for r in relays:
             r.stop()
