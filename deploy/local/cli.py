@@ -156,6 +156,15 @@ def _kafka_bootstrap(data_dir: Path, bootstrap: str | None) -> str:
     return str(kafka["bootstrap"])
 
 
+def _dead_letter_topic_argument(topic: str) -> None:
+    from shared.messaging.dlq import NotADeadLetterTopicError, require_dead_letter_topic
+
+    try:
+        require_dead_letter_topic(topic)
+    except NotADeadLetterTopicError as error:
+        raise typer.BadParameter(str(error), param_hint="TOPIC") from error
+
+
 @dlq_app.command("list")
 def dlq_list(
     topic: Annotated[str, typer.Argument(help="dead-letter topic, e.g. mentorloom.profiles.v1.dlq")],
@@ -166,6 +175,7 @@ def dlq_list(
     """List dead letters with their error headers."""
     from shared.messaging.dlq import read_dead_letters
 
+    _dead_letter_topic_argument(topic)
     letters = asyncio.run(read_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic))
     if as_json:
         sys.stdout.write(json.dumps([d.summary() for d in letters], indent=2) + "\n")
@@ -199,6 +209,8 @@ def dlq_replay(
 ) -> None:
     """Republish dead letters to their original topic (safe to repeat: consumers are idempotent)."""
     from shared.messaging.dlq import UnknownDeadLetterError, parse_position, replay_dead_letters
+
+    _dead_letter_topic_argument(topic)
 
     try:
         positions = None if at is None else [parse_position(text) for text in at]

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from aiokafka import ConsumerRecord
 
+from shared.events.registry import DEAD_LETTER_SUFFIX
 from shared.messaging.kafka import make_producer, read_topic_to_end
 
 
@@ -53,8 +54,20 @@ class DeadLetter:
         return data
 
 
+class NotADeadLetterTopicError(ValueError):
+    """The topic named is not a dead-letter topic: replaying it would republish every event on it."""
+
+
+def require_dead_letter_topic(topic: str) -> None:
+    if not topic.endswith(DEAD_LETTER_SUFFIX):
+        raise NotADeadLetterTopicError(
+            f"{topic!r} is not a dead-letter topic (those end in {DEAD_LETTER_SUFFIX}, e.g. {topic}{DEAD_LETTER_SUFFIX})"
+        )
+
+
 async def read_dead_letters(bootstrap: str, topic: str, limit: int = 1000) -> list[DeadLetter]:
     """Read a dead-letter topic from the start without joining a group (inspection changes nothing)."""
+    require_dead_letter_topic(topic)
     return [_dead_letter(topic, r) for r in await read_topic_to_end(bootstrap, topic, limit=limit)]
 
 
@@ -97,7 +110,7 @@ async def replay_dead_letters(
 
     Raises UnknownDeadLetterError, replaying nothing, when a given position holds no dead letter (a typo must not
     pass for a replay)."""
-    letters = await read_dead_letters(bootstrap, topic, limit=1_000_000)
+    letters = await read_dead_letters(bootstrap, topic, limit=1_000_000)  # refuses a topic that is not one
     if positions is not None:
         wanted = set(positions)
         letters = [d for d in letters if Position(d.partition, d.offset) in wanted]
@@ -147,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
+    try:
+        require_dead_letter_topic(args.topic)
+    except NotADeadLetterTopicError as error:
+        parser.error(str(error))  # exits 2, as for any other bad argument
     if args.command == "list":
         letters = asyncio.run(read_dead_letters(args.bootstrap, args.topic))
         if args.json:

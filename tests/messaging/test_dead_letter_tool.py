@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from deploy.local.cli import app as mentorloom
 from shared.events.registry import dead_letter_topic
 from shared.messaging.dlq import (
+    NotADeadLetterTopicError,
     Position,
     UnknownDeadLetterError,
     main,
@@ -123,3 +124,23 @@ def test_the_replay_command_refuses_an_offset_without_its_partition(capsys: pyte
     result = CliRunner().invoke(mentorloom, ["dlq", "replay", "x.dlq", "--at", "17", "--bootstrap", "127.0.0.1:1"])
     assert result.exit_code == 2
     assert "PARTITION:OFFSET" in result.output
+
+
+async def test_a_topic_that_is_not_a_dead_letter_topic_is_refused_before_anything_is_read_or_sent() -> None:
+    # Forgetting ".dlq" would otherwise republish every event of a live topic to its subscribers.
+    with pytest.raises(NotADeadLetterTopicError, match=r"mentorloom.matching.v1.dlq"):
+        await replay_dead_letters("127.0.0.1:1", "mentorloom.matching.v1")
+    with pytest.raises(NotADeadLetterTopicError):
+        await read_dead_letters("127.0.0.1:1", "mentorloom.matching.v1")
+
+
+def test_the_commands_refuse_a_topic_that_is_not_a_dead_letter_topic_as_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exit_python:
+        main(["replay", "--bootstrap", "127.0.0.1:1", "--topic", "mentorloom.matching.v1"])
+    assert exit_python.value.code == 2
+    for command in ("list", "replay"):
+        result = CliRunner().invoke(
+            mentorloom, ["dlq", command, "mentorloom.matching.v1", "--bootstrap", "127.0.0.1:1"]
+        )
+        assert result.exit_code == 2, result.output
+        assert "not a dead-letter topic" in result.output
