@@ -87,10 +87,17 @@ def mint_token(
 class ApiClient:
     """JSON over HTTP to the stack's services with one bearer token; errors raise `ServiceError`."""
 
-    def __init__(self, endpoints: StackEndpoints, token: str, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        endpoints: StackEndpoints,
+        token: str,
+        *,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.endpoints = endpoints
         self.token = token
-        self._http = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+        self._http = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {token}"}, transport=transport)
 
     def as_token(self, token: str) -> ApiClient:
         """The same endpoints with another caller."""
@@ -148,13 +155,17 @@ class ApiClient:
         return self.request(service, "GET", path).headers["ETag"]
 
     def pages(self, service: str, path: str, *, limit: int = 200, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every item of a cursor-paged collection (`{"items": [...], "next_cursor": ...}`)."""
-        cursor: str | None = None
+        """Every item of a paged collection, cursor-paged (`{"items": [...], "next_cursor": ...}`) or offset-paged
+        (`"next_offset"`, as an import's row errors are)."""
+        following: dict[str, Any] = {}
         while True:
-            page = self.get(service, path, limit=limit, **params, **({"cursor": cursor} if cursor else {}))
+            page = self.get(service, path, limit=limit, **params, **following)
             yield from page["items"]
-            cursor = page.get("next_cursor")
-            if not cursor:
+            if page.get("next_cursor"):
+                following = {"cursor": page["next_cursor"]}
+            elif page.get("next_offset") is not None:
+                following = {"offset": page["next_offset"]}
+            else:
                 return
 
 
