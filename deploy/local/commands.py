@@ -257,7 +257,12 @@ def match_approve(
         write_json(found)
         return
     print_round(found)
-    console.print(f"{len(found['proposals'])} proposal(s) sent.")
+    # The approval's own counts: the round's proposals also list those the re-check skipped or the coordinator left out.
+    approval = found["report"].get("approval") or {}
+    console.print(
+        f"{approval.get('sent_count', 0)} proposal(s) sent; {approval.get('skipped_count', 0)} skipped by the re-check "
+        f"against the current program, {approval.get('dropped_by_coordinator_count', 0)} left out."
+    )
 
 
 # --- events --------------------------------------------------------------------------------------------------------
