@@ -35,6 +35,7 @@ from deploy.local.commands import (
     import_command,
     match_app,
     print_guide,
+    reported_errors,
     run_demo_with_progress,
     token_command,
 )
@@ -176,7 +177,8 @@ def dlq_list(
     from shared.messaging.dlq import read_dead_letters
 
     _dead_letter_topic_argument(topic)
-    letters = asyncio.run(read_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic))
+    with reported_errors():
+        letters = asyncio.run(read_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic))
     if as_json:
         sys.stdout.write(json.dumps([d.summary() for d in letters], indent=2) + "\n")
         return
@@ -217,7 +219,8 @@ def dlq_replay(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--at") from error
     try:
-        letters = asyncio.run(replay_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic, positions))
+        with reported_errors():
+            letters = asyncio.run(replay_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic, positions))
     except UnknownDeadLetterError as error:
         err.print(f"[red]{error}[/red]")
         raise typer.Exit(code=1) from error

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -65,6 +66,8 @@ def reported_errors() -> Iterator[None]:
     except ServiceError as exc:
         body = exc.body if isinstance(exc.body, str) else json.dumps(exc.body, indent=2)
         fail(f"[red]The service refused ({exc.status_code}):[/red]\n{escape(body)}", EXIT_FAILED)
+    except KafkaError as exc:  # the broker unreachable (a stopped stack, a wrong --bootstrap) or refusing
+        fail(f"[red]The Kafka broker failed:[/red] {escape(str(exc))}", EXIT_FAILED)
 
 
 def write_json(value: Any) -> None:
@@ -291,7 +294,7 @@ def events_tail(
     if unknown:
         fail(f"[red]Unknown topic(s) {', '.join(unknown)}[/red]; known: {', '.join(TOPICS)}", EXIT_USAGE)
     broker = bootstrap or endpoints(data_dir).kafka_bootstrap
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), reported_errors():
         asyncio.run(_tail(broker, topics, event_type or [], from_beginning, limit, seconds, as_json))
 
 

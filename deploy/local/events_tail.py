@@ -124,8 +124,8 @@ async def follow(
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
     )
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a broker that cannot be reached still leaves a closed consumer
         await consumer.topics()  # loads the cluster metadata, so every partition of the topics is known
         partitions = [
             TopicPartition(topic, p) for topic in wanted for p in sorted(consumer.partitions_for_topic(topic) or ())

@@ -73,8 +73,8 @@ async def read_topic_to_end(
     dead letters. Raises TimeoutError when the end is not reached in ``limit_seconds``.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a broker that cannot be reached still leaves a closed consumer
         await consumer.topics()  # the cluster's metadata, which partitions_for_topic reads
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deploy.local.cli import app as mentorloom
+from deploy.local.servers import free_port
 from shared.events.registry import dead_letter_topic
 from shared.messaging.dlq import (
     NotADeadLetterTopicError,
@@ -144,3 +145,16 @@ def test_the_commands_refuse_a_topic_that_is_not_a_dead_letter_topic_as_a_usage_
         )
         assert result.exit_code == 2, result.output
         assert "not a dead-letter topic" in result.output
+
+
+def test_the_commands_say_when_the_broker_cannot_be_reached_instead_of_a_traceback() -> None:
+    unreachable = f"127.0.0.1:{free_port()}"
+    for args in (
+        ["dlq", "list", "x.dlq", "--bootstrap", unreachable],
+        ["dlq", "replay", "x.dlq", "--bootstrap", unreachable],
+        ["events", "tail", "--for", "1", "--bootstrap", unreachable],
+    ):
+        result = CliRunner().invoke(mentorloom, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "The Kafka broker failed" in result.output
+        assert "Traceback" not in result.output
