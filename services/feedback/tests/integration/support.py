@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
 from services.feedback.bootstrap import DEFINITION
@@ -23,9 +23,11 @@ from shared.events import samples
 from shared.events.envelope import EventEnvelope, decode
 from shared.events.models import EventData
 from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.kafka import read_topic_to_end
 from shared.migrations import upgrade_to_head
 from shared.service import Runtime
 from shared.settings import ServiceSettings
+from tests.consumer_groups import start_group_at_the_end
 
 T = TypeVar("T")
 
@@ -148,8 +150,13 @@ def meeting_completed(
     )
 
 
-def consumer(runtime: Runtime, bootstrap: str, group: str) -> ConsumerRunner[EventEnvelope[EventData]]:
-    return ConsumerRunner(
+@contextlib.asynccontextmanager
+async def consuming(runtime: Runtime, bootstrap: str, group: str) -> AsyncIterator[None]:
+    """The service's consumer running as a new group that reads what is published from now on, not the backlog of
+    the shared topics: other tests' matches would be projected into this test's database (and sweeps would count
+    them), and how long the backlog takes depends on which tests ran before."""
+    await start_group_at_the_end(bootstrap, group, CONSUMED_TOPICS)
+    runner = ConsumerRunner(
         name=group,
         topics=CONSUMED_TOPICS,
         bootstrap=bootstrap,
@@ -158,6 +165,12 @@ def consumer(runtime: Runtime, bootstrap: str, group: str) -> ConsumerRunner[Eve
         decode=decode,
         backoff_base=0.01,
     )
+    task = asyncio.create_task(runner.run())
+    try:
+        yield
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 30)
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], limit_seconds: float = 30.0) -> T:
@@ -175,19 +188,11 @@ async def count(runtime: Runtime, sql: str, **params: Any) -> int:
         return int((await conn.execute(text(sql), params)).scalar_one())
 
 
-async def read_events(bootstrap: str, topic: str, until: Callable[[list[EventData]], bool]) -> list[EventData]:
-    """Events of a topic from the beginning, until `until` holds or 20 s pass."""
-    reader = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await reader.start()
-    seen: list[EventData] = []
-    deadline = time.monotonic() + 20
-    try:
-        while not until(seen) and time.monotonic() < deadline:
-            batch = await reader.getmany(timeout_ms=300)
-            for records in batch.values():
-                seen.extend(decode(record.headers, record.value).data for record in records)
-    finally:
-        await reader.stop()
-    return seen
+async def read_events(bootstrap: str, topic: str) -> list[EventData]:
+    """Every event on the topic now, each partition read to its end (in partition and offset order).
+
+    Call it once the outbox is drained: then everything the test published is there, and a slow machine cannot cut
+    the read short the way a read "until it shows up or 20 s pass" could. Other tests' events are there too (the
+    contract's topics are shared by the session): filter by the test's own ids.
+    """
+    return [decode(record.headers, record.value).data for record in await read_topic_to_end(bootstrap, topic)]
