@@ -25,6 +25,7 @@ import structlog
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends, FastAPI, Request
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -40,7 +41,7 @@ from shared.messaging.outbox import OutboxRelay
 from shared.migrations import upgrade_to_head
 from shared.observability import INBOX_PRUNED, configure_logging, install_observability
 from shared.periodic import pause_unless_stopped, run_periodically
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, describe_settings_error
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +86,7 @@ class Runtime:
             await self.redis.ping()
 
         async def broker() -> None:
-            await broker_reachable(self.settings.kafka_bootstrap)
+            await broker_reachable(self.settings.kafka_bootstrap, settings=self.settings)
 
         return {"database": database, "broker": broker, "redis": redis}
 
@@ -179,6 +180,7 @@ def consumer_runners(definition: ServiceDefinition, runtime: Runtime) -> list[Co
             decode=decode,
             batch_size=s.consumer_batch_size,
             max_attempts=s.consumer_max_attempts,
+            kafka_settings=s,
         )
         for spec in definition.consumers
     ]
@@ -189,7 +191,10 @@ async def _run_relay(definition: ServiceDefinition, runtime: Runtime, stop: asyn
 
     def new_producer() -> AIOKafkaProducer:
         return make_producer(
-            s.kafka_bootstrap, enable_idempotence=s.kafka_enable_idempotence, client_id=f"{definition.name}-relay"
+            s.kafka_bootstrap,
+            enable_idempotence=s.kafka_enable_idempotence,
+            client_id=f"{definition.name}-relay",
+            settings=s,
         )
 
     relay = OutboxRelay(
@@ -326,7 +331,10 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> No
     )
     parser.add_argument("role", choices=ROLES)
     args = parser.parse_args(argv)
-    settings = definition.settings_factory()
+    try:
+        settings = definition.settings_factory()
+    except ValidationError as error:  # a misconfigured pod says which variable is wrong, without a traceback
+        parser.exit(2, f"{parser.prog}: invalid settings:\n{describe_settings_error(error)}\n")
     configure_logging(definition.name, settings.log_level, settings.log_json)
     if args.role == "migrate":
         upgrade_to_head(definition.migrations_dir, settings.database_url)

@@ -135,7 +135,14 @@ def _type_name(annotation: object) -> str:
         return " or ".join(_type_name(a) for a in members) + ", optional"
     if inspect.isclass(annotation) and issubclass(annotation, enum.Enum):
         return " \\| ".join(f"`{member.value}`" for member in annotation)
-    names = {str: "string", int: "integer", float: "number", bool: "boolean", SecretStr: "string (secret)"}
+    names = {
+        str: "string",
+        int: "integer",
+        float: "number",
+        bool: "boolean",
+        SecretStr: "string (secret)",
+        Path: "file path",
+    }
     if inspect.isclass(annotation) and annotation in names:
         return names[annotation]
     return str(annotation)

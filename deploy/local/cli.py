@@ -33,6 +33,7 @@ from deploy.local.commands import (
     demo_command,
     events_app,
     import_command,
+    kafka_settings,
     match_app,
     print_guide,
     reported_errors,
@@ -170,7 +171,10 @@ def _dead_letter_topic_argument(topic: str) -> None:
 def dlq_list(
     topic: Annotated[str, typer.Argument(help="dead-letter topic, e.g. mentorloom.profiles.v1.dlq")],
     data_dir: DataDir = default_data_dir(),
-    bootstrap: Annotated[str | None, typer.Option(help="broker address (default: the local stack's)")] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(help="broker address (default: the local stack's); MENTORLOOM_KAFKA_SECURITY_PROTOCOL etc. apply"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List dead letters with their error headers."""
@@ -178,7 +182,8 @@ def dlq_list(
 
     _dead_letter_topic_argument(topic)
     with reported_errors():
-        letters = asyncio.run(read_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic))
+        settings = kafka_settings(bootstrap)
+        letters = asyncio.run(read_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic, settings=settings))
     if as_json:
         sys.stdout.write(json.dumps([d.summary() for d in letters], indent=2) + "\n")
         return
@@ -207,7 +212,10 @@ def dlq_replay(
         ),
     ] = None,
     data_dir: DataDir = default_data_dir(),
-    bootstrap: Annotated[str | None, typer.Option(help="broker address (default: the local stack's)")] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(help="broker address (default: the local stack's); MENTORLOOM_KAFKA_SECURITY_PROTOCOL etc. apply"),
+    ] = None,
 ) -> None:
     """Republish dead letters to their original topic (safe to repeat: consumers are idempotent)."""
     from shared.messaging.dlq import UnknownDeadLetterError, parse_position, replay_dead_letters
@@ -220,7 +228,9 @@ def dlq_replay(
         raise typer.BadParameter(str(error), param_hint="--at") from error
     try:
         with reported_errors():
-            letters = asyncio.run(replay_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic, positions))
+            settings = kafka_settings(bootstrap)
+            broker = _kafka_bootstrap(data_dir, bootstrap)
+            letters = asyncio.run(replay_dead_letters(broker, topic, positions, settings=settings))
     except UnknownDeadLetterError as error:
         err.print(f"[red]{error}[/red]")
         raise typer.Exit(code=1) from error

@@ -19,6 +19,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,6 +31,7 @@ from deploy.local.events_tail import data_highlights, follow
 from deploy.local.stack import default_data_dir
 from shared.auth import Role
 from shared.events.registry import TOPICS
+from shared.settings import KafkaSettings, describe_settings_error
 
 console = Console()
 err = Console(stderr=True)
@@ -68,6 +70,17 @@ def reported_errors() -> Iterator[None]:
         fail(f"[red]The service refused ({exc.status_code}):[/red]\n{escape(body)}", EXIT_FAILED)
     except KafkaError as exc:  # the broker unreachable (a stopped stack, a wrong --bootstrap) or refusing
         fail(f"[red]The Kafka broker failed:[/red] {escape(str(exc))}", EXIT_FAILED)
+
+
+def kafka_settings(bootstrap: str | None) -> KafkaSettings | None:
+    """The TLS/SASL settings for a broker named by --bootstrap: the MENTORLOOM_KAFKA_* variables the services read.
+    None for the local stack's own broker, which speaks PLAINTEXT whatever the environment says."""
+    if bootstrap is None:
+        return None
+    try:
+        return KafkaSettings()
+    except ValidationError as error:
+        fail(f"[red]Invalid Kafka settings:[/red]\n{escape(describe_settings_error(error))}", EXIT_USAGE)
 
 
 def write_json(value: Any) -> None:
@@ -284,7 +297,12 @@ def events_tail(
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest record.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many records.")] = None,
     seconds: Annotated[float | None, typer.Option("--for", min=0.1, help="Stop after this many seconds.")] = None,
-    bootstrap: Annotated[str | None, typer.Option(help="Broker address (default: the local stack's).")] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(
+            help="Broker address (default: the local stack's); MENTORLOOM_KAFKA_SECURITY_PROTOCOL etc. apply."
+        ),
+    ] = None,
     data_dir: DataDir = default_data_dir(),
     as_json: AsJson = False,
 ) -> None:
@@ -293,13 +311,15 @@ def events_tail(
     unknown = [t for t in topics if t not in TOPICS]
     if unknown:
         fail(f"[red]Unknown topic(s) {', '.join(unknown)}[/red]; known: {', '.join(TOPICS)}", EXIT_USAGE)
+    settings = kafka_settings(bootstrap)
     broker = bootstrap or endpoints(data_dir).kafka_bootstrap
     with contextlib.suppress(KeyboardInterrupt), reported_errors():
-        asyncio.run(_tail(broker, topics, event_type or [], from_beginning, limit, seconds, as_json))
+        asyncio.run(_tail(broker, settings, topics, event_type or [], from_beginning, limit, seconds, as_json))
 
 
 async def _tail(
     bootstrap: str,
+    settings: KafkaSettings | None,
     topics: list[str],
     types: list[str],
     from_beginning: bool,
@@ -313,7 +333,7 @@ async def _tail(
     shown = 0
     if not as_json:
         err.print(f"[dim]following {', '.join(topics)} on {bootstrap} (Ctrl-C stops)[/dim]")
-    async for record in follow(bootstrap, topics, from_beginning=from_beginning, stop=stop):
+    async for record in follow(bootstrap, topics, from_beginning=from_beginning, stop=stop, settings=settings):
         if types and not any(t in record.ce_type for t in types):
             continue
         if as_json:

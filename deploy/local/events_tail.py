@@ -21,7 +21,8 @@ from jsonschema import Draft202012Validator
 from shared.events.envelope import EventDecodeError, EventEnvelope, decode
 from shared.events.models import EventData
 from shared.events.registry import TOPICS
-from shared.messaging.kafka import seek_past_the_last_record
+from shared.messaging.kafka import client_options, seek_past_the_last_record
+from shared.settings import KafkaSettings
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "docs" / "events" / "schemas"
 
@@ -114,15 +115,18 @@ async def follow(
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
     poll_ms: int = 500,
+    settings: KafkaSettings | None = None,
 ) -> AsyncIterator[StreamRecord]:
     """Records of `topics` as they arrive (from the start of each partition with `from_beginning`), until `stop`;
-    `ready` is set once the consumer is positioned (what is published from then on is shown)."""
+    `ready` is set once the consumer is positioned (what is published from then on is shown); `settings`: the
+    brokers' TLS/SASL."""
     wanted = list(topics)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        **client_options(settings),
     )
     try:
         await consumer.start()  # inside: a broker that cannot be reached still leaves a closed consumer

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.db import driver_connection
 from shared.events.registry import dead_letter_topic
 from shared.ids import id_text
-from shared.messaging.kafka import make_producer
+from shared.messaging.kafka import client_options, make_producer
 from shared.observability import (
     CONSUMER_BATCH_RECORDS,
     CONSUMER_LAG,
@@ -43,6 +43,7 @@ from shared.observability import (
     HANDLER_ERRORS,
 )
 from shared.periodic import pause_unless_stopped
+from shared.settings import KafkaSettings
 from shared.tracing import child_traceparent, reset_traceparent, set_traceparent
 
 log = structlog.get_logger(__name__)
@@ -166,6 +167,7 @@ class ConsumerRunner(Generic[E]):
     backoff_max: float = 5.0
     session_timeout_ms: int = 10_000
     fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch for data: bounds idle latency
+    kafka_settings: KafkaSettings | None = None  # the brokers' TLS/SASL (None: PLAINTEXT)
     consumer: AIOKafkaConsumer | None = None
     _producer: AIOKafkaProducer | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -192,8 +194,9 @@ class ConsumerRunner(Generic[E]):
             fetch_max_wait_ms=self.fetch_max_wait_ms,
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=min(3000, self.session_timeout_ms // 3),
+            **client_options(self.kafka_settings),
         )
-        self._producer = make_producer(self.bootstrap, client_id=f"{self.name}-dlq")
+        self._producer = make_producer(self.bootstrap, client_id=f"{self.name}-dlq", settings=self.kafka_settings)
         await self._producer.start()
         await self.consumer.start()
         self.consumer.subscribe(list(self.topics), listener=_FinishBatchBeforeRevoke(self._batch_lock, self.assigned))

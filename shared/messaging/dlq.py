@@ -18,9 +18,11 @@ from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 from aiokafka import ConsumerRecord
+from pydantic import ValidationError
 
 from shared.events.registry import DEAD_LETTER_SUFFIX
 from shared.messaging.kafka import make_producer, read_topic_to_end
+from shared.settings import KafkaSettings, describe_settings_error
 
 
 class Position(NamedTuple):
@@ -65,10 +67,13 @@ def require_dead_letter_topic(topic: str) -> None:
         )
 
 
-async def read_dead_letters(bootstrap: str, topic: str, limit: int = 1000) -> list[DeadLetter]:
+async def read_dead_letters(
+    bootstrap: str, topic: str, limit: int = 1000, *, settings: KafkaSettings | None = None
+) -> list[DeadLetter]:
     """Read a dead-letter topic from the start without joining a group (inspection changes nothing)."""
     require_dead_letter_topic(topic)
-    return [_dead_letter(topic, r) for r in await read_topic_to_end(bootstrap, topic, limit=limit)]
+    records = await read_topic_to_end(bootstrap, topic, limit=limit, settings=settings)
+    return [_dead_letter(topic, r) for r in records]
 
 
 def _dead_letter(topic: str, r: ConsumerRecord[bytes, bytes]) -> DeadLetter:
@@ -104,13 +109,17 @@ def parse_position(text: str) -> Position:
 
 
 async def replay_dead_letters(
-    bootstrap: str, topic: str, positions: Collection[Position] | None = None
+    bootstrap: str,
+    topic: str,
+    positions: Collection[Position] | None = None,
+    *,
+    settings: KafkaSettings | None = None,
 ) -> list[DeadLetter]:
     """Republish dead letters (all, or those at the given positions) to their original topics.
 
     Raises UnknownDeadLetterError, replaying nothing, when a given position holds no dead letter (a typo must not
     pass for a replay)."""
-    letters = await read_dead_letters(bootstrap, topic, limit=1_000_000)  # refuses a topic that is not one
+    letters = await read_dead_letters(bootstrap, topic, limit=1_000_000, settings=settings)  # refuses a non-DLQ
     if positions is not None:
         wanted = set(positions)
         letters = [d for d in letters if Position(d.partition, d.offset) in wanted]
@@ -118,7 +127,7 @@ async def replay_dead_letters(
         if missing:
             names = ", ".join(f"{p.partition}:{p.offset}" for p in sorted(missing))
             raise UnknownDeadLetterError(f"no dead letter at {names} in {topic}; nothing replayed")
-    producer = make_producer(bootstrap, client_id="mentorloom-dlq-replay")
+    producer = make_producer(bootstrap, client_id="mentorloom-dlq-replay", settings=settings)
     await producer.start()
     try:
         sent = [
@@ -164,8 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         require_dead_letter_topic(args.topic)
     except NotADeadLetterTopicError as error:
         parser.error(str(error))  # exits 2, as for any other bad argument
+    try:  # the brokers' TLS/SASL, from the MENTORLOOM_KAFKA_* variables the services read
+        settings = KafkaSettings()
+    except ValidationError as error:
+        parser.error(f"invalid Kafka settings:\n{describe_settings_error(error)}")
     if args.command == "list":
-        letters = asyncio.run(read_dead_letters(args.bootstrap, args.topic))
+        letters = asyncio.run(read_dead_letters(args.bootstrap, args.topic, settings=settings))
         if args.json:
             json.dump([d.summary() for d in letters], sys.stdout, indent=2)
             print()
@@ -177,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{len(letters)} dead letter(s) in {args.topic}")
         return 0
     try:
-        letters = asyncio.run(replay_dead_letters(args.bootstrap, args.topic, args.at))
+        letters = asyncio.run(replay_dead_letters(args.bootstrap, args.topic, args.at, settings=settings))
     except UnknownDeadLetterError as error:
         print(error, file=sys.stderr)
         return 1

