@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import ConsumerRecord
 from jsonschema import Draft202012Validator
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -27,8 +27,9 @@ from shared.events.models import CheckInDue, CheckInMissed
 from shared.events.registry import MATCHING_TOPIC, PROFILES_TOPIC, SCHEDULING_TOPIC
 from shared.events.values import MeetingFormat
 from shared.messaging.consumer import ConsumerRunner
-from shared.messaging.kafka import ensure_topics, make_producer
+from shared.messaging.kafka import ensure_topics, make_producer, read_topic_to_end
 from shared.messaging.outbox import OutboxRelay
+from tests.consumer_groups import start_group_at_the_end
 
 pytestmark = pytest.mark.integration
 
@@ -49,8 +50,10 @@ async def test_plans_for_several_programs_are_generated_from_events_read_off_kaf
         monthly.program(check_in_cadence_days=30, milestones={"first_meeting_within_days": 10}),
     ]
     accepted = [weekly.match(START), weekly.match(START + timedelta(days=3)), monthly.match(START)]
+    group = f"scheduling-test-{unique}"
+    # The group reads what this test publishes, not every earlier test's events on the shared topics.
+    await start_group_at_the_end(settings.kafka_bootstrap, group, [PROFILES_TOPIC, MATCHING_TOPIC])
     producer = make_producer(settings.kafka_bootstrap)
-    await ensure_topics(settings.kafka_bootstrap, [PROFILES_TOPIC, MATCHING_TOPIC])
     await producer.start()
     try:
         # Matches first: a match whose program is not yet known is planned when the program arrives.
@@ -63,7 +66,7 @@ async def test_plans_for_several_programs_are_generated_from_events_read_off_kaf
     from services.scheduling.application.projection import make_handler
 
     runner = ConsumerRunner(
-        name=f"scheduling-test-{unique}",
+        name=group,
         topics=[PROFILES_TOPIC, MATCHING_TOPIC],
         bootstrap=settings.kafka_bootstrap,
         sessions=session_factory(db),
@@ -207,23 +210,19 @@ async def test_two_sweepers_running_concurrently_emit_each_check_in_due_once(db,
 
 
 async def read_ids(bootstrap: str, topic: str, wanted: set[str]) -> list[str]:
-    """The ce_ids of ``wanted`` found on the topic (with repeats), reading until all were seen or 30 s passed."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    found: list[str] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + 30
-        while set(found) < wanted and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                for record in records:
-                    ce_id = dict(record.headers).get("ce_id", b"").decode()
-                    if ce_id in wanted:
-                        found.append(ce_id)
-        # One more poll so a duplicate right behind the last wanted record would be seen too.
-        for records in (await consumer.getmany(timeout_ms=500)).values():
-            found.extend(ce for r in records if (ce := dict(r.headers).get("ce_id", b"").decode()) in wanted)
-    finally:
-        await consumer.stop()
+    """The ce_ids of ``wanted`` on the topic, with repeats: read to its end, so call it once the outbox is empty."""
+    return [ce_id for _, ce_id in await _records_with_ids(bootstrap, topic, wanted)]
+
+
+async def _records_with_ids(
+    bootstrap: str, topic: str, wanted: set[str]
+) -> list[tuple[ConsumerRecord[bytes, bytes], str]]:
+    """The records whose ce_id is in ``wanted`` (other tests' events share the topic), with their ce_ids."""
+    found: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
+    for record in await read_topic_to_end(bootstrap, topic):
+        ce_id = dict(record.headers).get("ce_id", b"").decode()
+        if ce_id in wanted:
+            found.append((record, ce_id))
     return found
 
 
@@ -250,7 +249,7 @@ async def test_swept_events_published_by_the_relay_decode_and_match_the_publishe
     await producer.start()
     try:
         await ensure_topics(settings.kafka_bootstrap, [SCHEDULING_TOPIC])
-        await OutboxRelay(db, producer, service="scheduling-test").drain()
+        assert await OutboxRelay(db, producer, service="scheduling-test").drain() == len(wanted)
     finally:
         await producer.stop()
     records = await read_records(settings.kafka_bootstrap, SCHEDULING_TOPIC, wanted)
@@ -266,20 +265,12 @@ async def test_swept_events_published_by_the_relay_decode_and_match_the_publishe
 
 
 async def read_records(bootstrap: str, topic: str, wanted: set[str]) -> list[tuple[list[tuple[str, bytes]], bytes]]:
-    """The (headers, value) of the records whose ce_id is in ``wanted``, reading until all came or 30 s passed."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
+    """The (headers, value) of the records whose ce_id is in ``wanted``, each once: the topic read to its end, so call
+    it once the outbox is empty."""
     found: dict[str, tuple[list[tuple[str, bytes]], bytes]] = {}
-    try:
-        deadline = asyncio.get_running_loop().time() + 30
-        while set(found) < wanted and asyncio.get_running_loop().time() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=300)).values():
-                for record in batch:
-                    ce_id = dict(record.headers).get("ce_id", b"").decode()
-                    if ce_id in wanted and record.value is not None:
-                        found[ce_id] = (list(record.headers), record.value)
-    finally:
-        await consumer.stop()
+    for record, ce_id in await _records_with_ids(bootstrap, topic, wanted):
+        if record.value is not None:
+            found[ce_id] = (list(record.headers), record.value)
     return list(found.values())
 
 
