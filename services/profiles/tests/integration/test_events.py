@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from services.profiles.adapters import repository as repo
 from services.profiles.adapters.orm import participants
@@ -17,7 +16,7 @@ from services.profiles.tests.integration.conftest import Api, Tenant
 from shared.events.envelope import EventEnvelope, decode
 from shared.events.models import EnrollmentChanged, EventData, ProfileErased, ProfileUpdated, ProgramUpdated
 from shared.events.registry import PROFILES_TOPIC
-from shared.messaging.kafka import ensure_topics, make_producer
+from shared.messaging.kafka import ensure_topics, make_producer, read_topic_to_end
 from shared.messaging.outbox import OutboxRelay, add_events
 
 pytestmark = pytest.mark.integration
@@ -32,27 +31,14 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     await p.stop()
 
 
-async def tenant_events(
-    bootstrap: str, tenant_id: uuid.UUID, expected: int, limit_seconds: float = 20.0
-) -> list[tuple[bytes, EventEnvelope[EventData]]]:
-    """Decoded (key, event) of one tenant on the profiles topic, read from the start until `expected` arrived."""
-    consumer = AIOKafkaConsumer(
-        PROFILES_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
+async def tenant_events(bootstrap: str, tenant_id: uuid.UUID) -> list[tuple[bytes, EventEnvelope[EventData]]]:
+    """Decoded (key, event) of one tenant on the profiles topic, each event once (delivery is at least once), in the
+    order they happened. The topic is read to its end: call it once the outbox is empty."""
     found: dict[uuid.UUID, tuple[bytes, EventEnvelope[EventData]]] = {}
-    deadline = time.monotonic() + limit_seconds
-    try:
-        while len(found) < expected and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                for record in records:
-                    headers = dict(record.headers)
-                    if headers.get("ce_tenantid") != str(tenant_id).encode():
-                        continue
-                    envelope = decode(record.headers, record.value)
-                    found[envelope.id] = (record.key or b"", envelope)  # at least once: keep each event once
-    finally:
-        await consumer.stop()
+    for record in await read_topic_to_end(bootstrap, PROFILES_TOPIC):
+        if dict(record.headers).get("ce_tenantid") == str(tenant_id).encode():  # other tests share the topic
+            envelope = decode(record.headers, record.value)
+            found[envelope.id] = (record.key or b"", envelope)
     return sorted(found.values(), key=lambda item: item[1].time)
 
 
@@ -66,7 +52,7 @@ async def test_every_change_is_published_keyed_by_its_aggregate_with_growing_ver
     assert erased.status_code == 204
 
     assert await OutboxRelay(api.runtime.engine, producer, service="profiles-test").drain() == 5
-    events = await tenant_events(kafka_bootstrap, tenant.id, expected=5)
+    events = await tenant_events(kafka_bootstrap, tenant.id)
 
     kinds = [(type(e.data).__name__, key.decode()) for key, e in events]
     person, program = str(tenant.person_id), str(tenant.program_id)
@@ -106,7 +92,7 @@ async def test_an_imported_row_emits_its_profile_and_enrolment(
     )
     assert response.status_code == 201
     assert await relay.drain() == 2
-    events = [e.data for _, e in await tenant_events(kafka_bootstrap, tenant.id, expected=5)][3:]
+    events = [e.data for _, e in await tenant_events(kafka_bootstrap, tenant.id)][3:]
     profile, enrolment = events
     assert isinstance(profile, ProfileUpdated)
     assert profile.external_id == "H1"
@@ -132,5 +118,5 @@ async def test_an_event_written_in_a_rolled_back_transaction_is_never_published(
             await add_events(session, [repo.profile_event(row)])
             raise RuntimeError("a later step of the same unit of work failed")
     assert await relay.drain() == 0
-    people = {getattr(e.data, "person_id", None) for _, e in await tenant_events(kafka_bootstrap, tenant.id, 3, 3.0)}
+    people = {getattr(e.data, "person_id", None) for _, e in await tenant_events(kafka_bootstrap, tenant.id)}
     assert ghost not in people
