@@ -37,7 +37,10 @@ END_MARKER = "<!-- config-reference:end -->"
 # Kept here rather than in shared/settings.py, which this module's owners do not edit.
 FALLBACK_MEANINGS: dict[str, str] = {
     "environment": "`production` refuses dev-mode auth and requires a JWKS URL.",
-    "database_pool_size": "Connections per process to the service's database (mind replicas x pool size).",
+    "database_pool_size": (
+        "Connections each process keeps to the service's database; bursts open up to as many again (max_overflow),"
+        ' and a relay opens one more for its leader lock. Totals per database: "Database connections" above.'
+    ),
     "redis_url": "Redis for rate limits, Idempotency-Key replays and the sweeper lease.",
     "http_host": "Interface the API listens on.",
     "http_port": "Port the API listens on (the manifests' probes and Service target it).",
