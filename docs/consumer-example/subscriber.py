@@ -14,6 +14,9 @@ Run it against the local stack (`./dev up` in another terminal; `./dev mentorloo
 
     .venv/bin/python docs/consumer-example/subscriber.py --bootstrap 127.0.0.1:<port> \
         --type org.mentorloom.match.accepted.v1
+
+Against a secured cluster add `--security-protocol SASL_SSL --sasl-mechanism SCRAM-SHA-512 --sasl-username hr
+--ca-file ca.crt` with the password in `KAFKA_SASL_PASSWORD` (never on the command line, where `ps` shows it).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.helpers import create_ssl_context
 from jsonschema import Draft202012Validator, ValidationError
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "events" / "schemas"
@@ -89,11 +94,39 @@ class Subscriber:
         return list(self.db.execute("SELECT ce_id, type, subject FROM handled ORDER BY rowid"))
 
 
+def connection_options(
+    protocol: str = "PLAINTEXT",
+    *,
+    sasl_mechanism: str | None = None,
+    sasl_username: str | None = None,
+    ca_file: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, object]:
+    """aiokafka's keyword arguments for the cluster's security: TLS (SSL, SASL_SSL) verifies the brokers against
+    `ca_file` (the system's CAs without it); SASL takes the password from KAFKA_SASL_PASSWORD."""
+    options: dict[str, object] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=str(ca_file) if ca_file else None)
+    if protocol.startswith("SASL_"):
+        password = environ.get("KAFKA_SASL_PASSWORD")
+        if not (sasl_mechanism and sasl_username and password):
+            raise SystemExit(f"{protocol} needs --sasl-mechanism, --sasl-username and KAFKA_SASL_PASSWORD")
+        options |= {"sasl_mechanism": sasl_mechanism, "sasl_plain_username": sasl_username}
+        options["sasl_plain_password"] = password
+    return options
+
+
 async def run(
-    subscriber: Subscriber, bootstrap: str, group: str, stop: asyncio.Event, topics: Iterable[str] = TOPICS
+    subscriber: Subscriber,
+    bootstrap: str,
+    group: str,
+    stop: asyncio.Event,
+    topics: Iterable[str] = TOPICS,
+    connection: Mapping[str, object] | None = None,
 ) -> None:
     consumer = AIOKafkaConsumer(
         *topics,
+        **(connection or {}),
         bootstrap_servers=bootstrap,
         group_id=group,  # its own group: it never takes events away from anyone else
         enable_auto_commit=False,  # offsets are committed after the events are handled, never before
@@ -120,10 +153,22 @@ def main() -> None:
     parser.add_argument("--group", default="example-subscriber", help="this system's own consumer group")
     parser.add_argument("--database", type=Path, default=Path("example-subscriber.sqlite3"))
     parser.add_argument("--type", action="append", default=[], help="only these ce_types (repeat)")
+    parser.add_argument(
+        "--security-protocol", default="PLAINTEXT", choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+    )
+    parser.add_argument("--sasl-mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+    parser.add_argument("--sasl-username")
+    parser.add_argument("--ca-file", type=Path, help="the brokers' CA certificate (PEM); default: the system's CAs")
     args = parser.parse_args()
+    connection = connection_options(
+        args.security_protocol,
+        sasl_mechanism=args.sasl_mechanism,
+        sasl_username=args.sasl_username,
+        ca_file=args.ca_file,
+    )
     stop = asyncio.Event()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(Subscriber(args.database, args.type), args.bootstrap, args.group, stop))
+        asyncio.run(run(Subscriber(args.database, args.type), args.bootstrap, args.group, stop, connection=connection))
 
 
 if __name__ == "__main__":

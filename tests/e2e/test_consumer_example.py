@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import ssl
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -45,7 +46,8 @@ async def consume_until(
     example: ModuleType, subscriber: object, bootstrap: str, group: str, topic: str, done: object
 ) -> None:
     stop = asyncio.Event()
-    task = asyncio.create_task(example.run(subscriber, bootstrap, group, stop, topics=[topic]))
+    plaintext = example.connection_options()  # what the example passes for a local broker
+    task = asyncio.create_task(example.run(subscriber, bootstrap, group, stop, topics=[topic], connection=plaintext))
     for _ in range(300):
         if done():  # type: ignore[operator]
             break
@@ -95,3 +97,29 @@ async def test_the_example_subscriber_validates_events_and_handles_a_redelivered
     await consume_until(example, restarted, kafka_bootstrap, group, topic, lambda: restarted.duplicates >= 1)
     assert restarted.duplicates == 1
     assert restarted.handled() == handled
+
+
+def test_the_example_connects_to_a_secured_cluster_with_tls_and_sasl_from_its_flags_and_environment() -> None:
+    example = load_example()
+    assert example.connection_options() == {"security_protocol": "PLAINTEXT"}
+    options = example.connection_options(
+        "SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="hr-system",
+        environ={"KAFKA_SASL_PASSWORD": "s3cret"},
+    )
+    context = options.pop("ssl_context")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED  # the brokers' certificates are checked
+    assert options == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "hr-system",
+        "sasl_plain_password": "s3cret",
+    }
+
+
+def test_the_example_refuses_sasl_without_a_password_and_says_where_it_is_read_from() -> None:
+    example = load_example()
+    with pytest.raises(SystemExit, match="KAFKA_SASL_PASSWORD"):
+        example.connection_options("SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="hr-system", environ={})
