@@ -21,16 +21,6 @@ IDP_ISSUER = "https://idp.example.test/realms/mentorloom"
 AUDIENCE = "mentorloom-api"
 
 
-@pytest.fixture(autouse=True)
-def _no_mentorloom_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings in these tests come from arguments only, never from the developer's shell."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("MENTORLOOM_") and not name.startswith("MENTORLOOM_TEST_"):
-            monkeypatch.delenv(name)
-
-
 def dev_settings(**overrides: Any) -> ServiceSettings:
     values: dict[str, Any] = {
         "auth_mode": "dev",
