@@ -1,8 +1,9 @@
 """`mentorloom`: run the local stack, seed it, drive it and look inside it.
 
 mentorloom up [--no-demo]                 start PostgreSQL, Redis, the broker and every service, run the demo,
-                                          print where to look; Ctrl-C stops all
-mentorloom down                           stop a stack started from another terminal
+                                          print where to look; Ctrl-C (or closing the terminal) stops all
+mentorloom down                           stop a stack started from another terminal (or left by a launcher
+                                          that is gone)
 mentorloom status [--json]                what runs where
 mentorloom demo [--json]                  seed a realistic program and drive it through its lifecycle
 mentorloom token --role R [--tenant T]    mint a dev token (defaults: the demo's organisation and program)
@@ -11,22 +12,27 @@ mentorloom match round|approve            run a program's cohort round, approve 
 mentorloom events tail [--type T]         follow the event stream (pretty lines or --json)
 mentorloom dlq list|replay TOPIC          inspect or replay dead letters
 
-Exit codes: 0 ok, 1 the operation failed (a service refused, an import had failed rows, …), 2 usage error,
-3 no running stack.
+Exit codes: 0 ok, 1 the operation failed (a service refused, an import had failed rows, a service of `up` was not
+ready or exited, …), 2 usage error, 3 no running stack; `up` stopped by a signal before it was running: 128 + the
+signal's number (130 for Ctrl-C), as a shell reports it. Once running, a stop signal is the normal end: 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deploy.local.commands import (
@@ -40,7 +46,17 @@ from deploy.local.commands import (
     run_demo_with_progress,
     token_command,
 )
-from deploy.local.stack import LocalStack, default_data_dir, read_state, stop_running_stack
+from deploy.local.stack import (
+    LocalStack,
+    StackState,
+    StateFileError,
+    StopRequested,
+    StopSignals,
+    default_data_dir,
+    load_state,
+    stop_leftover_processes,
+    stop_running_stack,
+)
 
 app = typer.Typer(help="Mentorloom local stack and tools.", no_args_is_help=True, add_completion=False)
 dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
@@ -54,16 +70,54 @@ console = Console()
 err = Console(stderr=True)
 
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", help="Where the stack keeps data and logs (env MENTORLOOM_STACK_DIR).")
+    Path,
+    typer.Option(
+        "--data-dir", resolve_path=True, help="Where the stack keeps data and logs (env MENTORLOOM_STACK_DIR)."
+    ),
 ]
 
 
+def _load_state(data_dir: Path) -> StackState | None:
+    """The state file, or None; a damaged one is reported in a sentence (exit 1)."""
+    try:
+        return load_state(data_dir)
+    except StateFileError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(code=1) from exc
+
+
 def _require_state(data_dir: Path) -> dict[str, object]:
-    state = read_state(data_dir)
-    if state is None:
-        err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: mentorloom up")
+    state = _load_state(data_dir)
+    if state is None or not state.launcher_running():
+        leftovers = state.leftover_processes() if state is not None else []
+        if state is not None and leftovers:
+            err.print(
+                f"[red]The launcher of the stack in {data_dir} (pid {state.launcher_pid}) is gone,[/red] but "
+                f"{_names(leftovers)} still run; stop them with: mentorloom down"
+            )
+        else:
+            err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: mentorloom up")
         raise typer.Exit(code=3)
-    return state
+    return state.model_dump(mode="json")
+
+
+def _names(leftovers: Sequence[tuple[str, object]]) -> str:
+    return ", ".join(name for name, _ in leftovers)
+
+
+def _say(message: str) -> None:
+    """Print, even to a terminal that was closed (SIGHUP): stopping must go on when no one can read it."""
+    with contextlib.suppress(OSError):
+        console.print(message)
+
+
+def _step(message: str) -> None:
+    _say(f"[dim]•[/dim] {message}")
+
+
+def _warn(message: str) -> None:
+    with contextlib.suppress(OSError):
+        err.print(message)
 
 
 @app.command()
@@ -73,49 +127,116 @@ def up(
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Seed the demo program once everything is up.")] = True,
 ) -> None:
     """Start the whole platform locally, run the demo, and keep it running until Ctrl-C (or `mentorloom down`)."""
-    if read_state(data_dir) is not None:
-        err.print(f"[yellow]A stack is already running from {data_dir}[/yellow] (see `mentorloom status`).")
-        raise typer.Exit(code=2)
+    _refuse_a_second_stack(data_dir)
     stack = LocalStack(data_dir)
-    stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+    signals = StopSignals()
+    signals.install()
+    running = threading.Event()
     try:
-        stack.start_infrastructure(report=lambda m: console.print(f"[dim]•[/dim] {m}"))
-        stack.start_services(report=lambda m: console.print(f"[dim]•[/dim] {m}"))
-        stack.write_state()
-        ready = stack.wait_until_ready(ready_timeout) if stack.services else {}
-        _print_status(read_state(data_dir) or {}, ready)
-        if demo and all(ready.values()) and {"profiles", "matching"} <= set(stack.services):
-            try:
-                run_demo_with_progress(data_dir)
-            except Exception as exc:  # the platform still runs; the demo is a bonus
-                err.print(f"[red]The demo failed:[/red] {exc}")
-        if all(ready.values()):
-            print_guide(data_dir)
-        console.print("[bold green]Mentorloom is running.[/bold green] Ctrl-C (or `mentorloom down`) stops everything.")
-        while not stopping.wait(1.0):
-            for name, proc in stack.service_procs.items():
-                if not proc.alive():
-                    err.print(f"[red]service {name} exited[/red]; see {proc.log_path}")
-                    stopping.set()
+        code = _start_and_watch(stack, ready_timeout, demo, running)
+    except typer.Exit as exc:  # a command's own failure, already reported
+        signals.stopping()
+        code = exc.exit_code
+    except StopRequested as stop:
+        signals.stopping()
+        # Cut short during start-up: a shell's code for a command ended by that signal. Once the stack runs, a stop
+        # signal (Ctrl-C, `mentorloom down`) is how it is meant to end.
+        code = 0 if running.is_set() else 128 + stop.signum
+        _say(f"{signal.Signals(stop.signum).name} received: stopping everything")
     except Exception as exc:
-        err.print(f"[red]Start failed:[/red] {exc}")
-        stack.stop(report=lambda m: console.print(f"[dim]•[/dim] {m}"))
-        raise typer.Exit(code=1) from exc
-    stack.stop(report=lambda m: console.print(f"[dim]•[/dim] {m}"))
-    console.print("Stopped.")
+        signals.stopping()
+        _warn(f"[red]Start failed:[/red] {escape(str(exc))}")
+        code = 1
+    finally:
+        signals.stopping()  # a second Ctrl-C must not cut the orderly stop short
+        stack.stop(report=_step)
+    _say("Stopped.")
+    if code:
+        raise typer.Exit(code=code)
+
+
+def _refuse_a_second_stack(data_dir: Path) -> None:
+    state = _load_state(data_dir)
+    if state is None:
+        return
+    if state.launcher_running():
+        _warn(f"[yellow]A stack is already running from {data_dir}[/yellow] (see `mentorloom status`).")
+        raise typer.Exit(code=2)
+    leftovers = state.leftover_processes()
+    if leftovers:
+        _warn(
+            f"[yellow]The launcher of the stack in {data_dir} is gone, but {_names(leftovers)} still run[/yellow]; "
+            "stop them first with: mentorloom down"
+        )
+        raise typer.Exit(code=2)
+
+
+def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, running: threading.Event) -> int:
+    """Start everything, wait until the services are ready, run the demo, then watch the services; the exit code
+    when one of them fails. A stop signal raises StopRequested from wherever this is."""
+    stack.start_infrastructure(report=_step)
+    stack.start_services(report=_step)
+    ready = stack.wait_until_ready(ready_timeout) if stack.services else {}
+    _print_status(stack.state(), ready)
+    not_ready = [service for service, is_ready in ready.items() if not is_ready]
+    for service in not_ready:
+        _warn(
+            f"[red]Service {service} was not ready within {ready_timeout:.0f} s[/red]; "
+            f"see its log: {stack.service_procs[service].log_path}"
+        )
+    if not_ready:
+        return 1
+    if demo and {"profiles", "matching"} <= set(stack.services):
+        try:
+            run_demo_with_progress(stack.data_dir)
+        except typer.Exit:  # reported_errors has said what failed
+            _warn("The demo failed (see above); the platform itself runs.")
+        except Exception as exc:  # the platform still runs; the demo is a bonus
+            _warn(f"[red]The demo failed:[/red] {escape(str(exc))}; the platform itself runs.")
+    print_guide(stack.data_dir)
+    console.print("[bold green]Mentorloom is running.[/bold green] Ctrl-C (or `mentorloom down`) stops everything.")
+    running.set()
+    while True:
+        for name, proc in stack.service_procs.items():
+            if not proc.alive():
+                status = proc.process.returncode if proc.process is not None else None
+                _warn(
+                    f"[red]Service {name} exited (status {status})[/red]; see its log: {proc.log_path}. "
+                    "Stopping everything."
+                )
+                return 1
+        time.sleep(1.0)
 
 
 @app.command()
 def down(data_dir: DataDir = default_data_dir()) -> None:
-    """Stop a stack started by `mentorloom up` in another terminal."""
-    _require_state(data_dir)
-    if stop_running_stack(data_dir):
+    """Stop a stack started by `mentorloom up` in another terminal, or the servers its launcher left running."""
+    state = _load_state(data_dir)
+    if state is not None and state.launcher_running():
+        if not stop_running_stack(data_dir):
+            err.print("[red]The stack did not stop in time.[/red]")
+            raise typer.Exit(code=1)
         console.print("Stopped.")
-    else:
-        err.print("[red]The stack did not stop in time.[/red]")
-        raise typer.Exit(code=1)
+        return
+    leftovers = state.leftover_processes() if state is not None else []
+    if state is None or not leftovers:
+        unconfirmed = state.unconfirmed_pids() if state is not None else []
+        if unconfirmed:
+            err.print(
+                f"[red]No running stack found in {data_dir},[/red] but its state file names running processes "
+                f"without their start times (pids {', '.join(map(str, unconfirmed))}); stop them yourself if they "
+                "are this stack's servers."
+            )
+        elif state is not None:
+            (data_dir / "state.json").unlink(missing_ok=True)  # a stale file: nothing it names runs
+        if not unconfirmed:
+            err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: mentorloom up")
+        raise typer.Exit(code=3)
+    console.print(f"The launcher (pid {state.launcher_pid}) is gone; stopping what it left running.")
+    killed = stop_leftover_processes(leftovers, data_dir, report=_step)
+    if killed:
+        err.print(f"[yellow]{', '.join(killed)} did not stop in time and were killed.[/yellow]")
+    console.print("Stopped.")
 
 
 @app.command()
@@ -176,18 +297,31 @@ def dlq_list(
         typer.Option(help="broker address (default: the local stack's); MENTORLOOM_KAFKA_SECURITY_PROTOCOL etc. apply"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, in partition:offset order.")] = 1000,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many first (the next page: --offset 1000).")] = 0,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every one from --offset on (no --limit).")] = False,
 ) -> None:
-    """List dead letters with their error headers."""
+    """List dead letters with their error headers (the first 1,000 unless told otherwise; it says so)."""
     from shared.messaging.dlq import read_dead_letters
 
     _dead_letter_topic_argument(topic)
     with reported_errors():
         settings = kafka_settings(bootstrap)
-        letters = asyncio.run(read_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic, settings=settings))
+        # All of them, to say how many there are: a dead-letter topic is small next to the topic it serves.
+        every = asyncio.run(
+            read_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic, limit=sys.maxsize, settings=settings)
+        )
+    letters = every[offset:] if show_all else every[offset : offset + limit]
+    note = page_note(len(every), offset, len(letters))
     if as_json:
         sys.stdout.write(json.dumps([d.summary() for d in letters], indent=2) + "\n")
+        if note:
+            err.print(note)
         return
-    table = Table(title=f"{len(letters)} dead letter(s) in {topic}")
+    title = f"{len(every)} dead letter(s) in {topic}"
+    if note:
+        title = f"dead letters {offset + 1}–{offset + len(letters)} of {len(every)} in {topic}" if letters else title
+    table = Table(title=title)
     for col in ("partition:offset", "reason", "type", "event id", "error"):
         table.add_column(col)
     for d in letters:
@@ -199,6 +333,20 @@ def dlq_list(
             f"{d.error_type}: {d.error[:80]}",
         )
     console.print(table)
+    if note:
+        err.print(note)
+
+
+def page_note(total: int, offset: int, shown: int) -> str | None:
+    """What a listing that leaves dead letters out says: which of how many it shows and how to see the others; None
+    when it shows them all."""
+    if shown == total:
+        return None
+    if shown == 0:
+        return f"No dead letters shown: --offset {offset} is past the last of the {total}."
+    last = offset + shown
+    more = f"; the next with --offset {last}, or every one with --all" if last < total else ""
+    return f"Showed dead letters {offset + 1}–{last} of {total}{more}."
 
 
 @dlq_app.command("replay")

@@ -26,9 +26,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from rich.table import Table
 
 from deploy.local.client import ApiClient, ServiceError, StackEndpoints, StackNotRunningError, mint_token
-from deploy.local.demo import DemoProgram, import_csv, run_demo
+from deploy.local.demo import DemoError, DemoProgram, import_csv, run_demo
 from deploy.local.events_tail import data_highlights, follow
-from deploy.local.stack import default_data_dir
+from deploy.local.stack import StateFileError, default_data_dir
 from shared.auth import Role
 from shared.events.registry import TOPICS
 from shared.settings import KafkaSettings, describe_settings_error
@@ -41,7 +41,10 @@ EXIT_USAGE = 2
 EXIT_NO_STACK = 3
 
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", help="Where the stack keeps data and logs (env MENTORLOOM_STACK_DIR).")
+    Path,
+    typer.Option(
+        "--data-dir", resolve_path=True, help="Where the stack keeps data and logs (env MENTORLOOM_STACK_DIR)."
+    ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 TenantOption = Annotated[
@@ -70,6 +73,10 @@ def reported_errors() -> Iterator[None]:
         fail(f"[red]The service refused ({exc.status_code}):[/red]\n{escape(body)}", EXIT_FAILED)
     except KafkaError as exc:  # the broker unreachable (a stopped stack, a wrong --bootstrap) or refusing
         fail(f"[red]The Kafka broker failed:[/red] {escape(str(exc))}", EXIT_FAILED)
+    except StateFileError as exc:  # state.json or demo.json cut short or edited
+        fail(f"[red]{escape(str(exc))}[/red]", EXIT_FAILED)
+    except (DemoError, TimeoutError) as exc:  # a wait for the services gave up, or they answered with nothing to use
+        fail(f"[red]The demo failed:[/red] {escape(str(exc))}", EXIT_FAILED)
 
 
 def kafka_settings(bootstrap: str | None) -> KafkaSettings | None:
@@ -97,7 +104,8 @@ def tenant_and_program(
     data_dir: Path, tenant: uuid.UUID | None, program: uuid.UUID | None, *, need_program: bool = True
 ) -> tuple[uuid.UUID, uuid.UUID | None]:
     """Explicit ids, else the demo's (saved by `mentorloom demo`)."""
-    seeded = DemoProgram.load(data_dir)
+    with reported_errors():
+        seeded = DemoProgram.load(data_dir)
     tenant = tenant or (seeded.tenant if seeded else None)
     program = program or (seeded.program if seeded and seeded.tenant == tenant else None)
     if tenant is None or (need_program and program is None):
@@ -390,7 +398,11 @@ def demo_command(
 def print_guide(data_dir: Path) -> None:
     """Where to look: API docs, example calls with a fresh token, the event tail."""
     found = endpoints(data_dir)
-    seeded = DemoProgram.load(data_dir)
+    try:
+        seeded = DemoProgram.load(data_dir)
+    except StateFileError as exc:  # the guide still helps without the example calls
+        err.print(f"[yellow]{escape(str(exc))}[/yellow]")
+        seeded = None
     console.rule("[bold]where to look")
     for service, url in found.services.items():
         console.print(f"  {service:<11} API docs: [link={url}/docs]{url}/docs[/link]")

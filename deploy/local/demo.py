@@ -21,7 +21,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from deploy.local.client import INSTALLATION_TENANT, ApiClient, ServiceError, StackEndpoints, mint_token
+from deploy.local.stack import StateFileError
 
 Report = Callable[[str], None]
 Progress = Callable[[int, int], None]  # (done, total)
@@ -192,10 +195,19 @@ class DemoProgram:
 
     @classmethod
     def load(cls, data_dir: Path) -> DemoProgram | None:
+        """The saved ids, or None; raises StateFileError when the file is not one `save` wrote."""
         path = data_dir / "demo.json"
         if not path.exists():
             return None
-        return cls(**json.loads(path.read_text()))
+        try:
+            seeded = TypeAdapter(cls).validate_json(path.read_bytes())
+            for saved_id in (seeded.organisation_id, seeded.program_id):
+                uuid.UUID(saved_id)  # later commands build tokens from them
+        except (ValidationError, ValueError) as exc:
+            raise StateFileError(
+                f"The demo's saved ids in {path} are damaged; delete the file (or run `mentorloom demo` again)."
+            ) from exc
+        return seeded
 
     @property
     def tenant(self) -> uuid.UUID:
@@ -295,6 +307,10 @@ def resolve_people(client: ApiClient, seeded: DemoProgram, people: list[Person])
             target[person.external_id] = by_external[person.external_id]
 
 
+class DemoError(Exception):
+    """The services answered, but not with what the demo needs to go on; the message says what was missing."""
+
+
 def wait_until(what: str, probe: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
     """Poll `probe` until it returns something truthy (events take a moment to reach the other services)."""
     deadline = time.monotonic() + timeout
@@ -352,6 +368,11 @@ def run_demo(
             f"from CSV; {imported['rows_failed']} rows failed"
         )
         resolve_people(coord, seeded, people)
+        if not seeded.mentees:
+            raise DemoError(
+                f"none of the {mentees} imported mentees is in the program's participant list "
+                f"({imported['rows_imported']} rows imported, {imported['rows_failed']} failed)"
+            )
 
         first_mentee = next(iter(seeded.mentees.values()))
         listed = wait_until(

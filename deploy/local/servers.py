@@ -19,8 +19,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -60,6 +61,28 @@ def _tail(path: Path) -> str:
     return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
 
+#: The signals that ask a launcher to stop (see deploy.local.stack.StopSignals).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold the stop signals while a child is started and recorded, then deliver them: a handler that raises
+    (Ctrl-C's) between the fork and the assignment would leave a server running that no one knows to stop."""
+    if threading.current_thread() is not threading.main_thread():  # handlers run, and can be set, only there
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: held.append(signum)) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for signum in held:
+            signal.raise_signal(signum)
+
+
 @dataclass
 class ManagedProcess:
     """A child process we started, with its log file; stop() is idempotent."""
@@ -70,17 +93,16 @@ class ManagedProcess:
 
     def spawn(self, argv: list[str], *, user: str | None = None, env: dict[str, str] | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            user=user,
-            env=env,
-            start_new_session=True,  # Ctrl-C in a terminal reaches the launcher, which stops children in order
-        )
-        log.close()
+        with self.log_path.open("ab") as log, _stop_signals_held():
+            self.process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                user=user,
+                env=env,
+                start_new_session=True,  # Ctrl-C in a terminal reaches the launcher, which stops children in order
+            )
 
     @property
     def pid(self) -> int | None:

@@ -1,8 +1,10 @@
 """The local stack: PostgreSQL (one database per service), Redis, a Kafka-protocol broker, and the services.
 
 Everything runs as child processes of one launcher; a state file under the data dir lets `down` and
-`status` find them from another terminal. Kafka runs on memory storage, so topics are recreated (empty)
-on every start; PostgreSQL keeps its data in the data dir across restarts.
+`status` find them from another terminal. It records each process's pid with its start time, so that `down` can
+still stop the servers when the launcher is gone (killed, or its terminal closed before it could clean up) without
+ever signalling an unrelated process that got a recorded pid later. Kafka runs on memory storage, so topics are
+recreated (empty) on every start; PostgreSQL keeps its data in the data dir across restarts.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
 import psutil
+from pydantic import BaseModel, ValidationError
 
 from deploy.local.servers import EmbeddedKafka, EmbeddedPostgres, EmbeddedRedis, ManagedProcess, free_port, port_is_open
 
@@ -95,6 +99,7 @@ class LocalStack:
         self.redis.start()
         report(f"Kafka-protocol broker (tansu, memory storage) starting on {self.kafka.bootstrap}")
         self.kafka.start()
+        self.write_state()  # from here on `down` can find the servers even if this launcher is killed
         asyncio.run(_create_topics(self.kafka.bootstrap))
 
     def api_port_for(self, service: str) -> int:
@@ -107,8 +112,8 @@ class LocalStack:
             proc = ManagedProcess(service, self.data_dir / "logs" / f"{service}.log")
             proc.spawn([sys.executable, "-m", f"services.{service}", "all"], env=self.service_env(service))
             self.service_procs[service] = proc
+            self.write_state()
             report(f"service {service} starting on http://127.0.0.1:{self.api_ports[service]} (log: {proc.log_path})")
-        self.write_state()
 
     def wait_until_ready(self, timeout: float = 120.0) -> dict[str, bool]:
         deadline = time.monotonic() + timeout
@@ -124,23 +129,30 @@ class LocalStack:
             time.sleep(0.3)
         return ready
 
-    def write_state(self) -> None:
-        state = {
+    def state(self) -> dict[str, Any]:
+        """What `status`, `down` and the other commands read from the state file (see StackState)."""
+        return {
             "launcher_pid": os.getpid(),
+            "launcher_started": process_start_time(os.getpid()),
             "postgres": {
                 "port": self.postgres.port,
-                "pid": self.postgres.proc.pid,
+                **_recorded(self.postgres.proc),
                 # For people and their tools (`mentorloom status`, psql): the TCP address, which fits on a line.
                 "urls": {s: self.postgres.url(database_name(s)) for s in SERVICES},
             },
-            "redis": {"url": self.redis.url, "pid": self.redis.proc.pid},
-            "kafka": {"bootstrap": self.kafka.bootstrap, "pid": self.kafka.proc.pid},
+            "redis": {"url": self.redis.url, **_recorded(self.redis.proc)},
+            "kafka": {"bootstrap": self.kafka.bootstrap, **_recorded(self.kafka.proc)},
             "services": {
-                s: {"url": f"http://127.0.0.1:{self.api_ports[s]}", "pid": p.pid, "log": str(p.log_path)}
+                s: {"url": f"http://127.0.0.1:{self.api_ports[s]}", **_recorded(p), "log": str(p.log_path)}
                 for s, p in self.service_procs.items()
             },
         }
-        self.state_file.write_text(json.dumps(state, indent=2))
+
+    def write_state(self) -> None:
+        # Written whole, then renamed into place: a reader never sees a half-written file.
+        partial = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}")
+        partial.write_text(json.dumps(self.state(), indent=2))
+        partial.replace(self.state_file)
 
     def stop(self, report: Any = print) -> None:
         """Services first (they finish in-flight work), then the broker, Redis and PostgreSQL."""
@@ -164,26 +176,103 @@ async def _create_topics(bootstrap: str) -> None:
     await ensure_topics(bootstrap, [*TOPICS, *(dead_letter_topic(t) for t in TOPICS)])
 
 
-def read_state(data_dir: Path) -> dict[str, Any] | None:
+class StateFileError(Exception):
+    """The state file cannot be read as one (cut short, edited, or from another tool); the message says which."""
+
+
+class RecordedProcess(BaseModel):
+    pid: int
+    # psutil's create_time: tells the process we started from a later one that was given the same pid.
+    started: float | None = None
+
+
+class RecordedPostgres(RecordedProcess):
+    port: int
+    urls: dict[str, str]
+
+
+class RecordedRedis(RecordedProcess):
+    url: str
+
+
+class RecordedKafka(RecordedProcess):
+    bootstrap: str
+
+
+class RecordedService(RecordedProcess):
+    url: str
+    log: str
+
+
+class StackState(BaseModel):
+    """The state file's content, as LocalStack.state() writes it."""
+
+    launcher_pid: int
+    launcher_started: float | None = None
+    postgres: RecordedPostgres
+    redis: RecordedRedis
+    kafka: RecordedKafka
+    services: dict[str, RecordedService] = {}
+
+    def launcher_running(self) -> bool:
+        return _is_process(self.launcher_pid, self.launcher_started)
+
+    def leftover_processes(self) -> list[tuple[str, psutil.Process]]:
+        """The recorded servers that still run, in the order to stop them (services first, PostgreSQL last);
+        one whose start time was not recorded is never counted ours."""
+        recorded: list[tuple[str, RecordedProcess]] = [
+            *((f"service {name}", info) for name, info in self.services.items()),
+            ("kafka", self.kafka),
+            ("redis", self.redis),
+            ("postgres", self.postgres),
+        ]
+        return [(name, found) for name, info in recorded if (found := _our_process(info.pid, info.started)) is not None]
+
+    def unconfirmed_pids(self) -> list[int]:
+        """Recorded pids that run but without a recorded start time (a file from an older launcher): they may be
+        this stack's servers or may not, so they are neither stopped nor forgotten."""
+        recorded = [self.postgres, self.redis, self.kafka, *self.services.values()]
+        return [info.pid for info in recorded if info.started is None and _process_running(info.pid)]
+
+
+def load_state(data_dir: Path) -> StackState | None:
+    """The state file as written, whether or not its processes still run; None when there is none.
+
+    Raises StateFileError when the file is not a state file."""
     path = data_dir / "state.json"
-    if not path.exists():
-        return None
-    state: dict[str, Any] = json.loads(path.read_text())
     try:
-        running = _process_running(int(state["launcher_pid"]))
-    except (KeyError, ValueError):
-        running = False
-    if not running:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateFileError(f"Cannot read the stack's state file {path}: {exc.strerror}.") from exc
+    try:
+        return StackState.model_validate_json(text)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise StateFileError(
+            f"The stack's state file {path} is damaged ({where + ': ' if where else ''}{problem['msg']}); "
+            "if no stack runs from it, delete it."
+        ) from exc
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """The state of the stack whose launcher still runs; None when there is none (or only a stale file).
+
+    Raises StateFileError when the file is not a state file."""
+    state = load_state(data_dir)
+    if state is None or not state.launcher_running():
         return None  # a stale file from a launcher that is gone
-    return state
+    return state.model_dump(mode="json")
 
 
 def stop_running_stack(data_dir: Path, timeout: float = 90.0) -> bool:
     """Ask the launcher recorded in the state file to stop (as Ctrl-C would); wait until it has."""
-    state = read_state(data_dir)
-    if state is None:
+    state = load_state(data_dir)
+    if state is None or not state.launcher_running():
         return False
-    pid = int(state["launcher_pid"])
+    pid = state.launcher_pid
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -193,9 +282,123 @@ def stop_running_stack(data_dir: Path, timeout: float = 90.0) -> bool:
     return False
 
 
+#: How each server is asked to stop, and how long it gets before it is killed (as LocalStack.stop does it).
+_STOP_SIGNAL = {"postgres": (signal.SIGINT, 30.0), "kafka": (signal.SIGTERM, 10.0), "redis": (signal.SIGTERM, 10.0)}
+
+
+def stop_leftover_processes(
+    leftovers: list[tuple[str, psutil.Process]], data_dir: Path, report: Any = print
+) -> list[str]:
+    """Stop servers whose launcher is gone, in LocalStack.stop's order; remove the state file. Returns the names of
+    those that had to be killed."""
+    services = [(name, proc) for name, proc in leftovers if name.startswith("service ")]
+    stages: list[tuple[list[tuple[str, psutil.Process]], int, float]] = [(services, signal.SIGTERM, 20.0)]
+    stages += [([(name, proc)], *_STOP_SIGNAL[name]) for name, proc in leftovers if name in _STOP_SIGNAL]
+    killed: list[str] = []
+    for members, sig, timeout in stages:
+        for name, proc in members:
+            report(f"stopping {name} (pid {proc.pid})")
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(sig)  # psutil checks first that the pid is still this process
+        alive = _wait_gone([proc for _, proc in members], timeout)
+        for name, proc in members:
+            if proc in alive:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()
+                killed.append(name)
+        _wait_gone(alive, 5.0)
+    (data_dir / "state.json").unlink(missing_ok=True)
+    return killed
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Those still running after `timeout`. Not psutil.wait_procs: these are not our children, and one that exited
+    stays a zombie until whoever adopted it reaps it, which wait_procs would wait out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [proc for proc in procs if _still_running(proc)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def _still_running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def process_start_time(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _recorded(proc: ManagedProcess) -> dict[str, Any]:
+    return {"pid": proc.pid, "started": process_start_time(proc.pid)}
+
+
+def _our_process(pid: int, started: float | None) -> psutil.Process | None:
+    """The running process with this pid if it is the one started at `started` (None when that is unknown)."""
+    if started is None:
+        return None
+    try:
+        found = psutil.Process(pid)
+        # create_time has a clock tick's resolution and is computed the same way each time: equal, give or take.
+        if abs(found.create_time() - started) > 0.05 or found.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.Error:
+        return None
+    return found
+
+
+def _is_process(pid: int, started: float | None) -> bool:
+    """Whether the recorded process still runs; without a recorded start time (a file from an older launcher), any
+    process with that pid counts."""
+    return _our_process(pid, started) is not None if started is not None else _process_running(pid)
+
+
 def _process_running(pid: int) -> bool:
     """True while the process runs; a zombie (exited, not yet reaped by its parent) counts as stopped."""
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+class StopRequested(KeyboardInterrupt):
+    """A stop signal arrived (Ctrl-C, `mentorloom down`, the terminal closed): raised wherever the launcher is, so that
+    start-up, a readiness wait or the demo end at once. A KeyboardInterrupt, so that no `except Exception` swallows it
+    and asyncio lets it through as it does Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP raise StopRequested in the launcher's main thread, once: the launcher then stops
+    everything, and further signals must not interrupt that."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def install(self) -> None:
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def stopping(self) -> None:
+        """From now on signals are only noted: the launcher is stopping anyway."""
+        if self.received is None:
+            self.received = 0
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+            raise StopRequested(signum)

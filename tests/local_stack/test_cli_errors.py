@@ -1,0 +1,314 @@
+"""The `mentorloom` tool's answers to a damaged state file, a launcher that is gone, a demo that cannot go on, long
+dead-letter lists and relative paths: one sentence and a documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from deploy.local.cli import app as mentorloom
+from deploy.local.cli import page_note
+from deploy.local.commands import reported_errors
+from deploy.local.demo import DemoError
+from shared.events.registry import dead_letter_topic
+from shared.messaging.kafka import ensure_topics, make_producer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def words(text: str) -> str:
+    """The text with its line breaks and runs of spaces as single spaces: rich wraps long lines."""
+    return " ".join(text.split())
+
+
+def run(data_dir: Path, *args: str) -> Result:
+    return CliRunner().invoke(mentorloom, [*args, "--data-dir", str(data_dir)])
+
+
+def state(
+    launcher: tuple[int, float | None],
+    servers: Mapping[str, tuple[int, float | None]] | None = None,
+    services: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A state file as `up` writes it; `servers` gives the pid and start time of postgres, redis and kafka."""
+    pids = servers or {name: (2**22 + n, None) for n, name in enumerate(("postgres", "redis", "kafka"))}
+    return {
+        "launcher_pid": launcher[0],
+        "launcher_started": launcher[1],
+        "postgres": {"port": 5432, "pid": pids["postgres"][0], "started": pids["postgres"][1], "urls": {}},
+        "redis": {"url": "redis://127.0.0.1:1/0", "pid": pids["redis"][0], "started": pids["redis"][1]},
+        "kafka": {"bootstrap": "127.0.0.1:1", "pid": pids["kafka"][0], "started": pids["kafka"][1]},
+        "services": {
+            name: {"url": url, "pid": 2**22 + 10, "started": None, "log": f"/tmp/{name}.log"}
+            for name, url in (services or {}).items()
+        },
+    }
+
+
+def this_process() -> tuple[int, float]:
+    return os.getpid(), psutil.Process().create_time()
+
+
+# --- a damaged state file ------------------------------------------------------------------------------------------
+
+DAMAGED = {
+    "cut short": '{"launcher_pid": ',
+    "not an object": "[1]",
+    "a field missing": json.dumps({k: v for k, v in state(this_process()).items() if k != "kafka"}),
+    "a field of the wrong type": json.dumps({**state(this_process()), "launcher_pid": "abc"}),
+}
+COMMANDS = {
+    "status": ["status"],
+    "down": ["down"],
+    "up": ["up"],
+    "demo": ["demo"],
+    "events tail": ["events", "tail", "--for", "1"],
+    "dlq list": ["dlq", "list", "mentorloom.profiles.v1.dlq"],
+    "match round": ["match", "round", "--tenant", str(uuid.uuid4()), "--program", str(uuid.uuid4())],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_reading_a_damaged_state_file_says_so_in_a_sentence_and_exits_1(
+    tmp_path: Path, damage: str, command: str
+) -> None:
+    (tmp_path / "state.json").write_text(DAMAGED[damage])
+
+    result = run(tmp_path, *COMMANDS[command])
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), "no traceback"
+    assert f"The stack's state file {tmp_path / 'state.json'} is damaged (" in words(result.output)
+    assert words(result.output).endswith("if no stack runs from it, delete it.")
+
+
+def test_a_damaged_demo_file_is_named_in_a_sentence_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "demo.json").write_text('{"organisation_id": "not an id", "program_id": "x", "campus_ids": {}}')
+
+    result = run(tmp_path, "token")
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert f"The demo's saved ids in {tmp_path / 'demo.json'} are damaged;" in words(result.output)
+
+
+# --- a launcher that is gone, and a pid that is now another process's ---------------------------------------------
+
+
+@pytest.fixture
+def stand_ins() -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Processes standing in for a stack's servers (they stop on SIGINT and SIGTERM alike, as the servers do)."""
+    procs = {name: subprocess.Popen(["sleep", "600"]) for name in ("postgres", "redis", "kafka")}
+    yield procs
+    for proc in procs.values():
+        proc.kill()
+        proc.wait()
+
+
+def started(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
+    return proc.pid, psutil.Process(proc.pid).create_time()
+
+
+def gone_launcher() -> tuple[int, float]:
+    proc = subprocess.Popen(["true"])
+    pid, created = started(proc)
+    proc.wait()
+    return pid, created
+
+
+def test_down_stops_the_servers_a_gone_launcher_left_and_removes_the_state_file(
+    tmp_path: Path, stand_ins: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    servers = {name: started(proc) for name, proc in stand_ins.items()}
+    (tmp_path / "state.json").write_text(json.dumps(state(gone_launcher(), servers)))
+
+    result = run(tmp_path, "down")
+
+    assert result.exit_code == 0, result.output
+    assert "is gone; stopping what it left running" in words(result.output)
+    assert {name: proc.wait(10) for name, proc in stand_ins.items()} == {
+        "postgres": -signal.SIGINT,  # PostgreSQL's fast shutdown, as the launcher asks for it
+        "redis": -signal.SIGTERM,
+        "kafka": -signal.SIGTERM,
+    }
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_a_recorded_pid_that_is_now_another_process_is_never_signalled(
+    tmp_path: Path, stand_ins: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    # The pids are those of running processes, but not of the ones the file recorded (they started at another time).
+    launcher_pid, launcher_started = started(stand_ins["postgres"])
+    servers = {name: (proc.pid, started(proc)[1] - 100) for name, proc in stand_ins.items()}
+    (tmp_path / "state.json").write_text(json.dumps(state((launcher_pid, launcher_started - 100), servers)))
+
+    status = run(tmp_path, "status")
+    down = run(tmp_path, "down")
+
+    assert (status.exit_code, down.exit_code) == (3, 3), status.output + down.output
+    assert "No running stack found" in words(down.output)
+    assert all(proc.poll() is None for proc in stand_ins.values()), "none was signalled"
+    assert not (tmp_path / "state.json").exists(), "the stale file is gone"
+
+
+# --- the demo ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        TimeoutError("gave up waiting for the matching service to learn the program after 120 s"),
+        DemoError("none of the 240 imported mentees is in the program's participant list"),
+    ],
+)
+def test_a_demo_that_cannot_go_on_says_why_in_a_sentence_and_exits_1(
+    failure: Exception, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(typer.Exit) as exited, reported_errors():
+        raise failure
+
+    assert exited.value.exit_code == 1
+    assert words(capsys.readouterr().err) == f"The demo failed: {failure}"
+
+
+class ProfilesWithoutParticipants(BaseHTTPRequestHandler):
+    """The profiles API as far as the demo's first steps need it (a test's stand-in, as in test_api_client), with an
+    import that took no one."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.drain_body()
+        if self.path.endswith("/imports"):
+            self.answer({"id": str(uuid.uuid4()), "rows_imported": 0, "rows_failed": 4, "status": "completed"})
+        else:
+            self.answer({"id": str(uuid.uuid4())})
+
+    def do_GET(self) -> None:
+        self.answer({"items": [], "next_cursor": None})
+
+    def drain_body(self) -> None:
+        if self.headers.get("Transfer-Encoding") != "chunked":  # the CSV upload is streamed in chunks
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return
+        while size := int(self.rfile.readline().strip(), 16):
+            self.rfile.read(size + 2)
+        self.rfile.readline()
+
+    def answer(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_demo_whose_import_resolves_no_mentee_says_so_and_exits_1(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ProfilesWithoutParticipants)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        (tmp_path / "state.json").write_text(json.dumps(state(this_process(), services={"profiles": url})))
+
+        result = run(tmp_path, "demo", "--mentors", "2", "--mentees", "2")
+    finally:
+        server.shutdown()
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), "no traceback"
+    assert (
+        "The demo failed: none of the 2 imported mentees is in the program's participant list "
+        "(0 rows imported, 4 failed)" in words(result.output)
+    )
+
+
+# --- dlq list ------------------------------------------------------------------------------------------------------
+
+
+def test_a_listing_that_shows_every_dead_letter_says_nothing_more() -> None:
+    assert page_note(total=5, offset=0, shown=5) is None
+
+
+def test_a_listing_cut_short_says_which_of_how_many_it_shows_and_how_to_see_the_rest() -> None:
+    assert page_note(total=2500, offset=0, shown=1000) == (
+        "Showed dead letters 1–1000 of 2500; the next with --offset 1000, or every one with --all."
+    )
+    assert page_note(total=2500, offset=2000, shown=500) == "Showed dead letters 2001–2500 of 2500."
+    assert page_note(total=5, offset=9, shown=0) == "No dead letters shown: --offset 9 is past the last of the 5."
+
+
+@pytest.mark.integration
+def test_dlq_list_pages_with_limit_offset_and_all_and_says_how_many_there_are(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    dead = dead_letter_topic(f"t.paging.{unique}")
+
+    async def five_dead_letters() -> None:
+        await ensure_topics(kafka_bootstrap, [dead], partitions=1)
+        producer = make_producer(kafka_bootstrap)
+        await producer.start()
+        try:
+            for i in range(5):
+                await producer.send(dead, b"{}", headers=[("ce_id", f"e{i}".encode())], partition=0)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(five_dead_letters())
+
+    def listing(*args: str) -> Result:
+        return run(tmp_path, "dlq", "list", dead, "--bootstrap", kafka_bootstrap, *args)
+
+    first = listing("--limit", "2")
+    page = listing("--limit", "2", "--offset", "2", "--json")
+    every = listing("--all", "--json")
+
+    assert first.exit_code == 0, first.output
+    assert f"dead letters 1–2 of 5 in {dead}" in words(first.output)
+    assert "Showed dead letters 1–2 of 5; the next with --offset 2, or every one with --all." in words(first.output)
+    assert [d["event_id"] for d in json.loads(page.stdout)] == ["e2", "e3"]
+    assert "Showed dead letters 3–4 of 5" in page.stderr
+    assert [d["event_id"] for d in json.loads(every.stdout)] == [f"e{i}" for i in range(5)]
+    assert every.stderr == ""
+
+
+# --- ./dev from another directory ----------------------------------------------------------------------------------
+
+
+def test_dev_resolves_relative_paths_against_the_callers_directory(tmp_path: Path) -> None:
+    (tmp_path / "people.csv").write_text("external_id\n")
+    ids = ["--tenant", str(uuid.uuid4()), "--program", str(uuid.uuid4())]
+
+    result = subprocess.run(
+        [str(PROJECT_ROOT / "dev"), "mentorloom", "import", "people.csv", *ids],
+        cwd=tmp_path,
+        env={**os.environ, "MENTORLOOM_STACK_DIR": "my-stack"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # The CSV was found (else: a usage error, 2) and the stack dir is the caller's ./my-stack, where nothing runs.
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"no running stack found in {tmp_path / 'my-stack'};" in words(result.stderr)
