@@ -19,7 +19,10 @@ async def start_group_at_the_end(bootstrap: str, group: str, topics: Sequence[st
     """Commit each partition's current end as the position of ``group`` (a group not yet used), so a consumer of
     that group reads exactly what is published from now on. Call it before the test publishes anything."""
     await ensure_topics(bootstrap, topics)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    # A short fetch wait: the broker answers a fetch of an empty partition (which reports its end) after it.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
     try:
         await consumer.start()
         await consumer.topics()  # the cluster's metadata, which partitions_for_topic reads
