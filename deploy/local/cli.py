@@ -194,8 +194,8 @@ def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, runnin
         except Exception as exc:  # the platform still runs; the demo is a bonus
             _warn(f"[red]The demo failed:[/red] {escape(str(exc))}; the platform itself runs.")
     print_guide(stack.data_dir)
+    running.set()  # before saying so: a Ctrl-C prompted by the message is the normal end
     console.print("[bold green]Mentorloom is running.[/bold green] Ctrl-C (or `mentorloom down`) stops everything.")
-    running.set()
     while True:
         for name, proc in stack.service_procs.items():
             if not proc.alive():
