@@ -75,11 +75,17 @@ class LocalStack:
         return self.postgres.local_url(database_name(service))
 
     def service_env(self, service: str) -> dict[str, str]:
+        # The embedded broker speaks PLAINTEXT: a cluster's TLS/SASL settings exported in the developer's shell would
+        # make every service refuse to start (or fail to connect), so they are not passed on.
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MENTORLOOM_KAFKA_SASL_", "MENTORLOOM_KAFKA_SSL_"))
+        }
         env = {
-            **os.environ,
+            **inherited,
             "MENTORLOOM_SERVICE_NAME": service,
             "MENTORLOOM_DATABASE_URL": self.database_url(service),
             "MENTORLOOM_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "MENTORLOOM_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
             "MENTORLOOM_REDIS_URL": self.redis.url,
             "MENTORLOOM_HTTP_HOST": "127.0.0.1",
             "MENTORLOOM_HTTP_PORT": str(self.api_ports[service]),
