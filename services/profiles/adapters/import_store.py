@@ -149,7 +149,8 @@ class PreparedBatch:
 
 
 def prepare_batch(target: ImportTarget, rows: Sequence[ParsedRow], errors: list[RowError]) -> PreparedBatch:
-    processed = len(rows) + len(errors)
+    # Rows, not errors: a row with several bad cells has an error for each.
+    processed = len(rows) + len({error.row_number for error in errors})
     checked: list[ParsedRow] = []
     for row in rows:
         found = _catalogue_errors(row, target.catalogue_keys)

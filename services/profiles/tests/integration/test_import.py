@@ -57,6 +57,19 @@ async def test_good_rows_are_imported_and_bad_rows_reported_by_row_and_column(ap
     assert one["needs"] == [{"function_key": "writing_publishing", "level": "critical"}]
 
 
+async def test_a_row_with_several_bad_cells_counts_once_as_processed_and_failed(api: Api, tenant: Tenant) -> None:
+    # Three errors in one row (email, time zone, capacity of a mentee): one row processed, one failed, none unchanged.
+    three_errors = "E6,not-an-email,Six,2021-09-01,Mars/Olympus,,,,mentee,3,\n"
+    report = await upload(api, tenant, HEADER + GOOD_1 + three_errors)
+    assert len(report["errors"]) == 3
+    assert (report["rows_processed"], report["rows_imported"], report["rows_unchanged"], report["rows_failed"]) == (
+        2,
+        1,
+        0,
+        1,
+    )
+
+
 async def test_the_upload_answers_with_its_jobs_location_relative_to_the_upload(api: Api, tenant: Tenant) -> None:
     response = await api.client.post(
         f"/v1/programs/{tenant.program_id}/imports", content=HEADER + GOOD_1, headers=csv_headers(tenant.coordinator)
