@@ -94,21 +94,23 @@ MatchId = Annotated[UUID, Path(description="Match id.")]
 ProgramId = Annotated[UUID, Path(description="Program id.")]
 
 
-def _not_found() -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, "not found")
+def _not_found(what: str, ident: UUID) -> HTTPException:
+    """Names what was not found, as the other services do; the same words whether it does not exist or the caller
+    may not see it, so a 404 never tells which."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {ident} not found")
 
 
 async def _match_of_party(session: AsyncSession, principal: Principal, match_id: UUID) -> repo.MatchRow:
     match = await repo.get_match(session, principal.tenant, match_id)
     if match is None or principal.person_id not in match.party_ids:
-        raise _not_found()
+        raise _not_found("match", match_id)
     return match
 
 
 async def _require_manages(session: AsyncSession, principal: Principal, program_id: UUID) -> None:
     """The caller runs this program, and the program is known in the caller's tenant."""
     if not principal.manages(program_id) or not await repo.program_exists(session, principal.tenant, program_id):
-        raise _not_found()
+        raise _not_found("program", program_id)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -220,7 +222,7 @@ async def record_goal_progress(
     await repo.lock_agreement_row(session, match)
     agreement, version = await repo.load_agreement(session, match, lock=True)
     if agreement.plan is not None and not any(goal.goal_id == goal_id for goal in agreement.plan.goals):
-        raise _not_found()
+        raise _not_found("goal", goal_id)
     update = ProgressUpdate(percent=body.percent, note=body.note, recorded_at=now, recorded_by=principal.person_id)
     try:
         agreement = update_goal_progress(agreement, goal_id, update)
@@ -350,14 +352,14 @@ async def list_my_pulses(
 async def read_pulse(pulse_id: UUID, principal: AnyRolePrincipal, session: Session, now: Now) -> PulseOut:
     pulse = await repo.get_pulse(session, principal.tenant, pulse_id)
     if pulse is None:
-        raise _not_found()
+        raise _not_found("pulse", pulse_id)
     match = await repo.get_match(session, principal.tenant, pulse.match_id)
     if match is None:
-        raise _not_found()
+        raise _not_found("pulse", pulse_id)
     settings = await repo.program_settings(session, principal.tenant, pulse.program_id)
     out = _pulse_out(pulse, principal, match.party_ids, settings.pulse_config.questions, now)
     if out is None:
-        raise _not_found()
+        raise _not_found("pulse", pulse_id)
     return out
 
 
@@ -368,10 +370,10 @@ async def answer_pulse(
     """Answer one's own open pulse; emits FeedbackSubmitted (scores only) and re-assesses the match."""
     pulse = await repo.get_pulse(session, principal.tenant, pulse_id, lock=True)
     if pulse is None or pulse.respondent_id != principal.person_id:
-        raise _not_found()
+        raise _not_found("pulse", pulse_id)
     match = await repo.get_match(session, principal.tenant, pulse.match_id)
     if match is None:
-        raise _not_found()
+        raise _not_found("pulse", pulse_id)
     settings = await repo.program_settings(session, principal.tenant, pulse.program_id)
     try:
         answered = submit_pulse(
@@ -400,7 +402,7 @@ async def list_match_pulses(
     A party: only their own pulses of this match, never the partner's."""
     match = await repo.get_match(session, principal.tenant, match_id)
     if match is None or not (principal.person_id in match.party_ids or principal.coordinates(match.program_id)):
-        raise _not_found()
+        raise _not_found("match", match_id)
     settings = await repo.program_settings(session, principal.tenant, match.program_id)
     found = await repo.pulses_of_match(session, principal.tenant, match_id, MAX_LIST)
     views = (_pulse_out(pulse, principal, match.party_ids, settings.pulse_config.questions, now) for pulse in found)
@@ -508,7 +510,7 @@ async def resolve_match_concerns(
     match = await repo.get_match(session, principal.tenant, match_id)
     # A party of the match (even one who also coordinates) does not handle concerns about their own relationship.
     if match is None or principal.person_id in match.party_ids or not principal.coordinates(match.program_id):
-        raise _not_found()
+        raise _not_found("match", match_id)
     resolved = await app_logic.resolve_concerns(session, match, principal.subject, now)
     if not resolved:
         raise HTTPException(status.HTTP_409_CONFLICT, "this match has no open concern")

@@ -116,8 +116,11 @@ async def test_strangers_and_other_tenants_cannot_find_the_agreement(
     url = f"/v1/matches/{pair.match}/agreement"
     stranger = token(runtime, pair.tenant, person=People.fresh().mentee)
     other_tenant_mentee = token(runtime, People.fresh().tenant, person=pair.mentee)
-    assert (await client.get(url, headers=stranger)).status_code == 404
-    assert (await client.get(url, headers=other_tenant_mentee)).status_code == 404
+    for headers in (stranger, other_tenant_mentee):
+        refused = await client.get(url, headers=headers)
+        assert refused.status_code == 404
+        # It names what was not found, in the same words as for a match that does not exist.
+        assert refused.json()["detail"]["error_description"] == f"match {pair.match} not found"
     assert (await client.get(url)).status_code == 401
     coordinator = token(runtime, pair.tenant, coordinator_of=(pair.program,))
     assert (await client.get(url, headers=coordinator)).status_code == 403

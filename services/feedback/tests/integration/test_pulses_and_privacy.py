@@ -127,7 +127,10 @@ async def test_the_partner_never_sees_the_others_ratings_or_notes(
     # Even a partner who also coordinates the program.
     mentor_and_coordinator = token(runtime, pair.tenant, person=pair.mentor, coordinator_of=(pair.program,))
     for headers in (mentor, mentor_and_coordinator):
-        assert (await client.get(f"/v1/pulses/{pulse['pulse_id']}", headers=headers)).status_code == 404
+        hidden = await client.get(f"/v1/pulses/{pulse['pulse_id']}", headers=headers)
+        assert hidden.status_code == 404
+        # The words of a pulse that does not exist: the partner learns nothing from them.
+        assert hidden.json()["detail"]["error_description"] == f"pulse {pulse['pulse_id']} not found"
         listed = (await client.get(f"/v1/matches/{pair.match}/pulses", headers=headers)).json()
         assert {item["pulse_id"] for item in listed} <= {(await my_open_pulse(client, mentor))["pulse_id"]}
         assert all(item["scores"] is None for item in listed)
