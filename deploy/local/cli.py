@@ -209,16 +209,32 @@ def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, runnin
 
 
 @app.command()
-def down(data_dir: DataDir = default_data_dir()) -> None:
+def down(
+    data_dir: DataDir = default_data_dir(),
+    timeout: Annotated[
+        float, typer.Option(help="seconds the launcher gets to stop everything before its servers are stopped directly")
+    ] = 90.0,
+) -> None:
     """Stop a stack started by `mentorloom up` in another terminal, or the servers its launcher left running."""
     state = _load_state(data_dir)
+    launcher_killed = False
     if state is not None and state.launcher_running():
-        if not stop_running_stack(data_dir):
+        if stop_running_stack(data_dir, timeout=timeout):
+            console.print("Stopped.")
+            return
+        if not state.kill_launcher():  # an older state file: its launcher's identity cannot be confirmed
             err.print("[red]The stack did not stop in time.[/red]")
             raise typer.Exit(code=1)
+        err.print(
+            f"[yellow]The launcher (pid {state.launcher_pid}) did not stop within {timeout:.0f} s and was killed;"
+            " stopping its servers directly.[/yellow]"
+        )
+        launcher_killed = True
+    leftovers = state.leftover_processes() if state is not None else []
+    if launcher_killed and not leftovers:  # it had stopped its servers and hung after that
+        (data_dir / "state.json").unlink(missing_ok=True)
         console.print("Stopped.")
         return
-    leftovers = state.leftover_processes() if state is not None else []
     if state is None or not leftovers:
         unconfirmed = state.unconfirmed_pids() if state is not None else []
         if unconfirmed:
@@ -232,7 +248,8 @@ def down(data_dir: DataDir = default_data_dir()) -> None:
         if not unconfirmed:
             err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: mentorloom up")
         raise typer.Exit(code=3)
-    console.print(f"The launcher (pid {state.launcher_pid}) is gone; stopping what it left running.")
+    if not launcher_killed:
+        console.print(f"The launcher (pid {state.launcher_pid}) is gone; stopping what it left running.")
     killed = stop_leftover_processes(leftovers, data_dir, report=_step)
     if killed:
         err.print(f"[yellow]{', '.join(killed)} did not stop in time and were killed.[/yellow]")

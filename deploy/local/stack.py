@@ -234,6 +234,17 @@ class StackState(BaseModel):
         ]
         return [(name, found) for name, info in recorded if (found := _our_process(info.pid, info.started)) is not None]
 
+    def kill_launcher(self) -> bool:
+        """Kill a launcher that did not stop when asked (stuck in a server's stop, say), so that its servers can be
+        stopped directly; never a process that merely reuses its pid. False when no recorded start time confirms it."""
+        launcher = _our_process(self.launcher_pid, self.launcher_started)
+        if launcher is None:
+            return False
+        with contextlib.suppress(psutil.NoSuchProcess):
+            launcher.kill()
+        _wait_gone([launcher], 5.0)
+        return True
+
     def unconfirmed_pids(self) -> list[int]:
         """Recorded pids that run but without a recorded start time (a file from an older launcher): they may be
         this stack's servers or may not, so they are neither stopped nor forgotten."""

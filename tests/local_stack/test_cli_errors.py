@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -312,3 +313,37 @@ def test_dev_resolves_relative_paths_against_the_callers_directory(tmp_path: Pat
     # The CSV was found (else: a usage error, 2) and the stack dir is the caller's ./my-stack, where nothing runs.
     assert result.returncode == 3, result.stdout + result.stderr
     assert f"no running stack found in {tmp_path / 'my-stack'};" in words(result.stderr)
+
+
+def test_down_kills_a_launcher_stuck_past_its_timeout_and_stops_its_servers_directly(
+    tmp_path: Path, stand_ins: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    # A launcher that ignores the stop request (as one stuck in a hung server's stop would).
+    stuck = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert stuck.stdout is not None
+        assert stuck.stdout.readline(), "its SIGTERM handler is in place"
+        servers = {name: started(proc) for name, proc in stand_ins.items()}
+        (tmp_path / "state.json").write_text(json.dumps(state(started(stuck), servers)))
+
+        result = run(tmp_path, "down", "--timeout", "1")
+
+        assert result.exit_code == 0, result.output
+        assert "did not stop within 1 s and was killed; stopping its servers directly" in words(result.output)
+        assert stuck.wait(10) == -signal.SIGKILL
+        assert {name: proc.wait(10) for name, proc in stand_ins.items()} == {
+            "postgres": -signal.SIGINT,
+            "redis": -signal.SIGTERM,
+            "kafka": -signal.SIGTERM,
+        }
+        assert not (tmp_path / "state.json").exists()
+    finally:
+        stuck.kill()
+        stuck.wait()
