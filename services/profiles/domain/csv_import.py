@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from services.profiles.domain.model import (
     TEXT_CHECKED,
@@ -230,7 +231,14 @@ def _column_of(loc: tuple[int | str, ...]) -> str:
 
 
 def _errors(row_number: int, error: ValidationError) -> list[RowError]:
-    return [RowError(row_number, _column_of(e["loc"]), e["msg"]) for e in error.errors(include_url=False)]
+    return [RowError(row_number, _column_of(e["loc"]), _message(e)) for e in error.errors(include_url=False)]
+
+
+def _message(detail: ErrorDetails) -> str:
+    """pydantic's message without the 'Value error, ' it puts before a validator's own words."""
+    if detail["type"] == "value_error" and "error" in detail.get("ctx", {}):
+        return str(detail["ctx"]["error"])
+    return detail["msg"]
 
 
 # Cells were checked for NUL above, and strict UTF-8 decoding never yields surrogates.

@@ -102,6 +102,20 @@ def test_an_invalid_cell_is_reported_with_its_row_and_column(cells: dict[str, st
     assert (errors[0].row_number, errors[0].column) == (7, column)
 
 
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        ({"email": "nope"}, "an email address has the form local-part@domain"),
+        ({"time_zone": "Mars/Olympus"}, "unknown IANA time zone 'Mars/Olympus'"),
+        ({"role": "mentee", "capacity": "2"}, "a mentee-only enrolment has capacity 0"),
+    ],
+)
+def test_a_validators_message_reaches_the_report_in_its_own_words(cells: dict[str, str], message: str) -> None:
+    errors = parse_row(7, HEADER, row(**cells), {})
+    assert isinstance(errors, list)
+    assert errors[0].message == message  # not "Value error, …"
+
+
 def test_a_row_with_too_few_cells_is_an_error() -> None:
     errors = parse_row(3, HEADER, ["a@example.org"], {})
     assert isinstance(errors, list)
