@@ -8,7 +8,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -127,3 +128,15 @@ def runner(engine: AsyncEngine, bootstrap: str, topic: str, group: str, **kw) ->
         backoff_base=0.01,
         **kw,
     )
+
+
+async def committed_through(consumer: ConsumerRunner, topic: str, end: int) -> bool:  # type: ignore[type-arg]
+    """Whether the runner's group has committed partition 0 of `topic` up to `end`: every record before it has been
+    applied and its transaction committed (offsets are committed after it), so any double apply would show by now."""
+    if consumer.consumer is None:
+        return False
+    try:
+        committed = await consumer.consumer.committed(TopicPartition(topic, 0))
+    except KafkaError:
+        return False  # not yet a group member: asked again
+    return committed is not None and committed >= end

@@ -21,6 +21,7 @@ from shared.messaging.kafka import ensure_topics, make_producer, read_topic_to_e
 from shared.messaging.outbox import OutboxRelay, add_messages
 from tests.fixtures import KafkaEndpoint, broker_stopped
 from tests.messaging.support import (
+    committed_through,
     create_messaging_schema,
     effect_counts,
     eventually,
@@ -167,8 +168,7 @@ async def test_a_batch_mixing_seen_new_and_repeated_events_applies_each_new_even
     second = runner(schema, kafka_bootstrap, topic, f"g-{unique}")
     task = asyncio.create_task(second.run())
     try:
-        counts = await eventually(lambda: _counts_when(schema, lambda c: len(c) == 4))
-        await asyncio.sleep(0.5)  # a double apply would show as a second row by now
+        assert await eventually(lambda: committed_through(second, topic, 7)), "all seven records applied"
         counts = await effect_counts(schema)
     finally:
         second.stop()
@@ -197,10 +197,9 @@ async def test_a_batch_longer_than_a_slice_is_applied_in_one_transaction_with_du
     consumer = runner(schema, kafka_bootstrap, topic, f"g-{unique}", batch_size=100)
     task = asyncio.create_task(consumer.run())
     try:
-        counts = await eventually(lambda: _counts_when(schema, lambda c: len(c) == 5))
-        dead = await read_topic(kafka_bootstrap, dead_letter_topic(topic), expected=1)
-        await asyncio.sleep(0.5)  # a double apply would show as a second row by now
+        assert await eventually(lambda: committed_through(consumer, topic, 8)), "all eight records applied"
         counts = await effect_counts(schema)
+        dead = await read_whole_topic(kafka_bootstrap, dead_letter_topic(topic))
     finally:
         consumer.stop()
         await asyncio.wait_for(task, 20)
