@@ -252,6 +252,22 @@ async def update_versioned(
     return found
 
 
+async def unknown_participant_ids(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """The subset of `ids` that are not live (unerased) participants of this tenant."""
+    if not ids:
+        return set()
+    found = set(
+        await session.scalars(
+            select(participants.c.id).where(
+                participants.c.tenant_id == tenant_id, participants.c.id.in_(ids), participants.c.erased_at.is_(None)
+            )
+        )
+    )
+    return set(ids) - found
+
+
 async def campus_ids_exist(session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """The subset of `ids` that are not campuses of this tenant."""
     if not ids:

@@ -517,14 +517,31 @@ async def _reachable_participant(session: AsyncSession, principal: Principal, pe
 
 
 async def _check_profile_references(
-    session: AsyncSession, principal: Principal, fields: ProfileFields, person_id: uuid.UUID | None
+    session: AsyncSession,
+    principal: Principal,
+    fields: ProfileFields,
+    person_id: uuid.UUID | None,
+    current: RowMapping | None = None,
 ) -> None:
+    """The ids the profile names exist in the caller's organisation. Only those a write adds are looked up: a
+    manager or blocked person erased since they were stored must not make every later edit fail."""
     if fields.campus_id is not None and await repo.campus_ids_exist(session, principal.tenant, [fields.campus_id]):
         raise invalid(("campus_id",), "not a campus of this organisation", str(fields.campus_id))
     if person_id is not None and person_id in fields.blocked_person_ids:
         raise invalid(("blocked_person_ids",), "a person cannot block themselves", str(person_id))
     if person_id is not None and fields.manager_person_id == person_id:
         raise invalid(("manager_person_id",), "a person cannot be their own manager", str(person_id))
+    manager = fields.manager_person_id
+    stored_manager = current["manager_person_id"] if current is not None else None
+    added_managers = [manager] if manager is not None and manager != stored_manager else []
+    if await repo.unknown_participant_ids(session, principal.tenant, added_managers):
+        raise invalid(("manager_person_id",), "no such participant in this organisation", str(manager))
+    stored_blocked = set(current["blocked_person_ids"] or ()) if current is not None else set()
+    added = [blocked for blocked in fields.blocked_person_ids if str(blocked) not in stored_blocked]
+    unknown = await repo.unknown_participant_ids(session, principal.tenant, added)
+    for index, blocked in enumerate(fields.blocked_person_ids):
+        if blocked in unknown:
+            raise invalid(("blocked_person_ids", index), "no such participant in this organisation", str(blocked))
 
 
 @router.post(
@@ -613,7 +630,7 @@ def _profile_change(principal: Principal, person_id: uuid.UUID, patch: ProfileFi
             fields = ProfileFields.model_validate(merge(repo.profile_fields(current), patch))
         except ValidationError as error:
             raise invalid_from(error) from error
-        await _check_profile_references(session, principal, fields, person_id)
+        await _check_profile_references(session, principal, fields, person_id, current)
         return repo.profile_values(fields)
 
     return change

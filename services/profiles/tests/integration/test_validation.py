@@ -34,6 +34,8 @@ PROFILE_RULES: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
     ("affinity attributes without consent", {"affinity_attributes": ["caregiver"]}, ("affinity_attributes",)),
     ("an unknown field", {"shoe_size": 42}, ("shoe_size",)),
     ("a campus of no one", {"campus_id": str(uuid.uuid4())}, ("campus_id",)),
+    ("a manager who is no participant", {"manager_person_id": str(uuid.uuid4())}, ("manager_person_id",)),
+    ("blocking someone who is no participant", {"blocked_person_ids": [str(uuid.uuid4())]}, ("blocked_person_ids", 0)),
 ]  # fmt: skip
 
 
@@ -61,6 +63,32 @@ async def test_a_person_cannot_block_themselves(api: Api, tenant: Tenant) -> Non
     )
     assert response.status_code == 422
     assert names_field(response, ("blocked_person_ids",))
+
+
+async def test_a_manager_or_blocked_person_erased_later_does_not_stop_other_edits(api: Api, tenant: Tenant) -> None:
+    staff = tenant.coordinator
+    manager = await api.client.post("/v1/participants", json=profile("boss@example.org"), headers=staff)
+    manager_id = manager.json()["id"]
+    named = await api.client.post(
+        "/v1/participants",
+        json=profile("report@example.org", manager_person_id=manager_id, blocked_person_ids=[manager_id]),
+        headers=staff,
+    )
+    assert named.status_code == 201, named.text
+    erased = await api.client.delete(f"/v1/participants/{manager_id}", headers={**staff, "If-Match": '"1"'})
+    assert erased.status_code == 204
+    renamed = await api.client.patch(
+        f"/v1/participants/{named.json()['id']}",
+        json={"display_name": "Ada Renamed"},
+        headers={**staff, "If-Match": named.headers["ETag"]},
+    )
+    assert renamed.status_code == 200, renamed.text
+    # Naming the erased person anew is refused like any unknown id.
+    again = await api.client.post(
+        "/v1/participants", json=profile("new@example.org", manager_person_id=manager_id), headers=staff
+    )
+    assert again.status_code == 422
+    assert names_field(again, ("manager_person_id",))
 
 
 async def test_a_patch_breaking_a_rule_across_fields_names_the_field(api: Api, tenant: Tenant) -> None:
