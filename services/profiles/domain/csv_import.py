@@ -90,8 +90,9 @@ def check_header(header: list[str]) -> list[str]:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise HeaderError(f"missing required columns: {', '.join(missing)}")
-    if len(set(columns)) != len(columns):
-        raise HeaderError("a column appears twice")
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise HeaderError(f"columns that appear more than once: {', '.join(twice)}")
     return columns
 
 

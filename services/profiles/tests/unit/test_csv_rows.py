@@ -57,6 +57,11 @@ def test_unknown_and_missing_columns_are_refused() -> None:
         check_header(["email", "display_name", "tenure_start"])
 
 
+def test_a_column_named_twice_is_refused_by_name() -> None:
+    with pytest.raises(HeaderError, match=r"columns that appear more than once: email$"):
+        check_header(["email", "display_name", "tenure_start", "time_zone", "Email"])
+
+
 def test_an_update_writes_only_the_columns_the_header_names() -> None:
     assert stored_columns(["email", "display_name", "goal_text", "communication"]) == {
         "email", "display_name", "goals", "working_style"
