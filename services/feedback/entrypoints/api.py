@@ -16,7 +16,7 @@ sweeper has to flip rows (and nothing can be answered after the window, whatever
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -553,7 +553,9 @@ async def _report(
     )
 
 
-AsOf = Annotated[date | None, Query(description="Report date (default today, UTC).")]
+# The report counts check-ins due before the day after as_of: that day must exist.
+LAST_REPORT_DATE = date.max - timedelta(days=1)
+AsOf = Annotated[date | None, Query(le=LAST_REPORT_DATE, description="Report date (default today, UTC).")]
 
 
 @program_router.get("/report", responses=NOT_FOUND)

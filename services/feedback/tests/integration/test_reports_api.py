@@ -233,3 +233,17 @@ async def test_reports_and_the_at_risk_list_are_for_the_programs_coordinators_on
     operator = token(runtime, base.tenant, operator=True)
     assert (await client.get(url, headers=operator)).status_code == 200
     assert (await client.get(url, params={"as_of": "not-a-date"}, headers=operator)).status_code == 422
+
+
+async def test_a_report_date_at_the_end_of_the_calendar_is_refused_naming_as_of(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    base = People.fresh()
+    await apply(runtime, program(base))
+    coordinator = token(runtime, base.tenant, coordinator_of=(base.program,))
+    for path in ("report", "report.csv"):
+        refused = await client.get(
+            f"/v1/programs/{base.program}/{path}", params={"as_of": "9999-12-31"}, headers=coordinator
+        )
+        assert refused.status_code == 422, refused.text  # it was a 500: the day after as_of overflowed
+        assert refused.json()["detail"][0]["loc"] == ["query", "as_of"]
