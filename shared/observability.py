@@ -66,7 +66,13 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            # format_exc_info: a stdlib record's exc_info (uvicorn's "Exception in ASGI application") becomes the
+            # traceback text; without it the renderer wrote the repr of a traceback object and the stack was lost.
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
             foreign_pre_chain=shared_processors,
         )
     )
