@@ -114,9 +114,11 @@ def tenant_and_program(
 
 
 def coordinator_client(data_dir: Path, tenant: uuid.UUID | None, program: uuid.UUID | None) -> ApiClient:
+    # The stack first: with none running, "no running stack" (exit 3) is the news, not the missing demo ids.
+    found = endpoints(data_dir)
     found_tenant, found_program = tenant_and_program(data_dir, tenant, program)
     programs = [found_program] if found_program else []
-    return ApiClient(endpoints(data_dir), mint_token(found_tenant, [Role.COORDINATOR], programs=programs))
+    return ApiClient(found, mint_token(found_tenant, [Role.COORDINATOR], programs=programs))
 
 
 # --- token ---------------------------------------------------------------------------------------------------------

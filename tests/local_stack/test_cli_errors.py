@@ -4,6 +4,7 @@ dead-letter lists and relative paths: one sentence and a documented exit code, n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -107,6 +108,21 @@ def test_a_damaged_demo_file_is_named_in_a_sentence_and_exits_1(tmp_path: Path) 
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)
     assert f"The demo's saved ids in {tmp_path / 'demo.json'} are damaged;" in words(result.output)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["import", "people.csv"], ["match", "round"], ["match", "approve", str(uuid.uuid4())]],
+    ids=["import", "match round", "match approve"],
+)
+def test_a_command_for_a_stack_that_is_not_running_says_so_and_exits_3(tmp_path: Path, command: list[str]) -> None:
+    # A fresh directory: no stack and no demo ids. The stack is what is missing, not --tenant and --program.
+    (tmp_path / "people.csv").write_text("email,display_name,tenure_start,time_zone\n")
+    with contextlib.chdir(tmp_path):
+        result = run(tmp_path / "stack", *command)
+
+    assert result.exit_code == 3, result.output
+    assert "no running stack found" in words(result.output).lower()
 
 
 # --- a launcher that is gone, and a pid that is now another process's ---------------------------------------------
