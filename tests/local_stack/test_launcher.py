@@ -128,7 +128,9 @@ class Launcher:
         self.log = tmp_path / "launcher.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "deploy.local.cli", "up", "--no-demo", *args],
-            env={**os.environ, "MENTORLOOM_STACK_DIR": str(self.data_dir)},
+            # COLUMNS: rich folds a line longer than the console's 80 columns inside a long word (a log path under a
+            # deep temp dir), and no whitespace normalisation could join it again.
+            env={**os.environ, "MENTORLOOM_STACK_DIR": str(self.data_dir), "COLUMNS": "1000"},
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
         )
