@@ -296,13 +296,21 @@ def _kafka_bootstrap(data_dir: Path, bootstrap: str | None) -> str:
     return str(kafka["bootstrap"])
 
 
-def _dead_letter_topic_argument(topic: str) -> None:
+def _dead_letter_topic_argument(topic: str, bootstrap: str | None) -> None:
+    from shared.events.registry import TOPICS, dead_letter_topic
     from shared.messaging.dlq import NotADeadLetterTopicError, require_dead_letter_topic
 
     try:
         require_dead_letter_topic(topic)
     except NotADeadLetterTopicError as error:
         raise typer.BadParameter(str(error), param_hint="TOPIC") from error
+    known = [dead_letter_topic(t) for t in TOPICS]
+    # The local stack has only these: another name is a typo that would list "0 dead letters" as if all were well.
+    # Another broker (--bootstrap) may have dead-letter topics of its own.
+    if bootstrap is None and topic not in known:
+        raise typer.BadParameter(
+            f"the local stack has no dead-letter topic {topic!r}; it has {', '.join(known)}", param_hint="TOPIC"
+        )
 
 
 @dlq_app.command("list")
@@ -321,7 +329,7 @@ def dlq_list(
     """List dead letters with their error headers (the first 1,000 unless told otherwise; it says so)."""
     from shared.messaging.dlq import read_dead_letters
 
-    _dead_letter_topic_argument(topic)
+    _dead_letter_topic_argument(topic, bootstrap)
     with reported_errors():
         settings = kafka_settings(bootstrap)
         # All of them, to say how many there are: a dead-letter topic is small next to the topic it serves.
@@ -385,7 +393,7 @@ def dlq_replay(
     """Republish dead letters to their original topic (safe to repeat: consumers are idempotent)."""
     from shared.messaging.dlq import UnknownDeadLetterError, parse_position, replay_dead_letters
 
-    _dead_letter_topic_argument(topic)
+    _dead_letter_topic_argument(topic, bootstrap)
 
     try:
         positions = None if at is None else [parse_position(text) for text in at]

@@ -125,6 +125,18 @@ def test_a_command_for_a_stack_that_is_not_running_says_so_and_exits_3(tmp_path:
     assert "no running stack found" in words(result.output).lower()
 
 
+@pytest.mark.parametrize("command", ["list", "replay"])
+def test_a_misspelt_dead_letter_topic_of_the_local_stack_is_a_usage_error_naming_the_real_ones(
+    tmp_path: Path, command: str
+) -> None:
+    result = run(tmp_path, "dlq", command, "mentorloom.profile.v1.dlq")  # profile, not profiles
+
+    assert result.exit_code == 2, result.output  # it listed "0 dead letter(s)" and exited 0
+    said = words(result.output.replace("│", " "))  # typer's usage errors come in a box
+    assert "no dead-letter topic 'mentorloom.profile.v1.dlq'" in said
+    assert "mentorloom.profiles.v1.dlq" in said
+
+
 # --- a launcher that is gone, and a pid that is now another process's ---------------------------------------------
 
 
