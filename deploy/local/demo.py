@@ -420,7 +420,7 @@ def run_demo(
                 accepted += 1
         report(f"{accepted} proposals accepted by both people: their check-ins are planned by scheduling")
 
-        matches = list(coord.get("matching", f"/v1/programs/{seeded.program_id}/matches", limit=1000))
+        matches = list(coord.pages("matching", f"/v1/programs/{seeded.program_id}/matches"))
         by_state: dict[str, int] = {}
         for match in matches:
             by_state[match["state"]] = by_state.get(match["state"], 0) + 1

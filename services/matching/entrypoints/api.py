@@ -43,6 +43,7 @@ from shared.auth import AnyRolePrincipal, CoordinatorOrOperatorPrincipal, Partic
 from shared.clock import Clock
 from shared.events.values import ActorRole
 from shared.http_errors import error_responses, install_domain_errors
+from shared.paging import Offset, OffsetPage
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
@@ -217,7 +218,7 @@ async def end_match(match_id: MatchId, body: EndMatch, principal: AnyRolePrincip
     return EndedOut(match=_match_out(principal, updated), rematch=rematch)
 
 
-@router.get("/programs/{program_id}/matches", response_model=list[MatchOut], responses=_errors())
+@router.get("/programs/{program_id}/matches", response_model=OffsetPage[MatchOut], responses=_errors())
 async def list_program_matches(
     program_id: ProgramId,
     principal: CoordinatorOrOperatorPrincipal,
@@ -226,8 +227,8 @@ async def list_program_matches(
     state: MatchState | None = None,
     at_risk: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> list[MatchOut]:
+    offset: Offset = 0,
+) -> OffsetPage[MatchOut]:
     """The program's matches for its coordinators, e.g. ``?at_risk=true`` for those needing attention."""
     if not principal.manages(program_id):
         raise NotFoundError(f"program {program_id} not found")
@@ -237,8 +238,8 @@ async def list_program_matches(
         query = query.where(matches.c.state == state.value)
     if at_risk is not None:
         query = query.where(matches.c.at_risk.is_(at_risk))
-    found = await db.execute(query.order_by(matches.c.created_at, matches.c.match_id).limit(limit).offset(offset))
-    return [_match_out(principal, r) for r in found]
+    found = await db.execute(query.order_by(matches.c.created_at, matches.c.match_id).limit(limit + 1).offset(offset))
+    return OffsetPage[MatchOut].of(found, offset, limit, lambda row: _match_out(principal, row))
 
 
 async def _round_out(db: AsyncSession, principal: Principal, round_id: uuid.UUID) -> RoundOut:

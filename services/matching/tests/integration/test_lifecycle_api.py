@@ -249,3 +249,36 @@ async def test_a_mentor_with_one_free_slot_is_shown_on_one_open_shortlist_at_a_t
     assert not shown_first & shown_second, "each mentor's single slot is offered to one open list"
     again = (await client.get(shortlist_url(w, "amara"), headers=w.as_person(settings, "amara"))).json()
     assert {e["mentor_person_id"] for e in again["entries"]} == shown_first, "a mentee's own list does not count"
+
+
+async def test_a_programs_matches_page_by_offset_until_next_offset_is_null(client, settings, feed) -> None:
+    w = World()
+    await feed(w.program())
+    pairs = [(f"mentee{i}", f"mentor{i}") for i in range(5)]
+    for mentee, mentor in pairs:
+        await feed(*w.mentee(mentee), *w.mentor(mentor))
+    for mentee, mentor in pairs:
+        created = await client.post(
+            "/v1/matches",
+            json={
+                "program_id": str(w.program_id),
+                "mentee_person_id": str(w.id(mentee)),
+                "mentor_person_id": str(w.id(mentor)),
+            },
+            headers=w.as_coordinator(settings),
+        )
+        assert created.status_code == 201, created.text
+    url = f"/v1/programs/{w.program_id}/matches"
+    pages: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        response = await client.get(url, params={"limit": 2, "offset": offset}, headers=w.as_coordinator(settings))
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        offset = pages[-1]["next_offset"]
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert [page["next_offset"] for page in pages] == [2, 4, None]
+    seen = {m["mentee_person_id"] for page in pages for m in page["items"]}
+    assert seen == {str(w.id(mentee)) for mentee, _ in pairs}
+    too_big = await client.get(url, params={"limit": 1001}, headers=w.as_coordinator(settings))
+    assert too_big.status_code == 422

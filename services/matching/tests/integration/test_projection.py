@@ -118,12 +118,12 @@ async def test_match_at_risk_marks_the_match_for_coordinators_and_the_newest_eva
 
     await feed(at_risk(True, 10), at_risk(False, 5))  # the older "recovered" arrives late
     flagged = await client.get(f"/v1/programs/{w.program_id}/matches?at_risk=true", headers=w.as_coordinator(settings))
-    assert [(m["match_id"], m["at_risk_reasons"]) for m in flagged.json()] == [
+    assert [(m["match_id"], m["at_risk_reasons"]) for m in flagged.json()["items"]] == [
         (match["match_id"], ["missed_check_ins"])
     ]
     await feed(at_risk(False, 20))
     cleared = await client.get(f"/v1/programs/{w.program_id}/matches?at_risk=true", headers=w.as_coordinator(settings))
-    assert cleared.json() == []
+    assert cleared.json() == {"items": [], "next_offset": None}
 
 
 async def test_a_withdrawn_enrolment_ends_the_persons_matches_in_that_program(
