@@ -17,7 +17,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profiles.adapters.orm import campuses, enrolments, organisations, participants, programs
-from services.profiles.domain.model import ProfileFields, ProgramFields
+from services.profiles.domain.model import STORED, ProfileFields, ProgramFields
 from shared.events.models import EnrollmentChanged, ProfileErased, ProfileUpdated, ProgramUpdated
 from shared.events.values import FunctionCatalogueEntry, NeedRating
 
@@ -28,6 +28,7 @@ PERSONAL_COLUMNS = tuple(
 )
 _CATALOGUE = TypeAdapter(tuple[FunctionCatalogueEntry, ...])
 _NEEDS = TypeAdapter(tuple[NeedRating, ...])
+_STORED = {STORED: True}
 
 
 def jsonable(model_dump: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def profile_values(fields: ProfileFields) -> dict[str, Any]:
 
 
 def profile_fields(row: RowMapping) -> ProfileFields:
-    return ProfileFields.model_validate({name: row[name] for name in ProfileFields.model_fields})
+    return ProfileFields.model_validate({name: row[name] for name in ProfileFields.model_fields}, context=_STORED)
 
 
 def profile_event(row: RowMapping) -> ProfileUpdated:

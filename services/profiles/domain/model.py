@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Self
 from uuid import UUID
@@ -56,6 +56,41 @@ from shared.events.values import (
 )
 
 MAX_CAPACITY = 20
+
+#: Validation context key: the instant "now" for date rules (default: the system clock, which is the profiles
+#: service's clock: its settings cannot move it). Tests pin it here.
+NOW = "now"
+#: Validation context flag: the values were validated when written (a stored row, merged with a request body that
+#: was validated on arrival): rules that depend on today's date are not applied again, so a row stored before such
+#: a rule existed can still be read and corrected.
+STORED = "stored"
+#: No one in an organisation today started before this; earlier dates are typos (e.g. 0202 for 2020).
+EARLIEST_TENURE_START = date(1900, 1, 1)
+# "Today" is the latest date anywhere on Earth (UTC+14): an import run at 20:00 UTC for a site east of UTC must not
+# refuse a start date that is already today there.
+_LATEST_OFFSET = timedelta(hours=14)
+
+
+def valid_tenure_start(value: date, info: ValidationInfo) -> date:
+    """Not before 1900 and not in the future: the seniority rule of matching compares these dates, so a start in
+    3020 would make a person junior to everyone. One validator for the API's models and the CSV rows."""
+    if isinstance(info.context, dict) and info.context.get(STORED):
+        return value
+    if value < EARLIEST_TENURE_START:
+        raise ValueError(f"tenure_start must not be before {EARLIEST_TENURE_START.isoformat()}")
+    now = info.context.get(NOW) if isinstance(info.context, dict) else None
+    latest = ((now if isinstance(now, datetime) else datetime.now(UTC)).astimezone(UTC) + _LATEST_OFFSET).date()
+    if value > latest:
+        raise ValueError(f"tenure_start must not be in the future ({value.isoformat()})")
+    return value
+
+
+TenureStart = Annotated[
+    date,
+    AfterValidator(valid_tenure_start),
+    Field(description="When the person started in the organisation or program of study: 1900-01-01 to today."),
+]
+RoleLevel = Annotated[int, Field(ge=0, le=100, description="Year of study or job grade, 0-100; higher is more senior.")]
 
 
 @lru_cache(maxsize=4096)
@@ -161,8 +196,8 @@ class ProfileFields(Strict):
     team: ShortText | None = None
     manager_person_id: UUID | None = None
     reporting_line_id: ExternalId | None = None
-    role_level: int = Field(default=0, ge=0, le=100, description="Year of study or job grade; higher is more senior.")
-    tenure_start: date
+    role_level: RoleLevel = 0
+    tenure_start: TenureStart
     time_zone: TimeZoneName
     languages: Languages = ()
     interests: TagList = ()
@@ -208,8 +243,8 @@ class ProfilePatch(Strict):
     team: ShortText | None = None
     manager_person_id: UUID | None = None
     reporting_line_id: ExternalId | None = None
-    role_level: int | None = Field(default=None, ge=0, le=100)
-    tenure_start: date | None = None
+    role_level: RoleLevel | None = None
+    tenure_start: TenureStart | None = None
     time_zone: TimeZoneName | None = None
     languages: Languages | None = None
     interests: TagList | None = None

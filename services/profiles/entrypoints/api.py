@@ -5,7 +5,9 @@ Who may call what (every query is scoped by the token's tenant; anything of anot
 - campuses: read by anyone of the tenant, written by coordinators and operators;
 - programs: created and deleted (archived) by operators; read and edited by their coordinators and operators;
   read by participants enrolled in them;
-- participants: coordinators and operators of the tenant; a participant reads, edits and erases only themselves;
+- participants: coordinators and operators of the tenant; a participant reads, edits and erases only themselves,
+  and may not change the fields the organisation sets (identity and structure that matching's hard rules use:
+  external_id, email, campus, department, team, manager, reporting line, role level, tenure start): 403;
 - enrolments and imports: coordinators of the program and operators.
 PUT, PATCH and DELETE require If-Match with the ETag (the row's version): 428 without it, 412 when stale.
 """
@@ -25,6 +27,7 @@ from services.profiles.adapters import repository as repo
 from services.profiles.adapters.orm import campuses, enrolments, organisations, participants, programs
 from services.profiles.domain.catalogue import DEFAULT_FUNCTION_CATALOGUE
 from services.profiles.domain.model import (
+    STORED,
     EnrolmentPatch,
     NeedsInventory,
     OfferInventory,
@@ -35,13 +38,16 @@ from services.profiles.domain.model import (
     effective_capacity,
     merge,
 )
+from services.profiles.domain.ownership import organisation_fields_changed, refusal_message
 from services.profiles.entrypoints.http import (
     AUTH_RESPONSES,
     CREATE_RESPONSES,
     IF_MATCH_DESCRIPTION,
+    PROFILE_WRITE_RESPONSES,
     READ_RESPONSES,
     WRITE_RESPONSES,
     conflict,
+    forbidden,
     invalid,
     not_found,
     transaction,
@@ -73,7 +79,7 @@ from shared.events.values import EnrollmentRole, EnrollmentStatus, FunctionCatal
 from shared.http_protection import declare_idempotency_key
 from shared.ids import new_id
 from shared.messaging.outbox import add_events
-from shared.preconditions import IF_MATCH_MAX_LENGTH, expected_version, set_etag, stale
+from shared.preconditions import IF_MATCH_MAX_LENGTH, IfMatchValue, expected_version, set_etag, stale
 from shared.service import API_PREFIX, Runtime, create_service_app
 
 MAX_PAGE = 200
@@ -81,7 +87,7 @@ IDEMPOTENT = [Depends(declare_idempotency_key)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (at most {MAX_PAGE}).")]
 Cursor = Annotated[uuid.UUID | None, Query(description="`next_cursor` of the previous page.")]
 IfMatch = Annotated[
-    str | None, Header(alias="If-Match", max_length=IF_MATCH_MAX_LENGTH, description=IF_MATCH_DESCRIPTION)
+    IfMatchValue | None, Header(alias="If-Match", max_length=IF_MATCH_MAX_LENGTH, description=IF_MATCH_DESCRIPTION)
 ]
 ParticipantOrStaff = Annotated[Principal, Depends(require_roles(Role.OPERATOR, Role.COORDINATOR, Role.PARTICIPANT))]
 
@@ -627,16 +633,22 @@ async def _write_participant(
 def _profile_change(principal: Principal, person_id: uuid.UUID, patch: ProfileFields | ProfilePatch) -> Any:
     async def change(current: RowMapping, session: AsyncSession) -> dict[str, Any]:
         try:
-            fields = ProfileFields.model_validate(merge(repo.profile_fields(current), patch))
+            stored = repo.profile_fields(current)
+            # The body's dates were checked on arrival; the stored ones were when written.
+            fields = ProfileFields.model_validate(merge(stored, patch), context={STORED: True})
         except ValidationError as error:
             raise invalid_from(error) from error
+        if not (principal.is_operator or principal.is_coordinator):
+            changed = organisation_fields_changed(stored, fields)
+            if changed:
+                raise forbidden(refusal_message(changed))
         await _check_profile_references(session, principal, fields, person_id, current)
         return repo.profile_values(fields)
 
     return change
 
 
-@router.put("/participants/{person_id}", responses=WRITE_RESPONSES, tags=["participants"])
+@router.put("/participants/{person_id}", responses=PROFILE_WRITE_RESPONSES, tags=["participants"])
 async def replace_participant(
     person_id: uuid.UUID,
     body: ProfileFields,
@@ -650,7 +662,7 @@ async def replace_participant(
     return _participant(row)
 
 
-@router.patch("/participants/{person_id}", responses=WRITE_RESPONSES, tags=["participants"])
+@router.patch("/participants/{person_id}", responses=PROFILE_WRITE_RESPONSES, tags=["participants"])
 async def update_participant(
     person_id: uuid.UUID,
     body: ProfilePatch,

@@ -21,6 +21,12 @@ AUTH_RESPONSES = error_responses(401, 403, descriptions=_SPECIFIC)
 READ_RESPONSES = error_responses(401, 403, 404, descriptions=_SPECIFIC)
 CREATE_RESPONSES = error_responses(401, 403, 404, 409, descriptions=_SPECIFIC)
 WRITE_RESPONSES = error_responses(401, 403, 404, 409, 412, 428, descriptions=_SPECIFIC)
+# A participant's own profile: 403 also when the write changes a field the organisation sets.
+_PROFILE_403 = (
+    "The caller's role may not use this endpoint, or a participant's write changes fields of their profile that "
+    "only a coordinator or the HR import sets (the error names them)."
+)
+PROFILE_WRITE_RESPONSES = error_responses(401, 403, 404, 409, 412, 428, descriptions=_SPECIFIC | {403: _PROFILE_403})
 IF_MATCH_DESCRIPTION = 'ETag of the version you read, e.g. "3" (required; a stale one gives 412).'
 
 
@@ -57,6 +63,11 @@ def _integrity_message(error: IntegrityError) -> str:
 
 def not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
+
+
+def forbidden(message: str) -> HTTPException:
+    """A 403: the caller reaches the resource but may not make this change to it (the message says which)."""
+    return HTTPException(status.HTTP_403_FORBIDDEN, message)
 
 
 def conflict(message: str) -> HTTPException:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
@@ -61,6 +61,8 @@ class ParticipantOut(ProfileFields):
     id: UUID
     tenant_id: UUID
     version: int
+    # What is stored, as stored: a row written before today's date bounds existed must still read back.
+    tenure_start: date = Field(description="When the person started in the organisation or program of study.")
     needs: Annotated[tuple[NeedRating, ...], Field(max_length=100)] = ()
     offers: KeyList = ()
 

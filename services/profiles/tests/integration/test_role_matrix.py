@@ -100,6 +100,14 @@ async def _person_call(scene: Scene, method: str, suffix: str = "", json: Any = 
     return Call(method, f"/v1/participants/{person_id}{suffix}", json=json, if_match='"1"', self_person=person_id)
 
 
+async def _replace_person(scene: Scene, **changes: Any) -> Call:
+    """PUT of a fresh person's whole profile as read, with `changes`: the organisation's fields kept unless changed."""
+    person_id, _ = await fresh_person(scene)
+    read = await scene.api.client.get(f"/v1/participants/{person_id}", headers=scene.a.operator)
+    body = {k: v for k, v in read.json().items() if k not in ("id", "tenant_id", "version", "needs", "offers")}
+    return Call("PUT", f"/v1/participants/{person_id}", json=body | changes, if_match='"1"', self_person=person_id)
+
+
 async def _enrolment_call(scene: Scene, method: str, json: Any = None) -> Call:
     person_id, enrolment_id = await fresh_person(scene)
     return Call(method, f"/v1/enrolments/{enrolment_id}", json=json, if_match='"1"', self_person=person_id)
@@ -152,7 +160,10 @@ PROGRAM_STAFF = allowed(
 PROGRAM_READERS = allowed(("other_coordinator", 404), ("foreign_coordinator", 404), ("foreign_operator", 404))
 STAFF_OWN_TENANT = allowed(("participant", 403))
 
-PATCH_ME = {"department": "Chemistry"}
+PATCH_ME = {"interests": ["chess"], "goals": {"tags": ["writing"]}}
+# Fields the organisation sets (HR import or a coordinator): the participant may not change them, staff may.
+PATCH_ORGANISATION_FIELDS = {"role_level": 99, "team": "Chemistry"}
+ORGANISATION_FIELDS_OF_A = SELF_OR_STAFF_OF_A | {"participant": 403}
 MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
     ("create organisation", fixed("POST", "/v1/organisations", json={"name": "New"}), OPERATORS_ONLY),
     ("list organisations", fixed("GET", "/v1/organisations"), OPERATORS_ONLY),
@@ -179,8 +190,10 @@ MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
     ("read participant", lambda s: _person_call(s, "GET"), SELF_OR_STAFF_OF_A),
     ("read another participant", fixed("GET", "/v1/participants/{a.person_id}", self_person=uuid.uuid4()),
      allowed(("participant", 404), ("foreign_coordinator", 404), ("foreign_operator", 404))),
-    ("replace participant", lambda s: _person_call(s, "PUT", json=profile(f"{uuid.uuid4().hex[:6]}@example.org")), SELF_OR_STAFF_OF_A),
+    ("replace participant", lambda s: _replace_person(s, display_name="Ada Replaced", interests=["chess"]), SELF_OR_STAFF_OF_A),
+    ("replace participant's organisation fields", lambda s: _replace_person(s, email=f"{uuid.uuid4().hex[:6]}@example.org"), ORGANISATION_FIELDS_OF_A),
     ("update participant", lambda s: _person_call(s, "PATCH", json=PATCH_ME), SELF_OR_STAFF_OF_A),
+    ("update participant's organisation fields", lambda s: _person_call(s, "PATCH", json=PATCH_ORGANISATION_FIELDS), ORGANISATION_FIELDS_OF_A),
     ("erase participant", lambda s: _person_call(s, "DELETE"), SELF_OR_STAFF_OF_A),
     ("read needs", lambda s: _person_call(s, "GET", "/needs"), SELF_OR_STAFF_OF_A),
     ("replace needs", lambda s: _person_call(s, "PUT", "/needs", {"needs": [{"function_key": "job_search", "level": "important"}]}), SELF_OR_STAFF_OF_A),
@@ -245,3 +258,90 @@ async def test_each_caller_is_allowed_or_refused_as_the_table_says(
         )
         outcomes[role] = OK if 200 <= response.status_code < 300 else response.status_code
     assert outcomes == expected
+
+
+# One new value per field the organisation sets; "{manager}" and "{campus}" are filled in by the test.
+ORGANISATION_FIELD_CHANGES: list[tuple[str, Any]] = [
+    ("external_id", "HR-424242"),
+    ("email", "someone-else@example.org"),
+    ("campus_id", "{campus}"),
+    ("department", "Chemistry"),
+    ("team", "Lab 7"),
+    ("manager_person_id", None),  # the walkthrough's case: removing one's manager to be matched with them
+    ("reporting_line_id", "line-elsewhere"),
+    ("role_level", 99),
+    ("tenure_start", "2001-01-01"),
+]
+
+
+async def _managed_person(api: Api, tenant: Tenant) -> tuple[uuid.UUID, dict[str, str]]:
+    """A participant whose coordinator set a manager, reporting line and level: (person id, their token)."""
+    manager = await api.client.post("/v1/participants", json=profile("boss@example.org"), headers=tenant.coordinator)
+    person = await api.client.post(
+        "/v1/participants",
+        json=profile(
+            "report@example.org", manager_person_id=manager.json()["id"], reporting_line_id="line-1", role_level=2
+        ),
+        headers=tenant.coordinator,
+    )
+    assert person.status_code == 201, person.text
+    person_id = uuid.UUID(person.json()["id"])
+    return person_id, api.token(tenant.id, Role.PARTICIPANT, person_id=person_id)
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value"), ORGANISATION_FIELD_CHANGES, ids=[c[0] for c in ORGANISATION_FIELD_CHANGES]
+)
+async def test_a_participant_changing_a_field_the_organisation_sets_is_refused_naming_it(
+    api: Api, tenant: Tenant, field_name: str, value: Any
+) -> None:
+    person_id, me = await _managed_person(api, tenant)
+    url = f"/v1/participants/{person_id}"
+    value = str(tenant.campus_id) if value == "{campus}" else value
+    refused = await api.client.patch(
+        url, json={field_name: value, "interests": ["chess"]}, headers={**me, "If-Match": '"1"'}
+    )
+    assert refused.status_code == 403, refused.text
+    detail = refused.json()["detail"]
+    assert detail["error"] == "forbidden"
+    assert field_name in detail["error_description"]
+    assert "coordinator" in detail["error_description"]
+    stored = await api.client.get(url, headers=me)
+    assert stored.headers["ETag"] == '"1"'  # nothing of the refused write was kept, not even the interests
+    by_staff = await api.client.patch(url, json={field_name: value}, headers={**tenant.coordinator, "If-Match": '"1"'})
+    assert by_staff.status_code == 200, by_staff.text
+
+
+async def test_a_participant_refused_for_several_fields_hears_of_each(api: Api, tenant: Tenant) -> None:
+    person_id, me = await _managed_person(api, tenant)
+    refused = await api.client.patch(
+        f"/v1/participants/{person_id}",
+        json={"role_level": 99, "manager_person_id": None, "tenure_start": "2001-01-01"},
+        headers={**me, "If-Match": '"1"'},
+    )
+    assert refused.status_code == 403
+    description = refused.json()["detail"]["error_description"]
+    assert all(name in description for name in ("manager_person_id", "role_level", "tenure_start"))
+
+
+async def test_a_participant_sending_back_the_organisations_fields_unchanged_may_edit_their_own(
+    api: Api, tenant: Tenant
+) -> None:
+    person_id, me = await _managed_person(api, tenant)
+    url = f"/v1/participants/{person_id}"
+    read = (await api.client.get(url, headers=me)).json()
+    body = {k: v for k, v in read.items() if k not in ("id", "tenant_id", "version", "needs", "offers")}
+    replaced = await api.client.put(
+        url, json=body | {"interests": ["chess"], "display_name": "Ada R."}, headers={**me, "If-Match": '"1"'}
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["interests"] == ["chess"]
+    # The same value in another spelling (the email's domain in capitals) is no change either.
+    patched = await api.client.patch(
+        url,
+        json={"role_level": 2, "manager_person_id": read["manager_person_id"], "email": "report@EXAMPLE.org",
+              "languages": ["de"]},
+        headers={**me, "If-Match": '"2"'},
+    )  # fmt: skip
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["languages"] == ["de"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from services.profiles.adapters.orm import participants
 from services.profiles.tests.integration.conftest import Api, Tenant, profile, program
 
 pytestmark = pytest.mark.integration
@@ -22,6 +25,10 @@ PROFILE_RULES: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
     ("email over 254 characters", {"email": "a" * 250 + "@example.org"}, ("email",)),
     ("time zone that does not exist", {"time_zone": "Mars/Olympus_Mons"}, ("time_zone",)),
     ("role level above 100", {"role_level": 101}, ("role_level",)),
+    ("role level below 0", {"role_level": -1}, ("role_level",)),
+    ("tenure start in the year 3020", {"tenure_start": "3020-01-01"}, ("tenure_start",)),
+    ("tenure start days from now", {"tenure_start": (date.today() + timedelta(days=3)).isoformat()}, ("tenure_start",)),
+    ("tenure start before 1900", {"tenure_start": "1899-12-31"}, ("tenure_start",)),
     ("more than 50 interests", {"interests": [f"tag{i}" for i in range(51)]}, ("interests",)),
     ("duplicate interests", {"interests": ["chess", "chess"]}, ("interests",)),
     ("interest tag over 64 characters", {"interests": ["x" * 65]}, ("interests", 0)),
@@ -99,6 +106,40 @@ async def test_a_patch_breaking_a_rule_across_fields_names_the_field(api: Api, t
     )
     assert response.status_code == 422
     assert names_field(response, ("affinity_attributes",))
+
+
+async def test_a_coordinators_patch_of_tenure_start_into_the_future_is_refused_naming_it(
+    api: Api, tenant: Tenant
+) -> None:
+    url = f"/v1/participants/{tenant.person_id}"
+    response = await api.client.patch(
+        url, json={"tenure_start": "3020-01-01"}, headers={**tenant.coordinator, "If-Match": '"1"'}
+    )
+    assert response.status_code == 422
+    assert names_field(response, ("tenure_start",))
+    today = await api.client.patch(
+        url, json={"tenure_start": date.today().isoformat()}, headers={**tenant.coordinator, "If-Match": '"1"'}
+    )
+    assert today.status_code == 200, today.text
+
+
+async def test_a_tenure_start_stored_before_the_rule_still_reads_back_and_can_be_corrected(
+    api: Api, tenant: Tenant
+) -> None:
+    async with api.runtime.sessions() as session, session.begin():
+        await session.execute(
+            update(participants).where(participants.c.id == tenant.person_id).values(tenure_start=date(3020, 1, 1))
+        )
+    url = f"/v1/participants/{tenant.person_id}"
+    read = await api.client.get(url, headers=tenant.participant)
+    assert read.status_code == 200, read.text
+    assert read.json()["tenure_start"] == "3020-01-01"
+    listed = await api.client.get("/v1/participants", headers=tenant.coordinator)
+    assert listed.status_code == 200, listed.text
+    fixed = await api.client.patch(
+        url, json={"tenure_start": "2022-09-01"}, headers={**tenant.coordinator, "If-Match": '"1"'}
+    )
+    assert fixed.status_code == 200, fixed.text
 
 
 PROGRAM_RULES: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [

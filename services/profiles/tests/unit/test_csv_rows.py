@@ -91,6 +91,8 @@ def test_a_valid_row_becomes_a_profile_with_windows_needs_and_enrolment() -> Non
         ({"email": "nope"}, "email"),
         ({"time_zone": "Atlantis/Capital"}, "time_zone"),
         ({"tenure_start": "2020-02-30"}, "tenure_start"),
+        ({"tenure_start": "3020-01-01"}, "tenure_start"),
+        ({"tenure_start": "1899-12-31"}, "tenure_start"),
         ({"availability": "mon 11:00-09:00"}, "availability"),
         ({"availability": "someday 09:00-10:00"}, "availability"),
         ({"needs": "job_search"}, "needs"),
@@ -113,6 +115,8 @@ def test_an_invalid_cell_is_reported_with_its_row_and_column(cells: dict[str, st
         ({"email": "nope"}, "an email address has the form local-part@domain"),
         ({"time_zone": "Mars/Olympus"}, "unknown IANA time zone 'Mars/Olympus'"),
         ({"role": "mentee", "capacity": "2"}, "a mentee-only enrolment has capacity 0"),
+        ({"tenure_start": "3020-01-01"}, "tenure_start must not be in the future (3020-01-01)"),
+        ({"tenure_start": "1899-12-31"}, "tenure_start must not be before 1900-01-01"),
     ],
 )
 def test_a_validators_message_reaches_the_report_in_its_own_words(cells: dict[str, str], message: str) -> None:
