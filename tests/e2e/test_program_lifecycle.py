@@ -207,8 +207,8 @@ def test_check_in_due_arrives_once_scheduling_time_has_passed_the_cadence(journe
     )
     assert due.envelope is not None
     with journey.coordinator() as coord:
-        check_ins = coord.get("scheduling", f"/v1/matches/{match_id}/check-ins")
-    assert any(c["state"] == "due" for c in _items(check_ins))
+        check_ins = list(coord.pages("scheduling", f"/v1/matches/{match_id}/check-ins"))
+    assert any(c["state"] == "due" for c in check_ins)
     with journey.person(journey.chosen_match["mentee_person_id"]) as me:
         feed_url = me.post("scheduling", "/v1/me/calendar-feed")["url"]
     feed = httpx.get(feed_url, timeout=30)  # the URL is its own credential: a calendar app fetches it as it is
@@ -335,12 +335,12 @@ def test_an_erased_person_disappears_from_every_service(journey: Journey) -> Non
         # No other service shows the person's profile data: matching closed their matches ...
         open_matches = [
             m
-            for m in coord.get("matching", f"/v1/programs/{journey.program.program_id}/matches", limit=1000)
+            for m in coord.pages("matching", f"/v1/programs/{journey.program.program_id}/matches")
             if mentee in (m["mentee_person_id"], m["mentor_person_id"]) and m["state"] in {"proposed", "active"}
         ]
         assert open_matches == []
         # ... and scheduling cancelled what was still planned for them.
-        check_ins = _items(coord.get("scheduling", f"/v1/matches/{journey.rematch['match_id']}/check-ins"))
+        check_ins = list(coord.pages("scheduling", f"/v1/matches/{journey.rematch['match_id']}/check-ins"))
         assert all(c["state"] in {"cancelled", "completed", "missed", "due"} for c in check_ins)
     journey.done.add("erased")
 

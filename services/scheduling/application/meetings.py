@@ -265,7 +265,7 @@ async def mark(
 
 
 async def meetings_of_person(
-    session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, limit: int
+    session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, limit: int, offset: int = 0
 ) -> list[Row[Any]]:
     query = (
         select(meetings)
@@ -275,6 +275,7 @@ async def meetings_of_person(
         )
         .order_by(meetings.c.starts_at.desc(), meetings.c.meeting_id)
         .limit(limit)
+        .offset(offset)
     )
     return list((await session.execute(query)).all())
 

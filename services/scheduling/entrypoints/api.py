@@ -56,6 +56,7 @@ from shared.auth import AnyRolePrincipal, ParticipantPrincipal, Principal
 from shared.clock import Clock
 from shared.events.values import MeetingOutcome
 from shared.http_errors import ErrorBody, error_responses, install_domain_errors
+from shared.paging import Offset, OffsetPage
 from shared.preconditions import IF_MATCH_MAX_LENGTH, set_etag
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
@@ -125,22 +126,34 @@ async def suggest_meeting_slots(
     return SlotSuggestions(match_id=match_id, slots=[SlotOut(starts_at=s.starts_at, ends_at=s.ends_at) for s in slots])
 
 
-@router.get("/matches/{match_id}/check-ins", response_model=list[CheckInOut], responses=_errors())
-async def list_match_check_ins(match_id: MatchId, principal: AnyRolePrincipal, db: Session) -> list[CheckInOut]:
+@router.get("/matches/{match_id}/check-ins", response_model=OffsetPage[CheckInOut], responses=_errors())
+async def list_match_check_ins(
+    match_id: MatchId, principal: AnyRolePrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[CheckInOut]:
     match = await visible_match(db, principal, match_id)
     rows = await db.execute(
-        select(check_ins).where(check_ins.c.match_id == match.match_id).order_by(check_ins.c.due_at).limit(1000)
+        select(check_ins)
+        .where(check_ins.c.match_id == match.match_id)
+        .order_by(check_ins.c.due_at, check_ins.c.check_in_id)
+        .limit(limit + 1)
+        .offset(offset)
     )
-    return [CheckInOut.of(r) for r in rows]
+    return OffsetPage[CheckInOut].of(rows, offset, limit, CheckInOut.of)
 
 
-@router.get("/matches/{match_id}/meetings", response_model=list[MeetingOut], responses=_errors())
-async def list_match_meetings(match_id: MatchId, principal: AnyRolePrincipal, db: Session) -> list[MeetingOut]:
+@router.get("/matches/{match_id}/meetings", response_model=OffsetPage[MeetingOut], responses=_errors())
+async def list_match_meetings(
+    match_id: MatchId, principal: AnyRolePrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[MeetingOut]:
     match = await visible_match(db, principal, match_id)
     rows = await db.execute(
-        select(meetings).where(meetings.c.match_id == match.match_id).order_by(meetings.c.starts_at).limit(500)
+        select(meetings)
+        .where(meetings.c.match_id == match.match_id)
+        .order_by(meetings.c.starts_at, meetings.c.meeting_id)
+        .limit(limit + 1)
+        .offset(offset)
     )
-    return [MeetingOut.of(r) for r in rows]
+    return OffsetPage[MeetingOut].of(rows, offset, limit, MeetingOut.of)
 
 
 @router.post(
@@ -263,14 +276,18 @@ async def download_meeting_ics(meeting_id: MeetingId, principal: AnyRolePrincipa
     )
 
 
-@router.get("/me/meetings", response_model=list[MeetingOut], responses=_errors())
-async def my_meetings(principal: ParticipantPrincipal, db: Session, limit: Limit = 100) -> list[MeetingOut]:
-    rows = await meeting_cases.meetings_of_person(db, principal.tenant, _person(principal), limit)
-    return [MeetingOut.of(r) for r in rows]
+@router.get("/me/meetings", response_model=OffsetPage[MeetingOut], responses=_errors())
+async def my_meetings(
+    principal: ParticipantPrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[MeetingOut]:
+    rows = await meeting_cases.meetings_of_person(db, principal.tenant, _person(principal), limit + 1, offset)
+    return OffsetPage[MeetingOut].of(rows, offset, limit, MeetingOut.of)
 
 
-@router.get("/me/reminders", response_model=list[ReminderOut], responses=_errors())
-async def my_reminders(principal: ParticipantPrincipal, db: Session, limit: Limit = 100) -> list[ReminderOut]:
+@router.get("/me/reminders", response_model=OffsetPage[ReminderOut], responses=_errors())
+async def my_reminders(
+    principal: ParticipantPrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[ReminderOut]:
     """Check-in reminders recorded by the sweeper (the v1 event contract has no reminder event)."""
     person = _person(principal)
     rows = await db.execute(
@@ -279,10 +296,11 @@ async def my_reminders(principal: ParticipantPrincipal, db: Session, limit: Limi
             reminders.c.tenant_id == principal.tenant,
             (reminders.c.mentee_person_id == person) | (reminders.c.mentor_person_id == person),
         )
-        .order_by(reminders.c.remind_at.desc())
-        .limit(limit)
+        .order_by(reminders.c.remind_at.desc(), reminders.c.check_in_id)
+        .limit(limit + 1)
+        .offset(offset)
     )
-    return [ReminderOut.of(r) for r in rows]
+    return OffsetPage[ReminderOut].of(rows, offset, limit, ReminderOut.of)
 
 
 @router.post(
@@ -322,7 +340,7 @@ async def calendar_feed(
 ProgramId = Annotated[uuid.UUID, Path()]
 
 
-@router.get("/programs/{program_id}/check-ins", response_model=list[CheckInOut], responses=_errors(422))
+@router.get("/programs/{program_id}/check-ins", response_model=OffsetPage[CheckInOut], responses=_errors(422))
 async def program_schedule(
     program_id: ProgramId,
     principal: AnyRolePrincipal,
@@ -331,8 +349,8 @@ async def program_schedule(
     due_from: datetime | None = None,
     due_to: datetime | None = None,
     limit: Limit = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> list[CheckInOut]:
+    offset: Offset = 0,
+) -> OffsetPage[CheckInOut]:
     """The check-in schedule of a program (coordinators of the program and operators)."""
     await require_program(db, principal, program_id)
     query = select(check_ins).where(check_ins.c.tenant_id == principal.tenant, check_ins.c.program_id == program_id)
@@ -345,14 +363,14 @@ async def program_schedule(
         query = query.where(check_ins.c.due_at >= due_from)
     if due_to is not None:
         query = query.where(check_ins.c.due_at < due_to)
-    rows = await db.execute(query.order_by(check_ins.c.due_at, check_ins.c.check_in_id).limit(limit).offset(offset))
-    return [CheckInOut.of(r) for r in rows]
+    rows = await db.execute(query.order_by(check_ins.c.due_at, check_ins.c.check_in_id).limit(limit + 1).offset(offset))
+    return OffsetPage[CheckInOut].of(rows, offset, limit, CheckInOut.of)
 
 
-@router.get("/programs/{program_id}/overdue-check-ins", response_model=list[CheckInOut], responses=_errors())
+@router.get("/programs/{program_id}/overdue-check-ins", response_model=OffsetPage[CheckInOut], responses=_errors())
 async def program_overdue(
-    program_id: ProgramId, principal: AnyRolePrincipal, db: Session, limit: Limit = 100
-) -> list[CheckInOut]:
+    program_id: ProgramId, principal: AnyRolePrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[CheckInOut]:
     """Check-ins that came due and were not completed: still open (``due``) or already ``missed``."""
     await require_program(db, principal, program_id)
     rows = await db.execute(
@@ -363,9 +381,10 @@ async def program_overdue(
             check_ins.c.state.in_([CheckInState.DUE.value, CheckInState.MISSED.value]),
         )
         .order_by(check_ins.c.due_at, check_ins.c.check_in_id)
-        .limit(limit)
+        .limit(limit + 1)
+        .offset(offset)
     )
-    return [CheckInOut.of(r) for r in rows]
+    return OffsetPage[CheckInOut].of(rows, offset, limit, CheckInOut.of)
 
 
 # The status and error code of each domain error (in this order for the reader; Starlette picks the most specific

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from icalendar import Calendar
 
+from services.scheduling.application.sweeper import sweep
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import Feeder, outbox_types, scalar, token
 from services.scheduling.tests.integration.scenario import Scenario
 from shared.auth import Role
 from shared.clock import MovableClock
+from shared.db import session_factory
 
 pytestmark = pytest.mark.integration
 
@@ -225,9 +228,9 @@ async def test_participants_see_only_their_matches_and_coordinators_only_their_p
     assert (await client.post(f"/v1/meetings/{mid}/accept", headers=coordinator)).status_code == 403
     schedule = await client.get(f"/v1/programs/{s.program_id}/check-ins", headers=coordinator)
     assert schedule.status_code == 200
-    assert {c["match_id"] for c in schedule.json()} == {str(match.match_id)}
+    assert {c["match_id"] for c in schedule.json()["items"]} == {str(match.match_id)}
     overdue = await client.get(f"/v1/programs/{s.program_id}/overdue-check-ins", headers=coordinator)
-    assert overdue.json() == []
+    assert overdue.json() == {"items": [], "next_offset": None}
     assert (await client.get(f"/v1/matches/{match.match_id}/meetings")).status_code == 401
 
 
@@ -244,3 +247,59 @@ async def test_bad_input_is_a_422_naming_the_field(client: httpx.AsyncClient, pa
     assert response.json()["detail"][0]["loc"] == ["body", "colour"]
     past = {"starts_at": "2020-01-01T10:00:00Z", "ends_at": "2020-01-01T11:00:00Z"}
     assert (await client.post(f"/v1/matches/{match.match_id}/meetings", json=past, headers=mentee)).status_code == 422
+
+
+async def pages_of_two(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every page of a list endpoint at limit=2, following next_offset until it is null."""
+    pages: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        response = await client.get(url, params={"limit": 2, "offset": offset}, headers=headers)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        offset = pages[-1]["next_offset"]
+    return pages
+
+
+async def test_every_list_endpoint_pages_by_offset_until_next_offset_is_null(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, clock: MovableClock, db
+):
+    s, match = pair
+    mentee = token(settings, s.tenant_id, person=match.mentee_person_id)
+    coordinator = token(settings, s.tenant_id, roles=[Role.COORDINATOR], programs=[s.program_id])
+    for week in range(5):
+        start = datetime(2026, 3, 10, 20, 0, tzinfo=UTC) + timedelta(weeks=week)
+        body = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
+        proposed = await client.post(f"/v1/matches/{match.match_id}/meetings", json=body, headers=mentee)
+        assert proposed.status_code == 201, proposed.text
+    for url in (f"/v1/matches/{match.match_id}/meetings", "/v1/me/meetings"):
+        pages = await pages_of_two(client, url, mentee)
+        assert [len(page["items"]) for page in pages] == [2, 2, 1], url
+        assert [page["next_offset"] for page in pages] == [2, 4, None], url
+        assert len({m["meeting_id"] for page in pages for m in page["items"]}) == 5, url
+
+    # The sweeper reminds of each check-in an hour before it is due; a year on, every one is overdue.
+    planned = (
+        await client.get(f"/v1/matches/{match.match_id}/check-ins", params={"limit": 500}, headers=mentee)
+    ).json()
+    for check_in in planned["items"]:
+        clock.set(datetime.fromisoformat(check_in["due_at"]) - timedelta(hours=1))
+        await sweep(session_factory(db), clock, batch_size=100)
+    clock.set(datetime(2027, 6, 1, tzinfo=UTC))
+    await sweep(session_factory(db), clock, batch_size=100)
+    for url, headers in (
+        (f"/v1/matches/{match.match_id}/check-ins", mentee),
+        (f"/v1/programs/{s.program_id}/check-ins", coordinator),
+        (f"/v1/programs/{s.program_id}/overdue-check-ins", coordinator),
+        ("/v1/me/reminders", mentee),
+    ):
+        whole = await client.get(url, params={"limit": 500}, headers=headers)
+        assert whole.json()["next_offset"] is None, url
+        rows = len(whole.json()["items"])
+        assert rows > 4, url
+        pages = await pages_of_two(client, url, headers)
+        assert [len(page["items"]) for page in pages] == [2] * (rows // 2) + ([rows % 2] if rows % 2 else []), url
+        assert [page["next_offset"] for page in pages][-1] is None, url
+        assert [item for page in pages for item in page["items"]] == whole.json()["items"], url
+    too_big = await client.get(f"/v1/programs/{s.program_id}/check-ins", params={"limit": 501}, headers=coordinator)
+    assert too_big.status_code == 422
