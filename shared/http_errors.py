@@ -87,12 +87,23 @@ def install_error_bodies(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _internal_error)
 
 
+def field_error_json(loc: Sequence[str | int], message: str, error: str) -> dict[str, Any]:
+    """A 422 about one field of the request, in the shape of FastAPI's own validation errors (``loc`` names it)."""
+    return {"detail": [{"type": error, "loc": list(loc), "msg": message}]}
+
+
 def install_domain_errors(app: FastAPI, domain_errors: Sequence[tuple[type[Exception], int, str]]) -> None:
     """Answer each ``(exception type, status, code)`` of a service's domain errors with that status and code, the
-    exception's message as the description (Starlette picks the most specific class in the exception's MRO)."""
+    exception's message as the description (Starlette picks the most specific class in the exception's MRO).
+
+    A 422 whose exception has a ``field`` attribute (a str) is about that field of the request body: it is answered
+    like a validation error, ``loc`` ``["body", field]``, so a client finds the field whichever rule refused it."""
     for exc_type, status_code, error in domain_errors:
 
         async def handler(_: Request, exc: Exception, status_code: int = status_code, error: str = error) -> Response:
+            field = getattr(exc, "field", None)
+            if status_code == 422 and isinstance(field, str):
+                return JSONResponse(field_error_json(("body", field), str(exc), error), status_code=422)
             return error_response(status_code, error, str(exc))
 
         app.add_exception_handler(exc_type, handler)

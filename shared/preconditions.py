@@ -1,14 +1,39 @@
 """Optimistic concurrency over HTTP: a resource's version as its ETag, checked against If-Match (RFC 9110 §13.1.1).
 
 Every service that lets two people edit the same resource uses these, so a stale write is refused the same way
-everywhere: 412 when If-Match names another version, 428 when a write that requires it omits it.
+everywhere: 412 when If-Match names another version, 428 when a write that requires it omits it, 422 (naming the
+header) when it is not an ETag at all.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Annotated
+
 from fastapi import HTTPException, Response, status
+from pydantic import AfterValidator
 
 IF_MATCH_MAX_LENGTH = 200
+
+# RFC 9110 §13.1.1: ``*`` or a comma-separated list of entity tags, each ``"..."`` or ``W/"..."``; a bare version
+# number is taken too (``names_version`` always accepted one, and clients send it).
+_ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"|[0-9]+'
+_IF_MATCH = re.compile(rf"\s*(?:\*|(?:{_ENTITY_TAG})(?:\s*,\s*(?:{_ENTITY_TAG}))*)\s*")
+
+
+def well_formed_if_match(value: str) -> str:
+    """An If-Match value as received, once its syntax is checked: a malformed one (``zz``) is the client's mistake,
+    refused with a 422 naming the header rather than taken as a stale version (412 would send them re-reading)."""
+    if value.strip() and _IF_MATCH.fullmatch(value) is None:
+        raise ValueError(
+            'If-Match is malformed: send the ETag you read, quoted, e.g. "3" (or W/"3", several separated by '
+            "commas, or *)"
+        )
+    return value
+
+
+#: The type of an If-Match header parameter: ``Annotated[IfMatchValue | None, Header(alias="If-Match", ...)]``.
+IfMatchValue = Annotated[str, AfterValidator(well_formed_if_match)]
 
 
 def etag(version: int) -> str:

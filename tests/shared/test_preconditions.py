@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi import HTTPException
 
-from shared.preconditions import contradicts, expected_version, names_version
+from shared.preconditions import contradicts, expected_version, names_version, well_formed_if_match
 
 
 @pytest.mark.parametrize("header", ['"4"', "4", 'W/"4"', '"3", "4"', "*"])
@@ -40,3 +40,14 @@ def test_an_optional_if_match_refuses_a_write_only_when_it_names_another_version
     header: str | None, refused: bool
 ) -> None:
     assert contradicts(header, 4) is refused
+
+
+@pytest.mark.parametrize("header", ['"4"', "4", 'W/"4"', ' "3" , W/"4" ', "*", "", '"a-b.c"'])
+def test_a_well_formed_if_match_is_taken_as_sent(header: str) -> None:
+    assert well_formed_if_match(header) == header
+
+
+@pytest.mark.parametrize("header", ["zz", '"4', "W/4", '"3", zz', "*, *", '"4" "5"'])
+def test_a_malformed_if_match_is_refused_saying_what_it_should_look_like(header: str) -> None:
+    with pytest.raises(ValueError, match=r'If-Match is malformed: send the ETag you read, quoted, e\.g\. "3"'):
+        well_formed_if_match(header)

@@ -79,6 +79,13 @@ async def _defer_checkin(
     await session.execute(update(check_ins).where(check_ins.c.check_in_id == check_in_id).values(**values))
 
 
+async def _require_within_program(
+    session: AsyncSession, match: MatchRecord, starts_at: datetime, now: datetime
+) -> None:
+    program = await load_program(session, match.tenant_id, match.program_id)
+    rhythm.require_within_program(starts_at, now=now, program_last_day=None if program is None else program.ends_on)
+
+
 async def propose(
     session: AsyncSession,
     principal: Principal,
@@ -94,6 +101,7 @@ async def propose(
     actor = acting_participant(principal, match)
     if not match.active:
         raise ConflictError("the match has ended")
+    await _require_within_program(session, match, starts_at, now)
     checkin = await _checkin_for_new_meeting(session, match, check_in_id)
     meeting_id = new_id()
     meeting = rhythm.propose_meeting(
@@ -209,6 +217,7 @@ async def reschedule(
     _row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True, if_match=if_match)
     actor = acting_participant(principal, match)
     was_accepted = meeting.state is MeetingState.ACCEPTED
+    await _require_within_program(session, match, starts_at, now)
     moved = rhythm.reschedule_meeting(meeting, str(actor), starts_at=starts_at, ends_at=ends_at, now=now)
     saved = await _save(session, moved, now)
     if was_accepted:

@@ -37,7 +37,13 @@ class InvalidAvailabilityError(SchedulingDomainError):
 
 
 class InvalidMeetingTimeError(SchedulingDomainError):
-    """A meeting ends before it starts, or is proposed or moved into the past."""
+    """A meeting ends before it starts, or is proposed or moved into the past or past the program's end.
+
+    ``field`` names the request field at fault (``starts_at`` or ``ends_at``), so the answer can name it."""
+
+    def __init__(self, message: str, field: str = "starts_at") -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class NaiveDatetimeError(SchedulingDomainError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from enum import StrEnum
 
 from services.scheduling.domain.errors import (
@@ -170,7 +170,7 @@ class Meeting:
         object.__setattr__(self, "starts_at", _utc(self.starts_at, "starts_at"))
         object.__setattr__(self, "ends_at", _utc(self.ends_at, "ends_at"))
         if self.ends_at <= self.starts_at:
-            raise InvalidMeetingTimeError("a meeting must end after it starts")
+            raise InvalidMeetingTimeError("a meeting must end after it starts", field="ends_at")
         if self.participants[0] == self.participants[1]:
             raise SchedulingDomainError("a meeting needs two different participants")
         if self.proposed_by not in self.participants:
@@ -249,6 +249,32 @@ def reschedule_meeting(
     if moved.starts_at <= _utc(now, "now"):
         raise InvalidMeetingTimeError("a meeting can only be rescheduled to a time in the future")
     return moved
+
+
+#: How far ahead a meeting may be set while scheduling does not know the match's program (so not its end):
+#: MatchAccepted can overtake ProgramUpdated, and a bound is still needed against typos like 2090.
+MAX_LEAD_WITHOUT_PROGRAM = timedelta(days=365)
+# A program's last day ends at midnight in the last time zone on Earth (UTC-12): a meeting on the evening of that
+# day is in the program wherever its participants live.
+_LAST_ZONE = timezone(timedelta(hours=-12))
+
+
+def require_within_program(starts_at: datetime, *, now: datetime, program_last_day: date | None) -> None:
+    """A meeting (proposed or moved) must start before the program's last day is over, or, when the program is
+    not known yet, at most :data:`MAX_LEAD_WITHOUT_PROGRAM` ahead of ``now``."""
+    start = _utc(starts_at, "starts_at")
+    if program_last_day is not None:
+        program_over = datetime.combine(program_last_day + timedelta(days=1), time(0), tzinfo=_LAST_ZONE)
+        if start >= program_over:
+            raise InvalidMeetingTimeError(
+                f"starts_at {start.isoformat()} is after the program ends (its last day is "
+                f"{program_last_day.isoformat()})"
+            )
+    elif start > _utc(now, "now") + MAX_LEAD_WITHOUT_PROGRAM:
+        raise InvalidMeetingTimeError(
+            f"starts_at {start.isoformat()} is more than {MAX_LEAD_WITHOUT_PROGRAM.days} days ahead: until the "
+            f"match's program is known here, meetings can be set at most {MAX_LEAD_WITHOUT_PROGRAM.days} days ahead"
+        )
 
 
 def cancel_meeting(meeting: Meeting, actor: str) -> Meeting:

@@ -42,8 +42,10 @@ from services.scheduling.domain.ical import meeting_ics
 from services.scheduling.domain.model import CheckInState
 from services.scheduling.domain.slots import SlotPreference, suggest_slots
 from services.scheduling.entrypoints.schemas import (
+    INSTANT_RANGE,
     CalendarFeedOut,
     CheckInOut,
+    Instant,
     Limit,
     MeetingOut,
     ProposeMeeting,
@@ -57,7 +59,7 @@ from shared.clock import Clock
 from shared.events.values import MeetingOutcome
 from shared.http_errors import ErrorBody, error_responses, install_domain_errors
 from shared.paging import Offset, OffsetPage
-from shared.preconditions import IF_MATCH_MAX_LENGTH, set_etag
+from shared.preconditions import IF_MATCH_MAX_LENGTH, IfMatchValue, set_etag
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
@@ -99,7 +101,9 @@ async def suggest_meeting_slots(
     principal: AnyRolePrincipal,
     db: Session,
     now: Now,
-    start: Annotated[datetime | None, Query(description="Earliest slot start (default: now).")] = None,
+    start: Annotated[
+        Instant | None, Query(description=f"Earliest slot start, with a UTC offset (default: now). {INSTANT_RANGE}")
+    ] = None,
     days: Annotated[int, Query(ge=1, le=90, description="Horizon in days from start.")] = 14,
     duration_minutes: Annotated[int, Query(ge=15, le=480)] = 60,
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
@@ -112,8 +116,6 @@ async def suggest_meeting_slots(
     if mentee.availability is None or mentor.availability is None:
         raise ConflictError("the availability of one of the two people is not known")
     begin = now.now() if start is None else start
-    if begin.tzinfo is None:
-        raise InvalidAvailabilityError("start must carry a UTC offset")
     slots = suggest_slots(
         mentee.availability,
         mentor.availability,
@@ -183,7 +185,7 @@ MeetingId = Annotated[uuid.UUID, Path()]
 
 
 IfMatch = Annotated[
-    str | None,
+    IfMatchValue | None,
     Header(
         alias="If-Match",
         max_length=IF_MATCH_MAX_LENGTH,
@@ -401,7 +403,8 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (InvalidAvailabilityError, 422, "invalid_request"),
     (NaiveDatetimeError, 422, "invalid_request"),
     (SchedulingDomainError, 409, "conflict"),
-    (OverflowError, 422, "invalid_request"),  # e.g. a start near year 9999 plus the horizon
+    # Last resort: dates are bounded where they are parsed (schemas.Instant), so this should not be reached.
+    (OverflowError, 422, "invalid_request"),
 ]
 
 

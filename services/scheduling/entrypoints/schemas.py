@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -14,14 +14,22 @@ from shared.events.values import MeetingFormat
 
 MAX_MEETING_LENGTH = timedelta(hours=24)  # the MeetingEvent contract's limit
 
+# The instants a request may name: checked where they are parsed, so a year-1 or year-9999 date is a 422 naming its
+# field instead of overflowing the arithmetic done on it (a slot horizon, a meeting's length). Wide on purpose: the
+# rules of the domain (the future, the program's end) are checked by the use cases.
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+INSTANT_RANGE = "From 2000-01-01T00:00:00Z up to (not including) 2100-01-01T00:00:00Z."
+Instant = Annotated[AwareDatetime, Field(ge=EARLIEST_INSTANT, lt=LATEST_INSTANT)]
+
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class MeetingTimes(Request):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant = Field(description=f"With a UTC offset. {INSTANT_RANGE}")
+    ends_at: Instant = Field(description="With a UTC offset, after starts_at and at most 24 hours later.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
