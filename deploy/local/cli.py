@@ -257,7 +257,12 @@ def down(
 
 
 @app.command()
-def status(data_dir: DataDir = default_data_dir(), as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def status(
+    data_dir: DataDir = default_data_dir(),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the stack's state (processes, addresses, URLs) as JSON on stdout.")
+    ] = False,
+) -> None:
     """Show where PostgreSQL, Redis, the broker and the services listen."""
     state = _require_state(data_dir)
     if as_json:
@@ -321,7 +326,12 @@ def dlq_list(
         str | None,
         typer.Option(help="broker address (default: the local stack's); MENTORLOOM_KAFKA_SECURITY_PROTOCOL etc. apply"),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the dead letters as a JSON array on stdout (a page note, if any, goes to stderr)."
+        ),
+    ] = False,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many, in partition:offset order.")] = 1000,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many first (the next page: --offset 1000).")] = 0,
     show_all: Annotated[bool, typer.Option("--all", help="Show every one from --offset on (no --limit).")] = False,
