@@ -15,6 +15,7 @@ PUT, PATCH and DELETE require If-Match with the ETag (the row's version): 428 wi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
@@ -79,6 +80,7 @@ from shared.events.values import EnrollmentRole, EnrollmentStatus, FunctionCatal
 from shared.http_protection import declare_idempotency_key
 from shared.ids import new_id
 from shared.messaging.outbox import add_events
+from shared.paging import Offset, OffsetPage
 from shared.preconditions import IF_MATCH_MAX_LENGTH, IfMatchValue, expected_version, set_etag, stale
 from shared.service import API_PREFIX, Runtime, create_service_app
 
@@ -404,19 +406,28 @@ async def read_program(
     return _program(row)
 
 
+def _catalogue_page(
+    catalogue: Sequence[FunctionCatalogueEntry], offset: int, limit: int
+) -> OffsetPage[FunctionCatalogueEntry]:
+    # A catalogue is bounded and held in memory: slicing it is the limit+1 fetch.
+    return OffsetPage[FunctionCatalogueEntry].of(catalogue[offset : offset + limit + 1], offset, limit, lambda e: e)
+
+
 @router.get("/programs/{program_id}/function-catalogue", responses=READ_RESPONSES, tags=["programs", "inventories"])
 async def read_program_catalogue(
-    program_id: uuid.UUID, request: Request, principal: AnyRolePrincipal
-) -> list[FunctionCatalogueEntry]:
+    program_id: uuid.UUID, request: Request, principal: AnyRolePrincipal, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[FunctionCatalogueEntry]:
     async with transaction(request) as session:
         row = await _visible_program(session, principal, program_id)
-    return list(repo.program_fields(row).function_catalogue)
+    return _catalogue_page(repo.program_fields(row).function_catalogue, offset, limit)
 
 
 @router.get("/function-catalogue", responses=AUTH_RESPONSES, tags=["inventories"])
-async def read_default_catalogue(principal: AnyRolePrincipal) -> list[FunctionCatalogueEntry]:
+async def read_default_catalogue(
+    principal: AnyRolePrincipal, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[FunctionCatalogueEntry]:
     """The catalogue every new program starts with; psychosocial functions are marked."""
-    return list(DEFAULT_FUNCTION_CATALOGUE)
+    return _catalogue_page(DEFAULT_FUNCTION_CATALOGUE, offset, limit)
 
 
 async def _write_program(
@@ -841,8 +852,8 @@ async def list_enrolments(
 
 @router.get("/participants/{person_id}/enrolments", responses=READ_RESPONSES, tags=["enrolments"])
 async def list_person_enrolments(
-    person_id: uuid.UUID, request: Request, principal: ParticipantOrStaff
-) -> list[EnrolmentOut]:
+    person_id: uuid.UUID, request: Request, principal: ParticipantOrStaff, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[EnrolmentOut]:
     async with transaction(request) as session:
         await _reachable_participant(session, principal, person_id)
         rows = (
@@ -850,10 +861,11 @@ async def list_person_enrolments(
                 select(enrolments)
                 .where(enrolments.c.tenant_id == principal.tenant, enrolments.c.person_id == person_id)
                 .order_by(enrolments.c.id)
-                .limit(1000)
+                .offset(offset)
+                .limit(limit + 1)
             )
         ).mappings()
-        return [_enrolment(row) for row in rows]
+        return OffsetPage[EnrolmentOut].of(rows, offset, limit, _enrolment)
 
 
 async def _reachable_enrolment(

@@ -37,11 +37,12 @@ from services.profiles.domain.csv_import import (
     stored_columns,
 )
 from services.profiles.entrypoints.http import READ_RESPONSES, not_found, transaction
-from services.profiles.entrypoints.schemas import ErrorPage, ImportJobOut, ImportReportOut, RowErrorOut
+from services.profiles.entrypoints.schemas import ImportJobOut, ImportReportOut, RowErrorOut
 from shared.auth import CoordinatorOrOperatorPrincipal, Principal
 from shared.http_errors import error_responses
 from shared.http_protection import declare_idempotency_key
 from shared.ids import new_id
+from shared.paging import Offset, OffsetPage
 
 IMPORT_BATCH_ROWS = 1_000
 # Validated batches queue for the writer, at most this many (the one being written included): while a batch's
@@ -53,6 +54,7 @@ QUEUED_BATCHES = 2
 VALIDATION_SLICE_ROWS = 50
 MAX_IMPORT_ROWS = 1_000_000
 REPORTED_ERRORS = 1_000
+MAX_LISTED_IMPORTS = 200
 
 router = APIRouter(tags=["imports"])
 
@@ -319,9 +321,13 @@ async def read_import(job_id: uuid.UUID, request: Request, principal: Coordinato
 
 @router.get("/programs/{program_id}/imports", responses=READ_RESPONSES)
 async def list_imports(
-    program_id: uuid.UUID, request: Request, principal: CoordinatorOrOperatorPrincipal
-) -> list[ImportJobOut]:
-    """The program's last 100 imports, newest first."""
+    program_id: uuid.UUID,
+    request: Request,
+    principal: CoordinatorOrOperatorPrincipal,
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED_IMPORTS)] = 100,
+    offset: Offset = 0,
+) -> OffsetPage[ImportJobOut]:
+    """The program's imports, newest first."""
     async with transaction(request) as session:
         program = await repo.program_row(session, principal.tenant, program_id)
         if program is None or not principal.manages(program_id):
@@ -331,10 +337,11 @@ async def list_imports(
                 select(import_jobs)
                 .where(import_jobs.c.tenant_id == principal.tenant, import_jobs.c.program_id == program_id)
                 .order_by(import_jobs.c.created_at.desc(), import_jobs.c.id)
-                .limit(100)
+                .offset(offset)
+                .limit(limit + 1)
             )
         ).mappings()
-        return [ImportJobOut.model_validate(_job(row)) for row in rows]
+        return OffsetPage[ImportJobOut].of(rows, offset, limit, lambda row: ImportJobOut.model_validate(_job(row)))
 
 
 @router.get("/imports/{job_id}/errors", responses=READ_RESPONSES)
@@ -342,9 +349,9 @@ async def list_import_errors(
     job_id: uuid.UUID,
     request: Request,
     principal: CoordinatorOrOperatorPrincipal,
-    offset: Annotated[int, Query(ge=0, le=MAX_IMPORT_ROWS)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=REPORTED_ERRORS)] = 200,
-) -> ErrorPage:
+) -> OffsetPage[RowErrorOut]:
     """The stored row errors of an import (at most 10,000), in row order."""
     await _visible_job(request, principal, job_id)
     async with transaction(request) as session:
@@ -359,5 +366,9 @@ async def list_import_errors(
                 )
             ).mappings()
         )
-    items = [RowErrorOut(row_number=e["row_number"], column=e["column_name"], message=e["message"]) for e in rows]
-    return ErrorPage(items=items[:limit], next_offset=offset + limit if len(items) > limit else None)
+    return OffsetPage[RowErrorOut].of(
+        rows,
+        offset,
+        limit,
+        lambda e: RowErrorOut(row_number=e["row_number"], column=e["column_name"], message=e["message"]),
+    )

@@ -101,11 +101,6 @@ class RowErrorOut(BaseModel):
     message: str
 
 
-class ErrorPage(BaseModel):
-    items: list[RowErrorOut]
-    next_offset: int | None = None
-
-
 class ImportJobOut(BaseModel):
     id: UUID
     program_id: UUID

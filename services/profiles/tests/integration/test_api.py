@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
-from services.profiles.tests.integration.conftest import Api, Tenant, profile
+from services.profiles.tests.integration.conftest import Api, Tenant, profile, program
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +153,7 @@ async def test_needs_must_come_from_the_programs_catalogue(api: Api, tenant: Ten
 
 
 async def test_the_default_catalogue_marks_psychosocial_functions(api: Api, tenant: Tenant) -> None:
-    catalogue = (await api.client.get("/v1/function-catalogue", headers=tenant.participant)).json()
+    catalogue = (await api.client.get("/v1/function-catalogue", headers=tenant.participant)).json()["items"]
     psychosocial = {entry["key"] for entry in catalogue if entry["is_psychosocial"]}
     assert "belonging_community" in psychosocial
     assert "job_search" not in psychosocial
@@ -172,3 +173,44 @@ async def test_withdrawing_an_enrolment_keeps_it_with_status_withdrawn(api: Api,
 async def test_an_unknown_program_is_404_not_500(api: Api, tenant: Tenant) -> None:
     response = await api.client.get(f"/v1/programs/{uuid.uuid4()}", headers=tenant.operator)
     assert response.status_code == 404
+
+
+async def offset_pages(api: Api, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every page of an offset-paged list at limit=2, following next_offset until it is null."""
+    pages: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        response = await api.client.get(url, params={"limit": 2, "offset": offset}, headers=headers)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        offset = pages[-1]["next_offset"]
+    return pages
+
+
+async def test_a_persons_enrolments_page_by_offset_until_next_offset_is_null(api: Api, tenant: Tenant) -> None:
+    for n in range(4):
+        created = await api.client.post("/v1/programs", json=program(name=f"Cohort {n}"), headers=tenant.operator)
+        assert created.status_code == 201, created.text
+        enrolled = await api.client.post(
+            f"/v1/programs/{created.json()['id']}/enrolments",
+            json={"person_id": str(tenant.person_id), "role": "mentor"},
+            headers=tenant.operator,
+        )
+        assert enrolled.status_code == 201, enrolled.text
+    pages = await offset_pages(api, f"/v1/participants/{tenant.person_id}/enrolments", tenant.participant)
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert [page["next_offset"] for page in pages] == [2, 4, None]
+    assert len({e["program_id"] for page in pages for e in page["items"]}) == 5
+
+
+async def test_both_function_catalogues_page_by_offset_until_next_offset_is_null(api: Api, tenant: Tenant) -> None:
+    for url in ("/v1/function-catalogue", f"/v1/programs/{tenant.program_id}/function-catalogue"):
+        whole = (await api.client.get(url, headers=tenant.participant)).json()
+        assert whole["next_offset"] is None, url
+        rows = len(whole["items"])
+        pages = await offset_pages(api, url, tenant.participant)
+        assert [len(page["items"]) for page in pages] == [2] * (rows // 2) + ([rows % 2] if rows % 2 else []), url
+        assert [page["next_offset"] for page in pages] == [*range(2, rows, 2), None], url
+        assert [entry for page in pages for entry in page["items"]] == whole["items"], url
+    too_big = await api.client.get("/v1/function-catalogue", params={"limit": 201}, headers=tenant.participant)
+    assert too_big.status_code == 422

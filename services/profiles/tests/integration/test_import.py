@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urljoin
 
 import pytest
@@ -139,7 +140,9 @@ async def test_progress_is_visible_from_another_request_while_the_upload_runs(ap
 
     task = asyncio.create_task(upload(api, tenant, body()))
     await first_batch_sent.wait()
-    jobs = (await api.client.get(f"/v1/programs/{tenant.program_id}/imports", headers=tenant.coordinator)).json()
+    jobs = (await api.client.get(f"/v1/programs/{tenant.program_id}/imports", headers=tenant.coordinator)).json()[
+        "items"
+    ]
     progress = None
     for _ in range(200):  # the server may still be writing the first batch: poll until it is committed
         progress = (await api.client.get(f"/v1/imports/{jobs[0]['id']}", headers=tenant.coordinator)).json()
@@ -216,3 +219,21 @@ async def test_withdrawing_affinity_consent_while_stored_attributes_stay_is_a_ro
             await conn.execute(text("SELECT consent, affinity_attributes FROM participants WHERE external_id = 'A1'"))
         ).one()
     assert (erased.consent["affinity_matching"], erased.affinity_attributes) == (False, [])
+
+
+async def test_a_programs_imports_page_until_next_offset_is_null(api: Api, tenant: Tenant) -> None:
+    uploaded = [(await upload(api, tenant, HEADER + GOOD_1))["id"] for _ in range(5)]
+    pages: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        response = await api.client.get(
+            f"/v1/programs/{tenant.program_id}/imports",
+            params={"limit": 2, "offset": offset},
+            headers=tenant.coordinator,
+        )
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        offset = pages[-1]["next_offset"]
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert [page["next_offset"] for page in pages] == [2, 4, None]
+    assert sorted(job["id"] for page in pages for job in page["items"]) == sorted(uploaded)
