@@ -51,7 +51,7 @@ def program_values(fields: ProgramFields) -> dict[str, Any]:
 
 
 def program_fields(row: RowMapping) -> ProgramFields:
-    return ProgramFields.model_validate({name: row[name] for name in ProgramFields.model_fields})
+    return ProgramFields.model_validate({name: row[name] for name in ProgramFields.model_fields}, context=_STORED)
 
 
 def program_event(row: RowMapping) -> ProgramUpdated:

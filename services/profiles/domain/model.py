@@ -56,6 +56,10 @@ from shared.events.values import (
 )
 
 MAX_CAPACITY = 20
+#: The dates a program may start and end on: the span scheduling plans in (instants of 2000-2099).
+PROGRAM_DATES = (date(2000, 1, 1), date(2099, 12, 31))
+#: Longer is a typo (an end year of 2062 for 2026), not a mentoring program: cohorts run for months, a few years at most.
+MAX_PROGRAM_DAYS = 3653
 
 #: Validation context key: the instant "now" for date rules (default: the system clock, which is the profiles
 #: service's clock: its settings cannot move it). Tests pin it here.
@@ -302,12 +306,28 @@ class ProgramFields(Strict):
     pulse_window_days: int = Field(default=7, ge=1, le=60)
     status: ProgramStatus = ProgramStatus.DRAFT
 
+    @field_validator("starts_on", "ends_on")
+    @classmethod
+    def _within_the_calendar_the_platform_plans_in(cls, value: date, info: ValidationInfo) -> date:
+        # Scheduling plans check-ins and meetings from these dates (start + cadence, up to the last day) and accepts
+        # instants of 2000-2099 only: a program of 9999-12-31 was accepted here and dead-lettered there.
+        if isinstance(info.context, dict) and info.context.get(STORED):
+            return value
+        if not PROGRAM_DATES[0] <= value <= PROGRAM_DATES[1]:
+            raise ValueError(
+                f"{info.field_name} must be from {PROGRAM_DATES[0].isoformat()} to {PROGRAM_DATES[1].isoformat()}"
+            )
+        return value
+
     @field_validator("ends_on")
     @classmethod
     def _after_start(cls, value: date, info: ValidationInfo) -> date:
         starts_on = info.data.get("starts_on")
         if isinstance(starts_on, date) and value <= starts_on:
             raise ValueError("ends_on must be after starts_on")
+        stored = isinstance(info.context, dict) and info.context.get(STORED)
+        if isinstance(starts_on, date) and not stored and (value - starts_on).days > MAX_PROGRAM_DAYS:
+            raise ValueError(f"a program runs at most {MAX_PROGRAM_DAYS} days (ten years); ends_on is {value}")
         return value
 
     @field_validator("function_catalogue")

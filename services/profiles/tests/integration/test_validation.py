@@ -145,6 +145,9 @@ async def test_a_tenure_start_stored_before_the_rule_still_reads_back_and_can_be
 PROGRAM_RULES: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
     ("name over 200 characters", {"name": LONG_NAME}, ("name",)),
     ("ending before it starts", {"ends_on": "2025-01-01"}, ("ends_on",)),
+    ("ending at the end of the calendar", {"ends_on": "9999-12-31"}, ("ends_on",)),
+    ("starting before 2000", {"starts_on": "1999-12-31"}, ("starts_on",)),
+    ("running over ten years", {"ends_on": "2036-07-11"}, ("ends_on",)),
     ("short lists of 9 proposals", {"matching_policy": {"proposals_per_mentee": 9}}, ("matching_policy", "proposals_per_mentee")),
     ("all factor weights zero", {"matching_policy": {"weights": dict.fromkeys(
         ["needs_coverage", "interests", "goals", "skills", "working_style", "availability", "background_similarity",
