@@ -265,7 +265,9 @@ def test_a_low_pulse_marks_the_match_at_risk_for_the_coordinator(journey: Journe
     assert set(flagged_event.envelope.data.model_dump(mode="json")["reasons"]) & {"low_ratings", "no_first_meeting"}
 
     def reasons_listed(coord: ApiClient) -> set[str]:
-        entries = [e for e in coord.get("feedback", f"/v1/programs/{program_id}/at-risk") if e["match_id"] == match_id]
+        entries = [
+            e for e in coord.pages("feedback", f"/v1/programs/{program_id}/at-risk") if e["match_id"] == match_id
+        ]
         return {reason["code"] for entry in entries for reason in entry["reasons"]}
 
     with journey.coordinator() as coord:
@@ -386,10 +388,6 @@ def test_every_event_on_the_stream_validates_against_the_committed_json_schemas(
     assert problems == {}
 
 
-def _items(found: Any) -> list[dict[str, Any]]:
-    return list(found["items"] if isinstance(found, dict) and "items" in found else found)
-
-
 def _status(call: Callable[[], Any]) -> int:
     try:
         call()
@@ -403,7 +401,7 @@ def _agreement_reachable(client: ApiClient, match_id: str) -> bool:
 
 
 def _open_pulse(client: ApiClient, match_id: str) -> dict[str, Any] | None:
-    for pulse in _items(client.get("feedback", "/v1/me/pulses")):
+    for pulse in client.pages("feedback", "/v1/me/pulses"):
         if pulse["match_id"] == match_id and pulse["status"] == "open":
             return dict(pulse)
     return None

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +24,15 @@ from services.feedback.adapters.orm import (
 )
 from services.feedback.domain.agreement import ExpectationsAgreement
 from services.feedback.domain.health import CheckInRecord, FirstMeeting
-from services.feedback.domain.pulse import DEFAULT_QUESTIONS, Answer, Pulse, PulseConfig, PulseQuestion, QuestionKind
+from services.feedback.domain.pulse import (
+    DEFAULT_QUESTIONS,
+    Answer,
+    Pulse,
+    PulseConfig,
+    PulseQuestion,
+    PulseStatus,
+    QuestionKind,
+)
 from services.feedback.domain.reports import MENTEE, MENTOR
 from shared.events.values import PulseQuestionKind
 
@@ -358,26 +366,48 @@ async def get_pulse(session: AsyncSession, tenant_id: UUID, pulse_id: UUID, *, l
     return None if row is None else pulse_from_row(row)
 
 
-async def pulses_of_respondent(session: AsyncSession, tenant_id: UUID, person_id: UUID, limit: int) -> list[Pulse]:
+def _status_is(status: PulseStatus, now: datetime) -> ColumnElement[bool]:
+    """``Pulse.status(now) is status`` as SQL, so a filtered list pages in the database."""
+    if status is PulseStatus.SUBMITTED:
+        return pulses.c.submitted_at.is_not(None)
+    still_open = pulses.c.closes_at > now
+    return and_(pulses.c.submitted_at.is_(None), still_open if status is PulseStatus.OPEN else not_(still_open))
+
+
+async def pulses_of_respondent(
+    session: AsyncSession,
+    tenant_id: UUID,
+    person_id: UUID,
+    *,
+    limit: int,
+    offset: int = 0,
+    status: PulseStatus | None = None,
+    now: datetime | None = None,
+) -> list[Pulse]:
+    query = select(pulses).where(pulses.c.tenant_id == tenant_id, pulses.c.respondent_id == person_id)
+    if status is not None:
+        assert now is not None, "a status filter needs the instant it holds at"
+        query = query.where(_status_is(status, now))
     rows = (
-        await session.execute(
-            select(pulses)
-            .where(pulses.c.tenant_id == tenant_id, pulses.c.respondent_id == person_id)
-            .order_by(pulses.c.opened_at.desc())
-            .limit(limit)
-        )
+        await session.execute(query.order_by(pulses.c.opened_at.desc(), pulses.c.pulse_id).limit(limit).offset(offset))
     ).all()
     return [pulse_from_row(row) for row in rows]
 
 
-async def pulses_of_match(session: AsyncSession, tenant_id: UUID, match_id: UUID, limit: int) -> list[Pulse]:
+async def pulses_of_match(
+    session: AsyncSession,
+    tenant_id: UUID,
+    match_id: UUID,
+    *,
+    limit: int,
+    offset: int = 0,
+    respondent_id: UUID | None = None,
+) -> list[Pulse]:
+    query = select(pulses).where(pulses.c.tenant_id == tenant_id, pulses.c.match_id == match_id)
+    if respondent_id is not None:
+        query = query.where(pulses.c.respondent_id == respondent_id)
     rows = (
-        await session.execute(
-            select(pulses)
-            .where(pulses.c.tenant_id == tenant_id, pulses.c.match_id == match_id)
-            .order_by(pulses.c.opened_at.desc())
-            .limit(limit)
-        )
+        await session.execute(query.order_by(pulses.c.opened_at.desc(), pulses.c.pulse_id).limit(limit).offset(offset))
     ).all()
     return [pulse_from_row(row) for row in rows]
 
@@ -424,7 +454,9 @@ async def save_submitted_pulse(
         )
 
 
-async def at_risk_matches(session: AsyncSession, tenant_id: UUID, program_id: UUID, limit: int) -> list[Any]:
+async def at_risk_matches(
+    session: AsyncSession, tenant_id: UUID, program_id: UUID, *, limit: int, offset: int = 0
+) -> list[Any]:
     return list(
         (
             await session.execute(
@@ -432,6 +464,7 @@ async def at_risk_matches(session: AsyncSession, tenant_id: UUID, program_id: UU
                 .where(matches.c.tenant_id == tenant_id, matches.c.program_id == program_id, matches.c.at_risk)
                 .order_by(matches.c.health_score, matches.c.match_id)
                 .limit(limit)
+                .offset(offset)
             )
         ).all()
     )

@@ -68,10 +68,12 @@ from shared.clock import Clock
 from shared.events.values import FeedbackKind
 from shared.http_errors import error_responses
 from shared.ids import new_id
+from shared.paging import Offset, OffsetPage
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
 MAX_LIST = 200
+Limit = Annotated[int, Query(ge=1, le=MAX_LIST, description=f"Page size (at most {MAX_LIST}).")]
 
 
 class _Body(BaseModel):
@@ -332,20 +334,30 @@ async def list_my_pulses(
     session: Session,
     now: Now,
     pulse_status: Annotated[PulseStatus | None, Query(alias="status")] = None,
-) -> list[PulseOut]:
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> OffsetPage[PulseOut]:
     """The caller's own pulses, newest first (open ones carry their questions)."""
     assert principal.person_id is not None
-    found = await repo.pulses_of_respondent(session, principal.tenant, principal.person_id, MAX_LIST)
+    found = await repo.pulses_of_respondent(
+        session,
+        principal.tenant,
+        principal.person_id,
+        limit=limit + 1,
+        offset=offset,
+        status=pulse_status,
+        now=now,
+    )
     out: list[PulseOut] = []
     settings_of: dict[UUID, repo.ProgramSettings] = {}
-    for pulse in found:
+    for pulse in found[:limit]:
         if pulse.program_id not in settings_of:
             settings_of[pulse.program_id] = await repo.program_settings(session, principal.tenant, pulse.program_id)
         questions = settings_of[pulse.program_id].pulse_config.questions
         item = _pulse_out(pulse, principal, (pulse.respondent_id, pulse.respondent_id), questions, now)
-        if item is not None and (pulse_status is None or item.status is pulse_status):
+        if item is not None:
             out.append(item)
-    return out
+    return OffsetPage[PulseOut](items=out, next_offset=offset + limit if len(found) > limit else None)
 
 
 @pulse_router.get("/pulses/{pulse_id}", responses=NOT_FOUND)
@@ -396,17 +408,23 @@ async def answer_pulse(
 
 @pulse_router.get("/matches/{match_id}/pulses", responses=NOT_FOUND)
 async def list_match_pulses(
-    match_id: MatchId, principal: AnyRolePrincipal, session: Session, now: Now
-) -> list[PulseOut]:
+    match_id: MatchId, principal: AnyRolePrincipal, session: Session, now: Now, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[PulseOut]:
     """Coordinators: every pulse of the match (ratings; notes only where a concern was flagged).
     A party: only their own pulses of this match, never the partner's."""
     match = await repo.get_match(session, principal.tenant, match_id)
     if match is None or not (principal.person_id in match.party_ids or principal.coordinates(match.program_id)):
         raise _not_found("match", match_id)
     settings = await repo.program_settings(session, principal.tenant, match.program_id)
-    found = await repo.pulses_of_match(session, principal.tenant, match_id, MAX_LIST)
-    views = (_pulse_out(pulse, principal, match.party_ids, settings.pulse_config.questions, now) for pulse in found)
-    return [view for view in views if view is not None]
+    # A party sees only their own pulses: filtering in SQL keeps every page full.
+    own = principal.person_id if principal.person_id in match.party_ids else None
+    found = await repo.pulses_of_match(
+        session, principal.tenant, match_id, limit=limit + 1, offset=offset, respondent_id=own
+    )
+    questions = settings.pulse_config.questions
+    views = (_pulse_out(pulse, principal, match.party_ids, questions, now) for pulse in found[:limit])
+    items = [view for view in views if view is not None]
+    return OffsetPage[PulseOut](items=items, next_offset=offset + limit if len(found) > limit else None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -470,22 +488,28 @@ program_router = APIRouter(prefix="/programs/{program_id}", tags=["programs"])
 
 @program_router.get("/at-risk", responses=NOT_FOUND)
 async def list_at_risk_matches(
-    program_id: ProgramId, principal: CoordinatorOrOperatorPrincipal, session: Session
-) -> list[AtRiskMatchOut]:
+    program_id: ProgramId,
+    principal: CoordinatorOrOperatorPrincipal,
+    session: Session,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> OffsetPage[AtRiskMatchOut]:
     """Matches of the program currently at risk, worst health first."""
     await _require_manages(session, principal, program_id)
-    rows = await repo.at_risk_matches(session, principal.tenant, program_id, MAX_LIST)
-    return [
-        AtRiskMatchOut(
+    rows = await repo.at_risk_matches(session, principal.tenant, program_id, limit=limit + 1, offset=offset)
+    return OffsetPage[AtRiskMatchOut].of(
+        rows,
+        offset,
+        limit,
+        lambda row: AtRiskMatchOut(
             match_id=row.match_id,
             mentor_id=row.mentor_id,
             mentee_id=row.mentee_id,
             health_score=row.health_score,
             reasons=[ReasonOut.model_validate(reason) for reason in row.health_reasons],
             at_risk_since=row.at_risk_since,
-        )
-        for row in rows
-    ]
+        ),
+    )
 
 
 CoordinatorPrincipal = Annotated[Principal, Depends(require_roles(Role.COORDINATOR))]

@@ -115,7 +115,7 @@ async def at_risk_list(client: httpx.AsyncClient, runtime: Runtime, people: Peop
     coordinator = token(runtime, people.tenant, coordinator_of=(people.program,))
     response = await client.get(f"/v1/programs/{people.program}/at-risk", headers=coordinator)
     assert response.status_code == 200, response.text
-    listed: list[dict[str, Any]] = response.json()
+    listed: list[dict[str, Any]] = response.json()["items"]
     return listed
 
 
@@ -245,7 +245,7 @@ async def answer_open_pulse(
     client: httpx.AsyncClient, runtime: Runtime, people: People, person: Any, body: dict[str, Any]
 ) -> None:
     headers = token(runtime, people.tenant, person=person)
-    [pulse] = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()
+    [pulse] = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()["items"]
     answered = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json=body, headers=headers)
     assert answered.status_code == 200, answered.text
 

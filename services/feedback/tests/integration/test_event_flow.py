@@ -59,7 +59,7 @@ async def publish(producer: AIOKafkaProducer, *events: EventData | EventEnvelope
 
 async def open_pulses_of(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     response = await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)
-    listed: list[dict[str, Any]] = response.json()
+    listed: list[dict[str, Any]] = response.json()["items"]
     return listed
 
 
@@ -135,7 +135,7 @@ async def test_a_match_enters_at_risk_once_and_leaves_it_on_recovery(
     async def at_risk_list() -> list[dict[str, Any]]:
         listed: list[dict[str, Any]] = (
             await client.get(f"/v1/programs/{people.program}/at-risk", headers=coordinator)
-        ).json()
+        ).json()["items"]
         return listed
 
     assert await eventually(lambda: _all_in_inbox(runtime, [str(envelope.id) for envelope in history]))

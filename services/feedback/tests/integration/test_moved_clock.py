@@ -58,7 +58,7 @@ async def a_check_in_due_tomorrow(runtime: Runtime, real_now: datetime, clock: C
 async def both_answer_low(client: httpx.AsyncClient, runtime: Runtime, people: People) -> None:
     for person in (people.mentee, people.mentor):
         headers = token(runtime, people.tenant, person=person)
-        [pulse] = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()
+        [pulse] = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()["items"]
         answered = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": LOW}, headers=headers)
         assert answered.status_code == 200, answered.text
 
@@ -74,7 +74,7 @@ async def at_risk_list(client: httpx.AsyncClient, runtime: Runtime, people: Peop
     coordinator = token(runtime, people.tenant, coordinator_of=(people.program,))
     response = await client.get(f"/v1/programs/{people.program}/at-risk", headers=coordinator)
     assert response.status_code == 200, response.text
-    return [entry["match_id"] for entry in response.json()]
+    return [entry["match_id"] for entry in response.json()["items"]]
 
 
 async def test_with_the_clock_moved_ahead_a_low_pulse_on_a_check_in_due_in_real_time_tomorrow_marks_the_match_at_risk(
@@ -105,11 +105,11 @@ async def test_a_pulse_closes_when_its_window_has_passed_by_the_service_clock(
 ) -> None:
     people = await a_check_in_due_tomorrow(runtime, real_now, moved)
     mentee = token(runtime, people.tenant, person=people.mentee)
-    [pulse] = (await moved_client.get("/v1/me/pulses", headers=mentee)).json()
+    [pulse] = (await moved_client.get("/v1/me/pulses", headers=mentee)).json()["items"]
     assert pulse["status"] == "open"
 
     moved.set(real_now + timedelta(days=1) + WINDOW)
-    [pulse] = (await moved_client.get("/v1/me/pulses", headers=mentee)).json()
+    [pulse] = (await moved_client.get("/v1/me/pulses", headers=mentee)).json()["items"]
     assert pulse["status"] == "closed"
     late = await moved_client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": LOW}, headers=mentee)
     assert late.status_code == 409
@@ -121,7 +121,7 @@ async def test_the_report_is_dated_by_the_service_clock_and_answers_are_stamped_
     people = await a_check_in_due_tomorrow(runtime, real_now, moved)
     moved.set(real_now + timedelta(days=3))
     mentee = token(runtime, people.tenant, person=people.mentee)
-    [pulse] = (await moved_client.get("/v1/me/pulses", params={"status": "open"}, headers=mentee)).json()
+    [pulse] = (await moved_client.get("/v1/me/pulses", params={"status": "open"}, headers=mentee)).json()["items"]
     answered = await moved_client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": LOW}, headers=mentee)
     assert datetime.fromisoformat(answered.json()["submitted_at"]) == moved.now()
 

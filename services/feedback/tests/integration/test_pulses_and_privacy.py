@@ -39,7 +39,7 @@ async def pair(runtime: Runtime) -> People:
 
 
 async def my_open_pulse(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
-    pulses = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()
+    pulses = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()["items"]
     assert len(pulses) == 1, pulses
     pulse: dict[str, Any] = pulses[0]
     return pulse
@@ -108,7 +108,7 @@ async def test_a_pulse_closes_when_its_window_has_passed(runtime: Runtime, clien
     due = datetime.now(UTC) - timedelta(days=window_days, minutes=1)
     await apply(runtime, program(people), accepted(people, due - timedelta(days=3)), check_in_due(people, due))
     mentee = token(runtime, people.tenant, person=people.mentee)
-    [pulse] = (await client.get("/v1/me/pulses", headers=mentee)).json()
+    [pulse] = (await client.get("/v1/me/pulses", headers=mentee)).json()["items"]
     assert pulse["status"] == "closed"
     late = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": GOOD}, headers=mentee)
     assert late.status_code == 409
@@ -131,7 +131,7 @@ async def test_the_partner_never_sees_the_others_ratings_or_notes(
         assert hidden.status_code == 404
         # The words of a pulse that does not exist: the partner learns nothing from them.
         assert hidden.json()["detail"]["error_description"] == f"pulse {pulse['pulse_id']} not found"
-        listed = (await client.get(f"/v1/matches/{pair.match}/pulses", headers=headers)).json()
+        listed = (await client.get(f"/v1/matches/{pair.match}/pulses", headers=headers)).json()["items"]
         assert {item["pulse_id"] for item in listed} <= {(await my_open_pulse(client, mentor))["pulse_id"]}
         assert all(item["scores"] is None for item in listed)
 
@@ -155,7 +155,7 @@ async def test_coordinators_see_ratings_and_notes_only_when_a_concern_is_flagged
     )
     seen = {
         item["pulse_id"]: item
-        for item in (await client.get(f"/v1/matches/{pair.match}/pulses", headers=coordinator)).json()
+        for item in (await client.get(f"/v1/matches/{pair.match}/pulses", headers=coordinator)).json()["items"]
     }
     assert seen[mentee_pulse["pulse_id"]]["scores"]["usefulness"] == 4
     assert seen[mentee_pulse["pulse_id"]]["notes"] is None
@@ -201,3 +201,43 @@ async def test_redelivered_check_in_events_open_no_further_pulses(
     async with runtime.engine.connect() as conn:
         answers = (await conn.execute(text("SELECT scores FROM pulses"))).scalars().all()
     assert json.dumps(answers) == "[null, null]"
+
+
+async def offset_pages(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], **params: str
+) -> list[dict[str, Any]]:
+    """Every page of an offset-paged list at limit=2, following next_offset until it is null."""
+    pages: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        response = await client.get(url, params={**params, "limit": 2, "offset": offset}, headers=headers)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        offset = pages[-1]["next_offset"]
+    return pages
+
+
+async def test_pulse_lists_page_by_offset_until_next_offset_is_null(
+    runtime: Runtime, client: httpx.AsyncClient, pair: People
+) -> None:
+    for hours in range(2, 6):  # four more check-ins: five pulses for each party
+        await apply(runtime, check_in_due(pair, datetime.now(UTC) - timedelta(hours=hours)))
+    mentee = token(runtime, pair.tenant, person=pair.mentee)
+    coordinator = token(runtime, pair.tenant, coordinator_of=(pair.program,))
+    for url, headers in (("/v1/me/pulses", mentee), (f"/v1/matches/{pair.match}/pulses", mentee)):
+        pages = await offset_pages(client, url, headers)
+        assert [len(page["items"]) for page in pages] == [2, 2, 1], url
+        assert [page["next_offset"] for page in pages] == [2, 4, None], url
+        assert len({p["pulse_id"] for page in pages for p in page["items"]}) == 5, url
+    both = await offset_pages(client, f"/v1/matches/{pair.match}/pulses", coordinator)
+    assert [len(page["items"]) for page in both] == [2, 2, 2, 2, 2]
+    assert both[-1]["next_offset"] is None
+    # The status filter is applied before paging: with one pulse answered, four open ones fill two whole pages.
+    [newest, *_] = (await client.get("/v1/me/pulses", headers=mentee)).json()["items"]
+    answered = await client.post(f"/v1/pulses/{newest['pulse_id']}/answers", json={"answers": GOOD}, headers=mentee)
+    assert answered.status_code == 200, answered.text
+    still_open = await offset_pages(client, "/v1/me/pulses", mentee, status="open")
+    assert [len(page["items"]) for page in still_open] == [2, 2]
+    assert newest["pulse_id"] not in {p["pulse_id"] for page in still_open for p in page["items"]}
+    too_big = await client.get("/v1/me/pulses", params={"limit": 201}, headers=mentee)
+    assert too_big.status_code == 422

@@ -10,9 +10,11 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from services.feedback.tests.integration.support import (
     People,
+    accepted,
     apply,
     check_in_due,
     check_in_missed,
@@ -44,7 +46,7 @@ def match_between(base: People, mentor: UUID, mentee: UUID) -> People:
 
 
 async def answer_open_pulse(client: httpx.AsyncClient, headers: dict[str, str], usefulness: int) -> None:
-    [pulse] = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()
+    [pulse] = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()["items"]
     answers = {"usefulness": usefulness, "trust": 4, "meeting_happened": True, "goal_progress": 50}
     response = await client.post(f"/v1/pulses/{pulse['pulse_id']}/answers", json={"answers": answers}, headers=headers)
     assert response.status_code == 200, response.text
@@ -247,3 +249,32 @@ async def test_a_report_date_at_the_end_of_the_calendar_is_refused_naming_as_of(
         )
         assert refused.status_code == 422, refused.text  # it was a 500: the day after as_of overflowed
         assert refused.json()["detail"][0]["loc"] == ["query", "as_of"]
+
+
+async def test_the_at_risk_list_pages_worst_first_until_next_offset_is_null(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    base = People.fresh()
+    await apply(runtime, program(base))
+    pairs = [People.fresh(base.tenant, base.program) for _ in range(5)]
+    for people in pairs:
+        await apply(runtime, accepted(people, datetime.now(UTC) - timedelta(days=20)))
+    async with runtime.engine.begin() as conn:  # the health evaluation is tested elsewhere: set its outcome here
+        for n, people in enumerate(pairs):
+            await conn.execute(
+                text("UPDATE matches SET at_risk = true, health_score = :score WHERE match_id = :match"),
+                {"score": 0.1 * n, "match": people.match},
+            )
+    coordinator = token(runtime, base.tenant, coordinator_of=(base.program,))
+    pages: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        response = await client.get(
+            f"/v1/programs/{base.program}/at-risk", params={"limit": 2, "offset": offset}, headers=coordinator
+        )
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        offset = pages[-1]["next_offset"]
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert [page["next_offset"] for page in pages] == [2, 4, None]
+    assert [m["match_id"] for page in pages for m in page["items"]] == [str(people.match) for people in pairs]
