@@ -156,7 +156,7 @@ class ApiClient:
 
     def pages(self, service: str, path: str, *, limit: int = 200, **params: Any) -> Iterator[dict[str, Any]]:
         """Every item of a paged collection, cursor-paged (`{"items": [...], "next_cursor": ...}`) or offset-paged
-        (`"next_offset"`, as an import's row errors are)."""
+        (`"next_offset"`, as every list other than profiles' cursor-paged ones is)."""
         following: dict[str, Any] = {}
         while True:
             page = self.get(service, path, limit=limit, **params, **following)
