@@ -348,8 +348,12 @@ async def program_schedule(
     principal: AnyRolePrincipal,
     db: Session,
     state: CheckInState | None = None,
-    due_from: datetime | None = None,
-    due_to: datetime | None = None,
+    due_from: Annotated[
+        Instant | None, Query(description=f"Check-ins due at or after this instant, with a UTC offset. {INSTANT_RANGE}")
+    ] = None,
+    due_to: Annotated[
+        Instant | None, Query(description=f"Check-ins due before this instant, with a UTC offset. {INSTANT_RANGE}")
+    ] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> OffsetPage[CheckInOut]:
@@ -358,9 +362,6 @@ async def program_schedule(
     query = select(check_ins).where(check_ins.c.tenant_id == principal.tenant, check_ins.c.program_id == program_id)
     if state is not None:
         query = query.where(check_ins.c.state == state.value)
-    for bound in (due_from, due_to):
-        if bound is not None and bound.tzinfo is None:
-            raise InvalidAvailabilityError("due_from and due_to must carry a UTC offset")
     if due_from is not None:
         query = query.where(check_ins.c.due_at >= due_from)
     if due_to is not None:

@@ -13,6 +13,7 @@ import pytest
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import Feeder, token
 from services.scheduling.tests.integration.scenario import Scenario
+from shared.auth import Role
 from shared.clock import MovableClock
 from shared.events.models import MatchAccepted
 
@@ -136,3 +137,19 @@ async def test_a_malformed_if_match_is_a_422_naming_the_header_not_a_stale_versi
     assert stale.status_code == 412
     accepted = await client.post(accept, headers={**mentor, "If-Match": 'W/"0", "1"'})
     assert accepted.status_code == 200, accepted.text
+
+
+async def test_a_program_schedules_due_window_without_an_offset_or_off_the_calendar_is_a_422_naming_the_bound(
+    client: httpx.AsyncClient, feed: Feeder, clock: MovableClock, settings: SchedulingSettings
+) -> None:
+    s, _ = await matched(feed, clock, program_known=True)
+    coordinator = token(settings, s.tenant_id, roles=[Role.COORDINATOR], programs=[s.program_id])
+    schedule = f"/v1/programs/{s.program_id}/check-ins"
+    for bound in ("due_from", "due_to"):
+        for value in ("2026-03-01T10:00:00", "9999-12-31T00:00:00Z"):
+            loc, _ = refused_field(await client.get(schedule, params={bound: value}, headers=coordinator))
+            assert loc == ["query", bound], value  # a naive one was a 422 naming no field
+    window = {"due_from": "2026-02-01T00:00:00Z", "due_to": "2026-12-31T00:00:00Z"}
+    fine = await client.get(schedule, params=window, headers=coordinator)
+    assert fine.status_code == 200, fine.text
+    assert fine.json()["items"], "the match's planned check-ins fall in the window"
