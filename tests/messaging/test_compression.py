@@ -15,6 +15,7 @@ async def test_a_batch_of_events_is_built_zstd_compressed_and_reads_back_intact(
     producer = make_producer("127.0.0.1:9")  # building a batch needs no broker
     events = [encode(EventEnvelope.wrap(samples.match_proposed())) for _ in range(50)]
     builder = producer.create_batch()
+    await producer.stop()  # never started: this only marks it closed (an unclosed one warns when collected)
     for _, key, value, headers in events:
         assert builder.append(key=key, value=value, timestamp=None, headers=headers) is not None
     built = bytes(builder._builder.build())  # what send_batch puts on the wire
