@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -401,11 +402,12 @@ async def pulses_of_match(
     *,
     limit: int,
     offset: int = 0,
-    respondent_id: UUID | None = None,
+    respondent_ids: Collection[UUID] | None = None,
 ) -> list[Pulse]:
+    """The match's pulses newest first; only those answered by `respondent_ids` when given (empty: none)."""
     query = select(pulses).where(pulses.c.tenant_id == tenant_id, pulses.c.match_id == match_id)
-    if respondent_id is not None:
-        query = query.where(pulses.c.respondent_id == respondent_id)
+    if respondent_ids is not None:
+        query = query.where(pulses.c.respondent_id.in_(respondent_ids))
     rows = (
         await session.execute(query.order_by(pulses.c.opened_at.desc(), pulses.c.pulse_id).limit(limit).offset(offset))
     ).all()

@@ -325,6 +325,15 @@ def _pulse_out(
     )
 
 
+def _respondents_visible_to(principal: Principal, match: repo.MatchRow) -> frozenset[UUID] | None:
+    """Whose pulses of `match` the caller may see (None: everyone's), as `_pulse_out` decides pulse by pulse;
+    the list filters on it in SQL so that every page but the last is full."""
+    if principal.person_id is not None and principal.person_id in match.party_ids:
+        # A party: their own pulses, and only with a participant's token; never the partner's, even as coordinator.
+        return frozenset({principal.person_id}) if principal.is_participant else frozenset()
+    return None  # a coordinator of the program (anyone else is refused before)
+
+
 pulse_router = APIRouter(tags=["pulses"])
 
 
@@ -416,10 +425,13 @@ async def list_match_pulses(
     if match is None or not (principal.person_id in match.party_ids or principal.coordinates(match.program_id)):
         raise _not_found("match", match_id)
     settings = await repo.program_settings(session, principal.tenant, match.program_id)
-    # A party sees only their own pulses: filtering in SQL keeps every page full.
-    own = principal.person_id if principal.person_id in match.party_ids else None
     found = await repo.pulses_of_match(
-        session, principal.tenant, match_id, limit=limit + 1, offset=offset, respondent_id=own
+        session,
+        principal.tenant,
+        match_id,
+        limit=limit + 1,
+        offset=offset,
+        respondent_ids=_respondents_visible_to(principal, match),
     )
     questions = settings.pulse_config.questions
     views = (_pulse_out(pulse, principal, match.party_ids, questions, now) for pulse in found[:limit])

@@ -78,9 +78,11 @@ def token(
     person: UUID | None = None,
     coordinator_of: tuple[UUID, ...] = (),
     operator: bool = False,
+    participant: bool = True,
 ) -> dict[str, str]:
+    """A dev token; naming a `person` makes it a participant's unless `participant=False` (a person id alone)."""
     roles: list[Role] = []
-    if person is not None:
+    if person is not None and participant:
         roles.append(Role.PARTICIPANT)
     if coordinator_of:
         roles.append(Role.COORDINATOR)

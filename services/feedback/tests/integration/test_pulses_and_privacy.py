@@ -241,3 +241,17 @@ async def test_pulse_lists_page_by_offset_until_next_offset_is_null(
     assert newest["pulse_id"] not in {p["pulse_id"] for page in still_open for p in page["items"]}
     too_big = await client.get("/v1/me/pulses", params={"limit": 201}, headers=mentee)
     assert too_big.status_code == 422
+
+
+async def test_a_party_whose_token_lacks_the_participant_role_gets_one_empty_last_page_of_the_matchs_pulses(
+    runtime: Runtime, client: httpx.AsyncClient, pair: People
+) -> None:
+    for hours in range(2, 6):  # five pulses for each party
+        await apply(runtime, check_in_due(pair, datetime.now(UTC) - timedelta(hours=hours)))
+    # The mentor also coordinates the program but calls with a coordinator's token carrying their person id: a
+    # party sees no pulse of the match without the participant role, so there is no further page to promise.
+    mentor_as_coordinator = token(
+        runtime, pair.tenant, person=pair.mentor, coordinator_of=(pair.program,), participant=False
+    )
+    pages = await offset_pages(client, f"/v1/matches/{pair.match}/pulses", mentor_as_coordinator)
+    assert pages == [{"items": [], "next_offset": None}]
