@@ -130,7 +130,7 @@ def test_the_readme_creates_the_namespace_then_the_secrets_then_runs_the_pre_dep
     stage = first(
         rf"kubectl kustomize deploy/k8s/overlays/\$OVERLAY \| kubectl apply -l {re.escape(f'{key}={value}')} -f -"
     )
-    wait = first(r"kubectl -n \"\$NS\" wait --for=condition=complete job -l app\.kubernetes\.io/component=migrate")
+    wait = first(r"deploy/k8s/wait-for-migrations\.sh \"\$NS\"")
     everything = first(r"kubectl apply -k deploy/k8s/overlays/\$OVERLAY")
     assert namespace < secrets < stage < wait < everything
 
