@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
 from jsonschema import Draft202012Validator
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from services.scheduling.adapters.lease import SweeperLease
 from services.scheduling.adapters.repository import ID_NAMESPACE
+from services.scheduling.application.sweeper import DUE as DUE_TRANSITION
 from services.scheduling.application.sweeper import SweeperRunner, event_id, sweep
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import START, Feeder, outbox_types, redis_client, rows, scalar
@@ -277,28 +280,45 @@ async def read_records(bootstrap: str, topic: str, wanted: set[str]) -> list[tup
 async def test_a_sweeper_killed_mid_sweep_and_restarted_emits_no_duplicate_and_misses_none(db, feed, clock):
     await _schedule_due(feed, clock, matches=10)
     expected = int(await scalar(db, "SELECT count(*) FROM check_ins WHERE due_at <= :now", now=clock.now()))
-    sessions = session_factory(db)
-    batches = 0
-    five_batches_in = asyncio.Event()
+    batch_size = 4
+    assert expected > 3 * batch_size
+    claims = 0
+    two_batches_committed = asyncio.Event()
+    committed = 0
 
-    async def slow() -> bool:
-        nonlocal batches
-        batches += 1
-        if batches == 5:
-            five_batches_in.set()
-        await asyncio.sleep(0.02)
-        return True
+    def count_commit(_session: Session) -> None:
+        nonlocal committed
+        committed += 1
+        if committed == 2:
+            two_batches_committed.set()
 
-    first = asyncio.create_task(sweep(sessions, clock, batch_size=4, keep_going=slow))
-    await five_batches_in.wait()
-    await asyncio.sleep(0.01)
-    first.cancel()  # the replica dies mid-sweep (possibly inside a batch's transaction)
-    with contextlib.suppress(asyncio.CancelledError):
+    class DiesInItsThirdBatch(AsyncSession):
+        """The sessions of a replica that dies inside its third CheckInDue batch, right after claiming it, once
+        the two batches before have committed: the same point of the sweep on every run, whatever the timing."""
+
+        async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal claims
+            if statement is not DUE_TRANSITION.statement:
+                return await super().execute(statement, *args, **kwargs)
+            claims += 1
+            batch = claims
+            if batch < 3:
+                event.listen(self.sync_session, "after_commit", count_commit)
+            else:
+                await two_batches_committed.wait()
+            result = await super().execute(statement, *args, **kwargs)
+            if batch == 3:
+                first.cancel()  # the replica dies; its sweep cancels this batch before it commits: claim undone
+            return result
+
+    dying = async_sessionmaker[AsyncSession](db, class_=DiesInItsThirdBatch, expire_on_commit=False)
+    first = asyncio.create_task(sweep(dying, clock, batch_size=batch_size))
+    with pytest.raises(asyncio.CancelledError):
         await first
-    emitted_by_first = (await outbox_types(db)).count(DUE)
-    assert 0 < emitted_by_first < expected
+    assert (await outbox_types(db)).count(DUE) == 2 * batch_size
+    assert await scalar(db, "SELECT count(*) FROM check_ins WHERE state = 'due'") == 2 * batch_size
 
-    await sweep(sessions, clock, batch_size=4)  # another replica takes over
+    await sweep(session_factory(db), clock, batch_size=batch_size)  # another replica takes over
 
     due = await rows(
         db,
