@@ -10,6 +10,7 @@ import csv
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from services.profiles.domain.model import (
     NeedsInventory,
     OfferInventory,
     ProfileFields,
+    tenure_start_refusal,
 )
 
 REQUIRED_COLUMNS = ("email", "display_name", "tenure_start", "time_zone")
@@ -257,8 +259,10 @@ class RowParser:
     100,000 times an import, and the per-call wrapper of ``model_validate`` adds nothing here.
     """
 
-    def __init__(self, header: list[str], campus_ids: dict[str, UUID]) -> None:
+    def __init__(self, header: list[str], campus_ids: dict[str, UUID], now: datetime | None = None) -> None:
         self._header = header
+        # One instant for the whole file: every row's tenure_start is judged against the same "today".
+        self._now = now or datetime.now(UTC)
         self._width = len(header)
         self._campus_ids = campus_ids
         position = {column: index for index, column in enumerate(header)}
@@ -345,6 +349,10 @@ class RowParser:
                         RowError(e.row_number, e.column if e.column != "?" else "capacity", e.message) for e in found
                     ]
                 errors.extend(found)
+        # Every row sets tenure_start (a required column), so its rule applies whatever is stored.
+        valid_profile = parsed[0] if parsed and isinstance(parsed[0], ProfileFields) else None
+        if valid_profile is not None and (refusal := tenure_start_refusal(valid_profile.tenure_start, now=self._now)):
+            errors.insert(0, RowError(row_number, "tenure_start", refusal))
         if errors:
             return errors
         profile_fields, needs_fields, offer_fields, enrolment_fields = parsed
@@ -363,10 +371,10 @@ class RowParser:
 
 
 def parse_row(
-    row_number: int, header: list[str], cells: list[str], campus_ids: dict[str, UUID]
+    row_number: int, header: list[str], cells: list[str], campus_ids: dict[str, UUID], now: datetime | None = None
 ) -> ParsedRow | list[RowError]:
     """Validate one CSV row; `campus_ids` maps campus names (lower case) and id strings to campus ids.
 
     An import validates many rows against one header: it uses one `RowParser` for all of them.
     """
-    return RowParser(header, campus_ids).parse(row_number, cells)
+    return RowParser(header, campus_ids, now).parse(row_number, cells)

@@ -61,38 +61,47 @@ PROGRAM_DATES = (date(2000, 1, 1), date(2099, 12, 31))
 #: Longer is a typo (an end year of 2062 for 2026), not a mentoring program: cohorts run for months, a few years at most.
 MAX_PROGRAM_DAYS = 3653
 
-#: Validation context key: the instant "now" for date rules (default: the system clock, which is the profiles
-#: service's clock: its settings cannot move it). Tests pin it here.
-NOW = "now"
 #: Validation context flag: the values were validated when written (a stored row, merged with a request body that
 #: was validated on arrival): rules that depend on today's date are not applied again, so a row stored before such
 #: a rule existed can still be read and corrected.
 STORED = "stored"
 #: No one in an organisation today started before this; earlier dates are typos (e.g. 0202 for 2020).
 EARLIEST_TENURE_START = date(1900, 1, 1)
+#: How far ahead of today a start may lie. Onboarding ("buddy") programs match new hires with peers before their
+#: first day, and HR registers a hire once the offer is accepted: weeks to months ahead, and up to a year for
+#: graduate and academic intakes (offers in autumn for next September). Later is a typo (2062 for 2026) that would
+#: make the person junior to everyone in matching's seniority rule. 366 days: the same date next year always fits.
+TENURE_START_LEAD = timedelta(days=366)
 # "Today" is the latest date anywhere on Earth (UTC+14): an import run at 20:00 UTC for a site east of UTC must not
 # refuse a start date that is already today there.
 _LATEST_OFFSET = timedelta(hours=14)
 
 
-def valid_tenure_start(value: date, info: ValidationInfo) -> date:
-    """Not before 1900 and not in the future: the seniority rule of matching compares these dates, so a start in
-    3020 would make a person junior to everyone. One validator for the API's models and the CSV rows."""
-    if isinstance(info.context, dict) and info.context.get(STORED):
-        return value
+def tenure_start_refusal(value: date, stored: date | None = None, now: datetime | None = None) -> str | None:
+    """Why a write may not set tenure_start to `value` (1900-01-01 to a year after today), or None.
+
+    Only a value being set is checked (on creation, in every import row, or when it differs from the `stored`
+    one): a row stored before this rule must not block a save that sends it back unchanged, which is all a
+    participant may do with it. The request shapes accept any date so that this is decided where the stored value
+    is known: the API's create and update, and the CSV rows.
+    """
+    if value == stored:
+        return None
     if value < EARLIEST_TENURE_START:
-        raise ValueError(f"tenure_start must not be before {EARLIEST_TENURE_START.isoformat()}")
-    now = info.context.get(NOW) if isinstance(info.context, dict) else None
-    latest = ((now if isinstance(now, datetime) else datetime.now(UTC)).astimezone(UTC) + _LATEST_OFFSET).date()
+        return f"tenure_start must not be before {EARLIEST_TENURE_START.isoformat()}"
+    latest = ((now or datetime.now(UTC)).astimezone(UTC) + _LATEST_OFFSET).date() + TENURE_START_LEAD
     if value > latest:
-        raise ValueError(f"tenure_start must not be in the future ({value.isoformat()})")
-    return value
+        return f"tenure_start must not be more than a year ahead: {value.isoformat()} is after {latest.isoformat()}"
+    return None
 
 
 TenureStart = Annotated[
     date,
-    AfterValidator(valid_tenure_start),
-    Field(description="When the person started in the organisation or program of study: 1900-01-01 to today."),
+    Field(
+        description="When the person started (or will start) in the organisation or program of study: from "
+        "1900-01-01 to a year after today, so upcoming starters can be matched before their first day. Checked "
+        "when set: a stored value sent back unchanged is accepted."
+    ),
 ]
 RoleLevel = Annotated[int, Field(ge=0, le=100, description="Year of study or job grade, 0-100; higher is more senior.")]
 
@@ -201,7 +210,7 @@ class ProfileFields(Strict):
     manager_person_id: UUID | None = None
     reporting_line_id: ExternalId | None = None
     role_level: RoleLevel = 0
-    tenure_start: TenureStart
+    tenure_start: TenureStart  # its range is checked where a write sets it: tenure_start_refusal
     time_zone: TimeZoneName
     languages: Languages = ()
     interests: TagList = ()

@@ -28,7 +28,6 @@ from services.profiles.adapters import repository as repo
 from services.profiles.adapters.orm import campuses, enrolments, organisations, participants, programs
 from services.profiles.domain.catalogue import DEFAULT_FUNCTION_CATALOGUE
 from services.profiles.domain.model import (
-    STORED,
     EnrolmentPatch,
     NeedsInventory,
     OfferInventory,
@@ -38,6 +37,7 @@ from services.profiles.domain.model import (
     ProgramPatch,
     effective_capacity,
     merge,
+    tenure_start_refusal,
 )
 from services.profiles.domain.ownership import organisation_fields_changed, refusal_message
 from services.profiles.entrypoints.http import (
@@ -533,15 +533,20 @@ async def _reachable_participant(session: AsyncSession, principal: Principal, pe
     return row
 
 
-async def _check_profile_references(
+async def _check_what_the_write_sets(
     session: AsyncSession,
     principal: Principal,
     fields: ProfileFields,
     person_id: uuid.UUID | None,
     current: RowMapping | None = None,
 ) -> None:
-    """The ids the profile names exist in the caller's organisation. Only those a write adds are looked up: a
-    manager or blocked person erased since they were stored must not make every later edit fail."""
+    """The rules that need the stored row or the database, applied only to what the write sets (`current` is the
+    stored row, None on creation): a tenure_start or a manager or blocked person stored before a rule (or erased
+    since) must not make every later edit fail, above all a participant's, who must send such fields back unchanged.
+    The ids the profile names exist in the caller's organisation."""
+    refusal = tenure_start_refusal(fields.tenure_start, current["tenure_start"] if current is not None else None)
+    if refusal is not None:
+        raise invalid(("tenure_start",), refusal, fields.tenure_start.isoformat())
     if fields.campus_id is not None and await repo.campus_ids_exist(session, principal.tenant, [fields.campus_id]):
         raise invalid(("campus_id",), "not a campus of this organisation", str(fields.campus_id))
     if person_id is not None and person_id in fields.blocked_person_ids:
@@ -569,7 +574,7 @@ async def create_participant(
 ) -> ParticipantOut:
     async with transaction(request) as session:
         await _require_organisation(session, principal)
-        await _check_profile_references(session, principal, body, None)
+        await _check_what_the_write_sets(session, principal, body, None)
         row = await repo.insert_returning(
             session,
             participants,
@@ -645,15 +650,14 @@ def _profile_change(principal: Principal, person_id: uuid.UUID, patch: ProfileFi
     async def change(current: RowMapping, session: AsyncSession) -> dict[str, Any]:
         try:
             stored = repo.profile_fields(current)
-            # The body's dates were checked on arrival; the stored ones were when written.
-            fields = ProfileFields.model_validate(merge(stored, patch), context={STORED: True})
+            fields = ProfileFields.model_validate(merge(stored, patch))
         except ValidationError as error:
             raise invalid_from(error) from error
         if not (principal.is_operator or principal.is_coordinator):
             changed = organisation_fields_changed(stored, fields)
             if changed:
                 raise forbidden(refusal_message(changed))
-        await _check_profile_references(session, principal, fields, person_id, current)
+        await _check_what_the_write_sets(session, principal, fields, person_id, current)
         return repo.profile_values(fields)
 
     return change

@@ -61,8 +61,11 @@ class ParticipantOut(ProfileFields):
     id: UUID
     tenant_id: UUID
     version: int
-    # What is stored, as stored: a row written before today's date bounds existed must still read back.
-    tenure_start: date = Field(description="When the person started in the organisation or program of study.")
+    # Described as read: a stored value may predate the rule that writes apply.
+    tenure_start: date = Field(
+        description="When the person started (or will start) in the organisation or program of study. A value "
+        "stored before the rule writes apply (1900-01-01 to a year after today) may lie outside it."
+    )
     needs: Annotated[tuple[NeedRating, ...], Field(max_length=100)] = ()
     offers: KeyList = ()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -69,6 +70,22 @@ async def test_a_row_with_several_bad_cells_counts_once_as_processed_and_failed(
         0,
         1,
     )
+
+
+async def test_an_upcoming_starter_up_to_a_year_ahead_is_imported_and_a_later_start_is_a_row_error(
+    api: Api, tenant: Tenant
+) -> None:
+    soon, too_late = (date.today() + timedelta(days=days) for days in (300, 400))
+    header = "email,display_name,tenure_start,time_zone\n"
+    report = await upload(
+        api, tenant, f"{header}soon@example.org,Soon,{soon},UTC\nlate@example.org,Late,{too_late},UTC\n"
+    )
+    assert (report["rows_imported"], report["rows_failed"]) == (1, 1)
+    [error] = report["errors"]
+    assert (error["row_number"], error["column"]) == (3, "tenure_start")
+    assert "a year" in error["message"]
+    found = await api.client.get("/v1/participants", params={"q": "soon@"}, headers=tenant.coordinator)
+    assert found.json()["items"][0]["tenure_start"] == soon.isoformat()
 
 
 async def test_the_upload_answers_with_its_jobs_location_relative_to_the_upload(api: Api, tenant: Tenant) -> None:

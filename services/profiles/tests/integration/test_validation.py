@@ -27,7 +27,7 @@ PROFILE_RULES: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
     ("role level above 100", {"role_level": 101}, ("role_level",)),
     ("role level below 0", {"role_level": -1}, ("role_level",)),
     ("tenure start in the year 3020", {"tenure_start": "3020-01-01"}, ("tenure_start",)),
-    ("tenure start days from now", {"tenure_start": (date.today() + timedelta(days=3)).isoformat()}, ("tenure_start",)),
+    ("tenure start over a year ahead", {"tenure_start": (date.today() + timedelta(days=400)).isoformat()}, ("tenure_start",)),
     ("tenure start before 1900", {"tenure_start": "1899-12-31"}, ("tenure_start",)),
     ("more than 50 interests", {"interests": [f"tag{i}" for i in range(51)]}, ("interests",)),
     ("duplicate interests", {"interests": ["chess", "chess"]}, ("interests",)),
@@ -123,13 +123,63 @@ async def test_a_coordinators_patch_of_tenure_start_into_the_future_is_refused_n
     assert today.status_code == 200, today.text
 
 
+async def test_a_coordinator_registers_an_upcoming_starter_up_to_a_year_ahead(api: Api, tenant: Tenant) -> None:
+    # Onboarding ("buddy") programs match new hires with peers before their first day.
+    starts = (date.today() + timedelta(days=300)).isoformat()
+    created = await api.client.post(
+        "/v1/participants", json=profile("starter@example.org", tenure_start=starts), headers=tenant.coordinator
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["tenure_start"] == starts
+    moved = await api.client.patch(
+        f"/v1/participants/{tenant.person_id}",
+        json={"tenure_start": starts},
+        headers={**tenant.coordinator, "If-Match": '"1"'},
+    )
+    assert moved.status_code == 200, moved.text
+
+
+async def _store_tenure_start(api: Api, person_id: uuid.UUID, value: date) -> None:
+    """Writes around the API, as a row stored before today's rule would be."""
+    async with api.runtime.sessions() as session, session.begin():
+        await session.execute(update(participants).where(participants.c.id == person_id).values(tenure_start=value))
+
+
+@pytest.mark.parametrize("stored", [date(3020, 1, 1), date(1850, 6, 1)], ids=["far future", "before 1900"])
+async def test_a_stored_tenure_start_outside_the_rule_does_not_block_a_save_that_sends_it_back_unchanged(
+    api: Api, tenant: Tenant, stored: date
+) -> None:
+    await _store_tenure_start(api, tenant.person_id, stored)
+    url = f"/v1/participants/{tenant.person_id}"
+    read = (await api.client.get(url, headers=tenant.participant)).json()
+    body = {k: v for k, v in read.items() if k not in ("id", "tenant_id", "version", "needs", "offers")}
+    # The participant may not change tenure_start, so they must send it back as stored: that cannot be refused.
+    replaced = await api.client.put(
+        url, json=body | {"interests": ["chess"]}, headers={**tenant.participant, "If-Match": '"1"'}
+    )
+    assert replaced.status_code == 200, replaced.text
+    patched = await api.client.patch(
+        url,
+        json={"tenure_start": stored.isoformat(), "languages": ["de"]},
+        headers={**tenant.participant, "If-Match": '"2"'},
+    )
+    assert patched.status_code == 200, patched.text
+    by_staff = await api.client.put(
+        url, json=body | {"display_name": "Ada R."}, headers={**tenant.coordinator, "If-Match": '"3"'}
+    )
+    assert by_staff.status_code == 200, by_staff.text
+    # Setting another value outside the rule is still refused, to a coordinator too.
+    moved = await api.client.patch(
+        url, json={"tenure_start": "3021-01-01"}, headers={**tenant.coordinator, "If-Match": '"4"'}
+    )
+    assert moved.status_code == 422
+    assert names_field(moved, ("tenure_start",))
+
+
 async def test_a_tenure_start_stored_before_the_rule_still_reads_back_and_can_be_corrected(
     api: Api, tenant: Tenant
 ) -> None:
-    async with api.runtime.sessions() as session, session.begin():
-        await session.execute(
-            update(participants).where(participants.c.id == tenant.person_id).values(tenure_start=date(3020, 1, 1))
-        )
+    await _store_tenure_start(api, tenant.person_id, date(3020, 1, 1))
     url = f"/v1/participants/{tenant.person_id}"
     read = await api.client.get(url, headers=tenant.participant)
     assert read.status_code == 200, read.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -17,6 +18,8 @@ from services.profiles.domain.csv_import import (
     stored_columns,
 )
 
+# 20:00 UTC on 1 March 2026: already 2 March east of UTC, so a start up to 2027-03-03 is within a year.
+EVENING = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
 HEADER = check_header(
     ["email", "display_name", "tenure_start", "time_zone", "availability", "needs", "role", "capacity", "campus"]
 )
@@ -115,14 +118,23 @@ def test_an_invalid_cell_is_reported_with_its_row_and_column(cells: dict[str, st
         ({"email": "nope"}, "an email address has the form local-part@domain"),
         ({"time_zone": "Mars/Olympus"}, "unknown IANA time zone 'Mars/Olympus'"),
         ({"role": "mentee", "capacity": "2"}, "a mentee-only enrolment has capacity 0"),
-        ({"tenure_start": "3020-01-01"}, "tenure_start must not be in the future (3020-01-01)"),
+        (
+            {"tenure_start": "2027-03-04"},
+            "tenure_start must not be more than a year ahead: 2027-03-04 is after 2027-03-03",
+        ),
         ({"tenure_start": "1899-12-31"}, "tenure_start must not be before 1900-01-01"),
     ],
 )
 def test_a_validators_message_reaches_the_report_in_its_own_words(cells: dict[str, str], message: str) -> None:
-    errors = parse_row(7, HEADER, row(**cells), {})
+    errors = parse_row(7, HEADER, row(**cells), {}, now=EVENING)
     assert isinstance(errors, list)
     assert errors[0].message == message  # not "Value error, …"
+
+
+def test_an_upcoming_starter_up_to_a_year_ahead_is_a_valid_row() -> None:
+    parsed = parse_row(7, HEADER, row(tenure_start="2027-03-03"), {}, now=EVENING)
+    assert isinstance(parsed, ParsedRow), parsed
+    assert parsed.profile.tenure_start == date(2027, 3, 3)
 
 
 def test_a_row_with_too_few_cells_is_an_error() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.profiles.domain.model import NOW, ProfileFields, ProfilePatch
+from services.profiles.domain.model import ProfileFields, ProfilePatch, tenure_start_refusal
 from services.profiles.domain.ownership import (
     ORGANISATION_FIELDS,
     PERSON_FIELDS,
@@ -48,23 +48,36 @@ def test_the_refusal_names_the_fields_and_who_sets_them() -> None:
     assert "HR" in message
 
 
-@pytest.mark.parametrize("model", [ProfileFields, ProfilePatch])
-def test_tenure_start_may_be_today_anywhere_on_earth_but_not_later(model: type[ProfileFields | ProfilePatch]) -> None:
-    # 20:00 UTC on 1 March is already 2 March east of UTC (Kiritimati, UTC+14): a start that day is no future date.
-    context = {NOW: datetime(2026, 3, 1, 20, 0, tzinfo=UTC)}
-    base = {"display_name": "Ada", "email": "ada@example.org", "time_zone": "UTC"}
-    assert model.model_validate(base | {"tenure_start": "2026-03-02"}, context=context).tenure_start == date(2026, 3, 2)
-    with pytest.raises(ValidationError) as refused:
-        model.model_validate(base | {"tenure_start": "2026-03-03"}, context=context)
-    assert [error["loc"] for error in refused.value.errors()] == [("tenure_start",)]
+# 20:00 UTC on 1 March is already 2 March east of UTC (Kiritimati, UTC+14): "today" somewhere on Earth.
+EVENING = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
+
+
+def test_tenure_start_may_be_a_year_ahead_of_today_anywhere_on_earth_but_not_later() -> None:
+    # Upcoming starters are registered before their first day, for onboarding ("buddy") programs.
+    assert tenure_start_refusal(date(2027, 3, 3), now=EVENING) is None  # 366 days after 2 March 2026
+    assert tenure_start_refusal(date(2027, 3, 4), now=EVENING) == (
+        "tenure_start must not be more than a year ahead: 2027-03-04 is after 2027-03-03"
+    )
+
+
+def test_tenure_start_before_1900_is_refused() -> None:
+    assert tenure_start_refusal(date(1900, 1, 1)) is None
+    assert tenure_start_refusal(date(1899, 12, 31)) == "tenure_start must not be before 1900-01-01"
+
+
+def test_a_tenure_start_equal_to_the_stored_one_is_not_being_set_so_the_rule_does_not_apply() -> None:
+    # A row stored before the rule must not block a save that sends it back (a participant can do nothing else).
+    assert tenure_start_refusal(date(3020, 1, 1), stored=date(3020, 1, 1), now=EVENING) is None
+    assert tenure_start_refusal(date(1850, 1, 1), stored=date(1850, 1, 1), now=EVENING) is None
+    assert tenure_start_refusal(date(3021, 1, 1), stored=date(3020, 1, 1), now=EVENING) is not None
 
 
 @pytest.mark.parametrize("model", [ProfileFields, ProfilePatch])
-def test_tenure_start_before_1900_is_refused(model: type[ProfileFields | ProfilePatch]) -> None:
+def test_the_request_shapes_accept_any_date_so_the_rule_is_decided_against_the_stored_value(
+    model: type[ProfileFields | ProfilePatch],
+) -> None:
     base = {"display_name": "Ada", "email": "ada@example.org", "time_zone": "UTC"}
-    assert model.model_validate(base | {"tenure_start": "1900-01-01"}).tenure_start == date(1900, 1, 1)
-    with pytest.raises(ValidationError, match="tenure_start must not be before 1900-01-01"):
-        model.model_validate(base | {"tenure_start": "1899-12-31"})
+    assert model.model_validate(base | {"tenure_start": "3020-01-01"}).tenure_start == date(3020, 1, 1)
 
 
 @pytest.mark.parametrize("model", [ProfileFields, ProfilePatch])
