@@ -337,29 +337,30 @@ def dlq_list(
     show_all: Annotated[bool, typer.Option("--all", help="Show every one from --offset on (no --limit).")] = False,
 ) -> None:
     """List dead letters with their error headers (the first 1,000 unless told otherwise; it says so)."""
-    from shared.messaging.dlq import read_dead_letters
+    from shared.messaging.dlq import list_dead_letters
 
     _dead_letter_topic_argument(topic, bootstrap)
     with reported_errors():
         settings = kafka_settings(bootstrap)
-        # All of them, to say how many there are: a dead-letter topic is small next to the topic it serves.
-        every = asyncio.run(
-            read_dead_letters(_kafka_bootstrap(data_dir, bootstrap), topic, limit=sys.maxsize, settings=settings)
+        page = asyncio.run(  # counts them all while streaming, keeping only this page
+            list_dead_letters(
+                _kafka_bootstrap(data_dir, bootstrap),
+                topic,
+                offset=offset,
+                limit=None if show_all else limit,
+                settings=settings,
+            )
         )
-    letters = every[offset:] if show_all else every[offset : offset + limit]
-    note = page_note(len(every), offset, len(letters))
+    note = page.note()
     if as_json:
-        sys.stdout.write(json.dumps([d.summary() for d in letters], indent=2) + "\n")
+        sys.stdout.write(json.dumps([d.summary() for d in page.letters], indent=2) + "\n")
         if note:
             err.print(note)
         return
-    title = f"{len(every)} dead letter(s) in {topic}"
-    if note:
-        title = f"dead letters {offset + 1}–{offset + len(letters)} of {len(every)} in {topic}" if letters else title
-    table = Table(title=title)
+    table = Table(title=page.heading())
     for col in ("partition:offset", "reason", "type", "event id", "error"):
         table.add_column(col)
-    for d in letters:
+    for d in page.letters:
         table.add_row(
             f"{d.partition}:{d.offset}",
             d.reason,
@@ -370,18 +371,6 @@ def dlq_list(
     console.print(table)
     if note:
         err.print(note)
-
-
-def page_note(total: int, offset: int, shown: int) -> str | None:
-    """What a listing that leaves dead letters out says: which of how many it shows and how to see the others; None
-    when it shows them all."""
-    if shown == total:
-        return None
-    if shown == 0:
-        return f"No dead letters shown: --offset {offset} is past the last of the {total}."
-    last = offset + shown
-    more = f"; the next with --offset {last}, or every one with --all" if last < total else ""
-    return f"Showed dead letters {offset + 1}–{last} of {total}{more}."
 
 
 @dlq_app.command("replay")
@@ -413,11 +402,11 @@ def dlq_replay(
         with reported_errors():
             settings = kafka_settings(bootstrap)
             broker = _kafka_bootstrap(data_dir, bootstrap)
-            letters = asyncio.run(replay_dead_letters(broker, topic, positions, settings=settings))
+            replayed = asyncio.run(replay_dead_letters(broker, topic, positions, settings=settings))
     except UnknownDeadLetterError as error:
         err.print(f"[red]{error}[/red]")
         raise typer.Exit(code=1) from error
-    console.print(f"replayed {len(letters)} dead letter(s) from {topic}")
+    console.print(f"replayed {replayed} dead letter(s) from {topic}")
 
 
 def main() -> None:

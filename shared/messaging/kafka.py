@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -99,22 +99,27 @@ async def broker_reachable(
         await client.close()
 
 
-async def read_topic_to_end(
+async def stream_topic_to_end(
     bootstrap: str,
     topic: str,
     *,
-    limit: int | None = None,
+    chunk_size: int = 500,
     limit_seconds: float = 60.0,
     settings: KafkaSettings | None = None,
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of a topic, from each partition's start to its end, without joining a group (reading changes
-    nothing); sorted by partition and offset, at most ``limit`` of them.
+) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
+    """Every record a topic held when reading started, in chunks of at most ``chunk_size`` records of one partition,
+    by partition and offset, without joining a group (reading changes nothing). Only one chunk is held at a time, so
+    memory does not grow with the topic. Close the iterator (``contextlib.aclosing``) when stopping early.
 
-    A partition's end is the larger of the broker's end offset (asked first) and the high watermark its fetches
-    report: Tansu answers the end-offset request with the last record batch's base offset + 1, not the last
-    offset + 1, and the reader this replaced, which stopped there taking 500 records at a time, listed 500 of 550
-    dead letters. Raises TimeoutError when the end is not reached in ``limit_seconds``.
+    Each partition's end is fixed first, as the high watermark a fetch reports (seek_past_the_last_record): Tansu
+    answers the end-offset request with the last record batch's base offset + 1, not the last offset + 1, and a reader
+    that stopped there, taking 500 records at a time, listed 500 of 550 dead letters. Records added while reading
+    are left out: a replay whose letters are dead-lettered again must not read them again, and so never end. Raises
+    TimeoutError when ``limit_seconds`` pass waiting for the broker (the time the caller spends on a chunk does not
+    count).
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **client_options(settings)
     )
@@ -123,24 +128,44 @@ async def read_topic_to_end(
         await consumer.topics()  # the cluster's metadata, which partitions_for_topic reads
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
-            return []
+            return
         consumer.assign(partitions)
+        await seek_past_the_last_record(consumer, partitions, limit_seconds=limit_seconds)
+        ends = {partition: await consumer.position(partition) for partition in partitions}
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = time.monotonic() + limit_seconds
         for partition in partitions:
-            while limit is None or len(records) < limit:
-                end = max(ends[partition], consumer.highwater(partition) or 0)
-                if await consumer.position(partition) >= end:
-                    break
+            deadline = time.monotonic() + limit_seconds
+            while await consumer.position(partition) < ends[partition]:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{partition.topic}[{partition.partition}] not read to offset {end} in time")
-                batch = await consumer.getmany(partition, timeout_ms=500)
-                records.extend(batch.get(partition, []))
-        return records[:limit]
+                    raise TimeoutError(
+                        f"{partition.topic}[{partition.partition}] not read to offset {ends[partition]} in time"
+                    )
+                batch = await consumer.getmany(partition, timeout_ms=500, max_records=chunk_size)
+                chunk = [r for r in batch.get(partition, []) if r.offset < ends[partition]]
+                if chunk:
+                    yield chunk
+                    deadline = time.monotonic() + limit_seconds
     finally:
         await consumer.stop()
+
+
+async def read_topic_to_end(
+    bootstrap: str,
+    topic: str,
+    *,
+    limit: int | None = None,
+    limit_seconds: float = 60.0,
+    settings: KafkaSettings | None = None,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The first ``limit`` (default: all) records of stream_topic_to_end, in one list: for topics known to be small."""
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    chunks = stream_topic_to_end(bootstrap, topic, limit_seconds=limit_seconds, settings=settings)
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            records.extend(chunk)
+            if limit is not None and len(records) >= limit:
+                break
+    return records[:limit]
 
 
 async def seek_past_the_last_record(
@@ -148,7 +173,7 @@ async def seek_past_the_last_record(
 ) -> None:
     """Position each partition after its last record, as ``seek_to_end`` does on Apache Kafka.
 
-    On Tansu ``seek_to_end`` alone leaves the consumer inside the last record batch (see read_topic_to_end), to read
+    On Tansu ``seek_to_end`` alone leaves the consumer inside the last record batch (see stream_topic_to_end), to read
     records that were there before it started. One fetch reports each partition's true end, its high watermark; what
     that fetch returned is dropped, so the consumer starts at the end as of that fetch.
     """

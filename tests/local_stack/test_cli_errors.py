@@ -24,11 +24,12 @@ import typer
 from typer.testing import CliRunner, Result
 
 from deploy.local.cli import app as mentorloom
-from deploy.local.cli import page_note
 from deploy.local.commands import reported_errors
 from deploy.local.demo import DemoError
 from shared.events.registry import dead_letter_topic
+from shared.messaging.dlq import CHUNK_SIZE, page_note
 from shared.messaging.kafka import ensure_topics, make_producer
+from tests.messaging.support import chunk_sizes_the_dead_letter_tool_reads, send_dead_letters
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -319,6 +320,24 @@ def test_dlq_list_pages_with_limit_offset_and_all_and_says_how_many_there_are(
     assert "Showed dead letters 3–4 of 5" in page.stderr
     assert [d["event_id"] for d in json.loads(every.stdout)] == [f"e{i}" for i in range(5)]
     assert every.stderr == ""
+
+
+@pytest.mark.integration
+def test_dlq_list_counts_a_topic_larger_than_a_chunk_holding_a_chunk_at_a_time(
+    kafka_bootstrap: str, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = asyncio.run(send_dead_letters(kafka_bootstrap, f"t.big.{unique}", [700, 500]))
+    chunk_sizes = chunk_sizes_the_dead_letter_tool_reads(monkeypatch)
+
+    page = run(
+        tmp_path, "dlq", "list", dead, "--bootstrap", kafka_bootstrap, "--limit", "3", "--offset", "699", "--json"
+    )
+
+    assert page.exit_code == 0, page.output
+    assert [d["event_id"] for d in json.loads(page.stdout)] == ["p0-699", "p1-0", "p1-1"]
+    assert "Showed dead letters 700–702 of 1200; the next with --offset 702" in words(page.stderr)
+    assert sum(chunk_sizes) == 1200
+    assert max(chunk_sizes) <= CHUNK_SIZE < 1200
 
 
 # --- ./dev from another directory ----------------------------------------------------------------------------------

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+import shared.messaging.dlq
+import shared.messaging.kafka
 from shared.db import new_metadata, session_factory
+from shared.events.registry import dead_letter_topic
 from shared.messaging.consumer import ConsumerRunner
-from shared.messaging.kafka import read_topic_to_end
+from shared.messaging.kafka import ensure_topics, make_producer, read_topic_to_end
 from shared.messaging.outbox import OutgoingMessage
 from shared.messaging.tables import OUTBOX_NOTIFY_DDL, messaging_tables
 
@@ -140,3 +146,50 @@ async def committed_through(consumer: ConsumerRunner, topic: str, end: int) -> b
     except KafkaError:
         return False  # not yet a group member: asked again
     return committed is not None and committed >= end
+
+
+def letter_headers(original_topic: str, event_id: str) -> list[tuple[str, bytes]]:
+    """The headers a consumer gives a record it dead-letters."""
+    return [
+        ("ce_id", event_id.encode()),
+        ("ce_type", b"probe.happened"),
+        ("dlq_original_topic", original_topic.encode()),
+        ("dlq_reason", b"handler_failed"),
+        ("dlq_error_type", b"RuntimeError"),
+        ("dlq_error", b"downstream rule rejects the event"),
+        ("dlq_attempts", b"3"),
+        ("dlq_consumer", b"probe.projection"),
+    ]
+
+
+async def send_dead_letters(bootstrap: str, original: str, per_partition: Sequence[int]) -> str:
+    """The dead-letter topic of `original` with per_partition[p] letters on partition p, event ids 'p{p}-{i}'."""
+    dead = dead_letter_topic(original)
+    await ensure_topics(bootstrap, [dead, original], partitions=len(per_partition))
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        for partition, count in enumerate(per_partition):
+            for i in range(count):
+                headers = letter_headers(original, f"p{partition}-{i}")
+                await producer.send(dead, b"{}", key=b"k", headers=headers, partition=partition)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return dead
+
+
+def chunk_sizes_the_dead_letter_tool_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each chunk the dead-letter tool reads from the broker, filled in as it reads."""
+    sizes: list[int] = []
+    real = shared.messaging.kafka.stream_topic_to_end
+
+    async def recording(*args: Any, **kwargs: Any) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
+        chunks = real(*args, **kwargs)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                sizes.append(len(chunk))
+                yield chunk
+
+    monkeypatch.setattr(shared.messaging.dlq, "stream_topic_to_end", recording)
+    return sizes

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+from collections import Counter
+from types import SimpleNamespace
 
 import pytest
+from aiokafka import ConsumerRecord
 from typer.testing import CliRunner
 
+import shared.messaging.kafka
 from deploy.local.cli import app as mentorloom
 from deploy.local.servers import free_port
 from shared.events.registry import dead_letter_topic
@@ -14,27 +20,16 @@ from shared.messaging.dlq import (
     NotADeadLetterTopicError,
     Position,
     UnknownDeadLetterError,
+    list_dead_letters,
     main,
     parse_position,
     read_dead_letters,
     replay_dead_letters,
 )
-from shared.messaging.kafka import ensure_topics, make_producer, read_topic_to_end
+from shared.messaging.kafka import ensure_topics, make_producer, read_topic_to_end, stream_topic_to_end
+from tests.messaging.support import chunk_sizes_the_dead_letter_tool_reads, letter_headers, send_dead_letters
 
 pytestmark = pytest.mark.integration
-
-
-def letter_headers(original_topic: str, event_id: str) -> list[tuple[str, bytes]]:
-    return [
-        ("ce_id", event_id.encode()),
-        ("ce_type", b"probe.happened"),
-        ("dlq_original_topic", original_topic.encode()),
-        ("dlq_reason", b"handler_failed"),
-        ("dlq_error_type", b"RuntimeError"),
-        ("dlq_error", b"downstream rule rejects the event"),
-        ("dlq_attempts", b"3"),
-        ("dlq_consumer", b"probe.projection"),
-    ]
 
 
 async def test_every_dead_letter_is_listed_up_to_the_end_of_the_last_batch(kafka_bootstrap: str, unique: str) -> None:
@@ -88,7 +83,7 @@ async def test_a_replay_of_one_position_republishes_that_letter_alone(kafka_boot
 
     replayed = await replay_dead_letters(kafka_bootstrap, dead, [Position(partition=1, offset=0)])
 
-    assert [(d.partition, d.offset, d.event_id) for d in replayed] == [(1, 0, "b")]
+    assert replayed == 1
     republished = await read_topic_to_end(kafka_bootstrap, original)
     assert [dict(r.headers)["ce_id"] for r in republished] == [b"b"]
     assert not any(name.startswith("dlq_") for name, _ in republished[0].headers), "error headers stay behind"
@@ -158,3 +153,161 @@ def test_the_commands_say_when_the_broker_cannot_be_reached_instead_of_a_traceba
         assert result.exit_code == 1, (args, result.output)
         assert "The Kafka broker failed" in result.output
         assert "Traceback" not in result.output
+
+
+# --- bounded memory: the topic is read a chunk at a time ---------------------------------------------------------
+
+
+async def read_in_chunks(bootstrap: str, topic: str, chunk_size: int) -> list[list[ConsumerRecord[bytes, bytes]]]:
+    chunks = stream_topic_to_end(bootstrap, topic, chunk_size=chunk_size)
+    return [chunk async for chunk in chunks]
+
+
+def positions_of(chunks: list[list[ConsumerRecord[bytes, bytes]]]) -> list[tuple[int, int]]:
+    return [(r.partition, r.offset) for chunk in chunks for r in chunk]
+
+
+async def test_the_topic_reader_yields_every_record_once_in_chunks_no_larger_than_asked(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    dead = await send_dead_letters(kafka_bootstrap, f"t.chunks.{unique}", [23, 12])
+
+    chunks = await read_in_chunks(kafka_bootstrap, dead, chunk_size=5)
+
+    assert max(len(chunk) for chunk in chunks) <= 5
+    assert all(len({r.partition for r in chunk}) == 1 for chunk in chunks)
+    assert positions_of(chunks) == [(0, i) for i in range(23)] + [(1, i) for i in range(12)]
+
+
+async def test_records_added_while_the_topic_is_read_are_left_out(kafka_bootstrap: str, unique: str) -> None:
+    # A replay streams while its letters may be dead-lettered again: reading those too could go on for ever. 2.4 MB
+    # of letters take the reader several fetches, so fetches after the late letters were added report them.
+    original = f"t.growing.{unique}"
+    dead = await send_dead_letters(kafka_bootstrap, original, [0, 0])
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+
+        async def letters(partition: int, count: int, size: int) -> None:
+            for i in range(count):  # random bytes, so compression keeps them large
+                await producer.send(
+                    dead, os.urandom(size), headers=letter_headers(original, f"e{i}"), partition=partition
+                )
+            await producer.flush()
+
+        await letters(0, 300, size=8000)
+        chunks = stream_topic_to_end(kafka_bootstrap, dead, chunk_size=5)
+        read = [await anext(chunks)]
+        await letters(0, 3, size=10)
+        await letters(1, 3, size=10)
+    finally:
+        await producer.stop()
+
+    read += [chunk async for chunk in chunks]
+
+    assert positions_of(read) == [(0, i) for i in range(300)]
+    assert len(await read_topic_to_end(kafka_bootstrap, dead)) == 306, "a new reader reads them"
+
+
+async def test_the_time_a_caller_spends_on_a_chunk_does_not_count_toward_the_readers_time_limit(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A replay of many letters sends each chunk before reading the next: a limit on the whole read would stop it.
+    dead = await send_dead_letters(kafka_bootstrap, f"t.slow.{unique}", [12])
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(shared.messaging.kafka, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    read = []
+
+    async for chunk in stream_topic_to_end(kafka_bootstrap, dead, chunk_size=5, limit_seconds=10):
+        read.append(chunk)
+        clock.now += 100  # the caller's work on the chunk, longer than the reader's limit
+
+    assert positions_of(read) == [(0, i) for i in range(12)]
+
+
+async def test_a_listing_counts_every_letter_and_keeps_only_the_page(kafka_bootstrap: str, unique: str) -> None:
+    dead = await send_dead_letters(kafka_bootstrap, f"t.page.{unique}", [7, 6])
+
+    page = await list_dead_letters(kafka_bootstrap, dead, offset=5, limit=4, chunk_size=4)
+    rest = await list_dead_letters(kafka_bootstrap, dead, offset=11, limit=None, chunk_size=4)
+    past = await list_dead_letters(kafka_bootstrap, dead, offset=20, chunk_size=4)
+    every = await list_dead_letters(kafka_bootstrap, dead, chunk_size=4)
+
+    assert [d.event_id for d in page.letters] == ["p0-5", "p0-6", "p1-0", "p1-1"]
+    assert (page.total, page.heading()) == (13, f"dead letters 6–9 of 13 in {dead}")
+    assert page.note() == "Showed dead letters 6–9 of 13; the next with --offset 9, or every one with --all."
+    assert [d.event_id for d in rest.letters] == ["p1-4", "p1-5"]
+    assert rest.note() == "Showed dead letters 12–13 of 13."
+    assert (past.letters, past.heading()) == ([], f"13 dead letter(s) in {dead}")
+    assert past.note() == "No dead letters shown: --offset 20 is past the last of the 13."
+    assert (len(every.letters), every.heading(), every.note()) == (13, f"13 dead letter(s) in {dead}", None)
+
+
+async def test_the_python_list_command_says_the_true_count_and_what_it_left_out(
+    kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = await send_dead_letters(kafka_bootstrap, f"t.many.{unique}", [1005])
+    command = ["list", "--bootstrap", kafka_bootstrap, "--topic", dead]
+
+    assert await asyncio.to_thread(main, command) == 0
+    first = capsys.readouterr()
+    assert len(first.out.splitlines()) == 1001
+    assert first.out.splitlines()[-1] == f"dead letters 1–1000 of 1005 in {dead}"
+    assert first.err == "Showed dead letters 1–1000 of 1005; the next with --offset 1000, or every one with --all.\n"
+    assert await asyncio.to_thread(main, [*command, "--offset", "1000", "--json"]) == 0
+    last = capsys.readouterr()
+    assert await asyncio.to_thread(main, [*command, "--all", "--limit", "3", "--json"]) == 0
+    every = capsys.readouterr()
+    assert await asyncio.to_thread(main, [*command, "--limit", "2", "--offset", "7"]) == 0
+    some = capsys.readouterr()
+
+    assert [d["event_id"] for d in json.loads(last.out)] == [f"p0-{i}" for i in range(1000, 1005)]
+    assert last.err == "Showed dead letters 1001–1005 of 1005.\n"
+    assert len(json.loads(every.out)) == 1005
+    assert every.err == ""
+    assert [line.split("\t")[0] for line in some.out.splitlines()] == [
+        "0:7",
+        "0:8",
+        f"dead letters 8–9 of 1005 in {dead}",
+    ]
+
+
+def test_the_python_list_command_refuses_a_page_that_is_no_count_naming_the_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for option, value in (("--limit", "0"), ("--offset", "-1"), ("--limit", "many")):
+        with pytest.raises(SystemExit) as exited:
+            main(["list", "--bootstrap", "127.0.0.1:1", "--topic", "x.dlq", option, value])
+        assert exited.value.code == 2
+        assert f"argument {option}: '{value}' is not a whole number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["replay", "--bootstrap", "127.0.0.1:1", "--topic", "x.dlq", "--limit", "5"])
+    assert exited.value.code == 2
+    assert "--limit, --offset and --all are for list" in capsys.readouterr().err
+
+
+async def test_a_replay_of_more_letters_than_a_chunk_sends_each_exactly_once_a_chunk_at_a_time(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = f"t.replay.{unique}"
+    dead = await send_dead_letters(kafka_bootstrap, original, [13, 9])
+    chunk_sizes = chunk_sizes_the_dead_letter_tool_reads(monkeypatch)
+
+    replayed = await replay_dead_letters(kafka_bootstrap, dead, chunk_size=5)
+
+    assert replayed == 22
+    assert chunk_sizes == [5, 5, 3, 5, 4]
+    republished = Counter(dict(r.headers)["ce_id"].decode() for r in await read_topic_to_end(kafka_bootstrap, original))
+    assert republished == Counter([f"p0-{i}" for i in range(13)] + [f"p1-{i}" for i in range(9)])
+
+
+async def test_a_replay_at_a_position_past_the_first_chunk_sends_that_letter_alone(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    original = f"t.replay.at.{unique}"
+    dead = await send_dead_letters(kafka_bootstrap, original, [13, 9])
+
+    replayed = await replay_dead_letters(kafka_bootstrap, dead, [Position(1, 7)], chunk_size=5)
+
+    assert replayed == 1
+    assert [dict(r.headers)["ce_id"] for r in await read_topic_to_end(kafka_bootstrap, original)] == [b"p1-7"]

@@ -445,7 +445,7 @@ async def test_dead_letters_can_be_listed_and_replayed_once_the_cause_is_fixed(
     finally:
         consumer.stop()
         await asyncio.wait_for(task, 20)
-    assert len(replayed) == 3
+    assert replayed == 3
     assert counts == {"e0": 1, "e1": 1, "e2": 1}
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -446,10 +447,10 @@ async def test_the_dead_letter_tool_and_events_tail_pass_the_security_options(
     with pytest.raises(ConnectAttemptError):
         await read_dead_letters(BOOTSTRAP, "mentorloom.profiles.v1.dlq", settings=secured)
 
-    async def nothing_to_read(*_: Any, **__: Any) -> list[Any]:
-        return []
+    async def one_letter(*_: Any, **__: Any) -> AsyncIterator[list[Any]]:
+        yield [ConsumerRecord("mentorloom.profiles.v1.dlq", 0, 0, 0, 0, None, b"{}", None, 0, 2, [])]
 
-    monkeypatch.setattr(shared.messaging.dlq, "read_topic_to_end", nothing_to_read)
+    monkeypatch.setattr(shared.messaging.dlq, "stream_topic_to_end", one_letter)
     with pytest.raises(ConnectAttemptError):
         await replay_dead_letters(BOOTSTRAP, "mentorloom.profiles.v1.dlq", settings=secured)  # its producer
     with pytest.raises(ConnectAttemptError):
