@@ -48,7 +48,7 @@ def policy_of(program: ProgramUpdated) -> ProgramPolicy:
     policy = program.matching_policy
     weights = policy.weights
     rules = policy.hard_rules
-    tenure_months = rules.seniority.min_tenure_gap_months
+    seniority = rules.seniority
     return ProgramPolicy(
         organisation_id=str(program.tenant_id),
         program_id=str(program.program_id),
@@ -63,9 +63,10 @@ def policy_of(program: ProgramUpdated) -> ProgramPolicy:
             seniority=weights.seniority,
         ),
         seniority=SeniorityRule(
-            min_level_gap=NO_LOWER_BOUND if rules.seniority.min_level_gap is None else rules.seniority.min_level_gap,
-            max_level_gap=rules.seniority.max_level_gap,
-            min_tenure_lead_days=None if tenure_months is None else tenure_months * _DAYS_PER_MONTH,
+            min_level_gap=NO_LOWER_BOUND if seniority.min_level_gap is None else seniority.min_level_gap,
+            max_level_gap=seniority.max_level_gap,
+            min_tenure_lead_days=_days(seniority.min_tenure_gap_months),
+            max_tenure_lead_days=_days(seniority.max_tenure_gap_months),
         ),
         exclude_same_reporting_line=rules.exclude_same_reporting_line,
         exclude_same_team=rules.exclude_same_team,
@@ -75,6 +76,10 @@ def policy_of(program: ProgramUpdated) -> ProgramPolicy:
         max_mentors_per_mentee=policy.max_mentors_per_mentee,
         objective=Objective(policy.objective.value),
     )
+
+
+def _days(months: int | None) -> int | None:
+    return None if months is None else months * _DAYS_PER_MONTH
 
 
 def _manager_chain(profile: ProfileUpdated) -> tuple[str, ...]:

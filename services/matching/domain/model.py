@@ -161,13 +161,15 @@ class SeniorityRule:
     """The mentor must be ahead of the mentee by `min_level_gap` role levels (hard), never more than
     `max_level_gap` when set (hard); beyond `comfortable_level_gap` the score falls by `penalty_per_level`
     per extra level. `min_tenure_lead_days`, when set, also requires the mentor to have started that many days
-    before the mentee (hard)."""
+    before the mentee (hard); `max_tenure_lead_days`, when set, no more than that many days before (hard: peer
+    mentoring pairs near-peers)."""
 
     min_level_gap: int = 1
     max_level_gap: int | None = None
     comfortable_level_gap: int = 2
     penalty_per_level: float = 0.25
     min_tenure_lead_days: int | None = None
+    max_tenure_lead_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

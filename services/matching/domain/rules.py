@@ -95,7 +95,9 @@ def check_pair(
     lead_days = (mentee.tenure_start - mentor.tenure_start).days
     if gap < rule.min_level_gap or (rule.min_tenure_lead_days is not None and lead_days < rule.min_tenure_lead_days):
         reasons.append(ExclusionReason.MENTOR_NOT_AHEAD)
-    if rule.max_level_gap is not None and gap > rule.max_level_gap:
+    if (rule.max_level_gap is not None and gap > rule.max_level_gap) or (
+        rule.max_tenure_lead_days is not None and lead_days > rule.max_tenure_lead_days
+    ):
         reasons.append(ExclusionReason.MENTOR_TOO_FAR_AHEAD)
     return tuple(reasons)
 
@@ -198,13 +200,15 @@ def exclusion_masks(
         put(ExclusionReason.SAME_REPORTING_LINE, (manager == mentors.manager[None, :]) & (manager >= 0))
     rule = policy.seniority
     gap = mentors.level[None, :] - mentees.level[rows][:, None]
+    lead = mentees.tenure_day[rows][:, None] - mentors.tenure_day[None, :]
     not_ahead = gap < rule.min_level_gap
     if rule.min_tenure_lead_days is not None:
-        lead = mentees.tenure_day[rows][:, None] - mentors.tenure_day[None, :]
         not_ahead = not_ahead | (lead < rule.min_tenure_lead_days)
     put(ExclusionReason.MENTOR_NOT_AHEAD, not_ahead)
     if rule.max_level_gap is not None:
         put(ExclusionReason.MENTOR_TOO_FAR_AHEAD, gap > rule.max_level_gap)
+    if rule.max_tenure_lead_days is not None:
+        put(ExclusionReason.MENTOR_TOO_FAR_AHEAD, lead > rule.max_tenure_lead_days)
     for reason, (pair_rows, pair_cols) in pairwise.by_reason.items():
         inside = (pair_rows >= start) & (pair_rows < stop)
         if inside.any():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import date
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -79,6 +80,32 @@ async def test_a_round_keeps_every_hard_rule_and_waits_for_approval(client, sett
     assert len(await outbox_payloads(db, "org.mentorloom.match.proposed.v1")) == before, "nothing sent before approval"
     fetched = await client.get(f"/v1/rounds/{body['round_id']}", headers=w.as_coordinator(settings))
     assert fetched.json()["report"] == report
+
+
+async def test_a_round_does_not_propose_a_mentor_further_ahead_than_the_programs_maximum_tenure_gap_and_says_why(
+    client: httpx.AsyncClient, settings: MatchingSettings, feed: Feeder
+) -> None:
+    w = World()
+    seniority = {"min_level_gap": 1, "max_tenure_gap_months": 24}
+    await feed(w.program(hard_rules={"campus_rule": "same", "seniority": seniority}))
+    other_campus = uuid.uuid4()
+    # amara's best mentor on paper (same interests) started 15 years before her; sam started a year before her.
+    await feed(*w.mentee("amara", tenure_start=date(2025, 9, 1), interests=("glass",)))
+    await feed(*w.mentor("veteran", tenure_start=date(2010, 9, 1), interests=("glass",)))
+    await feed(*w.mentor("sam", tenure_start=date(2024, 9, 1)))
+    # On bea's campus only a mentor who started 721 days before her: one day over 24 months of 30 days.
+    await feed(*w.mentee("bea", tenure_start=date(2025, 9, 1), campus_id=other_campus))
+    await feed(*w.mentor("old_hand", tenure_start=date(2023, 9, 11), campus_id=other_campus))
+    response = await client.post(f"/v1/programs/{w.program_id}/rounds", headers=w.as_coordinator(settings))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    pairs = {(uuid.UUID(p["mentee_person_id"]), uuid.UUID(p["mentor_person_id"])) for p in body["proposals"]}
+    assert pairs == {(w.id("amara"), w.id("sam"))}
+    (unmatched,) = body["report"]["unmatched"]
+    assert unmatched["mentee_person_id"] == str(w.id("bea"))
+    assert unmatched["reason"] == "no_eligible_mentor"
+    # old_hand and the veteran started too long before bea; sam and the veteran are on another campus.
+    assert unmatched["detail"] == "no mentor passes the hard rules (campus_rule: 2, mentor_too_far_ahead: 2)"
 
 
 async def test_approving_a_round_sends_match_proposed_keyed_by_match_and_reports_the_round(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -94,10 +94,38 @@ def test_a_plain_pair_in_the_same_program_is_allowed():
             MatchHistory(),
             R.MENTOR_TOO_FAR_AHEAD,
         ),
+        (
+            mentee("e", level=1, tenure_start=date(2024, 9, 1)),
+            mentor("r", level=3, tenure_start=date(2010, 9, 1)),
+            policy(seniority=SeniorityRule(max_tenure_lead_days=720)),
+            MatchHistory(),
+            R.MENTOR_TOO_FAR_AHEAD,
+        ),
     ],
 )
 def test_each_hard_rule_excludes_the_pair_with_its_reason(a, b, rules, history, reason):
     assert reason in check_pair(a, b, rules, history)
+
+
+@pytest.mark.parametrize(("lead_days", "allowed"), [(719, True), (720, True), (721, False)])
+def test_a_mentor_may_have_started_up_to_the_maximum_tenure_lead_before_the_mentee_and_no_more(
+    lead_days: int, allowed: bool
+) -> None:
+    near_peer = mentor("r", tenure_start=date(2020, 1, 1))
+    newcomer = mentee("e", tenure_start=date(2020, 1, 1) + timedelta(days=lead_days))
+    reasons = check_pair(newcomer, near_peer, policy(seniority=SeniorityRule(max_tenure_lead_days=720)))
+    assert reasons == (() if allowed else (R.MENTOR_TOO_FAR_AHEAD,))
+
+
+def test_a_cohort_round_leaves_a_mentee_unmatched_when_every_mentor_started_too_long_before_them() -> None:
+    mentees = [mentee("e", tenure_start=date(2025, 9, 1))]
+    mentors = [mentor("r1", tenure_start=date(2012, 9, 1)), mentor("r2", tenure_start=date(2019, 9, 1))]
+    rules = policy(seniority=SeniorityRule(max_tenure_lead_days=720))
+    report = run_cohort_round(mentees, mentors, {m.person_id: MentorCapacity(m.person_id, 1) for m in mentors}, rules)
+    assert report.proposals == ()
+    (unmatched,) = report.unmatched
+    assert unmatched.reason is UnmatchedReason.NO_FEASIBLE_MENTOR
+    assert unmatched.exclusions == {R.MENTOR_TOO_FAR_AHEAD: 2}
 
 
 def test_a_mentor_without_a_free_slot_is_excluded():

@@ -7,6 +7,7 @@ from services.matching.domain.model import CampusRule, Objective
 from services.matching.domain.rules import ExclusionReason, check_pair
 from services.matching.domain.scoring import score_pair
 from shared.events import samples
+from shared.events.values import SeniorityRule
 
 
 def test_a_programs_matching_policy_becomes_the_domain_policy() -> None:
@@ -18,6 +19,19 @@ def test_a_programs_matching_policy_becomes_the_domain_policy() -> None:
     assert policy.objective is Objective.MAX_MATCHED_THEN_SCORE
     assert policy.weights.needs == 3
     assert policy.weights.background == 0.5
+
+
+def test_a_programs_tenure_gaps_in_months_become_day_bounds_of_thirty_days_a_month() -> None:
+    policy = samples.program_updated().matching_policy
+    seniority = {"min_level_gap": 1, "min_tenure_gap_months": 6, "max_tenure_gap_months": 24}
+    hard_rules = policy.hard_rules.model_copy(update={"seniority": SeniorityRule(**seniority)})
+    program = samples.program_updated(matching_policy=policy.model_copy(update={"hard_rules": hard_rules}))
+    rule = policy_of(program).seniority
+    assert (rule.min_tenure_lead_days, rule.max_tenure_lead_days) == (180, 720)
+
+
+def test_a_program_without_a_maximum_tenure_gap_sets_no_upper_bound() -> None:
+    assert policy_of(samples.program_updated()).seniority.max_tenure_lead_days is None
 
 
 def test_people_on_the_same_reporting_line_are_kept_apart() -> None:

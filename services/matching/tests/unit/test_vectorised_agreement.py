@@ -44,6 +44,7 @@ def cohorts(draw: st.DrawFn):
             max_level_gap=draw(st.sampled_from([None, 2, 4])),
             comfortable_level_gap=draw(st.integers(0, 3)),
             min_tenure_lead_days=draw(st.sampled_from([None, 0, 365])),
+            max_tenure_lead_days=draw(st.sampled_from([None, 0, 365, 1825])),
         ),
     )
     pairs = st.tuples(st.sampled_from(ALL_IDS), st.sampled_from(ALL_IDS))
