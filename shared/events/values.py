@@ -419,12 +419,25 @@ class FactorWeights(FrozenModel):
 
 
 class SeniorityRule(FrozenModel):
-    """How far a mentor must be ahead of the mentee. ``None`` means no bound on that side."""
+    """How far a mentor must be ahead of the mentee: hard rules of matching, each pair outside them excluded
+    (reason ``mentor_not_ahead`` below a minimum, ``mentor_too_far_ahead`` above a maximum). Null means no bound
+    on that side. Tenure gaps compare the two ``tenure_start`` dates, a month counted as 30 days."""
 
-    min_level_gap: int | None = Field(default=1, ge=-50, le=50)
-    max_level_gap: int | None = Field(default=None, ge=-50, le=50)
-    min_tenure_gap_months: int | None = Field(default=None, ge=-600, le=600)
-    max_tenure_gap_months: int | None = Field(default=None, ge=-600, le=600)
+    min_level_gap: int | None = Field(
+        default=1, ge=-50, le=50, description="The mentor's role level exceeds the mentee's by at least this."
+    )
+    max_level_gap: int | None = Field(
+        default=None, ge=-50, le=50, description="The mentor's role level exceeds the mentee's by at most this."
+    )
+    min_tenure_gap_months: int | None = Field(
+        default=None, ge=-600, le=600, description="The mentor started at least this many months before the mentee."
+    )
+    max_tenure_gap_months: int | None = Field(
+        default=None,
+        ge=-600,
+        le=600,
+        description="The mentor started at most this many months before the mentee (near-peers: e.g. 24).",
+    )
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> Self:
