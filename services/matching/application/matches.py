@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, text, update
+from sqlalchemy import Row, delete, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -284,6 +284,7 @@ async def expire_due(
     tenant: uuid.UUID | None = None,
     program_id: uuid.UUID | None = None,
     match_id: uuid.UUID | None = None,
+    person_id: uuid.UUID | None = None,
 ) -> int:
     """proposed → expired for proposals past their window, each with a MatchDeclined (reason expired).
 
@@ -303,6 +304,8 @@ async def expire_due(
         picked = picked.where(matches.c.program_id == program_id)
     if match_id is not None:
         picked = picked.where(matches.c.match_id == match_id)
+    if person_id is not None:
+        picked = picked.where(or_(matches.c.mentee_person_id == person_id, matches.c.mentor_person_id == person_id))
     rows = (
         await session.execute(
             update(matches)

@@ -100,6 +100,9 @@ async def on_profile_updated(session: AsyncSession, event: ProfileUpdated) -> No
     await apply_snapshot(session, people, {"person_id": event.person_id}, values)
 
 
+ERASED_EXPLANATION = "removed: a participant of this match was erased"
+
+
 async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> None:
     values = {"tenant_id": event.tenant_id, "version": event.version, "snapshot": None, "erased": True}
     if not await apply_snapshot(session, people, {"person_id": event.person_id}, values):
@@ -118,11 +121,12 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> None
         DeclineReason.PARTICIPANT_ERASED,
         EndReasonCategory.PARTICIPANT_ERASED,
     )
-    # The private end reasons of their matches are the person's (or about the person): they go with the rest.
+    # The private end reasons of their matches are the person's (or about the person), and each explanation names
+    # the mentee's needs and goals and what the mentor shares: they go with the rest.
     await session.execute(
         update(matches)
-        .where(matches.c.tenant_id == event.tenant_id, involves, matches.c.end_reason_private.is_not(None))
-        .values(end_reason_private=None)
+        .where(matches.c.tenant_id == event.tenant_id, involves)
+        .values(end_reason_private=None, explanation=ERASED_EXPLANATION)
     )
     await session.execute(
         delete(shortlist_exposure).where(

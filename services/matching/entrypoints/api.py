@@ -1,22 +1,25 @@
 """The matching HTTP API: short lists and requests, cohort rounds and their approval, the match lifecycle.
 
-Who may do what: a mentee reads their own short list and requests mentors; the two people of a match accept,
-decline or end it; coordinators (and operators) of a program read short lists, run and approve rounds, create,
-decline and end matches, and alone see the private reason a match ended. Everything is scoped by the token's
+Who may do what: a mentee reads their own short list and requests mentors; a participant lists their own matches;
+the two people of a match see it once it was sent to them (with the other person's name, time zone and languages,
+and the e-mail address only while it is active and with that person's consent), accept, decline or end it;
+coordinators (and operators) of a program read short lists, run and approve rounds, create, decline and end matches,
+and alone see the private reason a match ended and its at-risk signal. Everything is scoped by the token's
 tenant, and a resource the caller may not see is a 404 (no existence oracle).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, status
-from sqlalchemy import Row, select
+from sqlalchemy import Row, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.matching.adapters.orm import matches, rounds
+from services.matching.adapters.orm import matches, people, rounds
 from services.matching.application import choosing
 from services.matching.application import matches as match_cases
 from services.matching.application import rounds as round_cases
@@ -35,6 +38,7 @@ from services.matching.entrypoints.schemas import (
     EndedOut,
     EndMatch,
     MatchOut,
+    PartnerOut,
     RequestMentor,
     RoundOut,
     ShortlistOut,
@@ -89,13 +93,16 @@ async def _visible_match(db: AsyncSession, principal: Principal, match_id: uuid.
             .with_for_update()
         )
     ).first()
-    if row is None or not (
-        principal.is_person(row.mentee_person_id)
-        or principal.is_person(row.mentor_person_id)
-        or principal.manages(row.program_id)
-    ):
+    if row is None or not (principal.manages(row.program_id) or _sent_to(principal, row)):
         raise NotFoundError(f"match {match_id} not found")
     return row
+
+
+def _sent_to(principal: Principal, row: Row[Any]) -> bool:
+    """Whether the caller is one of the match's two people and it was sent to them (a round's proposal awaiting the
+    coordinator's approval, or dropped unsent, never was)."""
+    party = principal.is_person(row.mentee_person_id) or principal.is_person(row.mentor_person_id)
+    return party and row.proposed_at is not None
 
 
 def _party(principal: Principal, row: Row[Any]) -> Party | None:
@@ -107,7 +114,52 @@ def _party(principal: Principal, row: Row[Any]) -> Party | None:
 
 
 def _match_out(principal: Principal, row: Row[Any]) -> MatchOut:
+    """A coordinator's view (no partner details: they read profiles themselves)."""
     return MatchOut.of(row, show_private=principal.manages(row.program_id))
+
+
+_PARTNER_SHOWN = (MatchState.PROPOSED.value, MatchState.ACTIVE.value)
+
+
+async def _views(db: AsyncSession, principal: Principal, rows: Sequence[Row[Any]]) -> list[MatchOut]:
+    """The matches as the caller may see them: a party's with their partner (one query for the whole list)."""
+    partner_of: dict[uuid.UUID, uuid.UUID] = {}
+    for row in rows:
+        party = _party(principal, row)
+        if party is not None and row.state in _PARTNER_SHOWN:
+            partner_of[row.match_id] = row.mentor_person_id if party is Party.MENTEE else row.mentee_person_id
+    snapshots: dict[uuid.UUID, dict[str, Any]] = {}
+    if partner_of:
+        found = await db.execute(
+            select(people.c.person_id, people.c.snapshot).where(
+                people.c.tenant_id == principal.tenant,
+                people.c.person_id.in_(set(partner_of.values())),
+                people.c.snapshot.is_not(None),  # an erased partner shows nothing
+            )
+        )
+        snapshots = {r.person_id: r.snapshot for r in found}
+    views = []
+    for row in rows:
+        party = _party(principal, row)
+        partner_id = partner_of.get(row.match_id)
+        partner = None
+        if partner_id is not None and partner_id in snapshots:
+            active = row.state == MatchState.ACTIVE.value
+            partner = PartnerOut.of(partner_id, snapshots[partner_id], active=active)
+        views.append(
+            MatchOut.of(
+                row,
+                show_private=principal.manages(row.program_id),
+                party=None if party is None else party.value,
+                partner=partner,
+            )
+        )
+    return views
+
+
+async def _view(db: AsyncSession, principal: Principal, row: Row[Any]) -> MatchOut:
+    (view,) = await _views(db, principal, [row])
+    return view
 
 
 async def _load_match(db: AsyncSession, match_id: uuid.UUID) -> Row[Any]:
@@ -146,7 +198,7 @@ async def request_mentor(
     await lock_enrolments(db, principal.tenant, program_id, [body.mentor_person_id, person_id])
     data = await _program_data(db, principal, program_id, now)
     match_id = await choosing.request_mentor(db, data, person_id, body.mentor_person_id, now.now())
-    return _match_out(principal, await _load_match(db, match_id))
+    return await _view(db, principal, await _load_match(db, match_id))
 
 
 @router.post("/matches", response_model=MatchOut, status_code=status.HTTP_201_CREATED, responses=_errors(409))
@@ -162,7 +214,7 @@ async def create_match(body: CreateMatch, principal: CoordinatorOrOperatorPrinci
 
 @router.get("/matches/{match_id}", response_model=MatchOut, responses=_errors())
 async def read_match(match_id: MatchId, principal: AnyRolePrincipal, db: Session, now: Now) -> MatchOut:
-    return _match_out(principal, await _visible_match(db, principal, match_id, now))
+    return await _view(db, principal, await _visible_match(db, principal, match_id, now))
 
 
 @router.post("/matches/{match_id}/accept", response_model=MatchOut, responses=_errors(409))
@@ -186,7 +238,7 @@ async def accept_match(match_id: MatchId, principal: AnyRolePrincipal, db: Sessi
     program = await load_program(db, principal.tenant, row.program_id)
     per_mentee = policy_of(program).mentors_per_mentee if program is not None else 1
     updated = await match_cases.accept(db, row, party, now.now(), per_mentee)
-    return _match_out(principal, updated)
+    return await _view(db, principal, updated)
 
 
 @router.post("/matches/{match_id}/decline", response_model=MatchOut, responses=_errors(409))
@@ -195,7 +247,7 @@ async def decline_match(match_id: MatchId, principal: AnyRolePrincipal, db: Sess
     row = await _visible_match(db, principal, match_id, now)
     party = _party(principal, row)
     actor = ActorRole(party.value) if party is not None else ActorRole.COORDINATOR
-    return _match_out(principal, await match_cases.decline(db, row, actor, now.now()))
+    return await _view(db, principal, await match_cases.decline(db, row, actor, now.now()))
 
 
 @router.post("/matches/{match_id}/end", response_model=EndedOut, responses=_errors(409))
@@ -215,7 +267,36 @@ async def end_match(match_id: MatchId, body: EndMatch, principal: AnyRolePrincip
         if data is not None and str(row.mentee_person_id) in data.mentees:
             found = await choosing.shortlist(db, data, row.mentee_person_id, now.now())
             rematch = ShortlistOut.of(row.program_id, found)
-    return EndedOut(match=_match_out(principal, updated), rematch=rematch)
+    return EndedOut(match=await _view(db, principal, updated), rematch=rematch)
+
+
+@router.get("/me/matches", response_model=OffsetPage[MatchOut], responses=_errors())
+async def list_my_matches(
+    principal: ParticipantPrincipal,
+    db: Session,
+    now: Now,
+    state: MatchState | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Offset = 0,
+) -> OffsetPage[MatchOut]:
+    """The caller's own matches, newest first, as mentee or mentor: the proposals waiting for their answer
+    (``?state=proposed``), their active matches with the partner's details, and past ones."""
+    person = principal.person_id
+    if person is None:
+        raise ForbiddenError("this token names no person")
+    await match_cases.expire_due(db, now.now(), tenant=principal.tenant, person_id=person)
+    query = select(matches).where(
+        matches.c.tenant_id == principal.tenant,
+        or_(matches.c.mentee_person_id == person, matches.c.mentor_person_id == person),
+        matches.c.proposed_at.is_not(None),  # sent to them (see _sent_to)
+    )
+    if state is not None:
+        query = query.where(matches.c.state == state.value)
+    found = await db.execute(
+        query.order_by(matches.c.created_at.desc(), matches.c.match_id).limit(limit + 1).offset(offset)
+    )
+    views = await _views(db, principal, list(found))
+    return OffsetPage[MatchOut].of(views, offset, limit, lambda view: view)
 
 
 @router.get("/programs/{program_id}/matches", response_model=OffsetPage[MatchOut], responses=_errors())

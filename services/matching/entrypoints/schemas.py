@@ -87,6 +87,29 @@ class ContractFactorOut(BaseModel):
     contribution: float = Field(ge=0, le=1)
 
 
+class PartnerOut(BaseModel):
+    """The other person of a match, as its mentee or mentor sees them (from the profile snapshot matching holds)."""
+
+    person_id: uuid.UUID
+    display_name: str
+    time_zone: str
+    languages: list[str]
+    email: str | None = Field(
+        description="Only while the match is active and only if the partner consented (share_email_with_partner)."
+    )
+
+    @classmethod
+    def of(cls, person_id: uuid.UUID, snapshot: dict[str, Any], *, active: bool) -> PartnerOut:
+        consented = bool(snapshot.get("consent", {}).get("share_email_with_partner"))
+        return cls(
+            person_id=person_id,
+            display_name=snapshot["display_name"],
+            time_zone=snapshot["time_zone"],
+            languages=list(snapshot.get("languages", ())),
+            email=snapshot["email"] if active and consented else None,
+        )
+
+
 class MatchOut(BaseModel):
     match_id: uuid.UUID
     program_id: uuid.UUID
@@ -107,19 +130,34 @@ class MatchOut(BaseModel):
     closed_at: datetime | None
     closed_by: ActorRole | None
     decline_reason: DeclineReason | None
-    end_reason_category: EndReasonCategory | None
+    end_reason_category: EndReasonCategory | None = Field(
+        description="Shown to the program's coordinators and to the party who ended the match, not to the other."
+    )
     end_reason_private: str | None = Field(description="Shown to the program's coordinators only.")
-    at_risk: bool
-    at_risk_reasons: list[AtRiskReason]
-    at_risk_health: float | None
+    at_risk: bool | None = Field(description="Coordinators only (null for the match's mentee and mentor).")
+    at_risk_reasons: list[AtRiskReason] = Field(description="Coordinators only (empty for the mentee and mentor).")
+    at_risk_health: float | None = Field(description="Coordinators only (null for the mentee and mentor).")
+    partner: PartnerOut | None = Field(
+        default=None,
+        description="For the mentee or mentor reading a proposed or active match: the other person. Null otherwise.",
+    )
 
     @classmethod
-    def of(cls, row: Any, *, show_private: bool) -> MatchOut:
+    def of(
+        cls, row: Any, *, show_private: bool, party: str | None = None, partner: PartnerOut | None = None
+    ) -> MatchOut:
         values = dict(row._mapping)
         values.pop("tenant_id", None)
         values.pop("at_risk_evaluated_at", None)
         if not show_private:
             values["end_reason_private"] = None
+            # Feedback derives the at-risk signal from both people's private pulses (a flagged concern, the other's
+            # low ratings): it is for coordinators to act on, never shown to the partner.
+            values.update(at_risk=None, at_risk_reasons=[], at_risk_health=None)
+            if party is None or values["closed_by"] != party:
+                # Either party may leave without explaining it to the other.
+                values["end_reason_category"] = None
+        values["partner"] = partner
         return cls.model_validate(values)
 
 
