@@ -52,8 +52,8 @@ from jsonschema.exceptions import best_match
 SCHEMAS = Path(__file__).resolve().parents[1] / "events" / "schemas"
 TOPICS = ("mentorloom.profiles.v1", "mentorloom.matching.v1", "mentorloom.scheduling.v1", "mentorloom.feedback.v1")
 
-# Formats the producers' values really follow. Not "time": availability times are local wall-clock times without
-# the offset an RFC 3339 "time" requires (docs/events/README.md).
+# The formats the schemas use. Availability times are local wall-clock times without an offset, so their schema
+# has no format (RFC 3339's "time" requires an offset; docs/events/README.md).
 FORMATS = FormatChecker(formats=("uuid", "date", "email"))
 
 

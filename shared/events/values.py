@@ -13,7 +13,16 @@ from functools import cache
 from typing import Annotated, Self, TypeVar
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 # --- bounded scalars -----------------------------------------------------------------------------------------------
 
@@ -50,6 +59,21 @@ def _to_utc(value: datetime) -> datetime:
 
 #: A time-zone-aware instant, normalised to UTC (serialised with a ``Z`` suffix).
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+#: A wall-clock time of day without an offset, read in a time zone given beside it; published as ``HH:MM:SS``.
+#: Its schema carries no ``format``: JSON Schema's ``time`` is RFC 3339's full-time, which requires an offset, so a
+#: consumer asserting formats refused every published value (removing a format keeps v1 compatible; a pattern would
+#: narrow it).
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "Local wall-clock time without an offset, HH:MM:SS (e.g. 17:00:00); read in the "
+            "person's time_zone.",
+        }
+    ),
+]
 
 
 @cache
@@ -328,8 +352,8 @@ class AvailabilityWindow(FrozenModel):
     """
 
     weekday: Weekday
-    start: time
-    end: time
+    start: LocalTime
+    end: LocalTime
 
     @model_validator(mode="after")
     def _starts_before_it_ends(self) -> Self:
