@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml  # PyYAML: present with the dev dependencies (schemathesis); only the generator needs it
 
+from shared.events import samples
 from shared.events.compat import BreakingChange, breaking_changes
 from shared.events.envelope import (
     CONTENT_TYPE,
@@ -34,6 +35,7 @@ from shared.events.envelope import (
     H_TYPE,
     REQUIRED_HEADERS,
     SPEC_VERSION,
+    encode_text,
 )
 from shared.events.registry import ALL_SPECS, DEAD_LETTER_SUFFIX, TOPICS, EventSpec
 
@@ -116,12 +118,25 @@ def _message(spec: EventSpec) -> dict[str, Any]:
             ]
         },
         "payload": {"$ref": f"./{SCHEMAS_DIR_NAME}/{schema_file_name(spec)}"},
+        "examples": [_example(spec)],
         "bindings": {
             "kafka": {
                 "key": {"type": "string", "format": "uuid", "description": f"The data's {spec.key_field}."},
                 "bindingVersion": "0.5.0",
             }
         },
+    }
+
+
+def _example(spec: EventSpec) -> dict[str, Any]:
+    """One record as it arrives on the topic: the contract's deterministic sample, encoded as the outbox encodes it
+    (headers and payload exactly as a subscriber reads them), so integrators see every field filled in."""
+    _, key, value, headers = encode_text(samples.envelope(samples.sample(spec.model)))
+    return {
+        "name": f"{spec.name}Sample",
+        "summary": f"A {spec.name} record as published (Kafka key {key}).",
+        "headers": headers,
+        "payload": json.loads(value),
     }
 
 

@@ -78,6 +78,25 @@ def test_every_operation_message_refers_to_a_message_of_its_own_channel():
             assert reference["$ref"].removeprefix(prefix) in channel_messages
 
 
+def test_every_asyncapi_message_shows_a_record_that_the_contract_decodes_and_its_schema_accepts():
+    import jsonschema_rs
+
+    from shared.events import decode
+
+    document = yaml.safe_load((DOCS_DIR / "asyncapi.yaml").read_text())
+    messages = document["components"]["messages"]
+    assert set(messages) == {spec.name for spec in ALL_SPECS}
+    for spec in ALL_SPECS:
+        (example,) = messages[spec.name]["examples"]
+        headers = [(name, str(text).encode()) for name, text in example["headers"].items()]
+        event = decode(headers, json.dumps(example["payload"]).encode())
+        assert type(event.data) is spec.model
+        assert event.type == spec.ce_type
+        schema = json.loads((DOCS_DIR / "schemas" / f"{spec.ce_type}.json").read_text())
+        validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+        assert [e.message for e in validator.iter_errors(example["payload"])] == []
+
+
 def test_every_committed_schema_accepts_the_encoded_sample_with_every_format_asserted():
     # Python's jsonschema skips the formats whose optional checkers are not installed ("time" among them);
     # jsonschema-rs (arrives with schemathesis) asserts them all, as a consumer in another language may.
