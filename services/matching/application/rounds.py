@@ -67,6 +67,7 @@ def _report_json(report: RoundReport, mentor_count: int, capacity_total: int) ->
                 "reason": _CONTRACT_UNMATCHED[u.reason].value,
                 "detail": u.describe(),
                 "feasible_mentors": u.feasible_mentors,
+                "exclusions": {reason.value: count for reason, count in u.exclusions.items()},
             }
             for u in report.unmatched
         ],

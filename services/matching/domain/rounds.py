@@ -452,8 +452,11 @@ class UnmatchedMentee:
 
     def describe(self) -> str:
         if self.reason is UnmatchedReason.NO_FEASIBLE_MENTOR:
-            top = ", ".join(f"{reason.value}: {count}" for reason, count in Counter(self.exclusions).most_common(3))
-            return f"no mentor passes the hard rules ({top})"
+            # A mentor failing several rules counts under each, so the parts may add up to more than the mentors.
+            parts = "; ".join(
+                f"{count} {reason.phrase} [{reason.value}]" for reason, count in Counter(self.exclusions).most_common(3)
+            )
+            return f"no mentor passes the hard rules: {parts}"
         if self.reason is UnmatchedReason.NO_POSITIVE_SCORE:
             return f"{self.feasible_mentors} feasible mentor(s), none with a positive score"
         if self.reason is UnmatchedReason.FEASIBLE_MENTORS_FULL:

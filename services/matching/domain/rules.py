@@ -43,6 +43,29 @@ class ExclusionReason(StrEnum):
     MENTOR_NOT_AHEAD = "mentor_not_ahead"
     MENTOR_TOO_FAR_AHEAD = "mentor_too_far_ahead"
 
+    @property
+    def phrase(self) -> str:
+        """What excluded a mentor, for a coordinator's round report: "2 <phrase>" reads as a sentence."""
+        return _EXCLUSION_PHRASES[self]
+
+
+_EXCLUSION_PHRASES: dict[ExclusionReason, str] = {
+    ExclusionReason.SAME_PERSON: "the mentee themselves",
+    ExclusionReason.OTHER_ORGANISATION: "in another organisation",
+    ExclusionReason.OTHER_PROGRAM: "not enrolled in this program",
+    ExclusionReason.MENTOR_HAS_NO_FREE_SLOT: "with no free mentoring slot",
+    ExclusionReason.MENTEE_HAS_ENOUGH_MENTORS: "beyond the number of mentors the mentee may have",
+    ExclusionReason.CAMPUS_RULE: "on another campus (the program or the mentee asks for the same campus)",
+    ExclusionReason.BLOCKED_BY_MENTEE: "blocked by the mentee",
+    ExclusionReason.BLOCKED_BY_MENTOR: "who blocked the mentee",
+    ExclusionReason.SAME_REPORTING_LINE: "in the mentee's reporting line",
+    ExclusionReason.SAME_TEAM: "in the mentee's team",
+    ExclusionReason.ENDED_OR_DECLINED_BEFORE: "matched with the mentee before (ended or declined)",
+    ExclusionReason.ALREADY_MATCHED: "already matched with the mentee",
+    ExclusionReason.MENTOR_NOT_AHEAD: "not far enough ahead (role level or tenure)",
+    ExclusionReason.MENTOR_TOO_FAR_AHEAD: "too far ahead (role level or tenure)",
+}
+
 
 def campus_required(mentee: Participant, policy: ProgramPolicy) -> bool:
     return policy.campus_rule is CampusRule.SAME or mentee.same_campus_only

@@ -199,8 +199,16 @@ class BucketOut(BaseModel):
 class UnmatchedOut(BaseModel):
     mentee_person_id: uuid.UUID
     reason: UnmatchedReason
-    detail: str
+    detail: str = Field(description="The reason for a coordinator, in a sentence.")
     feasible_mentors: int
+    exclusions: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "With reason no_feasible_mentor: how many mentors each hard rule excluded (a mentor failing several "
+            'rules counts under each), e.g. {"campus_rule": 2, "mentor_too_far_ahead": 2}. Empty in reports '
+            "stored before 2026-12-07."
+        ),
+    )
 
 
 class CertificateOut(BaseModel):

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from services.matching.domain.model import CampusRule, MatchHistory, MentorCapacity, SeniorityRule
-from services.matching.domain.rounds import UnmatchedReason, run_cohort_round
+from services.matching.domain.rounds import UnmatchedMentee, UnmatchedReason, run_cohort_round
 from services.matching.domain.rules import ExclusionReason as R
 from services.matching.domain.rules import check_pair
 from services.matching.tests.unit.profiles import mentee, mentor, policy
@@ -201,4 +201,15 @@ def test_a_cohort_round_says_when_every_mentor_fails_the_campus_rule():
     (unmatched,) = report.unmatched
     assert unmatched.reason is UnmatchedReason.NO_FEASIBLE_MENTOR
     assert unmatched.exclusions == {R.CAMPUS_RULE: 2}
-    assert "campus_rule: 2" in unmatched.describe()
+    assert unmatched.describe() == (
+        "no mentor passes the hard rules: 2 on another campus (the program or the mentee asks for the same campus) "
+        "[campus_rule]"
+    )
+
+
+@pytest.mark.parametrize("reason", list(R))
+def test_every_exclusion_reason_reads_as_a_sentence_in_a_round_report(reason: R) -> None:
+    unmatched = UnmatchedMentee("e", UnmatchedReason.NO_FEASIBLE_MENTOR, 0, {reason: 1})
+    detail = unmatched.describe()
+    assert detail.startswith(f"no mentor passes the hard rules: 1 {reason.phrase} [{reason.value}]")
+    assert reason.value not in reason.phrase  # a phrase for a person, not the code again
