@@ -319,8 +319,15 @@ async def run_roles(definition: ServiceDefinition, roles: Sequence[str], setting
     running = [workers[role](definition, runtime, stop) for role in roles]
     if "api" not in roles and settings.metrics_port:  # the api role serves these itself
         running.append(_serve(operations_app(definition, runtime), settings.http_host, settings.metrics_port, stop))
+    roles_running = asyncio.gather(*running)
     try:
-        await asyncio.gather(*running)
+        await asyncio.shield(roles_running)
+    except asyncio.CancelledError:
+        # Cancelled by whoever runs this as a task (a test, say): stop as on a signal, so each role closes what it
+        # opened (the relay its producer, the servers their sockets) instead of being cut off with it all left open.
+        stop.set()
+        await roles_running
+        raise
     finally:
         await runtime.close()
 

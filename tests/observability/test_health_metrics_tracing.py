@@ -7,14 +7,18 @@ import contextlib
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import ProducerClosed
 from fastapi import Request
 from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import shared.service
 from deploy.local.servers import free_port
 from shared.db import session_factory
 from shared.events import samples
@@ -215,6 +219,49 @@ async def test_a_relay_process_serves_its_own_outbox_metrics_and_probes_on_the_m
     assert readiness.json()["checks"] == {"database": "ok", "broker": "ok", "redis": "ok"}
 
 
+async def test_a_relay_process_that_is_cancelled_stops_as_on_a_signal_and_closes_its_producer(
+    engine: AsyncEngine, database_url, redis_url, kafka_bootstrap, unique, monkeypatch: pytest.MonkeyPatch
+):
+    # Cancelling is how asyncio code stops a task (the relay test above does); the relay it left running kept its
+    # producer open, and aiokafka printed 'Unclosed AIOKafkaProducer' at the end of the test run.
+    await create_messaging_schema(engine)
+    topic = f"t.cancel.{unique}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    async with session_factory(engine)() as session, session.begin():
+        await add_messages(session, [probe_message(topic, "e0")])
+    built: list[AIOKafkaProducer] = []
+
+    def recorded_producer(*args: Any, **kwargs: Any) -> AIOKafkaProducer:
+        built.append(make_producer(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(shared.service, "make_producer", recorded_producer)
+    settings = ServiceSettings(
+        database_url=database_url,
+        redis_url=redis_url,
+        kafka_bootstrap=kafka_bootstrap,
+        service_name="probe",
+        metrics_port=0,
+    )
+    definition = ServiceDefinition(name=f"probe-{unique}", migrations_dir=Path("."), build_app=app_for)
+    relay_process = asyncio.create_task(run_roles(definition, ["relay"], settings))
+
+    async def published() -> bool:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one()) == 0
+
+    try:
+        assert await eventually(published)
+    finally:
+        relay_process.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_process
+    assert built
+    for producer in built:
+        with pytest.raises(ProducerClosed):
+            await producer.send(topic, b"after the end")
+
+
 async def test_the_outbox_backlog_gauge_shows_rows_piling_up_while_the_broker_is_unreachable(
     engine: AsyncEngine, unique
 ):
@@ -236,3 +283,4 @@ async def test_the_outbox_backlog_gauge_shows_rows_piling_up_while_the_broker_is
     finally:
         relay.stop()
         await asyncio.wait_for(running, 20)
+        await unreachable.stop()  # never started, yet it warns 'Unclosed AIOKafkaProducer' when collected
