@@ -246,7 +246,8 @@ class ProfileFields(Strict):
 
 
 class ProfilePatch(Strict):
-    """A partial update: only the given fields change (validated again as a whole after merging)."""
+    """A partial update: only the given fields change, at any depth (a consent or working-style field sent alone
+    keeps the others; a list is replaced whole), validated again as a whole after merging."""
 
     external_id: ExternalId | None = None
     display_name: ShortText | None = None
@@ -272,8 +273,18 @@ class ProfilePatch(Strict):
 
 
 def merge(current: BaseModel, patch: BaseModel) -> dict[str, Any]:
-    """The current fields overlaid with the fields the patch set explicitly."""
-    return {**current.model_dump(), **patch.model_dump(exclude_unset=True)}
+    """The current fields overlaid with the fields the patch set explicitly, at every depth (as in a JSON merge
+    patch, RFC 7396): ``{"consent": {"share_email_with_partner": true}}`` leaves the other consents as they were;
+    a list is replaced whole."""
+    return _overlay(current.model_dump(), patch.model_dump(exclude_unset=True))
+
+
+def _overlay(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in given.items():
+        below = merged.get(key)
+        merged[key] = _overlay(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
 
 
 class NeedsInventory(Strict):

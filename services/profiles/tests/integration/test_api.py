@@ -33,6 +33,53 @@ async def test_a_patch_changes_only_the_given_fields_and_bumps_the_version(api: 
     assert patched.headers["ETag"] == '"2"'
 
 
+async def test_a_patch_of_one_consent_or_style_field_keeps_the_others_of_that_object(api: Api, tenant: Tenant) -> None:
+    url = f"/v1/participants/{tenant.person_id}"
+    given = await api.client.patch(
+        url,
+        json={
+            "consent": {"affinity_matching": True, "share_email_with_partner": False},
+            "affinity_attributes": ["first_generation"],
+            "working_style": {"communication": "chat", "meeting_format": "virtual", "cadence": "monthly"},
+            "goals": {"tags": ["writing"], "text": "Publish my first paper."},
+        },
+        headers={**tenant.participant, "If-Match": '"1"'},
+    )
+    assert given.status_code == 200, given.text
+
+    patched = await api.client.patch(
+        url,
+        json={"consent": {"share_email_with_partner": True}, "working_style": {"cadence": "weekly"}},
+        headers={**tenant.participant, "If-Match": '"2"'},
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["consent"] == {"affinity_matching": True, "share_email_with_partner": True}
+    assert body["affinity_attributes"] == ["first_generation"]
+    assert body["working_style"] == {"communication": "chat", "meeting_format": "virtual", "cadence": "weekly"}
+    retagged = await api.client.patch(
+        url, json={"goals": {"tags": ["teaching"]}}, headers={**tenant.participant, "If-Match": '"3"'}
+    )
+    assert retagged.json()["goals"] == {"tags": ["teaching"], "text": "Publish my first paper."}, "lists are replaced"
+
+
+async def test_a_program_patch_of_one_milestone_keeps_the_other_milestones(api: Api, tenant: Tenant) -> None:
+    url = f"/v1/programs/{tenant.program_id}"
+    milestones = {
+        "first_meeting_within_days": 10,
+        "midpoint_review": False,
+        "closing_conversation": False,
+        "closing_days_before_end": 5,
+    }
+    given = await api.client.patch(url, json={"milestones": milestones}, headers={**tenant.operator, "If-Match": '"1"'})
+    assert given.json()["milestones"] == milestones, given.text
+    patched = await api.client.patch(
+        url, json={"milestones": {"first_meeting_within_days": 21}}, headers={**tenant.operator, "If-Match": '"2"'}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["milestones"] == milestones | {"first_meeting_within_days": 21}
+
+
 async def test_a_write_with_a_stale_etag_is_refused_with_412(api: Api, tenant: Tenant) -> None:
     url = f"/v1/participants/{tenant.person_id}"
     first = await api.client.patch(url, json={"team": "A"}, headers={**tenant.coordinator, "If-Match": '"1"'})
