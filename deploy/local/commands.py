@@ -373,8 +373,14 @@ def run_demo_with_progress(data_dir: Path, mentors: int = 120, mentees: int = 24
     say: Callable[[str], None] = (lambda _: None) if quiet else (lambda m: console.print(f"[green]✓[/green] {m}"))
     if not quiet:
         console.rule("[bold]demo: a peer-mentoring program through its lifecycle")
-    with reported_errors(), upload_progress("participants.csv", quiet=quiet) as advance:
-        outcome = run_demo(found, mentors=mentors, mentees=mentees, report=say, progress=advance)
+    with reported_errors():
+        outcome = run_demo(
+            found,
+            mentors=mentors,
+            mentees=mentees,
+            report=say,
+            upload_display=lambda: upload_progress("participants.csv", quiet=quiet),
+        )
     path = outcome.seeded.save(data_dir)
     if not quiet:
         states = ", ".join(f"{n} {s}" for s, n in sorted(outcome.matches_by_state.items()))

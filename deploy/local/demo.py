@@ -16,6 +16,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,8 @@ from deploy.local.stack import StateFileError
 
 Report = Callable[[str], None]
 Progress = Callable[[int, int], None]  # (done, total)
+# Shows an upload while it runs: entered just around it, it gives the progress callback (None: nothing to show).
+UploadDisplay = Callable[[], AbstractContextManager[Progress | None]]
 
 CAMPUSES = ("North Campus", "Harbour Campus", "Online")
 FIRST_NAMES = (
@@ -347,10 +350,13 @@ def run_demo(
     mentors: int = 120,
     mentees: int = 240,
     report: Report = print,
-    progress: Progress | None = None,
+    upload_display: UploadDisplay = nullcontext,
     accept_from_round: int = 12,
 ) -> DemoOutcome:
-    """Seed a program and drive it: short list and request, cohort round, approvals, acceptances."""
+    """Seed a program and drive it: short list and request, cohort round, approvals, acceptances.
+
+    `upload_display` is entered around the CSV upload only, so a progress bar ends before the next line is reported.
+    """
     stamp = date.today().isoformat()
     seeded = create_program(
         endpoints,
@@ -362,7 +368,8 @@ def run_demo(
 
     body, people = participants_csv(mentors, mentees)
     with coordinator(endpoints, seeded) as coord:
-        imported = import_csv(coord, seeded.program_id, body.encode(), progress)
+        with upload_display() as progress:
+            imported = import_csv(coord, seeded.program_id, body.encode(), progress)
         report(
             f"imported {imported['rows_imported']} participants ({mentors} mentors, {mentees} mentees) "
             f"from CSV; {imported['rows_failed']} rows failed"

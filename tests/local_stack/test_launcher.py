@@ -79,6 +79,10 @@ def test_up_starts_every_component_on_free_ports_and_down_stops_them_all(tmp_pat
             assert launcher.poll() is None, (tmp_path / "launcher.log").read_text()
             assert time.monotonic() < deadline, (tmp_path / "launcher.log").read_text()
             time.sleep(0.5)
+        log = words((tmp_path / "launcher.log").read_text())
+        # The demo's upload bar comes while the CSV goes up: after the program is made, before the import's result.
+        upload = log.index("uploading participants.csv")
+        assert log.index("(active, 14-day check-ins") < upload < log.index("participants (120 mentors"), log
         down = cli(data_dir, "down", timeout=150)
         assert down.returncode == 0, down.stdout + down.stderr + (tmp_path / "launcher.log").read_text()
         launcher.wait(60)
