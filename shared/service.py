@@ -329,6 +329,10 @@ async def run_roles(definition: ServiceDefinition, roles: Sequence[str], setting
         await roles_running
         raise
     finally:
+        # The process may outlive this (a test run, an embedding program): leave Ctrl-C and SIGTERM as they were,
+        # not bound to this run's finished stop event.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await runtime.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,9 @@ async def test_a_relay_process_that_is_cancelled_stops_as_on_a_signal_and_closes
     for producer in built:
         with pytest.raises(ProducerClosed):
             await producer.send(topic, b"after the end")
+    # Its signal handlers went with it: Ctrl-C interrupts the test run again instead of setting a finished event.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
 
 
 async def test_the_outbox_backlog_gauge_shows_rows_piling_up_while_the_broker_is_unreachable(
