@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scheduling.adapters.orm import check_ins, meetings
@@ -60,19 +60,25 @@ async def _checkin_for_new_meeting(
     return (await session.execute(query.with_for_update())).first()
 
 
-async def _defer_checkin(
-    session: AsyncSession, match: MatchRecord, check_in_id: uuid.UUID | None, to: datetime
-) -> None:
-    """A meeting for a check-in set later than its due time defers its grace period (domain ``defer_checkin``)."""
+async def _defer_checkin(session: AsyncSession, match: MatchRecord, check_in_id: uuid.UUID | None) -> None:
+    """Set the check-in's grace period from the open meetings for it after a meeting was proposed, moved or
+    cancelled (domain ``defer_for_meetings``): a cancelled or earlier meeting no longer holds off 'missed'."""
     if check_in_id is None:
         return
     row = (
         await session.execute(select(check_ins).where(check_ins.c.check_in_id == check_in_id).with_for_update())
     ).first()
-    if row is None or row.state not in _OPEN_CHECKIN_STATES or to <= row.due_at:
+    if row is None or row.state not in _OPEN_CHECKIN_STATES:
+        return
+    starts = await session.execute(
+        select(meetings.c.starts_at).where(
+            meetings.c.check_in_id == check_in_id, meetings.c.state.in_(_OPEN_MEETING_STATES)
+        )
+    )
+    deferred = rhythm.defer_for_meetings(checkin_from_row(row), starts.scalars())
+    if deferred.deferred_until == row.deferred_until:
         return
     program = await load_program(session, match.tenant_id, match.program_id)
-    deferred = rhythm.defer_checkin(checkin_from_row(row), to)
     values: dict[str, Any] = {"deferred_until": deferred.deferred_until}
     if program is not None:
         values["missed_after"] = rhythm.missed_deadline(deferred, program.grace)
@@ -138,7 +144,7 @@ async def propose(
             .returning(meetings)
         )
     ).one()
-    await _defer_checkin(session, match, row.check_in_id, meeting.starts_at)
+    await _defer_checkin(session, match, row.check_in_id)
     return row
 
 
@@ -223,7 +229,7 @@ async def reschedule(
     if was_accepted:
         # Calendars and other services already hold the old time: tell them (higher sequence replaces it).
         await add_events(session, [meeting_events.scheduled(saved)])
-    await _defer_checkin(session, match, saved.check_in_id, moved.starts_at)
+    await _defer_checkin(session, match, saved.check_in_id)
     return saved
 
 
@@ -233,6 +239,7 @@ async def cancel(
     _row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True, if_match=if_match)
     actor = acting_participant(principal, match)
     saved = await _save(session, rhythm.cancel_meeting(meeting, str(actor)), now)
+    await _defer_checkin(session, match, saved.check_in_id)
     event = meeting_events.cancelled(
         saved, meeting_events.role_of(saved, actor), MeetingCancelReason.CANCELLED_BY_PARTICIPANT
     )
@@ -287,6 +294,23 @@ async def meetings_of_person(
         .offset(offset)
     )
     return list((await session.execute(query)).all())
+
+
+async def busy_times(
+    session: AsyncSession, tenant_id: uuid.UUID, people: tuple[uuid.UUID, ...], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """When any of ``people`` has an open (proposed or accepted) meeting within [start, end), in any of their
+    matches: times a slot suggestion must not offer again."""
+    found = await session.execute(
+        select(meetings.c.starts_at, meetings.c.ends_at).where(
+            meetings.c.tenant_id == tenant_id,
+            or_(meetings.c.mentee_person_id.in_(people), meetings.c.mentor_person_id.in_(people)),
+            meetings.c.state.in_(_OPEN_MEETING_STATES),
+            meetings.c.starts_at < end,
+            meetings.c.ends_at > start,
+        )
+    )
+    return [(r.starts_at, r.ends_at) for r in found]
 
 
 async def occurrence_keys(session: AsyncSession, check_in_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:

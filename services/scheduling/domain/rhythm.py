@@ -96,6 +96,15 @@ def defer_checkin(checkin: CheckIn, until: datetime) -> CheckIn:
     return replace(checkin, deferred_until=_utc(until, "until"))
 
 
+def defer_for_meetings(checkin: CheckIn, meeting_starts: Iterable[datetime]) -> CheckIn:
+    """The check-in as the open meetings set for it leave it: the latest one after its due time defers its grace
+    period (``defer_checkin``); with none (cancelled, or moved before the due time) it counts from the due time."""
+    later = [start for start in (_utc(s, "meeting start") for s in meeting_starts) if start > checkin.due_at]
+    if later:
+        return defer_checkin(checkin, max(later))
+    return replace(checkin, deferred_until=None)
+
+
 def due_now(checkins: Iterable[CheckIn], now: datetime) -> list[CheckIn]:
     """Scheduled check-ins whose due time has come, oldest first (each is one CheckInDue to emit)."""
     now = _utc(now, "now")

@@ -19,6 +19,7 @@ start == end is a full 24 hours.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -156,6 +157,24 @@ def _intersect(first: Sequence[Interval], second: Sequence[Interval]) -> list[In
     return overlaps
 
 
+def _subtract(free: Sequence[Interval], busy: Sequence[Interval]) -> list[Interval]:
+    """``free`` without the stretches ``busy`` covers (both sorted, ``busy`` merged)."""
+    left: list[Interval] = []
+    first = 0
+    for start, end in free:
+        while first < len(busy) and busy[first][1] <= start:
+            first += 1
+        at = first
+        while at < len(busy) and busy[at][0] < end:
+            if busy[at][0] > start:
+                left.append((start, busy[at][0]))
+            start = max(start, busy[at][1])
+            at += 1
+        if start < end:
+            left.append((start, end))
+    return left
+
+
 def _range_seconds(start: datetime, end: datetime) -> tuple[int, int]:
     require_aware(start, "start")
     require_aware(end, "end")
@@ -194,8 +213,10 @@ def suggest_slots(
     limit: int = 5,
     preference: SlotPreference = SlotPreference.EARLIEST,
     step: timedelta = timedelta(minutes=30),
+    busy: Iterable[tuple[datetime, datetime]] = (),
 ) -> list[Slot]:
-    """Up to ``limit`` non-overlapping slots of ``duration`` in [start, end) when both people are available.
+    """Up to ``limit`` non-overlapping slots of ``duration`` in [start, end) when both people are available and
+    neither is ``busy`` (e.g. the meetings either already has, with this partner or another).
 
     Candidate starts lie on a ``step`` grid counted from the Unix epoch (so, in UTC, on the hour and half
     hour by default, which every present-day zone shows as a quarter hour at worst). Slots come back in
@@ -214,6 +235,8 @@ def suggest_slots(
     length = int(duration.total_seconds())
     grid = int(step.total_seconds())
     overlaps = _intersect(_availability_intervals(first, low, high), _availability_intervals(second, low, high))
+    taken = _merge((math.floor(b.timestamp()), math.ceil(e.timestamp())) for b, e in busy)
+    overlaps = _subtract(overlaps, taken)
 
     chosen: list[Interval] = []
     if preference is SlotPreference.EARLIEST:

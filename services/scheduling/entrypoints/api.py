@@ -109,21 +109,25 @@ async def suggest_meeting_slots(
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
     preference: SlotPreference = SlotPreference.EARLIEST,
 ) -> SlotSuggestions:
-    """Slots when both people of the match are available, each in their own time zone (DST-correct)."""
+    """Slots when both people of the match are available, each in their own time zone (DST-correct), and neither
+    has a proposed or accepted meeting (with each other or anyone else)."""
     match = await visible_match(db, principal, match_id)
     mentee = await load_person(db, match.tenant_id, match.mentee_person_id)
     mentor = await load_person(db, match.tenant_id, match.mentor_person_id)
     if mentee.availability is None or mentor.availability is None:
         raise ConflictError("the availability of one of the two people is not known")
     begin = now.now() if start is None else start
+    end = begin + timedelta(days=days)
+    pair = (match.mentee_person_id, match.mentor_person_id)
     slots = suggest_slots(
         mentee.availability,
         mentor.availability,
         start=begin,
-        end=begin + timedelta(days=days),
+        end=end,
         duration=timedelta(minutes=duration_minutes),
         limit=limit,
         preference=preference,
+        busy=await meeting_cases.busy_times(db, match.tenant_id, pair, begin, end),
     )
     return SlotSuggestions(match_id=match_id, slots=[SlotOut(starts_at=s.starts_at, ends_at=s.ends_at) for s in slots])
 

@@ -389,3 +389,38 @@ def test_every_suggested_slot_lies_inside_the_overlap_and_none_overlap(
     fits_somewhere = any(high - low >= timedelta(minutes=minutes + 30) for low, high in overlaps)
     if fits_somewhere:
         assert slots
+
+
+def test_a_busy_hour_inside_an_overlap_is_left_out_and_the_rest_of_the_overlap_still_offered() -> None:
+    berlin = Availability("Europe/Berlin", every([0], time(17), time(20)))  # 16:00-19:00 UTC in March 2027
+    new_york = Availability("America/New_York", every([0], time(9), time(15)))  # 14:00-20:00 UTC
+    monday = utc(2027, 3, 1)
+    busy = [(monday + timedelta(hours=16, minutes=30), monday + timedelta(hours=17))]
+
+    slots = suggest_slots(berlin, new_york, start=monday, end=monday + timedelta(days=1), duration=HOUR, busy=busy)
+
+    assert slots == [Slot(monday + timedelta(hours=h), monday + timedelta(hours=h + 1)) for h in (17, 18)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    first=availabilities,
+    second=availabilities,
+    busy=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=28 * 96), st.integers(min_value=1, max_value=12)), max_size=12
+    ),
+    preference=st.sampled_from(list(SlotPreference)),
+)
+def test_no_suggested_slot_overlaps_a_busy_time(
+    first: Availability, second: Availability, busy: list[tuple[int, int]], preference: SlotPreference
+) -> None:
+    start, end = utc(2026, 3, 2), utc(2026, 3, 30)
+    quarter = timedelta(minutes=15)
+    taken = [(start + at * quarter, start + (at + length) * quarter) for at, length in busy]
+
+    slots = suggest_slots(
+        first, second, start=start, end=end, duration=HOUR, limit=20, preference=preference, busy=taken
+    )
+
+    for slot in slots:
+        assert all(slot.ends_at <= low or high <= slot.starts_at for low, high in taken), slot
