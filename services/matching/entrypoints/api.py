@@ -121,6 +121,29 @@ def _match_out(principal: Principal, row: Row[Any]) -> MatchOut:
 _PARTNER_SHOWN = (MatchState.PROPOSED.value, MatchState.ACTIVE.value)
 
 
+async def _snapshots(
+    db: AsyncSession, principal: Principal, person_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The profile snapshots of these people (an erased person has none), by person id."""
+    if not person_ids:
+        return {}
+    found = await db.execute(
+        select(people.c.person_id, people.c.snapshot).where(
+            people.c.tenant_id == principal.tenant,
+            people.c.person_id.in_(person_ids),
+            people.c.snapshot.is_not(None),
+        )
+    )
+    return {r.person_id: r.snapshot for r in found}
+
+
+async def _shortlist_out(
+    db: AsyncSession, principal: Principal, program_id: uuid.UUID, found: choosing.MenteeShortlist
+) -> ShortlistOut:
+    mentors = await _snapshots(db, principal, {uuid.UUID(e.mentor_id) for e in found.entries})
+    return ShortlistOut.of(program_id, found, mentors)
+
+
 async def _views(db: AsyncSession, principal: Principal, rows: Sequence[Row[Any]]) -> list[MatchOut]:
     """The matches as the caller may see them: a party's with their partner (one query for the whole list)."""
     partner_of: dict[uuid.UUID, uuid.UUID] = {}
@@ -128,16 +151,7 @@ async def _views(db: AsyncSession, principal: Principal, rows: Sequence[Row[Any]
         party = _party(principal, row)
         if party is not None and row.state in _PARTNER_SHOWN:
             partner_of[row.match_id] = row.mentor_person_id if party is Party.MENTEE else row.mentee_person_id
-    snapshots: dict[uuid.UUID, dict[str, Any]] = {}
-    if partner_of:
-        found = await db.execute(
-            select(people.c.person_id, people.c.snapshot).where(
-                people.c.tenant_id == principal.tenant,
-                people.c.person_id.in_(set(partner_of.values())),
-                people.c.snapshot.is_not(None),  # an erased partner shows nothing
-            )
-        )
-        snapshots = {r.person_id: r.snapshot for r in found}
+    snapshots = await _snapshots(db, principal, set(partner_of.values()))
     views = []
     for row in rows:
         party = _party(principal, row)
@@ -174,7 +188,7 @@ async def read_shortlist(
     if not _may_read_shortlist(principal, program_id, person_id):
         raise NotFoundError(f"program {program_id} not found")
     data = await _program_data(db, principal, program_id, now)
-    return ShortlistOut.of(program_id, await choosing.shortlist(db, data, person_id, now.now()))
+    return await _shortlist_out(db, principal, program_id, await choosing.shortlist(db, data, person_id, now.now()))
 
 
 @router.post(
@@ -266,7 +280,7 @@ async def end_match(match_id: MatchId, body: EndMatch, principal: AnyRolePrincip
         data = await load_program_data(db, principal.tenant, row.program_id)
         if data is not None and str(row.mentee_person_id) in data.mentees:
             found = await choosing.shortlist(db, data, row.mentee_person_id, now.now())
-            rematch = ShortlistOut.of(row.program_id, found)
+            rematch = await _shortlist_out(db, principal, row.program_id, found)
     return EndedOut(match=await _view(db, principal, updated), rematch=rematch)
 
 

@@ -35,9 +35,35 @@ class FactorOut(BaseModel):
     detail: str
 
 
+class PartnerOut(BaseModel):
+    """The other person of a match, as its mentee or mentor sees them (from the profile snapshot matching holds)."""
+
+    person_id: uuid.UUID
+    display_name: str
+    time_zone: str
+    languages: list[str]
+    email: str | None = Field(
+        description="Only while the match is active and only if the partner consented (share_email_with_partner)."
+    )
+
+    @classmethod
+    def of(cls, person_id: uuid.UUID, snapshot: dict[str, Any], *, active: bool) -> PartnerOut:
+        consented = bool(snapshot.get("consent", {}).get("share_email_with_partner"))
+        return cls(
+            person_id=person_id,
+            display_name=snapshot["display_name"],
+            time_zone=snapshot["time_zone"],
+            languages=list(snapshot.get("languages", ())),
+            email=snapshot["email"] if active and consented else None,
+        )
+
+
 class ShortlistEntryOut(BaseModel):
     rank: int = Field(ge=1)
     mentor_person_id: uuid.UUID
+    mentor: PartnerOut | None = Field(
+        default=None, description="Who the mentor is, for the mentee to choose (never their e-mail address)."
+    )
     score: float = Field(ge=0, le=1)
     factors: list[FactorOut]
     explanation: str
@@ -51,7 +77,15 @@ class ShortlistOut(BaseModel):
     passed_over_for_exposure: int = Field(ge=0)
 
     @classmethod
-    def of(cls, program_id: uuid.UUID, found: MenteeShortlist) -> ShortlistOut:
+    def of(
+        cls, program_id: uuid.UUID, found: MenteeShortlist, mentors: dict[uuid.UUID, dict[str, Any]]
+    ) -> ShortlistOut:
+        """``mentors``: the profile snapshots of the listed mentors, by person id."""
+
+        def mentor(person_id: str) -> PartnerOut | None:
+            snapshot = mentors.get(uuid.UUID(person_id))
+            return None if snapshot is None else PartnerOut.of(uuid.UUID(person_id), snapshot, active=False)
+
         return cls(
             program_id=program_id,
             mentee_person_id=uuid.UUID(found.mentee_id),
@@ -59,6 +93,7 @@ class ShortlistOut(BaseModel):
                 ShortlistEntryOut(
                     rank=e.rank,
                     mentor_person_id=uuid.UUID(e.mentor_id),
+                    mentor=mentor(e.mentor_id),
                     score=min(1.0, max(0.0, e.score.total)),
                     factors=[
                         FactorOut(
@@ -85,29 +120,6 @@ class ContractFactorOut(BaseModel):
     score: float = Field(ge=0, le=1)
     weight: float = Field(ge=0)
     contribution: float = Field(ge=0, le=1)
-
-
-class PartnerOut(BaseModel):
-    """The other person of a match, as its mentee or mentor sees them (from the profile snapshot matching holds)."""
-
-    person_id: uuid.UUID
-    display_name: str
-    time_zone: str
-    languages: list[str]
-    email: str | None = Field(
-        description="Only while the match is active and only if the partner consented (share_email_with_partner)."
-    )
-
-    @classmethod
-    def of(cls, person_id: uuid.UUID, snapshot: dict[str, Any], *, active: bool) -> PartnerOut:
-        consented = bool(snapshot.get("consent", {}).get("share_email_with_partner"))
-        return cls(
-            person_id=person_id,
-            display_name=snapshot["display_name"],
-            time_zone=snapshot["time_zone"],
-            languages=list(snapshot.get("languages", ())),
-            email=snapshot["email"] if active and consented else None,
-        )
 
 
 class MatchOut(BaseModel):

@@ -205,3 +205,33 @@ async def test_erasing_a_participant_removes_the_explanation_that_names_their_ne
     after = await _read(client, match_id, w.as_coordinator(settings))
     assert "first paper" not in after["explanation"]
     assert after["explanation"] == "removed: a participant of this match was erased"
+
+
+async def test_a_mentee_choosing_from_a_short_list_sees_each_mentors_name_time_zone_and_languages_not_their_email(
+    client, settings, feed: Feeder
+) -> None:
+    w = World()
+    await feed(w.program())
+    await feed(*w.mentee("amara"))
+    for name, zone in (("lukas", "America/New_York"), ("nora", "Europe/Oslo"), ("omar", "Asia/Tokyo")):
+        await feed(*w.mentor(name, time_zone=zone, languages=("en",)))
+    zones = {
+        str(w.id(n)): z for n, z in (("lukas", "America/New_York"), ("nora", "Europe/Oslo"), ("omar", "Asia/Tokyo"))
+    }
+
+    listed = await client.get(
+        f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/shortlist", headers=w.as_person(settings, "amara")
+    )
+
+    entries = listed.json()["entries"]
+    assert len(entries) == 3, listed.text
+    for entry in entries:
+        mentor_id = entry["mentor_person_id"]
+        name = next(n for n, i in w.people.items() if str(i) == mentor_id)
+        assert entry["mentor"] == {
+            "person_id": mentor_id,
+            "display_name": name.title(),
+            "time_zone": zones[mentor_id],
+            "languages": ["en"],
+            "email": None,
+        }
