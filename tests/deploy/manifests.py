@@ -33,10 +33,15 @@ def kubectl() -> str | None:
 @cache
 def render(directory: str) -> tuple[Manifest, ...]:
     """``kubectl kustomize`` output of a directory under deploy/k8s, one dict per object (cached per test run)."""
+    return render_path(K8S_DIR / directory)
+
+
+def render_path(directory: Path) -> tuple[Manifest, ...]:
+    """``kubectl kustomize`` output of any kustomization directory, one dict per object."""
     binary = kubectl()
     assert binary is not None, "kubectl is needed to render the manifests"
     result = subprocess.run(
-        [binary, "kustomize", str(K8S_DIR / directory)], capture_output=True, text=True, check=False, timeout=60
+        [binary, "kustomize", str(directory)], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
