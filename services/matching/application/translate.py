@@ -75,6 +75,7 @@ def policy_of(program: ProgramUpdated) -> ProgramPolicy:
         allow_mentor_network=policy.allow_mentor_network,
         max_mentors_per_mentee=policy.max_mentors_per_mentee,
         objective=Objective(policy.objective.value),
+        function_labels={entry.key: entry.label for entry in program.function_catalogue},
     )
 
 

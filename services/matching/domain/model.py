@@ -189,6 +189,8 @@ class ProgramPolicy:
     availability_target_hours: float = 4.0  # shared hours per week at which the availability factor is full
     exposure_margin: float = 0.5  # a mentor is shown to at most free_slots * (1 + margin) mentees
     reference_week: date = date(2026, 1, 5)  # the Monday whose UTC offsets convert weekly windows (DST-correct)
+    # the program's function catalogue: key -> label, so explanations name functions as the program does
+    function_labels: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.reference_week.weekday() != 0:

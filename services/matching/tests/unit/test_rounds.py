@@ -181,7 +181,7 @@ def test_a_round_report_gives_total_mean_minimum_distribution_and_certificate():
     assert report.matched_mentees == 2
     assert report.matched_share == pytest.approx(2 / 3)
     assert report.certificate.proven_optimal
-    assert all(p.breakdown is not None and "shared interests" in p.breakdown.explanation for p in report.proposals)
+    assert all(p.breakdown is not None and "shared interest" in p.breakdown.explanation for p in report.proposals)
     (unmatched,) = report.unmatched
     assert unmatched.mentee_id == "e3"
 

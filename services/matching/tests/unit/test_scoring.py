@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from datetime import date
@@ -10,9 +11,17 @@ import numpy as np
 import pytest
 
 from services.matching.domain.encoding import reference_week_start, weekly_utc_hours
-from services.matching.domain.model import FactorWeights, MeetingFormat, NeedLevel, SeniorityRule, WorkingStyle
+from services.matching.domain.model import (
+    FactorWeights,
+    MeetingFormat,
+    NeedLevel,
+    Participant,
+    SeniorityRule,
+    WorkingStyle,
+)
 from services.matching.domain.scoring import Factor, load_goal_embedder, score_pair
 from services.matching.tests.unit.profiles import mentee, mentor, only, policy, window
+from shared.events.models import MatchProposed
 
 CRITICAL, IMPORTANT, IRRELEVANT = NeedLevel.CRITICAL, NeedLevel.IMPORTANT, NeedLevel.NOT_RELEVANT
 
@@ -158,13 +167,17 @@ def test_explanation_names_the_covered_critical_needs_and_shared_hours():
         availability=(window(1, 9, 20),),
     )
     explanation = score_pair(a, b, policy()).explanation
-    assert explanation.startswith("covers 3 of your 4 critical needs: research methods, time management, writing")
+    assert explanation.startswith(
+        "Covers 3 of the mentee's 4 critical needs (research methods, time management, writing"
+    )
     assert "5 h/week of shared availability" in explanation
 
 
 def test_explanation_says_so_when_no_critical_need_is_covered():
+    a = mentee("e", needs={"writing": CRITICAL, "career": CRITICAL})
+    assert "Covers none of the mentee's 2 critical needs" in score_pair(a, mentor("r"), policy()).explanation
     a = mentee("e", needs={"writing": CRITICAL})
-    assert "covers 0 of your 1 critical needs" in score_pair(a, mentor("r"), policy()).explanation
+    assert "Does not cover the mentee's critical need" in score_pair(a, mentor("r"), policy()).explanation
 
 
 def test_semantic_goal_factor_falls_back_cleanly_when_the_model_package_is_missing():
@@ -209,11 +222,132 @@ def test_an_installed_model_package_adds_semantic_similarity_of_free_text_goals(
 def test_explanation_of_important_needs_alone_reads_as_a_sentence():
     a = mentee("e", needs={"job_search": IMPORTANT, "teaching": IMPORTANT})
     b = mentor("r", offers=frozenset({"job_search"}))
-    assert score_pair(a, b, policy()).explanation.startswith("covers 1 of your 2 important needs: job search")
+    assert score_pair(a, b, policy()).explanation.startswith("Covers 1 of the mentee's 2 important needs (job search)")
 
 
 def test_explanation_adds_important_needs_after_critical_ones():
     a = mentee("e", needs={"writing": CRITICAL, "job_search": IMPORTANT})
     b = mentor("r", offers=frozenset({"writing", "job_search"}))
     explanation = score_pair(a, b, policy()).explanation
-    assert explanation.startswith("covers 1 of your 1 critical needs: writing; 1 of your 1 important ones: job search")
+    assert explanation.startswith("Covers the mentee's critical need (writing) and their important need (job search)")
+
+
+# --- explanations read right for the mentee, the mentor and coordinators alike ---------------------------------------
+
+SECOND_PERSON = re.compile(r"\b(you|your|yours)\b", re.IGNORECASE)
+
+
+def full_pair() -> tuple[Participant, Participant]:
+    a = mentee(
+        "e",
+        needs={"writing": CRITICAL, "research": CRITICAL, "career": IMPORTANT, "job_search": IMPORTANT},
+        interests=frozenset({"chess"}),
+        goal_tags=frozenset({"publish", "teach"}),
+        skills_wanted=frozenset({"python", "statistics"}),
+        working_style=WorkingStyle("chat", MeetingFormat.VIRTUAL, 14),
+        availability=(window(1, 8, 14),),
+        affinity={"first_generation": "yes"},
+    )
+    b = mentor(
+        "r",
+        level=2,
+        offers=frozenset({"writing", "research", "career"}),
+        interests=frozenset({"chess"}),
+        goal_tags=frozenset({"publish"}),
+        skills=frozenset({"python"}),
+        working_style=WorkingStyle("chat", MeetingFormat.VIRTUAL, 14),
+        availability=(window(1, 9, 20),),
+        affinity={"first_generation": "yes"},
+    )
+    return a, b
+
+
+def test_the_explanation_and_every_factor_detail_speak_of_the_mentee_and_the_mentor_never_of_you():
+    a, b = full_pair()
+    score = score_pair(a, b, policy())
+    assert score.explanation.startswith(
+        "Covers both of the mentee's critical needs (research, writing) and 1 of their 2 important needs (career)"
+    )
+    texts = [score.explanation] + [f.detail for f in score.factors]
+    texts += [f.detail for f in score_pair(mentee("e"), mentor("r"), policy()).factors]  # the "not stated" ones
+    assert [t for t in texts if SECOND_PERSON.search(t)] == []
+
+
+def test_needs_are_named_by_the_programs_catalogue_labels_and_by_their_key_when_the_catalogue_has_none():
+    a = mentee("e", needs={"writing_publishing": CRITICAL, "job_search": CRITICAL, "belonging": CRITICAL})
+    b = mentor("r", offers=frozenset({"writing_publishing", "job_search"}))
+    labels = {"writing_publishing": "Writing and publishing", "belonging": "Belonging and community"}
+    explanation = score_pair(a, b, policy(function_labels=labels)).explanation
+    assert explanation.startswith("Covers 2 of the mentee's 3 critical needs (job search, Writing and publishing)")
+
+
+@pytest.mark.parametrize(
+    ("mentee_days", "mentor_days", "phrase"),
+    [(14, 14, "both want to meet every 14 days"), (14, 7, "meeting every 7 and every 14 days")],
+)
+def test_the_cadence_says_plainly_how_often_each_wants_to_meet(mentee_days, mentor_days, phrase):
+    a = mentee("e", working_style=WorkingStyle(cadence_days=mentee_days))
+    b = mentor("r", working_style=WorkingStyle(cadence_days=mentor_days))
+    detail = factor_value(a, b, Factor.WORKING_STYLE).detail
+    assert detail == phrase
+    assert " vs " not in detail
+
+
+def test_the_same_communication_and_meeting_format_are_named_in_words():
+    a = mentee("e", working_style=WorkingStyle("video_call", MeetingFormat.IN_PERSON))
+    b = mentor("r", working_style=WorkingStyle("video_call", MeetingFormat.IN_PERSON))
+    detail = factor_value(a, b, Factor.WORKING_STYLE).detail
+    assert detail == "both prefer video calls, both prefer to meet in person"
+
+
+@pytest.mark.parametrize(
+    ("mentor_level", "phrase"),
+    [
+        (2, "the mentor is 1 level ahead"),
+        (3, "the mentor is 2 levels ahead"),
+        (5, "the mentor is 4 levels ahead (further than ideal)"),
+        (1, "the mentor is at the mentee's level"),
+        (0, "the mentor is 1 level below the mentee"),
+    ],
+)
+def test_the_seniority_gap_reads_right_also_when_the_mentor_is_not_ahead(mentor_level, phrase):
+    # a program without a minimum level gap scores mentors at or below the mentee's level too
+    rule = SeniorityRule(min_level_gap=-1_000)
+    detail = factor_value(mentee("e", level=1), mentor("r", level=mentor_level), Factor.SENIORITY, seniority=rule)
+    assert detail.detail == phrase
+
+
+def test_counts_of_one_read_in_the_singular():
+    a = mentee(
+        "e",
+        needs={"writing": CRITICAL, "career": IMPORTANT},
+        interests=frozenset({"chess"}),
+        goal_tags=frozenset({"publish"}),
+    )
+    b = mentor(
+        "r", offers=frozenset({"career"}), interests=frozenset({"chess", "go"}), goal_tags=frozenset({"publish"})
+    )
+    score = score_pair(a, b, policy())
+    assert score.factor(Factor.NEEDS).detail == (
+        "does not cover the mentee's critical need but covers their important need (career)"
+    )
+    assert score.factor(Factor.INTERESTS).detail == "1 shared interest (chess)"
+    assert score.factor(Factor.GOALS).detail == "shares the mentee's goal (publish)"
+
+
+def test_the_explanation_stays_within_the_contracts_maximum_length_with_the_longest_labels_and_tags():
+    keys = [f"function_{k}" for k in range(8)]
+    tags = frozenset(f"{k}" * 64 for k in "abcdefgh")
+    a = mentee(
+        "e",
+        needs={k: CRITICAL if n % 2 else IMPORTANT for n, k in enumerate(keys)},
+        interests=tags,
+        goal_tags=tags,
+        skills_wanted=tags,
+    )
+    b = mentor("r", offers=frozenset(keys), interests=tags, goal_tags=tags, skills=tags)
+    labels = {k: f"{k} " + "x" * 190 for k in keys}
+    explanation = score_pair(a, b, policy(function_labels=labels)).explanation
+    (max_length,) = (m.max_length for m in MatchProposed.model_fields["explanation"].metadata)
+    assert len(explanation) <= max_length
+    assert explanation.endswith("…")

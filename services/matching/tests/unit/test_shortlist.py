@@ -34,7 +34,7 @@ def test_every_entry_explains_why_it_was_chosen():
     a = mentee("e", needs={"writing_and_publishing": NeedLevel.CRITICAL, "career": NeedLevel.CRITICAL})
     mentors = [mentor("r", offers=frozenset({"writing_and_publishing"}))]
     (entry,) = pool_of(mentors).shortlist(a, {}).entries
-    assert "covers 1 of your 2 critical needs: writing and publishing" in entry.score.explanation
+    assert "Covers 1 of the mentee's 2 critical needs (writing and publishing)" in entry.score.explanation
 
 
 def test_a_mentor_excluded_by_a_hard_rule_is_never_on_the_list():

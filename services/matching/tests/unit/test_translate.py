@@ -66,3 +66,9 @@ def test_the_breakdown_in_contract_shape_adds_up_to_the_score() -> None:
     breakdown = contract_breakdown(score)
     assert abs(sum(f.contribution for f in breakdown) - score.total) < 1e-5
     assert len({f.factor for f in breakdown}) == len(breakdown)
+
+
+def test_a_programs_function_catalogue_gives_the_policy_its_labels() -> None:
+    labels = policy_of(samples.program_updated()).function_labels
+    assert labels["writing_publishing"] == "Writing and publishing"
+    assert labels["job_search"] == "Job search"
