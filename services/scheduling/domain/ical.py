@@ -1,10 +1,11 @@
 """iCalendar output for meetings, built with the ``icalendar`` library.
 
-* One meeting's ``.ics`` is an iTIP message (RFC 5546): ``METHOD:REQUEST`` while the meeting stands,
-  ``METHOD:CANCEL`` once it is cancelled. iTIP expects ORGANIZER and ATTENDEE in both; they are optional here
-  because they carry e-mail addresses, which the caller decides to disclose or not. Clients import the file
-  either way.
-* A participant's feed is a plain published calendar (no METHOD, RFC 5545) listing their meetings;
+* One meeting's ``.ics`` is a plain calendar object (RFC 5545, no METHOD) that the participant adds to their own
+  calendar; a cancelled meeting is the same event with ``STATUS:CANCELLED``. It is not an iTIP message (RFC 5546):
+  REQUEST, CANCEL and even PUBLISH require an ORGANIZER (REQUEST and CANCEL ATTENDEEs too), which would carry
+  e-mail addresses we do not disclose, and Outlook and others treat a REQUEST without them as a broken
+  invitation. Without METHOD clients import it as an event (Outlook reads it as PUBLISH).
+* A participant's feed is a plain published calendar (no METHOD either) listing their meetings;
   cancelled ones stay in it with ``STATUS:CANCELLED`` so subscribed clients remove them.
 * UIDs are stable per meeting (``<meeting_id>@mentorloom``) and ``SEQUENCE`` is the meeting's sequence, which
   rises on every reschedule and cancellation, so clients replace the copy they hold instead of adding one.
@@ -130,7 +131,7 @@ def meeting_ics(
     organizer: CalendarParty | None = None,
     attendees: Sequence[CalendarParty] = (),
 ) -> bytes:
-    """The ``.ics`` download of one meeting (``METHOD:REQUEST``, or ``METHOD:CANCEL`` once cancelled)."""
+    """The ``.ics`` download of one meeting: one event, no METHOD (see the module's docstring)."""
     require_aware(now, "now")
     zone = _zone(time_zone)
     event = _event(
@@ -142,9 +143,7 @@ def meeting_ics(
         organizer=organizer,
         attendees=attendees,
     )
-    calendar = _calendar([event], zone, [meeting])
-    calendar.add("method", "CANCEL" if meeting.state is MeetingState.CANCELLED else "REQUEST")
-    return bytes(calendar.to_ical())
+    return bytes(_calendar([event], zone, [meeting]).to_ical())
 
 
 def participant_feed(

@@ -269,7 +269,7 @@ async def mark_meeting_missed(meeting_id: MeetingId, w: Write) -> MeetingOut:
 
 @router.get("/meetings/{meeting_id}/ics", response_class=Response, responses={**CALENDAR_RESPONSE, **_errors()})
 async def download_meeting_ics(meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, now: Now) -> Response:
-    """The meeting as an .ics file (METHOD:REQUEST, or CANCEL once cancelled), in the caller's time zone if known."""
+    """An .ics file to add to one's own calendar (no iTIP METHOD; STATUS:CANCELLED once cancelled), in your zone."""
     row, match, meeting = await meeting_cases.visible_meeting(db, principal, meeting_id)
     time_zone = None
     if principal.person_id is not None:

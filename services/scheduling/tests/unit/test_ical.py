@@ -49,10 +49,12 @@ def utc_start_end(event: Component) -> tuple[datetime, datetime]:
 
 
 class TestSingleMeeting:
-    def test_a_proposal_is_a_tentative_request_with_a_stable_uid(self) -> None:
+    def test_a_proposal_is_a_tentative_event_with_a_stable_uid_and_no_itip_method(self) -> None:
         calendar, event = parse_single(meeting_ics(proposal(), now=NOW))
 
-        assert calendar["method"] == "REQUEST"
+        # A download the user adds to their own calendar, not an invitation: METHOD:REQUEST without ORGANIZER and
+        # ATTENDEE is a broken iTIP message to Outlook and others.
+        assert "method" not in calendar
         assert calendar["version"] == "2.0"
         assert str(event["uid"]) == "meeting-42@mentorloom" == meeting_uid("meeting-42")
         assert event["status"] == "TENTATIVE"
@@ -116,11 +118,11 @@ class TestSingleMeeting:
         assert after["status"] == "TENTATIVE"
         assert utc_start_end(after) == (new_start, new_start + timedelta(hours=1))
 
-    def test_a_cancelled_meeting_is_a_cancel_message_with_status_cancelled(self) -> None:
+    def test_a_cancelled_meeting_is_the_same_event_with_status_cancelled_and_no_itip_method(self) -> None:
         accepted = accept_meeting(proposal(), MENTEE, NOW)
         calendar, event = parse_single(meeting_ics(cancel_meeting(accepted, MENTOR), now=LATER))
 
-        assert calendar["method"] == "CANCEL"
+        assert "method" not in calendar
         assert event["status"] == "CANCELLED"
         assert str(event["uid"]) == "meeting-42@mentorloom"
         assert event.decoded("sequence") == 1
@@ -138,6 +140,7 @@ class TestSingleMeeting:
 
         assert "organizer" not in bare
         assert "attendee" not in bare
+        assert "method" not in Calendar.from_ical(meeting_ics(proposal(), now=NOW, attendees=[CalendarParty("a@b.c")]))
         assert str(addressed["organizer"]) == "mailto:noreply@mentorloom.example"
         assert addressed["organizer"].params["CN"] == "Mentorloom"
         assert sorted(str(a) for a in addressed.get("attendee", [])) == [
