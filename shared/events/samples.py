@@ -247,8 +247,9 @@ def match_proposed(**overrides: Any) -> MatchProposed:
             **_pair(),
             "score": round(sum(contributions.values()), 4),
             "breakdown": breakdown,
-            "explanation": "Covers 2 of your 2 critical needs: hidden curriculum, writing and publishing; "
-            "you share 1 interest (green chemistry); 3 hours a week of overlapping availability.",
+            "explanation": "Covers both of the mentee's critical needs (Navigating the program's hidden curriculum, "
+            "Writing and publishing); 1 shared interest (green chemistry); 3 h/week of shared availability; "
+            "the mentor is 1 level ahead",
             "origin": "cohort_round",
             "round_id": ROUND_ID,
             "expires_at": SAMPLE_TIME + timedelta(days=7),
