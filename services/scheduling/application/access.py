@@ -22,6 +22,10 @@ class ConflictError(Exception):
     """The request does not fit the resource's current state: HTTP 409."""
 
 
+class OverlappingMeetingError(ConflictError):
+    """The time asked for overlaps an open meeting of one of the two people: HTTP 409, the message names it."""
+
+
 class StaleVersionError(Exception):
     """The caller's If-Match names a version the resource no longer has (someone else wrote first): HTTP 412."""
 

@@ -6,11 +6,12 @@ its contract event in the caller's transaction.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import ColumnElement, Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scheduling.adapters.orm import check_ins, meetings
@@ -24,6 +25,7 @@ from services.scheduling.application import meeting_events
 from services.scheduling.application.access import (
     ConflictError,
     NotFoundError,
+    OverlappingMeetingError,
     StaleVersionError,
     acting_participant,
     visible_match,
@@ -85,6 +87,56 @@ async def _defer_checkin(session: AsyncSession, match: MatchRecord, check_in_id:
     await session.execute(update(check_ins).where(check_ins.c.check_in_id == check_in_id).values(**values))
 
 
+def _person_lock_key(person: uuid.UUID) -> int:
+    # pg advisory locks take a signed 64-bit key; a UUIDv7's first bytes are a timestamp, so hash the whole id.
+    return int.from_bytes(hashlib.blake2b(b"meetings-of:" + person.bytes, digest_size=8).digest(), "big", signed=True)
+
+
+async def _lock_people(session: AsyncSession, match: MatchRecord) -> None:
+    """Serialise bookings per person until the transaction ends, so two concurrent proposals or moves (in this
+    match or another of either person) cannot both pass the overlap check. Taken in a fixed order, and before any
+    check-in row lock, so two bookings never wait on each other in a cycle."""
+    for person in sorted(match.participants):
+        await session.execute(select(func.pg_advisory_xact_lock(_person_lock_key(person))))
+
+
+def _open_meetings_between(
+    tenant_id: uuid.UUID, people: tuple[uuid.UUID, ...], start: datetime, end: datetime
+) -> list[ColumnElement[bool]]:
+    """Open (proposed or accepted) meetings of any of ``people``, in any of their matches, overlapping [start, end)."""
+    return [
+        meetings.c.tenant_id == tenant_id,
+        or_(meetings.c.mentee_person_id.in_(people), meetings.c.mentor_person_id.in_(people)),
+        meetings.c.state.in_(_OPEN_MEETING_STATES),
+        meetings.c.starts_at < end,
+        meetings.c.ends_at > start,
+    ]
+
+
+async def _refuse_overlap(
+    session: AsyncSession, match: MatchRecord, actor: uuid.UUID, meeting: Meeting, moving: uuid.UUID | None = None
+) -> None:
+    """409 when either person already has an open meeting overlapping ``meeting`` (back to back is fine; a
+    cancelled meeting holds no time). The answer names the meeting; one in a match the caller is not part of is
+    named by its time only (slot suggestions leave that time out anyway)."""
+    query = select(meetings).where(
+        *_open_meetings_between(match.tenant_id, match.participants, meeting.starts_at, meeting.ends_at)
+    )
+    if moving is not None:
+        query = query.where(meetings.c.meeting_id != moving)
+    clash = (await session.execute(query.order_by(meetings.c.starts_at, meetings.c.meeting_id).limit(1))).first()
+    if clash is None:
+        return
+    when = f"from {clash.starts_at.isoformat()} to {clash.ends_at.isoformat()}"
+    if clash.match_id == match.match_id:
+        held = f"meeting {clash.meeting_id} of this match is already {clash.state} {when}"
+    elif actor in (clash.mentee_person_id, clash.mentor_person_id):
+        held = f"your meeting {clash.meeting_id} in another match is already {clash.state} {when}"
+    else:
+        held = f"the other participant already has a meeting {when}"
+    raise OverlappingMeetingError(f"this time overlaps an open meeting: {held}; pick another time")
+
+
 async def _require_within_program(
     session: AsyncSession, match: MatchRecord, starts_at: datetime, now: datetime
 ) -> None:
@@ -108,6 +160,7 @@ async def propose(
     if not match.active:
         raise ConflictError("the match has ended")
     await _require_within_program(session, match, starts_at, now)
+    await _lock_people(session, match)
     checkin = await _checkin_for_new_meeting(session, match, check_in_id)
     meeting_id = new_id()
     meeting = rhythm.propose_meeting(
@@ -120,6 +173,7 @@ async def propose(
         now=now,
         checkin_key=None if checkin is None else checkin.occurrence_key,
     )
+    await _refuse_overlap(session, match, actor, meeting)
     row: Row[Any] = (
         await session.execute(
             meetings.insert()
@@ -224,7 +278,9 @@ async def reschedule(
     actor = acting_participant(principal, match)
     was_accepted = meeting.state is MeetingState.ACCEPTED
     await _require_within_program(session, match, starts_at, now)
+    await _lock_people(session, match)
     moved = rhythm.reschedule_meeting(meeting, str(actor), starts_at=starts_at, ends_at=ends_at, now=now)
+    await _refuse_overlap(session, match, actor, moved, moving=meeting_id)
     saved = await _save(session, moved, now)
     if was_accepted:
         # Calendars and other services already hold the old time: tell them (higher sequence replaces it).
@@ -302,13 +358,7 @@ async def busy_times(
     """When any of ``people`` has an open (proposed or accepted) meeting within [start, end), in any of their
     matches: times a slot suggestion must not offer again."""
     found = await session.execute(
-        select(meetings.c.starts_at, meetings.c.ends_at).where(
-            meetings.c.tenant_id == tenant_id,
-            or_(meetings.c.mentee_person_id.in_(people), meetings.c.mentor_person_id.in_(people)),
-            meetings.c.state.in_(_OPEN_MEETING_STATES),
-            meetings.c.starts_at < end,
-            meetings.c.ends_at > start,
-        )
+        select(meetings.c.starts_at, meetings.c.ends_at).where(*_open_meetings_between(tenant_id, people, start, end))
     )
     return [(r.starts_at, r.ends_at) for r in found]
 

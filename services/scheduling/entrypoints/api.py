@@ -25,6 +25,7 @@ from services.scheduling.application.access import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    OverlappingMeetingError,
     StaleVersionError,
     require_program,
     visible_match,
@@ -171,7 +172,8 @@ async def list_match_meetings(
 async def propose_meeting(
     match_id: MatchId, body: ProposeMeeting, principal: AnyRolePrincipal, db: Session, now: Now, response: Response
 ) -> MeetingOut:
-    """Either participant proposes a meeting; the other accepts it."""
+    """Either participant proposes a meeting; the other accepts it. A time overlapping a proposed or accepted
+    meeting of either person (in any match) is a 409 ``meeting_overlap`` naming that meeting."""
     row = await meeting_cases.propose(
         db,
         principal,
@@ -245,6 +247,8 @@ async def accept_meeting(meeting_id: MeetingId, w: Write) -> MeetingOut:
 
 @router.post("/meetings/{meeting_id}/reschedule", response_model=MeetingOut, responses={**_errors(409, 422), **_WRITE})
 async def reschedule_meeting(meeting_id: MeetingId, body: RescheduleMeeting, w: Write) -> MeetingOut:
+    """Either participant moves an open meeting; into a time taken by another open meeting of either person, 409
+    ``meeting_overlap`` naming it."""
     row = await meeting_cases.reschedule(
         w.db, w.principal, meeting_id, starts_at=body.starts_at, ends_at=body.ends_at, now=w.now, if_match=w.if_match
     )
@@ -402,6 +406,7 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (NotAParticipantError, 403, "forbidden"),
     (NotPermittedError, 403, "forbidden"),
     (ConflictError, 409, "conflict"),
+    (OverlappingMeetingError, 409, "meeting_overlap"),
     (StaleVersionError, 412, "precondition_failed"),
     (IllegalTransitionError, 409, "illegal_transition"),
     (InvalidMeetingTimeError, 422, "invalid_meeting_time"),

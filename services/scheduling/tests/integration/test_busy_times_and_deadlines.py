@@ -9,11 +9,19 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.scheduling.application import meetings as meeting_cases
+from services.scheduling.application.access import OverlappingMeetingError
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import Feeder, token
 from services.scheduling.tests.integration.scenario import Scenario
+from shared.auth import Principal, Role
 from shared.clock import MovableClock
+from shared.db import session_factory
+from shared.events.values import MeetingFormat
 
 pytestmark = pytest.mark.integration
 
@@ -41,15 +49,30 @@ async def berlin_and_new_york(feed: Feeder, clock: MovableClock) -> tuple[Scenar
     return s, match, other
 
 
+def _tokens(settings: SchedulingSettings, s: Scenario, match: Any, other: Any) -> tuple[dict[str, str], ...]:
+    """Bearer headers of the pair's mentee, its mentor, and the mentor's other mentee."""
+    people = (match.mentee_person_id, match.mentor_person_id, other.mentee_person_id)
+    return tuple(token(settings, s.tenant_id, person=p) for p in people)
+
+
 def hour(day: int, at: int) -> datetime:
     return datetime(2027, 3, day, at, tzinfo=UTC)
+
+
+def _hour_from(start: datetime) -> dict[str, str]:
+    return {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
+
+
+async def _propose(
+    client: httpx.AsyncClient, match_id: uuid.UUID, headers: dict[str, str], start: datetime, **extra: Any
+) -> httpx.Response:
+    return await client.post(f"/v1/matches/{match_id}/meetings", json={**_hour_from(start), **extra}, headers=headers)
 
 
 async def _meeting(
     client: httpx.AsyncClient, match_id: uuid.UUID, headers: dict[str, str], start: datetime, **extra: Any
 ) -> dict[str, Any]:
-    body = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat(), **extra}
-    response = await client.post(f"/v1/matches/{match_id}/meetings", json=body, headers=headers)
+    response = await _propose(client, match_id, headers, start, **extra)
     assert response.status_code == 201, response.text
     meeting: dict[str, Any] = response.json()
     return meeting
@@ -59,9 +82,7 @@ async def test_suggested_slots_leave_out_the_times_either_person_already_has_a_m
     client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings
 ) -> None:
     s, match, other = berlin_and_new_york
-    mentee = token(settings, s.tenant_id, person=match.mentee_person_id)
-    mentor = token(settings, s.tenant_id, person=match.mentor_person_id)
-    other_mentee = token(settings, s.tenant_id, person=other.mentee_person_id)
+    mentee, mentor, other_mentee = _tokens(settings, s, match, other)
 
     async def slots() -> list[datetime]:
         response = await client.get(
@@ -90,6 +111,64 @@ async def test_suggested_slots_leave_out_the_times_either_person_already_has_a_m
 
     taken = (hour(8, 16), hour(8, 17), hour(9, 16), hour(16, 16))
     assert await slots() == [x for x in free if x not in taken], "a cancelled meeting frees its time again"
+
+
+def _refused(response: httpx.Response) -> tuple[str, str]:
+    """The error code and description of a 409."""
+    assert response.status_code == 409, response.text
+    detail = response.json()["detail"]
+    return detail["error"], detail["error_description"]
+
+
+async def _move(client: httpx.AsyncClient, meeting_id: str, headers: dict[str, str], start: datetime) -> Any:
+    return await client.post(f"/v1/meetings/{meeting_id}/reschedule", json=_hour_from(start), headers=headers)
+
+
+async def test_a_proposal_or_move_into_a_time_the_pair_already_has_an_open_meeting_is_a_409_naming_that_meeting(
+    client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings
+) -> None:
+    s, match, other = berlin_and_new_york
+    mentee, mentor, _ = _tokens(settings, s, match, other)
+    first = await _meeting(client, match.match_id, mentee, hour(9, 16))
+    half_past = hour(9, 16) + timedelta(minutes=30)
+
+    error, description = _refused(await _propose(client, match.match_id, mentor, half_past))
+    assert error == "meeting_overlap", "a proposed meeting holds its time"
+    assert first["meeting_id"] in description, description
+    assert "from 2027-03-09T16:00:00+00:00 to 2027-03-09T17:00:00+00:00" in description, description
+
+    await client.post(f"/v1/meetings/{first['meeting_id']}/accept", headers=mentor)
+    assert (await _propose(client, match.match_id, mentee, half_past)).status_code == 409, "an accepted one too"
+
+    second = await _meeting(client, match.match_id, mentor, hour(9, 17))  # back to back: no overlap
+    error, description = _refused(await _move(client, second["meeting_id"], mentee, half_past))
+    assert error == "meeting_overlap"
+    assert first["meeting_id"] in description, description
+    moved = await _move(client, second["meeting_id"], mentee, hour(9, 17) + timedelta(minutes=30))
+    assert moved.status_code == 200, "a meeting moved by less than its length does not collide with itself"
+
+    await client.post(f"/v1/meetings/{first['meeting_id']}/cancel", headers=mentor)
+    assert (await _propose(client, match.match_id, mentee, hour(9, 16))).status_code == 201, "cancelling frees it"
+
+
+async def test_a_proposal_into_a_time_either_person_has_a_meeting_in_another_match_is_a_409(
+    client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings
+) -> None:
+    s, match, other = berlin_and_new_york
+    mentee, mentor, other_mentee = _tokens(settings, s, match, other)
+    elsewhere = await _meeting(client, other.match_id, other_mentee, hour(16, 16))
+
+    error, description = _refused(await _propose(client, match.match_id, mentee, hour(16, 16)))
+    assert error == "meeting_overlap", "the mentor is busy with another mentee"
+    assert "2027-03-16T16:00:00+00:00" in description, description
+    assert elsewhere["meeting_id"] not in description, "the id of a meeting the caller may not see is not given"
+
+    error, description = _refused(await _propose(client, match.match_id, mentor, hour(16, 16)))
+    assert error == "meeting_overlap"
+    assert elsewhere["meeting_id"] in description, "the mentor is told which of their own meetings it is"
+
+    mine = await _meeting(client, match.match_id, mentee, hour(15, 16))
+    assert (await _move(client, mine["meeting_id"], mentor, hour(16, 16))).status_code == 409
 
 
 async def test_a_cancelled_meeting_or_one_moved_before_the_due_time_gives_the_check_in_back_its_own_deadline(
@@ -127,3 +206,42 @@ async def test_a_cancelled_meeting_or_one_moved_before_the_due_time_gives_the_ch
     assert moved.status_code == 200, moved.text
     after_move = await check_in(again["check_in_id"])
     assert (after_move["deferred_until"], datetime.fromisoformat(after_move["missed_after"])) == (None, due + GRACE)
+
+
+async def test_a_second_booking_of_a_person_waits_until_the_first_commits_and_then_sees_it(
+    berlin_and_new_york, db: AsyncEngine, clock: MovableClock
+) -> None:
+    """Two transactions booking the mentor at the same time from two matches: without the per-person lock both
+    pass the overlap check before either commits."""
+    s, match, other = berlin_and_new_york
+    sessions = session_factory(db)
+
+    async def book(session: Any, match_: Any, person: uuid.UUID) -> Any:
+        caller = Principal(
+            subject=str(person),
+            tenant=s.tenant_id,
+            roles=frozenset({Role.PARTICIPANT}),
+            person_id=person,
+            expires_at=clock.now() + timedelta(hours=1),
+        )
+        return await meeting_cases.propose(
+            session,
+            caller,
+            match_.match_id,
+            starts_at=hour(16, 16),
+            ends_at=hour(16, 17),
+            meeting_format=MeetingFormat.VIRTUAL,
+            check_in_id=None,
+            now=clock.now(),
+        )
+
+    async with sessions() as first, first.begin():
+        await book(first, other, other.mentee_person_id)  # not committed yet
+        async with sessions() as second, second.begin():
+            # Bounds the wait, so that waiting shows as an error instead of a hang.
+            await second.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(DBAPIError, match="lock timeout"):
+                await book(second, match, match.mentee_person_id)
+    async with sessions() as third, third.begin():
+        with pytest.raises(OverlappingMeetingError):
+            await book(third, match, match.mentee_person_id)
