@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -76,6 +76,9 @@ BatchHandler = Callable[[AsyncSession, Sequence[E]], Awaitable[None]]
 APPLY_SLICE = 250
 # Records decoded between two yields to the slice being applied (~1 ms of CPU).
 DECODE_STEP = 50
+# How often the lag gauge is recomputed from the broker, apart from batches: a consumer stuck in a batch commits
+# nothing, so only this keeps its lag following the partitions' ends (and the lag alert honest).
+LAG_REFRESH_SECONDS = 5.0
 
 
 class InfrastructureUnavailableError(Exception):
@@ -168,12 +171,17 @@ class ConsumerRunner(Generic[E]):
     session_timeout_ms: int = 10_000
     fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch for data: bounds idle latency
     kafka_settings: KafkaSettings | None = None  # the brokers' TLS/SASL (None: PLAINTEXT)
+    lag_refresh_seconds: float = LAG_REFRESH_SECONDS
     consumer: AIOKafkaConsumer | None = None
     _producer: AIOKafkaProducer | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _batch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     assigned: asyncio.Event = field(default_factory=asyncio.Event)  # set once this member owns partitions
+    # Between a revoke and the next assignment, assignment() still names the old partitions: a lag refresh finishing
+    # then (or begun before the revoke) must not bring their series back.
+    _rebalancing: bool = False
+    _rebalances: int = 0
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.batch_handler is None):
@@ -199,8 +207,12 @@ class ConsumerRunner(Generic[E]):
         self._producer = make_producer(self.bootstrap, client_id=f"{self.name}-dlq", settings=self.kafka_settings)
         await self._producer.start()
         await self.consumer.start()
-        self.consumer.subscribe(list(self.topics), listener=_FinishBatchBeforeRevoke(self._batch_lock, self.assigned))
+        self.consumer.subscribe(
+            list(self.topics),
+            listener=_FinishBatchBeforeRevoke(self._batch_lock, self.assigned, self._partitions_moving),
+        )
         self.started.set()
+        refreshing = asyncio.create_task(self._refresh_lag_periodically())
         try:
             while not self._stopping.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
@@ -208,6 +220,10 @@ class ConsumerRunner(Generic[E]):
                 if records:
                     await self._apply_and_commit(records)
         finally:
+            refreshing.cancel()
+            with contextlib.suppress(BaseException):
+                await refreshing
+            self._forget_lag(self.consumer.assignment())  # a stopped member reports no partition
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
             with contextlib.suppress(Exception):
@@ -442,21 +458,71 @@ class ConsumerRunner(Generic[E]):
             if highwater is not None:
                 CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(highwater - next_offset, 0))
 
+    async def _refresh_lag_periodically(self) -> None:
+        while not self._stopping.is_set():
+            await self._sleep(self.lag_refresh_seconds)
+            try:
+                await self._refresh_lag()
+            except Exception as exc:  # a broker hiccup must not end the refresh: the next round tries again
+                log.info("consumer lag refresh failed", consumer=self.name, error=repr(exc))
+
+    async def _refresh_lag(self) -> None:
+        """Lag of every owned partition from the broker: its end now against the group's committed offset.
+
+        Asked of the broker, not read from `highwater()`: that is updated only by fetch responses, and aiokafka does
+        not fetch a partition whose records still wait in its buffer, which is the case while a batch is stuck.
+        """
+        assert self.consumer is not None
+        partitions = list(self.consumer.assignment())
+        if not partitions or self._rebalancing:
+            return
+        rebalances = self._rebalances
+        ends = await self.consumer.end_offsets(partitions)
+        committed = {tp: await self.consumer.committed(tp) for tp in partitions}
+        if any(offset is None for offset in committed.values()):  # nothing committed yet: it starts at the earliest
+            starts = await self.consumer.beginning_offsets(partitions)
+            committed = {tp: starts[tp] if offset is None else offset for tp, offset in committed.items()}
+        if self._rebalancing or rebalances != self._rebalances:
+            return  # the partitions moved meanwhile: their series stay removed
+        for tp in partitions:
+            CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(ends[tp] - committed[tp], 0))
+
+    def _partitions_moving(self, revoked: Iterable[TopicPartition] | None) -> None:
+        """Told by the rebalance listener: partitions revoked (their series go), or None once assigned again."""
+        self._rebalances += 1
+        self._rebalancing = revoked is not None
+        if revoked is not None:
+            self._forget_lag(revoked)
+
+    def _forget_lag(self, partitions: Iterable[TopicPartition]) -> None:
+        """Partitions this member no longer owns leave the gauge: their new owner reports them."""
+        for tp in partitions:
+            CONSUMER_LAG.remove(self.name, tp.topic, str(tp.partition))
+
     async def _sleep(self, seconds: float) -> None:
         await pause_unless_stopped(self._stopping, seconds)
 
 
 class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Waits for the batch in flight (and its offset commit) before partitions move to another member."""
+    """Waits for the batch in flight (and its offset commit) before partitions move to another member, then drops
+    their lag series (two members exporting one partition would double it in a sum)."""
 
-    def __init__(self, lock: asyncio.Lock, assigned: asyncio.Event) -> None:
+    def __init__(
+        self,
+        lock: asyncio.Lock,
+        assigned: asyncio.Event,
+        moving: Callable[[Iterable[TopicPartition] | None], None],
+    ) -> None:
         self._lock = lock
         self._assigned = assigned
+        self._moving = moving
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self._lock:
             pass
+        self._moving(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._moving(None)
         if assigned:
             self._assigned.set()

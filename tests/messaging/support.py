@@ -20,7 +20,7 @@ import shared.messaging.dlq
 import shared.messaging.kafka
 from shared.db import new_metadata, session_factory
 from shared.events.registry import dead_letter_topic
-from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.consumer import ConsumerRunner, Handler
 from shared.messaging.kafka import ensure_topics, make_producer, read_topic_to_end
 from shared.messaging.outbox import OutgoingMessage
 from shared.messaging.tables import OUTBOX_NOTIFY_DDL, messaging_tables
@@ -122,14 +122,21 @@ async def eventually(predicate, limit_seconds: float = 30.0, interval: float = 0
     return value
 
 
-def runner(engine: AsyncEngine, bootstrap: str, topic: str, group: str, **kw) -> ConsumerRunner:  # type: ignore[type-arg]
-    """A consumer of probe events that records each effect, retrying fast."""
+def runner(
+    engine: AsyncEngine,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    handler: Handler[ProbeEvent] = record_effect,
+    **kw: Any,
+) -> ConsumerRunner[ProbeEvent]:
+    """A consumer of probe events that records each effect (or runs `handler`), retrying fast."""
     return ConsumerRunner(
         name=group,
         topics=[topic],
         bootstrap=bootstrap,
         sessions=session_factory(engine),
-        handler=record_effect,
+        handler=handler,
         decode=decode_probe,
         backoff_base=0.01,
         **kw,
