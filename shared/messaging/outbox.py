@@ -19,6 +19,7 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.db import asyncpg_dsn, driver_connection
@@ -236,6 +237,9 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self.max_backoff)
             finally:
                 self.is_leader = False
+                # Without its connection this relay cannot count the backlog: its last count, frozen, would outvote
+                # the live counts of the others in `max by (service)`. It counts again once it is back as a standby.
+                OUTBOX_BACKLOG.remove(self.service)
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
@@ -245,6 +249,10 @@ class OutboxRelay:
         while not self._stopping.is_set():
             if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
                 break
+            # A standby counts too, so every replica reports the live backlog: a former leader's last count does not
+            # linger beside the leader's, and rows still show (and alert) while no replica can take the lock.
+            with contextlib.suppress(SQLAlchemyError, OSError):  # its lock poll meets a lost database next
+                await self._refresh_backlog()
             await self._sleep(self.standby_poll_seconds)
         if self._stopping.is_set():
             return

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -21,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import shared.service
 from deploy.local.servers import free_port
-from shared.db import session_factory
+from shared.db import asyncpg_dsn, session_factory
 from shared.events import samples
 from shared.events.envelope import decode
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.kafka import ensure_topics, make_producer
-from shared.messaging.outbox import OutboxRelay, add_events, add_messages
+from shared.messaging.outbox import OutboxRelay, _leader_lock_key, add_events, add_messages
 from shared.messaging.tables import OUTBOX
 from shared.service import Runtime, ServiceDefinition, create_service_app, run_roles
 from shared.settings import ServiceSettings
@@ -288,3 +289,53 @@ async def test_the_outbox_backlog_gauge_shows_rows_piling_up_while_the_broker_is
         relay.stop()
         await asyncio.wait_for(running, 20)
         await unreachable.stop()  # never started, yet it warns 'Unclosed AIOKafkaProducer' when collected
+
+
+async def test_a_relay_that_loses_the_leader_lock_reports_the_live_backlog_not_its_last_count(
+    engine: AsyncEngine, kafka_bootstrap: str, unique: str
+) -> None:
+    await create_messaging_schema(engine)
+    topic = f"t.former-leader.{unique}"
+    await ensure_topics(kafka_bootstrap, [topic])
+    async with session_factory(engine)() as session, session.begin():
+        await add_messages(session, [probe_message(topic, f"e{i}") for i in range(5)])
+    service = f"probe-{unique}"
+    unreachable = make_producer(f"127.0.0.1:{free_port()}")  # never started: the leader publishes nothing
+    former = OutboxRelay(engine, unreachable, service=service, poll_interval=0.05, max_backoff=0.2, publish_timeout=0.5)
+    running = asyncio.create_task(former.run())
+
+    def backlog() -> float | None:
+        return REGISTRY.get_sample_value("mentorloom_outbox_backlog", {"service": service})
+
+    async def counted(rows: int) -> bool:
+        return backlog() == rows
+
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    # Another replica's connection: it queues for the lock and gets it when the leader's session ends.
+    successor = await asyncpg.connect(asyncpg_dsn(engine.url.render_as_string(hide_password=False)))
+    try:
+        assert await eventually(lambda: counted(5), limit_seconds=15)
+        lock = _leader_lock_key(service)
+        waiting = asyncio.create_task(successor.fetchval("SELECT pg_advisory_lock($1)", lock))
+        async with engine.connect() as conn:
+            leader_sessions = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    " AND classid::bigint = :high AND objid::bigint = :low"
+                ),
+                {"high": (lock >> 32) & 0xFFFFFFFF, "low": lock & 0xFFFFFFFF},
+            )
+            assert leader_sessions.scalars().all() == [True]
+        await asyncio.wait_for(waiting, 15)
+        # The new leader publishes every row; the former one, now a standby, must not keep showing 5.
+        assert await OutboxRelay(engine, producer, service=f"{service}-successor").drain() == 5
+        assert await eventually(lambda: counted(0), limit_seconds=15), f"backlog still {backlog()}"
+        assert not former.is_leader
+    finally:
+        former.stop()
+        await asyncio.wait_for(running, 20)
+        await successor.close()
+        await unreachable.stop()
+        await producer.stop()
