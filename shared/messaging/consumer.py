@@ -471,6 +471,8 @@ class ConsumerRunner(Generic[E]):
 
         Asked of the broker, not read from `highwater()`: that is updated only by fetch responses, and aiokafka does
         not fetch a partition whose records still wait in its buffer, which is the case while a batch is stuck.
+        On the local stack's Tansu the end is its ListOffsets answer, the last record batch's base offset + 1 (see
+        read_topic_to_end), so the lag there can read up to a producer batch low; Apache Kafka answers exactly.
         """
         assert self.consumer is not None
         partitions = list(self.consumer.assignment())
