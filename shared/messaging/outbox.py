@@ -231,7 +231,9 @@ class OutboxRelay:
                 conn = await asyncpg.connect(dsn)
                 await self._lead(conn)
                 backoff = 0.1
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            # SQLAlchemyError: the backlog count goes through the engine's pool, where a lost database surfaces as
+            # SQLAlchemy's OperationalError rather than asyncpg's or the OS's error.
+            except (TimeoutError, OSError, asyncpg.PostgresError, SQLAlchemyError) as exc:
                 log.warning("outbox relay lost its database connection", error=str(exc))
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
