@@ -141,10 +141,19 @@ def test_a_misspelt_dead_letter_topic_of_the_local_stack_is_a_usage_error_naming
 # --- a launcher that is gone, and a pid that is now another process's ---------------------------------------------
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def stand_ins() -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """Processes standing in for a stack's servers (they stop on SIGINT and SIGTERM alike, as the servers do)."""
-    procs = {name: subprocess.Popen(["sleep", "600"]) for name in ("postgres", "redis", "kafka")}
+    """Processes standing in for a stack's servers (they stop on SIGINT and SIGTERM alike, as the servers do).
+
+    SIGINT is set back to its default in each: a test run started in the background (`.ci/run &`) hands its
+    children SIGINT ignored, and `sleep` would then outlive PostgreSQL's fast-shutdown signal until `down` kills it."""
+    procs = {
+        name: subprocess.Popen(["sleep", "600"], preexec_fn=_default_sigint) for name in ("postgres", "redis", "kafka")
+    }
     yield procs
     for proc in procs.values():
         proc.kill()
