@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -70,3 +71,11 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection[Any]:
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
     """The plain libpq-style DSN asyncpg.connect() understands, from a SQLAlchemy URL."""
     return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def advisory_lock_key(name: bytes) -> int:
+    """A stable PostgreSQL advisory-lock key for ``name`` (its namespace first, e.g. ``b"outbox-relay:profiles"``).
+
+    Advisory locks take a signed 64-bit key; hashing the whole name spreads ids whose first bytes agree (a UUIDv7's
+    are a timestamp) and keeps lock users with different namespaces apart."""
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from shared.db import asyncpg_dsn, driver_connection
+from shared.db import advisory_lock_key, asyncpg_dsn, driver_connection
 from shared.events.envelope import EventEnvelope, TextEncodedEvent, encode_text
 from shared.events.models import EventData
 from shared.messaging.partitioning import partitions_for_keys
@@ -107,10 +106,7 @@ RETURNING id, topic, key, headers, value
 
 
 def _leader_lock_key(service: str) -> int:
-    # pg advisory locks take a signed 64-bit key; derive a stable one per service name.
-    return int.from_bytes(
-        hashlib.blake2b(f"outbox-relay:{service}".encode(), digest_size=8).digest(), "big", signed=True
-    )
+    return advisory_lock_key(f"outbox-relay:{service}".encode())
 
 
 @dataclass

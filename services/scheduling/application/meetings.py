@@ -6,7 +6,6 @@ its contract event in the caller's transaction.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -34,6 +33,7 @@ from services.scheduling.domain import rhythm
 from services.scheduling.domain.model import CheckInState
 from services.scheduling.domain.rhythm import Meeting, MeetingState
 from shared.auth import Principal
+from shared.db import advisory_lock_key
 from shared.events.values import MeetingCancelReason, MeetingFormat, MeetingOutcome
 from shared.ids import new_id
 from shared.messaging.outbox import add_events
@@ -87,17 +87,12 @@ async def _defer_checkin(session: AsyncSession, match: MatchRecord, check_in_id:
     await session.execute(update(check_ins).where(check_ins.c.check_in_id == check_in_id).values(**values))
 
 
-def _person_lock_key(person: uuid.UUID) -> int:
-    # pg advisory locks take a signed 64-bit key; a UUIDv7's first bytes are a timestamp, so hash the whole id.
-    return int.from_bytes(hashlib.blake2b(b"meetings-of:" + person.bytes, digest_size=8).digest(), "big", signed=True)
-
-
 async def _lock_people(session: AsyncSession, match: MatchRecord) -> None:
     """Serialise bookings per person until the transaction ends, so two concurrent proposals or moves (in this
     match or another of either person) cannot both pass the overlap check. Taken in a fixed order, and before any
     check-in row lock, so two bookings never wait on each other in a cycle."""
     for person in sorted(match.participants):
-        await session.execute(select(func.pg_advisory_xact_lock(_person_lock_key(person))))
+        await session.execute(select(func.pg_advisory_xact_lock(advisory_lock_key(b"meetings-of:" + person.bytes))))
 
 
 def _open_meetings_between(
