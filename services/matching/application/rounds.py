@@ -142,7 +142,8 @@ async def run_round(session: AsyncSession, data: ProgramData, now: datetime) -> 
 _SKIP_TO_CONTRACT: dict[str, ContractUnmatched] = {
     ExclusionReason.CAMPUS_RULE.value: ContractUnmatched.CAMPUS_RULE,
     ExclusionReason.MENTOR_NOT_AHEAD.value: ContractUnmatched.SENIORITY_RULE,
-    ExclusionReason.MENTOR_TOO_FAR_AHEAD.value: ContractUnmatched.SENIORITY_RULE,
+    ExclusionReason.MENTOR_LEVEL_TOO_FAR_AHEAD.value: ContractUnmatched.SENIORITY_RULE,
+    ExclusionReason.MENTOR_TENURE_TOO_FAR_AHEAD.value: ContractUnmatched.SENIORITY_RULE,
     ExclusionReason.MENTOR_HAS_NO_FREE_SLOT.value: ContractUnmatched.CAPACITY_EXHAUSTED,
 }
 

@@ -41,7 +41,10 @@ class ExclusionReason(StrEnum):
     ENDED_OR_DECLINED_BEFORE = "ended_or_declined_before"
     ALREADY_MATCHED = "already_matched"
     MENTOR_NOT_AHEAD = "mentor_not_ahead"
-    MENTOR_TOO_FAR_AHEAD = "mentor_too_far_ahead"
+    # Two codes, not one: a coordinator fixes a level gap and a tenure gap in different places of the policy.
+    # Reports stored before the split say "mentor_too_far_ahead" for either.
+    MENTOR_LEVEL_TOO_FAR_AHEAD = "mentor_level_too_far_ahead"
+    MENTOR_TENURE_TOO_FAR_AHEAD = "mentor_tenure_too_far_ahead"
 
     @property
     def phrase(self) -> str:
@@ -63,7 +66,12 @@ _EXCLUSION_PHRASES: dict[ExclusionReason, str] = {
     ExclusionReason.ENDED_OR_DECLINED_BEFORE: "matched with the mentee before (ended or declined)",
     ExclusionReason.ALREADY_MATCHED: "already matched with the mentee",
     ExclusionReason.MENTOR_NOT_AHEAD: "not far enough ahead (role level or tenure)",
-    ExclusionReason.MENTOR_TOO_FAR_AHEAD: "too far ahead (role level or tenure)",
+    ExclusionReason.MENTOR_LEVEL_TOO_FAR_AHEAD: (
+        "too far ahead in role level (more levels above the mentee than the program allows)"
+    ),
+    ExclusionReason.MENTOR_TENURE_TOO_FAR_AHEAD: (
+        "too far ahead in tenure (started longer before the mentee than the program allows)"
+    ),
 }
 
 
@@ -118,10 +126,10 @@ def check_pair(
     lead_days = (mentee.tenure_start - mentor.tenure_start).days
     if gap < rule.min_level_gap or (rule.min_tenure_lead_days is not None and lead_days < rule.min_tenure_lead_days):
         reasons.append(ExclusionReason.MENTOR_NOT_AHEAD)
-    if (rule.max_level_gap is not None and gap > rule.max_level_gap) or (
-        rule.max_tenure_lead_days is not None and lead_days > rule.max_tenure_lead_days
-    ):
-        reasons.append(ExclusionReason.MENTOR_TOO_FAR_AHEAD)
+    if rule.max_level_gap is not None and gap > rule.max_level_gap:
+        reasons.append(ExclusionReason.MENTOR_LEVEL_TOO_FAR_AHEAD)
+    if rule.max_tenure_lead_days is not None and lead_days > rule.max_tenure_lead_days:
+        reasons.append(ExclusionReason.MENTOR_TENURE_TOO_FAR_AHEAD)
     return tuple(reasons)
 
 
@@ -229,9 +237,9 @@ def exclusion_masks(
         not_ahead = not_ahead | (lead < rule.min_tenure_lead_days)
     put(ExclusionReason.MENTOR_NOT_AHEAD, not_ahead)
     if rule.max_level_gap is not None:
-        put(ExclusionReason.MENTOR_TOO_FAR_AHEAD, gap > rule.max_level_gap)
+        put(ExclusionReason.MENTOR_LEVEL_TOO_FAR_AHEAD, gap > rule.max_level_gap)
     if rule.max_tenure_lead_days is not None:
-        put(ExclusionReason.MENTOR_TOO_FAR_AHEAD, lead > rule.max_tenure_lead_days)
+        put(ExclusionReason.MENTOR_TENURE_TOO_FAR_AHEAD, lead > rule.max_tenure_lead_days)
     for reason, (pair_rows, pair_cols) in pairwise.by_reason.items():
         inside = (pair_rows >= start) & (pair_rows < stop)
         if inside.any():

@@ -217,8 +217,8 @@ class UnmatchedOut(BaseModel):
         default_factory=dict,
         description=(
             "With reason no_feasible_mentor: how many mentors each hard rule excluded (a mentor failing several "
-            'rules counts under each), e.g. {"campus_rule": 2, "mentor_too_far_ahead": 2}. Empty in reports '
-            "stored before 2026-12-07."
+            'rules counts under each), e.g. {"campus_rule": 2, "mentor_tenure_too_far_ahead": 2}. Empty in reports '
+            "stored before 2026-12-07; mentor_too_far_ahead (either gap) in reports stored before 2026-12-08."
         ),
     )
 

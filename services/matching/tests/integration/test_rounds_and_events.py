@@ -105,10 +105,11 @@ async def test_a_round_does_not_propose_a_mentor_further_ahead_than_the_programs
     assert unmatched["mentee_person_id"] == str(w.id("bea"))
     assert unmatched["reason"] == "no_eligible_mentor"
     # old_hand and the veteran started too long before bea; sam and the veteran are on another campus.
-    assert unmatched["exclusions"] == {"campus_rule": 2, "mentor_too_far_ahead": 2}
+    assert unmatched["exclusions"] == {"campus_rule": 2, "mentor_tenure_too_far_ahead": 2}
     assert unmatched["detail"] == (
         "no mentor passes the hard rules: 2 on another campus (the program or the mentee asks for the same campus) "
-        "[campus_rule]; 2 too far ahead (role level or tenure) [mentor_too_far_ahead]"
+        "[campus_rule]; 2 too far ahead in tenure (started longer before the mentee than the program allows) "
+        "[mentor_tenure_too_far_ahead]"
     )
 
 

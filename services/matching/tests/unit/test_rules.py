@@ -92,14 +92,14 @@ def test_a_plain_pair_in_the_same_program_is_allowed():
             mentor("r", level=6),
             policy(seniority=SeniorityRule(max_level_gap=3)),
             MatchHistory(),
-            R.MENTOR_TOO_FAR_AHEAD,
+            R.MENTOR_LEVEL_TOO_FAR_AHEAD,
         ),
         (
             mentee("e", level=1, tenure_start=date(2024, 9, 1)),
             mentor("r", level=3, tenure_start=date(2010, 9, 1)),
             policy(seniority=SeniorityRule(max_tenure_lead_days=720)),
             MatchHistory(),
-            R.MENTOR_TOO_FAR_AHEAD,
+            R.MENTOR_TENURE_TOO_FAR_AHEAD,
         ),
     ],
 )
@@ -114,7 +114,7 @@ def test_a_mentor_may_have_started_up_to_the_maximum_tenure_lead_before_the_ment
     near_peer = mentor("r", tenure_start=date(2020, 1, 1))
     newcomer = mentee("e", tenure_start=date(2020, 1, 1) + timedelta(days=lead_days))
     reasons = check_pair(newcomer, near_peer, policy(seniority=SeniorityRule(max_tenure_lead_days=720)))
-    assert reasons == (() if allowed else (R.MENTOR_TOO_FAR_AHEAD,))
+    assert reasons == (() if allowed else (R.MENTOR_TENURE_TOO_FAR_AHEAD,))
 
 
 def test_a_cohort_round_leaves_a_mentee_unmatched_when_every_mentor_started_too_long_before_them() -> None:
@@ -125,7 +125,22 @@ def test_a_cohort_round_leaves_a_mentee_unmatched_when_every_mentor_started_too_
     assert report.proposals == ()
     (unmatched,) = report.unmatched
     assert unmatched.reason is UnmatchedReason.NO_FEASIBLE_MENTOR
-    assert unmatched.exclusions == {R.MENTOR_TOO_FAR_AHEAD: 2}
+    assert unmatched.exclusions == {R.MENTOR_TENURE_TOO_FAR_AHEAD: 2}
+
+
+def test_a_mentor_too_far_ahead_in_role_level_and_in_tenure_is_excluded_under_two_codes_with_their_own_words() -> None:
+    veteran = mentor("r", level=9, tenure_start=date(2005, 9, 1))
+    newcomer = mentee("e", level=1, tenure_start=date(2025, 9, 1))
+    rules = policy(seniority=SeniorityRule(max_level_gap=3, max_tenure_lead_days=720))
+    assert check_pair(newcomer, veteran, rules) == (R.MENTOR_LEVEL_TOO_FAR_AHEAD, R.MENTOR_TENURE_TOO_FAR_AHEAD)
+    report = run_cohort_round([newcomer], [veteran], {"r": MentorCapacity("r", 1)}, rules)
+    (unmatched,) = report.unmatched
+    assert unmatched.exclusions == {R.MENTOR_LEVEL_TOO_FAR_AHEAD: 1, R.MENTOR_TENURE_TOO_FAR_AHEAD: 1}
+    assert unmatched.describe() == (
+        "no mentor passes the hard rules: 1 too far ahead in role level (more levels above the mentee than the "
+        "program allows) [mentor_level_too_far_ahead]; 1 too far ahead in tenure (started longer before the mentee "
+        "than the program allows) [mentor_tenure_too_far_ahead]"
+    )
 
 
 def test_a_mentor_without_a_free_slot_is_excluded():
