@@ -109,16 +109,25 @@ def _open_meetings_between(
 
 
 async def _refuse_overlap(
-    session: AsyncSession, match: MatchRecord, actor: uuid.UUID, meeting: Meeting, moving: uuid.UUID | None = None
+    session: AsyncSession,
+    match: MatchRecord,
+    actor: uuid.UUID,
+    meeting: Meeting,
+    moving: uuid.UUID | None = None,
+    *,
+    accepting: bool = False,
 ) -> None:
     """409 when either person already has an open meeting overlapping ``meeting`` (back to back is fine; a
-    cancelled meeting holds no time). The answer names the meeting; one in a match the caller is not part of is
-    named by its time only (slot suggestions leave that time out anyway)."""
+    cancelled meeting holds no time); when ``accepting``, only an accepted one counts, so of two overlapping
+    proposals (stored before this check existed) the first accepted wins. The answer names the meeting; one in a
+    match the caller is not part of is named by its time only (slot suggestions leave that time out anyway)."""
     query = select(meetings).where(
         *_open_meetings_between(match.tenant_id, match.participants, meeting.starts_at, meeting.ends_at)
     )
     if moving is not None:
         query = query.where(meetings.c.meeting_id != moving)
+    if accepting:
+        query = query.where(meetings.c.state == MeetingState.ACCEPTED.value)
     clash = (await session.execute(query.order_by(meetings.c.starts_at, meetings.c.meeting_id).limit(1))).first()
     if clash is None:
         return
@@ -129,6 +138,8 @@ async def _refuse_overlap(
         held = f"your meeting {clash.meeting_id} in another match is already {clash.state} {when}"
     else:
         held = f"the other participant already has a meeting {when}"
+    if accepting:
+        raise OverlappingMeetingError(f"this meeting overlaps an accepted one: {held}; move or cancel one of them")
     raise OverlappingMeetingError(f"this time overlaps an open meeting: {held}; pick another time")
 
 
@@ -254,7 +265,12 @@ async def accept(
 ) -> Row[Any]:
     _row, match, meeting = await visible_meeting(session, principal, meeting_id, for_update=True, if_match=if_match)
     actor = acting_participant(principal, match)
-    saved = await _save(session, rhythm.accept_meeting(meeting, str(actor), now), now)
+    accepted = rhythm.accept_meeting(meeting, str(actor), now)
+    # Re-checked under the same per-person locks as a booking: two overlapping proposals (from before the overlap
+    # check, or accepted concurrently across the person's matches) must not both become accepted.
+    await _lock_people(session, match)
+    await _refuse_overlap(session, match, actor, accepted, moving=meeting_id, accepting=True)
+    saved = await _save(session, accepted, now)
     await add_events(session, [meeting_events.scheduled(saved)])
     return saved
 

@@ -242,6 +242,8 @@ Write = Annotated[MeetingWrite, Depends(meeting_write)]
 
 @router.post("/meetings/{meeting_id}/accept", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
 async def accept_meeting(meeting_id: MeetingId, w: Write) -> MeetingOut:
+    """The participant who did not propose (or last move) the meeting accepts it; if either person already has an
+    accepted meeting overlapping it (in any match), 409 ``meeting_overlap`` naming that meeting."""
     return w.answer(await meeting_cases.accept(w.db, w.principal, meeting_id, w.now, w.if_match))
 
 

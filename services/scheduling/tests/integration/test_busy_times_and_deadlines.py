@@ -3,6 +3,7 @@ own deadline. A mentee in Berlin and a mentor in New York, across the weeks both
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -245,3 +246,84 @@ async def test_a_second_booking_of_a_person_waits_until_the_first_commits_and_th
     async with sessions() as third, third.begin():
         with pytest.raises(OverlappingMeetingError):
             await book(third, match, match.mentee_person_id)
+
+
+async def _stored_overlapping(db: AsyncEngine, meeting: dict[str, Any], start: datetime) -> None:
+    """Move a meeting in the database itself, as overlaps were stored before the overlap check existed."""
+    async with db.begin() as conn:
+        await conn.execute(
+            text("UPDATE meetings SET starts_at = :starts_at, ends_at = :ends_at WHERE meeting_id = :meeting_id"),
+            {"starts_at": start, "ends_at": start + timedelta(hours=1), "meeting_id": meeting["meeting_id"]},
+        )
+
+
+async def test_accepting_a_proposal_that_overlaps_an_accepted_meeting_of_either_person_is_a_409(
+    client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings, db: AsyncEngine
+) -> None:
+    s, match, other = berlin_and_new_york
+    mentee, mentor, other_mentee = _tokens(settings, s, match, other)
+    # The mentor holds two overlapping proposals from two mentees, and two in the pair's own match.
+    ours = await _meeting(client, match.match_id, mentee, hour(16, 16))
+    theirs = await _meeting(client, other.match_id, other_mentee, hour(15, 16))
+    await _stored_overlapping(db, theirs, hour(16, 16) + timedelta(minutes=30))
+    first = await _meeting(client, match.match_id, mentee, hour(22, 16))
+    second = await _meeting(client, match.match_id, mentee, hour(23, 16))
+    await _stored_overlapping(db, second, hour(22, 16))
+
+    accepted = await client.post(f"/v1/meetings/{ours['meeting_id']}/accept", headers=mentor)
+    assert accepted.status_code == 200, "a proposal overlapping only another proposal can be accepted"
+    error, description = _refused(await client.post(f"/v1/meetings/{theirs['meeting_id']}/accept", headers=mentor))
+    assert error == "meeting_overlap", "the mentor's meeting in another match is accepted already"
+    assert ours["meeting_id"] in description, description
+
+    assert (await client.post(f"/v1/meetings/{first['meeting_id']}/accept", headers=mentor)).status_code == 200
+    error, description = _refused(await client.post(f"/v1/meetings/{second['meeting_id']}/accept", headers=mentor))
+    assert error == "meeting_overlap", "the pair's own meeting at that time is accepted already"
+    assert first["meeting_id"] in description, description
+    still = await client.get(f"/v1/meetings/{second['meeting_id']}", headers=mentor)
+    assert still.json()["state"] == "proposed"
+
+    await client.post(f"/v1/meetings/{first['meeting_id']}/cancel", headers=mentee)
+    again = await client.post(f"/v1/meetings/{second['meeting_id']}/accept", headers=mentor)
+    assert again.status_code == 200, "once the accepted one is cancelled the time is free"
+
+
+async def test_two_concurrent_accepts_of_overlapping_proposals_let_only_one_through(
+    client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings, db: AsyncEngine, clock: MovableClock
+) -> None:
+    """The mentor accepts two overlapping proposals of two mentees at once: without the per-person lock both
+    accepts pass the overlap check before either commits."""
+    s, match, other = berlin_and_new_york
+    mentee, mentor, other_mentee = _tokens(settings, s, match, other)
+    ours = await _meeting(client, match.match_id, mentee, hour(16, 16))
+    theirs = await _meeting(client, other.match_id, other_mentee, hour(15, 16))
+    await _stored_overlapping(db, theirs, hour(16, 16))
+    caller = Principal(
+        subject=str(match.mentor_person_id),
+        tenant=s.tenant_id,
+        roles=frozenset({Role.PARTICIPANT}),
+        person_id=match.mentor_person_id,
+        expires_at=clock.now() + timedelta(hours=1),
+    )
+    sessions = session_factory(db)
+
+    async with sessions() as first, first.begin():
+        await meeting_cases.accept(first, caller, uuid.UUID(ours["meeting_id"]), clock.now())  # not committed yet
+        async with sessions() as second, second.begin():
+            # Bounds the wait, so that waiting shows as an error instead of a hang.
+            await second.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(DBAPIError, match="lock timeout"):
+                await meeting_cases.accept(second, caller, uuid.UUID(theirs["meeting_id"]), clock.now())
+    async with sessions() as third, third.begin():
+        with pytest.raises(OverlappingMeetingError):
+            await meeting_cases.accept(third, caller, uuid.UUID(theirs["meeting_id"]), clock.now())
+
+    # And through the API, both at once: one is accepted, the other refused.
+    await client.post(f"/v1/meetings/{ours['meeting_id']}/cancel", headers=mentor)
+    late = await _meeting(client, match.match_id, mentee, hour(23, 16))
+    early = await _meeting(client, other.match_id, other_mentee, hour(22, 16))
+    await _stored_overlapping(db, late, hour(22, 16))
+    answers = await asyncio.gather(
+        *(client.post(f"/v1/meetings/{m['meeting_id']}/accept", headers=mentor) for m in (late, early))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
