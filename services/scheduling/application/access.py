@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,8 +24,22 @@ class ConflictError(Exception):
     """The request does not fit the resource's current state: HTTP 409."""
 
 
+@dataclass(frozen=True, slots=True)
+class MeetingConflict:
+    """An open meeting that overlaps another; ``meeting_id`` is None when the caller may not see that meeting."""
+
+    meeting_id: uuid.UUID | None
+    starts_at: datetime
+    ends_at: datetime
+
+
 class OverlappingMeetingError(ConflictError):
-    """The time asked for overlaps an open meeting of one of the two people: HTTP 409, the message names it."""
+    """The time asked for overlaps an open meeting of one of the two people: HTTP 409, naming it in the message and
+    as ``conflict``."""
+
+    def __init__(self, message: str, conflict: MeetingConflict) -> None:
+        self.conflict = conflict
+        super().__init__(message)
 
 
 class StaleVersionError(Exception):

@@ -23,6 +23,7 @@ from services.scheduling.adapters.repository import (
 from services.scheduling.application import meeting_events
 from services.scheduling.application.access import (
     ConflictError,
+    MeetingConflict,
     NotFoundError,
     OverlappingMeetingError,
     StaleVersionError,
@@ -132,15 +133,20 @@ async def _refuse_overlap(
     if clash is None:
         return
     when = f"from {clash.starts_at.isoformat()} to {clash.ends_at.isoformat()}"
+    # The caller is a participant of this match, so sees its meetings and their own in other matches, no others.
+    visible = clash.match_id == match.match_id or actor in (clash.mentee_person_id, clash.mentor_person_id)
+    conflict = MeetingConflict(clash.meeting_id if visible else None, clash.starts_at, clash.ends_at)
     if clash.match_id == match.match_id:
         held = f"meeting {clash.meeting_id} of this match is already {clash.state} {when}"
-    elif actor in (clash.mentee_person_id, clash.mentor_person_id):
+    elif visible:
         held = f"your meeting {clash.meeting_id} in another match is already {clash.state} {when}"
     else:
         held = f"the other participant already has a meeting {when}"
     if accepting:
-        raise OverlappingMeetingError(f"this meeting overlaps an accepted one: {held}; move or cancel one of them")
-    raise OverlappingMeetingError(f"this time overlaps an open meeting: {held}; pick another time")
+        message = f"this meeting overlaps an accepted one: {held}; move or cancel one of them"
+    else:
+        message = f"this time overlaps an open meeting: {held}; pick another time"
+    raise OverlappingMeetingError(message, conflict)
 
 
 async def _require_within_program(

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +49,7 @@ from services.scheduling.entrypoints.schemas import (
     CheckInOut,
     Instant,
     Limit,
+    MeetingConflictOut,
     MeetingOut,
     ProposeMeeting,
     ReminderOut,
@@ -58,7 +60,7 @@ from services.scheduling.entrypoints.schemas import (
 from shared.auth import AnyRolePrincipal, ParticipantPrincipal, Principal
 from shared.clock import Clock
 from shared.events.values import MeetingOutcome
-from shared.http_errors import ErrorBody, error_responses, install_domain_errors
+from shared.http_errors import ERROR_DESCRIPTIONS, ErrorBody, error_json, error_responses, install_domain_errors
 from shared.paging import Offset, OffsetPage
 from shared.preconditions import IF_MATCH_MAX_LENGTH, IfMatchValue, set_etag
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
@@ -71,6 +73,28 @@ FEED_PATH = API_PREFIX + "/calendar-feeds/{token}"
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return error_responses(401, 403, 404, *codes)
 
+
+OVERLAP_CODE = "meeting_overlap"
+_OVERLAP_EXAMPLE = error_json(
+    OVERLAP_CODE,
+    "this time overlaps an open meeting: your meeting 0b3c6f0e-5d7a-4a52-9a1e-2f4f1c6b8d11 in another match is "
+    "already accepted from 2027-03-16T16:00:00+00:00 to 2027-03-16T17:00:00+00:00; pick another time",
+)
+_OVERLAP_EXAMPLE["detail"]["conflict"] = {
+    "meeting_id": "0b3c6f0e-5d7a-4a52-9a1e-2f4f1c6b8d11",
+    "starts_at": "2027-03-16T16:00:00Z",
+    "ends_at": "2027-03-16T17:00:00Z",
+}
+# The 409 of a booking: the common error body, and for meeting_overlap the meeting in the way as data too.
+_BOOKING_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorBody,
+        "description": f"{ERROR_DESCRIPTIONS[409]} With error ``{OVERLAP_CODE}``, ``detail.conflict`` is the open "
+        "meeting in the way (a MeetingConflictOut: starts_at, ends_at and meeting_id, null when that meeting is in a "
+        "match you are not part of).",
+        "content": {"application/json": {"example": _OVERLAP_EXAMPLE}},
+    }
+}
 
 CALENDAR_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {CALENDAR_MEDIA_TYPE: {"schema": {"type": "string"}}}, "description": "iCalendar (RFC 5545)"}
@@ -167,13 +191,14 @@ async def list_match_meetings(
     "/matches/{match_id}/meetings",
     response_model=MeetingOut,
     status_code=status.HTTP_201_CREATED,
-    responses=_errors(409, 422),
+    responses={**_errors(409, 422), **_BOOKING_CONFLICT},
 )
 async def propose_meeting(
     match_id: MatchId, body: ProposeMeeting, principal: AnyRolePrincipal, db: Session, now: Now, response: Response
 ) -> MeetingOut:
     """Either participant proposes a meeting; the other accepts it. A time overlapping a proposed or accepted
-    meeting of either person (in any match) is a 409 ``meeting_overlap`` naming that meeting."""
+    meeting of either person (in any match) is a 409 ``meeting_overlap`` naming that meeting
+    (``detail.conflict``)."""
     row = await meeting_cases.propose(
         db,
         principal,
@@ -240,17 +265,26 @@ async def meeting_write(
 Write = Annotated[MeetingWrite, Depends(meeting_write)]
 
 
-@router.post("/meetings/{meeting_id}/accept", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
+@router.post(
+    "/meetings/{meeting_id}/accept",
+    response_model=MeetingOut,
+    responses={**_errors(409), **_BOOKING_CONFLICT, **_WRITE},
+)
 async def accept_meeting(meeting_id: MeetingId, w: Write) -> MeetingOut:
     """The participant who did not propose (or last move) the meeting accepts it; if either person already has an
-    accepted meeting overlapping it (in any match), 409 ``meeting_overlap`` naming that meeting."""
+    accepted meeting overlapping it (in any match), 409 ``meeting_overlap`` naming that meeting
+    (``detail.conflict``)."""
     return w.answer(await meeting_cases.accept(w.db, w.principal, meeting_id, w.now, w.if_match))
 
 
-@router.post("/meetings/{meeting_id}/reschedule", response_model=MeetingOut, responses={**_errors(409, 422), **_WRITE})
+@router.post(
+    "/meetings/{meeting_id}/reschedule",
+    response_model=MeetingOut,
+    responses={**_errors(409, 422), **_BOOKING_CONFLICT, **_WRITE},
+)
 async def reschedule_meeting(meeting_id: MeetingId, body: RescheduleMeeting, w: Write) -> MeetingOut:
     """Either participant moves an open meeting; into a time taken by another open meeting of either person, 409
-    ``meeting_overlap`` naming it."""
+    ``meeting_overlap`` naming it (``detail.conflict``)."""
     row = await meeting_cases.reschedule(
         w.db, w.principal, meeting_id, starts_at=body.starts_at, ends_at=body.ends_at, now=w.now, if_match=w.if_match
     )
@@ -401,14 +435,13 @@ async def program_overdue(
 
 
 # The status and error code of each domain error (in this order for the reader; Starlette picks the most specific
-# class in the exception's MRO).
+# class in the exception's MRO). OverlappingMeetingError (409 meeting_overlap) has its own handler: it carries data.
 DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (NotFoundError, 404, "not_found"),
     (ForbiddenError, 403, "forbidden"),
     (NotAParticipantError, 403, "forbidden"),
     (NotPermittedError, 403, "forbidden"),
     (ConflictError, 409, "conflict"),
-    (OverlappingMeetingError, 409, "meeting_overlap"),
     (StaleVersionError, 412, "precondition_failed"),
     (IllegalTransitionError, 409, "illegal_transition"),
     (InvalidMeetingTimeError, 422, "invalid_meeting_time"),
@@ -420,6 +453,14 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
 ]
 
 
+async def _meeting_overlap(_: Request, exc: Exception) -> Response:
+    """The common error body, with the meeting in the way as data beside the sentence naming it."""
+    assert isinstance(exc, OverlappingMeetingError)
+    body = error_json(OVERLAP_CODE, str(exc))
+    body["detail"]["conflict"] = MeetingConflictOut.of(exc.conflict).model_dump(mode="json")
+    return JSONResponse(body, status_code=status.HTTP_409_CONFLICT)
+
+
 def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
     app = create_service_app(
         runtime,
@@ -429,6 +470,7 @@ def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
     app.state.clock = clock or clock_of(runtime.settings)
     app.state.feed_base_url = getattr(runtime.settings, "calendar_feed_base_url", "http://127.0.0.1:8103")
     install_domain_errors(app, DOMAIN_ERRORS)
+    app.add_exception_handler(OverlappingMeetingError, _meeting_overlap)
     app.include_router(router, prefix=API_PREFIX)
     return app
 

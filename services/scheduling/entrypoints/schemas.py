@@ -49,6 +49,20 @@ class RescheduleMeeting(MeetingTimes):
     pass
 
 
+class MeetingConflictOut(BaseModel):
+    """An open meeting that overlaps another of the same person."""
+
+    meeting_id: uuid.UUID | None = Field(
+        description="Null when the meeting is in a match you are not part of (you see its time only)."
+    )
+    starts_at: datetime
+    ends_at: datetime
+
+    @classmethod
+    def of(cls, conflict: Any) -> MeetingConflictOut:
+        return cls.model_validate(conflict, from_attributes=True)
+
+
 class MeetingOut(BaseModel):
     meeting_id: uuid.UUID
     match_id: uuid.UUID

@@ -121,6 +121,13 @@ def _refused(response: httpx.Response) -> tuple[str, str]:
     return detail["error"], detail["error_description"]
 
 
+def _conflict(response: httpx.Response) -> dict[str, Any]:
+    """The meeting in the way, as data: ``detail.conflict`` of a 409 meeting_overlap."""
+    assert response.status_code == 409, response.text
+    conflict: dict[str, Any] = response.json()["detail"]["conflict"]
+    return conflict
+
+
 async def _move(client: httpx.AsyncClient, meeting_id: str, headers: dict[str, str], start: datetime) -> Any:
     return await client.post(f"/v1/meetings/{meeting_id}/reschedule", json=_hour_from(start), headers=headers)
 
@@ -133,18 +140,26 @@ async def test_a_proposal_or_move_into_a_time_the_pair_already_has_an_open_meeti
     first = await _meeting(client, match.match_id, mentee, hour(9, 16))
     half_past = hour(9, 16) + timedelta(minutes=30)
 
-    error, description = _refused(await _propose(client, match.match_id, mentor, half_past))
+    refused = await _propose(client, match.match_id, mentor, half_past)
+    error, description = _refused(refused)
     assert error == "meeting_overlap", "a proposed meeting holds its time"
     assert first["meeting_id"] in description, description
     assert "from 2027-03-09T16:00:00+00:00 to 2027-03-09T17:00:00+00:00" in description, description
+    assert _conflict(refused) == {
+        "meeting_id": first["meeting_id"],
+        "starts_at": "2027-03-09T16:00:00Z",
+        "ends_at": "2027-03-09T17:00:00Z",
+    }, "and names it as data too"
 
     await client.post(f"/v1/meetings/{first['meeting_id']}/accept", headers=mentor)
     assert (await _propose(client, match.match_id, mentee, half_past)).status_code == 409, "an accepted one too"
 
     second = await _meeting(client, match.match_id, mentor, hour(9, 17))  # back to back: no overlap
-    error, description = _refused(await _move(client, second["meeting_id"], mentee, half_past))
+    refused = await _move(client, second["meeting_id"], mentee, half_past)
+    error, description = _refused(refused)
     assert error == "meeting_overlap"
     assert first["meeting_id"] in description, description
+    assert _conflict(refused)["meeting_id"] == first["meeting_id"]
     moved = await _move(client, second["meeting_id"], mentee, hour(9, 17) + timedelta(minutes=30))
     assert moved.status_code == 200, "a meeting moved by less than its length does not collide with itself"
 
@@ -159,14 +174,22 @@ async def test_a_proposal_into_a_time_either_person_has_a_meeting_in_another_mat
     mentee, mentor, other_mentee = _tokens(settings, s, match, other)
     elsewhere = await _meeting(client, other.match_id, other_mentee, hour(16, 16))
 
-    error, description = _refused(await _propose(client, match.match_id, mentee, hour(16, 16)))
+    refused = await _propose(client, match.match_id, mentee, hour(16, 16))
+    error, description = _refused(refused)
     assert error == "meeting_overlap", "the mentor is busy with another mentee"
     assert "2027-03-16T16:00:00+00:00" in description, description
     assert elsewhere["meeting_id"] not in description, "the id of a meeting the caller may not see is not given"
+    assert _conflict(refused) == {
+        "meeting_id": None,
+        "starts_at": "2027-03-16T16:00:00Z",
+        "ends_at": "2027-03-16T17:00:00Z",
+    }, "neither in the data"
 
-    error, description = _refused(await _propose(client, match.match_id, mentor, hour(16, 16)))
+    refused = await _propose(client, match.match_id, mentor, hour(16, 16))
+    error, description = _refused(refused)
     assert error == "meeting_overlap"
     assert elsewhere["meeting_id"] in description, "the mentor is told which of their own meetings it is"
+    assert _conflict(refused)["meeting_id"] == elsewhere["meeting_id"]
 
     mine = await _meeting(client, match.match_id, mentee, hour(15, 16))
     assert (await _move(client, mine["meeting_id"], mentor, hour(16, 16))).status_code == 409
@@ -272,9 +295,11 @@ async def test_accepting_a_proposal_that_overlaps_an_accepted_meeting_of_either_
 
     accepted = await client.post(f"/v1/meetings/{ours['meeting_id']}/accept", headers=mentor)
     assert accepted.status_code == 200, "a proposal overlapping only another proposal can be accepted"
-    error, description = _refused(await client.post(f"/v1/meetings/{theirs['meeting_id']}/accept", headers=mentor))
+    refused = await client.post(f"/v1/meetings/{theirs['meeting_id']}/accept", headers=mentor)
+    error, description = _refused(refused)
     assert error == "meeting_overlap", "the mentor's meeting in another match is accepted already"
     assert ours["meeting_id"] in description, description
+    assert _conflict(refused) == {k: ours[k] for k in ("meeting_id", "starts_at", "ends_at")}
 
     assert (await client.post(f"/v1/meetings/{first['meeting_id']}/accept", headers=mentor)).status_code == 200
     error, description = _refused(await client.post(f"/v1/meetings/{second['meeting_id']}/accept", headers=mentor))
