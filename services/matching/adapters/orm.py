@@ -33,6 +33,7 @@ programs = Table(
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("version", Integer, nullable=False),
     Column("snapshot", JSONB, nullable=False),  # ProgramUpdated, as JSON
+    Column("event_time", DateTime(timezone=True), nullable=True),  # of the applied event; null before 0004
 )
 
 people = Table(
@@ -44,6 +45,7 @@ people = Table(
     # Null once erased: the whole snapshot is personal data. The row stays so a late ProfileUpdated is stale.
     Column("snapshot", JSONB, nullable=True),
     Column("erased", Boolean, nullable=False, server_default=text("false")),
+    Column("event_time", DateTime(timezone=True), nullable=True),  # of the applied event; null before 0004
 )
 
 enrolments = Table(
@@ -57,6 +59,7 @@ enrolments = Table(
     Column("role", Text, nullable=False),
     Column("capacity", Integer, nullable=False),
     Column("status", Text, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=True),  # of the applied event; null before 0004
     Index("ix_enrolments_program", "tenant_id", "program_id"),
     Index("ix_enrolments_person", "person_id"),
 )

@@ -1,7 +1,8 @@
 """The projection of profiles, programs and enrolments, and what an erasure or an at-risk signal does to matches.
 
 Handlers run inside the consumer's inbox transaction (shared.messaging.consumer): each event is applied exactly
-once, and a snapshot older than the stored one (by `version`) changes nothing.
+once, and a snapshot older than the stored one (by `version`) changes nothing. Each snapshot row keeps the time of the
+event it came from (`event_time`), which the program pool reports.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,9 +37,17 @@ Handler = Callable[[AsyncSession, ContractEvent], Awaitable[None]]
 CONSUMED = (ProfileUpdated, ProfileErased, ProgramUpdated, EnrollmentChanged, MatchAtRisk)
 
 
-async def on_program_updated(session: AsyncSession, event: ProgramUpdated) -> None:
-    values = {"tenant_id": event.tenant_id, "version": event.version, "snapshot": event.model_dump(mode="json")}
-    await apply_snapshot(session, programs, {"program_id": event.program_id}, values)
+def _snapshot_values(event: ProgramUpdated | ProfileUpdated, at: datetime) -> dict[str, Any]:
+    return {
+        "tenant_id": event.tenant_id,
+        "version": event.version,
+        "snapshot": event.model_dump(mode="json"),
+        "event_time": at,
+    }
+
+
+async def on_program_updated(session: AsyncSession, event: ProgramUpdated, at: datetime) -> None:
+    await apply_snapshot(session, programs, {"program_id": event.program_id}, _snapshot_values(event, at))
 
 
 async def on_enrollment_changed(session: AsyncSession, event: EnrollmentChanged, at: datetime) -> None:
@@ -49,6 +59,7 @@ async def on_enrollment_changed(session: AsyncSession, event: EnrollmentChanged,
         "role": event.role.value,
         "capacity": event.capacity,
         "status": event.status.value,
+        "event_time": at,
     }
     applied = await apply_snapshot(session, enrolments, {"enrollment_id": event.enrollment_id}, values)
     if not applied or event.status is not EnrollmentStatus.WITHDRAWN:
@@ -90,21 +101,22 @@ async def _close_all_open(
         await close_open(session, row, at, ActorRole.SYSTEM, decline_reason, end_category)
 
 
-async def on_profile_updated(session: AsyncSession, event: ProfileUpdated) -> None:
-    values = {
-        "tenant_id": event.tenant_id,
-        "version": event.version,
-        "snapshot": event.model_dump(mode="json"),
-        "erased": False,
-    }
+async def on_profile_updated(session: AsyncSession, event: ProfileUpdated, at: datetime) -> None:
+    values = {**_snapshot_values(event, at), "erased": False}
     await apply_snapshot(session, people, {"person_id": event.person_id}, values)
 
 
 ERASED_EXPLANATION = "removed: a participant of this match was erased"
 
 
-async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> None:
-    values = {"tenant_id": event.tenant_id, "version": event.version, "snapshot": None, "erased": True}
+async def on_profile_erased(session: AsyncSession, event: ProfileErased, at: datetime) -> None:
+    values = {
+        "tenant_id": event.tenant_id,
+        "version": event.version,
+        "snapshot": None,
+        "erased": True,
+        "event_time": at,
+    }
     if not await apply_snapshot(session, people, {"person_id": event.person_id}, values):
         return
     person = event.person_id
@@ -160,11 +172,11 @@ def make_handler() -> Handler:
     async def handle(session: AsyncSession, envelope: ContractEvent) -> None:
         data = envelope.data
         if isinstance(data, ProfileUpdated):
-            await on_profile_updated(session, data)
+            await on_profile_updated(session, data, envelope.time)
         elif isinstance(data, ProfileErased):
-            await on_profile_erased(session, data)
+            await on_profile_erased(session, data, envelope.time)
         elif isinstance(data, ProgramUpdated):
-            await on_program_updated(session, data)
+            await on_program_updated(session, data, envelope.time)
         elif isinstance(data, EnrollmentChanged):
             await on_enrollment_changed(session, data, envelope.time)
         elif isinstance(data, MatchAtRisk):

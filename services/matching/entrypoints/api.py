@@ -24,6 +24,7 @@ from services.matching.application import choosing
 from services.matching.application import matches as match_cases
 from services.matching.application import rounds as round_cases
 from services.matching.application.errors import ConflictError, ForbiddenError, NotFoundError
+from services.matching.application.pool import program_pool
 from services.matching.application.program_data import (
     ProgramData,
     load_program,
@@ -39,6 +40,7 @@ from services.matching.entrypoints.schemas import (
     EndMatch,
     MatchOut,
     PartnerOut,
+    PoolOut,
     RequestMentor,
     RoundOut,
     ShortlistOut,
@@ -335,6 +337,18 @@ async def list_program_matches(
         query = query.where(matches.c.at_risk.is_(at_risk))
     found = await db.execute(query.order_by(matches.c.created_at, matches.c.match_id).limit(limit + 1).offset(offset))
     return OffsetPage[MatchOut].of(found, offset, limit, lambda row: _match_out(principal, row))
+
+
+@router.get("/programs/{program_id}/pool", response_model=PoolOut, responses=_errors())
+async def read_pool(program_id: ProgramId, principal: CoordinatorOrOperatorPrincipal, db: Session, now: Now) -> PoolOut:
+    """The program's pool as matching sees it, for its coordinators before a round: active mentee and mentor
+    enrolments received, those still waiting for their profile, unmatched mentees, mentors' total and free capacity,
+    and when the newest event applied for the program was sent. Matching learns participants from events, a moment
+    after the profiles service; a 404 until it has received the program."""
+    if not principal.manages(program_id):
+        raise NotFoundError(f"program {program_id} not found")
+    data = await _program_data(db, principal, program_id, now)
+    return PoolOut.of(program_id, await program_pool(db, data))
 
 
 async def _round_out(db: AsyncSession, principal: Principal, round_id: uuid.UUID) -> RoundOut:

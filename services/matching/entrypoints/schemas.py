@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.matching.application.choosing import MenteeShortlist
+from services.matching.application.pool import ProgramPool
 from services.matching.domain.lifecycle import MatchState
 from shared.events.values import (
     ActorRole,
@@ -288,3 +289,61 @@ class RoundOut(BaseModel):
     approved_at: datetime | None
     report: RoundReportOut
     proposals: list[MatchOut]
+
+
+class EnrolmentsInPoolOut(BaseModel):
+    active_enrolments: int = Field(
+        ge=0, description="Active enrolments in this role (both counts in each) matching has received."
+    )
+    matchable: int = Field(ge=0, description="Of those, with the profile received: in short lists and rounds.")
+    without_profile: int = Field(
+        ge=0, description="Of those, whose profile matching has not received yet: in no short list or round until then."
+    )
+
+
+class MenteesInPoolOut(EnrolmentsInPoolOut):
+    unmatched: int = Field(
+        ge=0, description="Matchable mentees holding no match, proposal or round proposal awaiting approval."
+    )
+
+
+class MentorsInPoolOut(EnrolmentsInPoolOut):
+    capacity_total: int = Field(ge=0, description="How many mentees the matchable mentors take at once.")
+    capacity_free: int = Field(
+        ge=0, description="Of that capacity, what no match, proposal or round proposal awaiting approval holds."
+    )
+
+
+class PoolOut(BaseModel):
+    """A program's pool as matching sees it, to tell before a round whether matching has received everyone."""
+
+    program_id: uuid.UUID
+    mentees: MenteesInPoolOut
+    mentors: MentorsInPoolOut
+    newest_event_at: datetime | None = Field(
+        description=(
+            "When the newest event matching has applied for this program was sent: the program's, an enrolment's or "
+            "an enrolled person's profile. Null when every one was applied before matching kept these times."
+        )
+    )
+
+    @classmethod
+    def of(cls, program_id: uuid.UUID, pool: ProgramPool) -> PoolOut:
+        mentees, mentors = pool.mentees, pool.mentors
+        return cls(
+            program_id=program_id,
+            mentees=MenteesInPoolOut(
+                active_enrolments=mentees.matchable + mentees.without_profile,
+                matchable=mentees.matchable,
+                without_profile=mentees.without_profile,
+                unmatched=mentees.unmatched,
+            ),
+            mentors=MentorsInPoolOut(
+                active_enrolments=mentors.matchable + mentors.without_profile,
+                matchable=mentors.matchable,
+                without_profile=mentors.without_profile,
+                capacity_total=mentors.capacity_total,
+                capacity_free=mentors.capacity_free,
+            ),
+            newest_event_at=pool.newest_event_at,
+        )

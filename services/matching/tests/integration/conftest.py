@@ -67,10 +67,11 @@ class Feeder:
         self.sessions = session_factory(engine)
         self.handle = make_handler()
 
-    async def __call__(self, *events: EventData) -> None:
+    async def __call__(self, *events: EventData, at: datetime | None = None) -> None:
+        """`at`: the events' time (default now)."""
         for data in events:
             async with self.sessions() as session, session.begin():
-                await self.handle(session, EventEnvelope.wrap(data))
+                await self.handle(session, EventEnvelope.wrap(data, time=at))
 
 
 @pytest.fixture
