@@ -47,9 +47,16 @@ class StaleVersionError(Exception):
 
 
 def can_see(principal: Principal, match: MatchRecord) -> bool:
-    if not principal.belongs_to(match.tenant_id):
+    return may_see(principal, match.tenant_id, match.participants, match.program_id)
+
+
+def may_see(
+    principal: Principal, tenant_id: uuid.UUID, participants: tuple[uuid.UUID, uuid.UUID], program_id: uuid.UUID
+) -> bool:
+    """A match's meetings are seen by its two people and its program's coordinators, within one tenant."""
+    if not principal.belongs_to(tenant_id):
         return False
-    return any(principal.is_person(p) for p in match.participants) or principal.manages(match.program_id)
+    return any(principal.is_person(p) for p in participants) or principal.manages(program_id)
 
 
 async def visible_match(

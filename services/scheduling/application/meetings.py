@@ -7,10 +7,11 @@ its contract event in the caller's transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scheduling.adapters.orm import check_ins, meetings
@@ -28,6 +29,7 @@ from services.scheduling.application.access import (
     OverlappingMeetingError,
     StaleVersionError,
     acting_participant,
+    may_see,
     visible_match,
 )
 from services.scheduling.domain import rhythm
@@ -378,6 +380,53 @@ async def busy_times(
         select(meetings.c.starts_at, meetings.c.ends_at).where(*_open_meetings_between(tenant_id, people, start, end))
     )
     return [(r.starts_at, r.ends_at) for r in found]
+
+
+async def overlaps_of(
+    session: AsyncSession, principal: Principal, listed: Sequence[Row[Any]]
+) -> dict[uuid.UUID, list[MeetingConflict]]:
+    """For each open meeting of ``listed``, the other open meetings of either of its people overlapping it, earliest
+    first: double bookings stored before the overlap check, which nothing else would show. An overlapping meeting
+    the caller may not see (another match, another program) is given by its time only. One query for the page,
+    through the per-person indexes."""
+    open_ids = [row.meeting_id for row in listed if row.state in _OPEN_MEETING_STATES]
+    if not open_ids:
+        return {}
+    one, other = meetings.alias("listed"), meetings.alias("other")
+    people = (one.c.mentee_person_id, one.c.mentor_person_id)
+    found = await session.execute(
+        select(
+            one.c.meeting_id.label("overlapped"),
+            other.c.meeting_id,
+            other.c.starts_at,
+            other.c.ends_at,
+            other.c.tenant_id,
+            other.c.program_id,
+            other.c.mentee_person_id,
+            other.c.mentor_person_id,
+        )
+        .select_from(
+            one.join(
+                other,
+                and_(
+                    other.c.tenant_id == one.c.tenant_id,
+                    other.c.meeting_id != one.c.meeting_id,
+                    or_(other.c.mentee_person_id.in_(people), other.c.mentor_person_id.in_(people)),
+                    other.c.state.in_(_OPEN_MEETING_STATES),
+                    other.c.starts_at < one.c.ends_at,
+                    other.c.ends_at > one.c.starts_at,
+                ),
+            )
+        )
+        .where(one.c.meeting_id.in_(open_ids))
+        .order_by(other.c.starts_at, other.c.meeting_id)
+    )
+    overlaps: dict[uuid.UUID, list[MeetingConflict]] = {}
+    for row in found:
+        visible = may_see(principal, row.tenant_id, (row.mentee_person_id, row.mentor_person_id), row.program_id)
+        conflict = MeetingConflict(row.meeting_id if visible else None, row.starts_at, row.ends_at)
+        overlaps.setdefault(row.overlapped, []).append(conflict)
+    return overlaps
 
 
 async def occurrence_keys(session: AsyncSession, check_in_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:

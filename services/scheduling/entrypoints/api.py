@@ -184,7 +184,7 @@ async def list_match_meetings(
         .limit(limit + 1)
         .offset(offset)
     )
-    return OffsetPage[MeetingOut].of(rows, offset, limit, MeetingOut.of)
+    return await _meeting_page(db, principal, list(rows), offset, limit)
 
 
 @router.post(
@@ -209,7 +209,7 @@ async def propose_meeting(
         check_in_id=body.check_in_id,
         now=now.now(),
     )
-    return _meeting(response, row)
+    return await _meeting(db, principal, response, row)
 
 
 MeetingId = Annotated[uuid.UUID, Path()]
@@ -229,9 +229,20 @@ _WRITE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _meeting(response: Response, row: Any) -> MeetingOut:
+async def _meeting(db: AsyncSession, principal: Principal, response: Response, row: Any) -> MeetingOut:
     set_etag(response, row.version)
-    return MeetingOut.of(row)
+    overlaps = await meeting_cases.overlaps_of(db, principal, [row])
+    return MeetingOut.of(row, overlaps.get(row.meeting_id, []))
+
+
+async def _meeting_page(
+    db: AsyncSession, principal: Principal, rows: list[Any], offset: int, limit: int
+) -> OffsetPage[MeetingOut]:
+    """A page of meetings, each with the meetings overlapping it (one query for the whole page)."""
+    overlaps = await meeting_cases.overlaps_of(db, principal, rows[:limit])
+    return OffsetPage[MeetingOut].of(
+        rows, offset, limit, lambda row: MeetingOut.of(row, overlaps.get(row.meeting_id, []))
+    )
 
 
 @router.get("/meetings/{meeting_id}", response_model=MeetingOut, responses=_errors())
@@ -239,7 +250,7 @@ async def read_meeting(
     meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, response: Response
 ) -> MeetingOut:
     row, _, _ = await meeting_cases.visible_meeting(db, principal, meeting_id)
-    return _meeting(response, row)
+    return await _meeting(db, principal, response, row)
 
 
 @dataclass(frozen=True)
@@ -252,8 +263,8 @@ class MeetingWrite:
     response: Response
     if_match: str | None
 
-    def answer(self, row: Any) -> MeetingOut:
-        return _meeting(self.response, row)
+    async def answer(self, row: Any) -> MeetingOut:
+        return await _meeting(self.db, self.principal, self.response, row)
 
 
 async def meeting_write(
@@ -274,7 +285,7 @@ async def accept_meeting(meeting_id: MeetingId, w: Write) -> MeetingOut:
     """The participant who did not propose (or last move) the meeting accepts it; if either person already has an
     accepted meeting overlapping it (in any match), 409 ``meeting_overlap`` naming that meeting
     (``detail.conflict``)."""
-    return w.answer(await meeting_cases.accept(w.db, w.principal, meeting_id, w.now, w.if_match))
+    return await w.answer(await meeting_cases.accept(w.db, w.principal, meeting_id, w.now, w.if_match))
 
 
 @router.post(
@@ -288,23 +299,27 @@ async def reschedule_meeting(meeting_id: MeetingId, body: RescheduleMeeting, w: 
     row = await meeting_cases.reschedule(
         w.db, w.principal, meeting_id, starts_at=body.starts_at, ends_at=body.ends_at, now=w.now, if_match=w.if_match
     )
-    return w.answer(row)
+    return await w.answer(row)
 
 
 @router.post("/meetings/{meeting_id}/cancel", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
 async def cancel_meeting(meeting_id: MeetingId, w: Write) -> MeetingOut:
-    return w.answer(await meeting_cases.cancel(w.db, w.principal, meeting_id, w.now, w.if_match))
+    return await w.answer(await meeting_cases.cancel(w.db, w.principal, meeting_id, w.now, w.if_match))
 
 
 @router.post("/meetings/{meeting_id}/held", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
 async def mark_meeting_held(meeting_id: MeetingId, w: Write) -> MeetingOut:
     """Either participant records the meeting took place; it completes the check-in it was for."""
-    return w.answer(await meeting_cases.mark(w.db, w.principal, meeting_id, MeetingOutcome.HELD, w.now, w.if_match))
+    return await w.answer(
+        await meeting_cases.mark(w.db, w.principal, meeting_id, MeetingOutcome.HELD, w.now, w.if_match)
+    )
 
 
 @router.post("/meetings/{meeting_id}/missed", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
 async def mark_meeting_missed(meeting_id: MeetingId, w: Write) -> MeetingOut:
-    return w.answer(await meeting_cases.mark(w.db, w.principal, meeting_id, MeetingOutcome.MISSED, w.now, w.if_match))
+    return await w.answer(
+        await meeting_cases.mark(w.db, w.principal, meeting_id, MeetingOutcome.MISSED, w.now, w.if_match)
+    )
 
 
 @router.get("/meetings/{meeting_id}/ics", response_class=Response, responses={**CALENDAR_RESPONSE, **_errors()})
@@ -327,7 +342,7 @@ async def my_meetings(
     principal: ParticipantPrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
 ) -> OffsetPage[MeetingOut]:
     rows = await meeting_cases.meetings_of_person(db, principal.tenant, _person(principal), limit + 1, offset)
-    return OffsetPage[MeetingOut].of(rows, offset, limit, MeetingOut.of)
+    return await _meeting_page(db, principal, rows, offset, limit)
 
 
 @router.get("/me/reminders", response_model=OffsetPage[ReminderOut], responses=_errors())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Self
 
@@ -77,10 +78,15 @@ class MeetingOut(BaseModel):
     proposed_by: uuid.UUID
     mentee_person_id: uuid.UUID
     mentor_person_id: uuid.UUID
+    overlaps_with: list[MeetingConflictOut] = Field(
+        description="Other proposed or accepted meetings of either person that overlap this one, earliest first "
+        "(double bookings made before overlaps were refused); empty once this meeting is settled."
+    )
 
     @classmethod
-    def of(cls, row: Any) -> MeetingOut:
-        return cls.model_validate(row, from_attributes=True)
+    def of(cls, row: Any, overlaps: Sequence[Any] = ()) -> MeetingOut:
+        fields = {name: getattr(row, name) for name in cls.model_fields if name != "overlaps_with"}
+        return cls.model_validate({**fields, "overlaps_with": [MeetingConflictOut.of(c) for c in overlaps]})
 
 
 class CheckInOut(BaseModel):

@@ -352,3 +352,43 @@ async def test_two_concurrent_accepts_of_overlapping_proposals_let_only_one_thro
         *(client.post(f"/v1/meetings/{m['meeting_id']}/accept", headers=mentor) for m in (late, early))
     )
     assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+
+
+async def test_each_listed_meeting_names_the_open_meetings_of_either_person_that_overlap_it(
+    client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings, db: AsyncEngine
+) -> None:
+    s, match, other = berlin_and_new_york
+    mentee, mentor, other_mentee = _tokens(settings, s, match, other)
+    coordinator = token(settings, s.tenant_id, roles=[Role.COORDINATOR], programs=[s.program_id])
+    ours = await _meeting(client, match.match_id, mentee, hour(16, 16))
+    theirs = await _meeting(client, other.match_id, other_mentee, hour(15, 16))
+    await _stored_overlapping(db, theirs, hour(16, 16) + timedelta(minutes=30))  # the mentor double-booked
+    dropped = await _meeting(client, match.match_id, mentee, hour(9, 16))
+    await _stored_overlapping(db, dropped, hour(16, 16))
+    await client.post(f"/v1/meetings/{dropped['meeting_id']}/cancel", headers=mentor)
+    alone = await _meeting(client, match.match_id, mentee, hour(23, 16))
+
+    async def overlaps(url: str, headers: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+        response = await client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        return {m["meeting_id"]: m["overlaps_with"] for m in response.json()["items"]}
+
+    def named(meeting: dict[str, Any], meeting_id: str | None) -> dict[str, Any]:
+        return {"meeting_id": meeting_id, "starts_at": meeting["starts_at"], "ends_at": meeting["ends_at"]}
+
+    theirs = (await client.get(f"/v1/meetings/{theirs['meeting_id']}", headers=mentor)).json()
+    assert await overlaps("/v1/me/meetings", mentor) == {
+        ours["meeting_id"]: [named(theirs, theirs["meeting_id"])],
+        theirs["meeting_id"]: [named(ours, ours["meeting_id"])],
+        dropped["meeting_id"]: [],  # cancelled: it holds no time, and nothing overlaps it
+        alone["meeting_id"]: [],
+    }, "the mentor sees both of their meetings and which is in the way of which"
+    mine = await overlaps("/v1/me/meetings", mentee)
+    assert mine[ours["meeting_id"]] == [named(theirs, None)], "the mentee sees the mentor's other meeting's time only"
+    read = await client.get(f"/v1/meetings/{ours['meeting_id']}", headers=mentee)
+    assert read.json()["overlaps_with"] == [named(theirs, None)]
+    coordinated = await overlaps(f"/v1/matches/{match.match_id}/meetings", coordinator)
+    assert coordinated[ours["meeting_id"]] == [named(theirs, theirs["meeting_id"])], "a coordinator of both matches"
+
+    await client.post(f"/v1/meetings/{theirs['meeting_id']}/cancel", headers=mentor)
+    assert (await overlaps("/v1/me/meetings", mentee))[ours["meeting_id"]] == []
