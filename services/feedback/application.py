@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID, uuid4, uuid5
 
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -27,7 +27,7 @@ from services.feedback.adapters.orm import (
     pulses,
     surveys,
 )
-from services.feedback.domain.agreement import ExpectationsAgreement, erase_text_of
+from services.feedback.domain.agreement import ExpectationsAgreement, forget_party
 from services.feedback.domain.health import HealthPolicy, RiskState, RiskTransition, assess_health, step_risk
 from services.feedback.domain.pulse import Pulse, QuestionKind, open_pulses, scores_only_payload
 from services.feedback.domain.reports import MENTEE, MENTOR
@@ -88,6 +88,8 @@ async def apply_program_updated(session: AsyncSession, event: ProgramUpdated, no
 
 
 async def apply_profile_updated(session: AsyncSession, event: ProfileUpdated) -> None:
+    if await repo.erased_among(session, event.tenant_id, (event.person_id,)):
+        return  # a late or replayed snapshot of an erased person: nothing of theirs comes back
     campus = str(event.campus_id) if event.campus_id else None
     values = {"tenant_id": event.tenant_id, "version": event.version, "campus": campus}
     if not await apply_snapshot(session, people, {"person_id": event.person_id}, values):
@@ -98,6 +100,8 @@ async def apply_profile_updated(session: AsyncSession, event: ProfileUpdated) ->
 
 
 async def apply_enrollment_changed(session: AsyncSession, event: EnrollmentChanged) -> None:
+    if await repo.erased_among(session, event.tenant_id, (event.person_id,)):
+        return
     values = {
         "tenant_id": event.tenant_id,
         "person_id": event.person_id,
@@ -213,7 +217,7 @@ async def apply_check_in_due(session: AsyncSession, event: CheckInDue, now: date
             match_id=event.match_id,
             check_in_id=event.check_in_id,
             due_at=event.due_at,
-            party_ids=(event.mentor_person_id, event.mentee_person_id),
+            party_ids=match.party_ids,  # as stored: an erased party's replacement id, never the event's person id
             config=settings.pulse_config,
         )
         await session.execute(
@@ -283,54 +287,83 @@ async def apply_meeting_completed(session: AsyncSession, event: MeetingCompleted
 
 
 async def apply_profile_erased(session: AsyncSession, event: ProfileErased, now: datetime) -> None:
-    """Drop the person's free text and profile facts; their scores stay as anonymous report figures.
+    """Right to be forgotten: afterwards no row of this service carries the person's id or anything they wrote.
 
-    Their flagged concerns go with their text, so their active matches are assessed again without them.
+    - Free text goes: pulse notes (and the concern flags that shared them), the text of their agreement answers,
+      of a plan they recorded and of their progress notes; their per-question survey answers too.
+    - Numbers the program's reports count stay (pulse scores and totals, survey scores, their side of matches and
+      check-ins), but under one fresh random id that replaces the person id in every row. Random (uuid4, derived
+      from nothing and stored nowhere with the person id) so it leads back to no one; one per erasure, not one per
+      row, so a person in several matches is still one person in the reports' distinct-people counts, and the
+      program's report gives the same figures before and after.
+    - Their profile facts and enrolments are deleted; a tombstone keyed by a digest of the id (not the id) makes a
+      late event naming them project nothing personal again.
+    Idempotent: once done nothing carries the id, so a redelivery changes nothing (the tombstone keeps its version).
+    Their active matches are assessed again, without their flagged concerns.
     """
+    tenant_id, person_id = event.tenant_id, event.person_id
+    await repo.record_erasure(session, tenant_id, person_id, event.version)
+    await session.execute(delete(people).where(people.c.person_id == person_id, people.c.tenant_id == tenant_id))
     await session.execute(
-        insert(people)
-        .values(person_id=event.person_id, tenant_id=event.tenant_id, version=event.version, campus=None, erased=True)
-        .on_conflict_do_update(
-            index_elements=[people.c.person_id], set_={"version": event.version, "campus": None, "erased": True}
-        )
+        delete(enrollments).where(and_(enrollments.c.person_id == person_id, enrollments.c.tenant_id == tenant_id))
     )
-    await session.execute(
-        update(pulses)
-        .where(pulses.c.respondent_id == event.person_id, pulses.c.tenant_id == event.tenant_id)
-        .values(notes=None, concern_flagged=False)
-    )
-    rows = (
+    their_matches = (
         await session.execute(
-            select(agreements.c.match_id, agreements.c.document)
-            .join(matches, matches.c.match_id == agreements.c.match_id)
+            select(matches.c.match_id, matches.c.mentor_id, matches.c.ended_on, matches.c.health_reasons)
             .where(
-                agreements.c.tenant_id == event.tenant_id,
-                (matches.c.mentor_id == event.person_id) | (matches.c.mentee_id == event.person_id),
+                matches.c.tenant_id == tenant_id,
+                (matches.c.mentor_id == person_id) | (matches.c.mentee_id == person_id),
             )
-            .with_for_update(of=agreements)
+            .order_by(matches.c.match_id)  # a stable lock order against concurrent pulse answers
+            .with_for_update()
         )
     ).all()
-    for row in rows:
-        erased = erase_text_of(ExpectationsAgreement.model_validate(row.document), event.person_id)
+    replacement = uuid4()
+    for match in their_matches:
+        side = matches.c.mentor_id if match.mentor_id == person_id else matches.c.mentee_id
+        reasons = [
+            {**reason, "party_id": str(replacement)} if reason.get("party_id") == str(person_id) else reason
+            for reason in match.health_reasons
+        ]
+        await session.execute(
+            update(matches)
+            .where(matches.c.match_id == match.match_id)
+            .values({side: replacement, "health_reasons": reasons})
+        )
+    await session.execute(
+        update(pulses)
+        .where(pulses.c.respondent_id == person_id, pulses.c.tenant_id == tenant_id)
+        .values(respondent_id=replacement, notes=None, concern_flagged=False)
+    )
+    # A coordinator's token subject is often their person id: the record of who resolved a concern goes too.
+    await session.execute(
+        update(pulses)
+        .where(pulses.c.concern_resolved_by == str(person_id), pulses.c.tenant_id == tenant_id)
+        .values(concern_resolved_by=str(replacement))
+    )
+    await session.execute(
+        update(surveys)
+        .where(surveys.c.respondent_id == person_id, surveys.c.tenant_id == tenant_id)
+        .values(respondent_id=replacement, before_answers=None, after_answers=None)
+    )
+    match_ids = [match.match_id for match in their_matches]
+    documents = (
+        await session.execute(
+            select(agreements.c.match_id, agreements.c.document)
+            .where(agreements.c.tenant_id == tenant_id, agreements.c.match_id.in_(match_ids))
+            .with_for_update()
+        )
+    ).all()
+    for row in documents:
+        forgotten = forget_party(ExpectationsAgreement.model_validate(row.document), person_id, replacement)
         await session.execute(
             update(agreements)
             .where(agreements.c.match_id == row.match_id)
-            .values(document=erased.model_dump(mode="json"), version=agreements.c.version + 1)
+            .values(document=forgotten.model_dump(mode="json"), version=agreements.c.version + 1)
         )
-    await session.execute(
-        delete(enrollments).where(
-            and_(enrollments.c.person_id == event.person_id, enrollments.c.tenant_id == event.tenant_id)
-        )
-    )
-    active = await session.execute(
-        select(matches.c.match_id).where(
-            matches.c.tenant_id == event.tenant_id,
-            matches.c.ended_on.is_(None),
-            (matches.c.mentor_id == event.person_id) | (matches.c.mentee_id == event.person_id),
-        )
-    )
-    for match_id in active.scalars().all():
-        await recompute_health(session, event.tenant_id, match_id, now)
+    for match in their_matches:
+        if match.ended_on is None:
+            await recompute_health(session, tenant_id, match.match_id, now)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -54,7 +54,18 @@ people = Table(
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("version", Integer, nullable=False),
     Column("campus", Text, nullable=True),
+    # Unused since erasure deletes the person's row (their tombstone is in `erasures`); kept for older rows' schema.
     Column("erased", Boolean, nullable=False, server_default=text("false")),
+)
+
+# One row per erased person: keyed by a one-way digest of their id (domain.privacy.erasure_key), never the id, so
+# it links to no one yet a late or replayed event naming the person is recognised and projects nothing personal.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("person_key", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("version", Integer, nullable=False),  # ProfileErased's: newer than any snapshot of the person
 )
 
 enrollments = Table(
@@ -178,6 +189,10 @@ surveys = Table(
     Column("role", SmallInteger, nullable=False),
     Column("before_score", Float, nullable=True),
     Column("after_score", Float, nullable=True),
+    # The answers behind each score ({question key: 1-5}), so the respondent can read them back; NULL for surveys
+    # answered before they were kept, and once the respondent is erased (the reports need only the scores).
+    Column("before_answers", JSONB(none_as_null=True), nullable=True),
+    Column("after_answers", JSONB(none_as_null=True), nullable=True),
 )
 
 agreements = Table(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.feedback.adapters.orm import (
     agreements,
     check_ins,
+    erasures,
     matches,
     meetings,
     programs,
@@ -25,6 +26,7 @@ from services.feedback.adapters.orm import (
 )
 from services.feedback.domain.agreement import ExpectationsAgreement
 from services.feedback.domain.health import CheckInRecord, FirstMeeting
+from services.feedback.domain.privacy import erasure_key
 from services.feedback.domain.pulse import (
     DEFAULT_QUESTIONS,
     Answer,
@@ -170,8 +172,12 @@ async def ensure_match(
     mentee_id: UUID,
     started_on: date,
 ) -> None:
-    """A match row from whichever event names it first (topics are not ordered against each other)."""
-    await session.execute(
+    """A match row from whichever event names it first (topics are not ordered against each other).
+
+    A party already erased (their ProfileErased overtook this match's first event) is stored under a fresh random
+    id, as erasure would have left them: the person id never enters the table.
+    """
+    inserted = await session.execute(
         insert(matches)
         .values(
             match_id=match_id,
@@ -182,7 +188,40 @@ async def ensure_match(
             started_on=started_on,
         )
         .on_conflict_do_nothing(index_elements=[matches.c.match_id])
+        .returning(matches.c.match_id)
     )
+    if inserted.first() is None:
+        return
+    erased = await erased_among(session, tenant_id, (mentor_id, mentee_id))
+    if erased:
+        await session.execute(
+            update(matches)
+            .where(matches.c.match_id == match_id)
+            .values(
+                mentor_id=uuid4() if mentor_id in erased else mentor_id,
+                mentee_id=uuid4() if mentee_id in erased else mentee_id,
+            )
+        )
+
+
+async def record_erasure(session: AsyncSession, tenant_id: UUID, person_id: UUID, version: int) -> None:
+    """The person's tombstone (a digest of their id, never the id), kept at the newest erasure's version."""
+    await session.execute(
+        insert(erasures)
+        .values(person_key=erasure_key(tenant_id, person_id), tenant_id=tenant_id, version=version)
+        .on_conflict_do_update(
+            index_elements=[erasures.c.person_key], set_={"version": func.greatest(erasures.c.version, version)}
+        )
+    )
+
+
+async def erased_among(session: AsyncSession, tenant_id: UUID, person_ids: Iterable[UUID]) -> set[UUID]:
+    """Those of `person_ids` who have been erased in the tenant."""
+    by_key = {erasure_key(tenant_id, person_id): person_id for person_id in person_ids}
+    found = await session.execute(
+        select(erasures.c.person_key).where(erasures.c.person_key.in_(by_key), erasures.c.tenant_id == tenant_id)
+    )
+    return {by_key[key] for key in found.scalars()}
 
 
 async def set_match_health(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Annotated, Self
@@ -425,16 +426,51 @@ def erase_text_of(agreement: ExpectationsAgreement, person_id: UUID) -> Expectat
         )
     plan = agreement.plan
     if plan is not None:
-        goals = tuple(
-            goal.model_copy(
-                update={
-                    "updates": tuple(
-                        update.model_copy(update={"note": ""}) if update.recorded_by == person_id else update
-                        for update in goal.updates
-                    )
-                }
-            )
-            for goal in plan.goals
+        plan = _with_updates(
+            plan, lambda update: update.model_copy(update={"note": ""}) if update.recorded_by == person_id else update
         )
-        plan = plan.model_copy(update={"goals": goals})
+        if plan.recorded_by == person_id:
+            # The pair agreed on the plan, but the words are the recorder's: their wording goes, the goals' ids and
+            # progress (the partner's included) stay so the partner's record of the relationship keeps its shape.
+            goals = tuple(goal.model_copy(update={"text": ERASED_GOAL_TEXT}) for goal in plan.goals)
+            plan = plan.model_copy(update={"goals": goals, "agreements": dict.fromkeys(plan.agreements, "")})
     return agreement.model_copy(update={"answers": answers, "plan": plan})
+
+
+def _with_updates(plan: AgreedPlan, change: Callable[[ProgressUpdate], ProgressUpdate]) -> AgreedPlan:
+    """The plan with `change` applied to every progress update of every goal."""
+    goals = tuple(
+        goal.model_copy(update={"updates": tuple(change(update) for update in goal.updates)}) for goal in plan.goals
+    )
+    return plan.model_copy(update={"goals": goals})
+
+
+ERASED_GOAL_TEXT = "(erased)"  # a goal's text cannot be empty
+
+
+def forget_party(agreement: ExpectationsAgreement, person_id: UUID, replacement_id: UUID) -> ExpectationsAgreement:
+    """ProfileErased: the person's free text goes (:func:`erase_text_of`) and their id becomes `replacement_id`
+    wherever the agreement names them (party, answers, submission time, plan and progress recorder), so nothing in
+    it leads back to them while the partner's view (their own answers, the comparison, the lock) keeps its shape."""
+    if person_id not in agreement.party_ids:
+        return agreement
+    erased = erase_text_of(agreement, person_id)
+
+    def renamed(party_id: UUID) -> UUID:
+        return replacement_id if party_id == person_id else party_id
+
+    plan = erased.plan
+    if plan is not None:
+        plan = _with_updates(
+            plan, lambda update: update.model_copy(update={"recorded_by": renamed(update.recorded_by)})
+        )
+        plan = plan.model_copy(update={"recorded_by": renamed(plan.recorded_by)})
+    first, second = erased.party_ids
+    return erased.model_copy(
+        update={
+            "party_ids": (renamed(first), renamed(second)),
+            "answers": {renamed(party): answers for party, answers in erased.answers.items()},
+            "submitted_at": {renamed(party): at for party, at in erased.submitted_at.items()},
+            "plan": plan,
+        }
+    )

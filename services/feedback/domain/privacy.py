@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from services.feedback.domain.pulse import Answer, Pulse
 
@@ -61,6 +61,18 @@ def pulse_view(pulse: Pulse, viewer: Viewer, match_party_ids: tuple[UUID, UUID])
     if pulse.program_id in viewer.coordinator_of:
         return PulseView(scores=scores, notes=notes if pulse.concern_flagged else {})
     return None
+
+
+_ERASURE_NAMESPACE = UUID("6f1d0a3e-4b7c-5e2a-9c81-3d5f7a9b2e40")
+
+
+def erasure_key(tenant_id: UUID, person_id: UUID) -> UUID:
+    """The key of an erased person's tombstone: a one-way digest (UUIDv5, SHA-1) of their id, not the id.
+
+    The tombstone says only "this person was erased", so a late event naming them projects nothing personal again;
+    it can be found from the person id, but no id (or anything else about them) can be read out of it.
+    """
+    return uuid5(_ERASURE_NAMESPACE, f"{tenant_id}:{person_id}")
 
 
 def erase_notes_of(pulses: Iterable[Pulse], person_id: UUID) -> list[Pulse]:

@@ -218,3 +218,42 @@ def _sample_answers_for_erasure() -> AgreementAnswers:
             "goals": {"goals": ["publish a paper"]},
         }
     )
+
+
+def test_forgetting_a_party_renames_them_everywhere_and_drops_the_plan_wording_they_recorded() -> None:
+    from services.feedback.domain.agreement import ERASED_GOAL_TEXT, forget_party
+
+    first, second, replacement = uuid4(), uuid4(), uuid4()
+    answers = _sample_answers_for_erasure()
+    agreement = ExpectationsAgreement(match_id=uuid4(), party_ids=(first, second))
+    agreement = submit_answers(agreement, first, answers, datetime(2025, 9, 1, tzinfo=UTC))
+    agreement = submit_answers(agreement, second, answers, datetime(2025, 9, 2, tzinfo=UTC))
+    goal_id = uuid4()
+    plan = AgreedPlan(
+        goals=(PlanGoal(goal_id=goal_id, text="Write the thesis outline"),),
+        agreements={Topic.COMMUNICATION: "video every other Tuesday"},
+        recorded_at=NOW,
+        recorded_by=first,
+    )
+    agreement = record_plan(agreement, plan)
+    agreement = update_goal_progress(
+        agreement, goal_id, ProgressUpdate(percent=10, note="mine", recorded_at=NOW, recorded_by=first)
+    )
+    agreement = update_goal_progress(
+        agreement, goal_id, ProgressUpdate(percent=20, note="theirs", recorded_at=NOW, recorded_by=second)
+    )
+
+    forgotten = forget_party(agreement, first, replacement)
+
+    assert str(first) not in forgotten.model_dump_json()
+    assert forgotten.party_ids == (replacement, second)
+    assert forgotten.answers[replacement].aspirations.hopes == ""
+    assert forgotten.answers[second] == answers
+    assert forgotten.both_submitted
+    assert forgotten.plan is not None
+    assert forgotten.plan.recorded_by == replacement
+    assert forgotten.plan.agreements == {Topic.COMMUNICATION: ""}
+    [goal] = forgotten.plan.goals
+    assert goal.text == ERASED_GOAL_TEXT
+    assert [(update.note, update.recorded_by) for update in goal.updates] == [("", replacement), ("theirs", second)]
+    assert forget_party(forgotten, first, uuid4()) == forgotten  # nothing left to forget

@@ -1,0 +1,293 @@
+"""Right to be forgotten: after ProfileErased no row of the feedback database leads back to the person, on a real
+PostgreSQL; the program's report is unchanged and the partner sees nothing the erased person wrote."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from services.feedback.tests.integration.support import (
+    People,
+    accepted,
+    apply,
+    check_in_due,
+    program,
+    token,
+)
+from shared.events import samples
+from shared.events.models import EventData
+from shared.service import Runtime
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC)
+CAMPUS_A, CAMPUS_B = uuid4(), uuid4()
+GOOD = {"usefulness": 4, "trust": 5, "meeting_happened": True, "goal_progress": 60}
+# Everything the erased person writes carries one of these, so a scan can tell whether any of it is left.
+SECRETS = ("secret-note", "secret-hopes", "secret-boundary", "secret-goal", "secret-plan", "secret-progress")
+
+
+def agreement_answers(marker: str) -> dict[str, Any]:
+    return {
+        "aspirations": {"hopes": f"{marker}-hopes", "commitment": 4},
+        "communication": {"channel": "video", "frequency": "fortnightly", "response_time": "within_two_days"},
+        "well_being": {"openness_to_personal_topics": 4, "boundaries": f"{marker}-boundary"},
+        "work_feedback": {"wants_feedback_on_work": 4, "style": "direct"},
+        "conflict_resolution": {"approach": "raise_immediately", "comfort_raising_issues": 2},
+        "career_development": {"importance": 3},
+        "goals": {"goals": [f"{marker}-goal"]},
+    }
+
+
+@dataclass
+class Program:
+    """A mentee with two mentors (two matches, one ended), each party with pulses, surveys and an agreement."""
+
+    base: People
+    mentee: UUID
+    first: People  # running: both answered pulses, surveys and the agreement; the mentee recorded the plan
+    second: People  # ended after the mentee flagged a concern in it
+
+    @property
+    def coordinator(self) -> UUID:
+        return self.base.program
+
+
+def profile(tenant: UUID, person_id: UUID, campus: UUID) -> EventData:
+    return samples.profile_updated(tenant_id=tenant, person_id=person_id, campus_id=campus)
+
+
+def enrolment(base: People, person_id: UUID, role: str) -> EventData:
+    return samples.enrollment_changed(
+        tenant_id=base.tenant,
+        enrollment_id=uuid4(),
+        person_id=person_id,
+        program_id=base.program,
+        role=role,
+        capacity=2 if role == "mentor" else 0,
+        cohort="2026-spring",
+    )
+
+
+async def answer_open_pulse(
+    client: httpx.AsyncClient, headers: dict[str, str], match: UUID, note: str | None, concern: bool = False
+) -> None:
+    items = (await client.get("/v1/me/pulses", params={"status": "open"}, headers=headers)).json()["items"]
+    [pulse] = [item for item in items if item["match_id"] == str(match)]
+    answers: dict[str, Any] = {**GOOD, "private_note": note} if note else dict(GOOD)
+    response = await client.post(
+        f"/v1/pulses/{pulse['pulse_id']}/answers",
+        json={"answers": answers, "concern_flagged": concern},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+
+
+async def ok(response: Any) -> dict[str, Any]:
+    awaited = await response
+    assert awaited.status_code in (200, 201), awaited.text
+    body: dict[str, Any] = awaited.json()
+    return body
+
+
+async def seeded(runtime: Runtime, client: httpx.AsyncClient) -> Program:
+    base = People.fresh()
+    mentee, mentor_one, mentor_two = uuid4(), uuid4(), uuid4()
+    first = People(base.tenant, base.program, mentor_one, mentee, uuid4())
+    second = People(base.tenant, base.program, mentor_two, mentee, uuid4())
+    await apply(
+        runtime,
+        program(base, min_report_group_size=2),
+        profile(base.tenant, mentee, CAMPUS_A),
+        profile(base.tenant, mentor_one, CAMPUS_B),
+        profile(base.tenant, mentor_two, CAMPUS_B),
+        enrolment(base, mentee, "mentee"),
+        enrolment(base, mentor_one, "mentor"),
+        enrolment(base, mentor_two, "mentor"),
+        accepted(first, NOW - timedelta(days=20)),
+        accepted(second, NOW - timedelta(days=20)),
+        check_in_due(first, NOW - timedelta(hours=2)),
+        check_in_due(second, NOW - timedelta(hours=2)),
+    )
+    mentee_token = token(runtime, base.tenant, person=mentee)
+    mentor_token = token(runtime, base.tenant, person=mentor_one)
+    await answer_open_pulse(client, mentee_token, first.match, "secret-note in the first match")
+    await answer_open_pulse(client, mentor_token, first.match, "the mentor's own note")
+    await answer_open_pulse(client, mentee_token, second.match, "secret-note: please step in", concern=True)
+    surveys = f"/v1/matches/{first.match}/surveys"
+    await ok(client.post(surveys, json={"kind": "before", "answers": {"q1": 2, "q2": 3}}, headers=mentee_token))
+    await ok(client.post(surveys, json={"kind": "after", "answers": {"q1": 4, "q2": 5}}, headers=mentee_token))
+    await ok(client.post(surveys, json={"kind": "before", "answers": {"q1": 3}}, headers=mentor_token))
+    await ok(client.post(surveys, json={"kind": "after", "answers": {"q1": 4}}, headers=mentor_token))
+    agreement = f"/v1/matches/{first.match}/agreement"
+    await ok(client.put(f"{agreement}/answers", json=agreement_answers("secret"), headers=mentee_token))
+    await ok(client.put(f"{agreement}/answers", json=agreement_answers("mentor"), headers=mentor_token))
+    plan = await ok(
+        client.put(
+            f"{agreement}/plan",
+            json={"goals": ["secret-plan goal"], "agreements": {"communication": "secret-plan words"}},
+            headers=mentee_token,
+        )
+    )
+    goal = plan["plan"]["goals"][0]["goal_id"]
+    progress = f"{agreement}/goals/{goal}/progress"
+    await ok(client.post(progress, json={"percent": 20, "note": "secret-progress"}, headers=mentee_token))
+    await ok(client.post(progress, json={"percent": 40, "note": "mentor progress"}, headers=mentor_token))
+    await apply(runtime, samples.match_ended(**second.pair, ended_at=NOW - timedelta(hours=1)))
+    return Program(base, mentee, first, second)
+
+
+def erased(scenario: Program, version: int = 10) -> EventData:
+    return samples.profile_erased(
+        tenant_id=scenario.base.tenant, person_id=scenario.mentee, version=version, erased_at=NOW
+    )
+
+
+async def rows_containing(runtime: Runtime, needle: str) -> list[str]:
+    """Every table.column of the database (uuid, text, json, binary) holding `needle` in some row."""
+    found: list[str] = []
+    async with runtime.engine.connect() as conn:
+        columns = (
+            await conn.execute(
+                text(
+                    "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = 'public' AND data_type IN "
+                    "('uuid', 'text', 'character varying', 'json', 'jsonb', 'bytea', 'ARRAY')"
+                )
+            )
+        ).all()
+        assert {"pulses", "surveys", "agreements", "matches", "people", "outbox"} <= {row[0] for row in columns}
+        for table, column, data_type in columns:
+            if data_type == "bytea":
+                condition = f"position(convert_to(:needle, 'UTF8') in \"{column}\") > 0"
+            else:
+                condition = f'position(:needle in "{column}"::text) > 0'
+            hits = await conn.execute(text(f'SELECT count(*) FROM "{table}" WHERE {condition}'), {"needle": needle})
+            if hits.scalar_one():
+                found.append(f"{table}.{column}")
+    return found
+
+
+async def report(client: httpx.AsyncClient, runtime: Runtime, scenario: Program) -> dict[str, Any]:
+    coordinator = token(runtime, scenario.base.tenant, coordinator_of=(scenario.base.program,))
+    return await ok(client.get(f"/v1/programs/{scenario.base.program}/report", headers=coordinator))
+
+
+async def test_after_erasure_no_row_of_any_table_carries_the_person_id_or_their_text(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    scenario = await seeded(runtime, client)
+    before = await rows_containing(runtime, str(scenario.mentee))
+    # The scan finds the person where feedback keeps them, the ended match's at-risk reason among them.
+    assert {"pulses.respondent_id", "surveys.respondent_id", "agreements.document", "matches.mentee_id"} <= set(before)
+    assert "matches.health_reasons" in before
+    for secret in SECRETS:
+        assert await rows_containing(runtime, secret), secret
+
+    await apply(runtime, erased(scenario))
+
+    assert await rows_containing(runtime, str(scenario.mentee)) == []
+    assert await rows_containing(runtime, scenario.mentee.hex) == []
+    for secret in SECRETS:
+        assert await rows_containing(runtime, secret) == [], secret
+
+
+async def test_the_programs_report_gives_the_same_figures_before_and_after_an_erasure(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    scenario = await seeded(runtime, client)
+    before = await report(client, runtime, scenario)
+    # Three people: the erased mentee is in two matches and must stay one person, not become two (or none).
+    [total] = [row for row in before["rows"] if row["breakdown"] == []]
+    assert total["participants"] == 3
+    assert total["metrics"]["survey_change"] is not None
+
+    await apply(runtime, erased(scenario))
+
+    assert await report(client, runtime, scenario) == before
+
+
+async def table_contents(runtime: Runtime) -> dict[str, list[str]]:
+    async with runtime.engine.connect() as conn:
+        tables = (
+            await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"))
+        ).scalars()
+        contents = {}
+        for table in list(tables):
+            rows = await conn.execute(text(f'SELECT t::text FROM "{table}" AS t'))
+            contents[table] = sorted(rows.scalars())
+    return contents
+
+
+async def test_a_redelivered_erasure_raises_nothing_and_changes_nothing_more(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    scenario = await seeded(runtime, client)
+    await apply(runtime, erased(scenario))
+    once = await table_contents(runtime)
+    # Straight through the handler, so the inbox does not stop it: the handler itself must have nothing left to do.
+    await apply(runtime, erased(scenario))
+    await apply(runtime, erased(scenario, version=9))
+    assert await table_contents(runtime) == once
+
+
+async def test_erasing_a_person_feedback_never_saw_succeeds_and_projects_nothing_about_them(
+    runtime: Runtime,
+) -> None:
+    stranger = uuid4()
+    await apply(runtime, samples.profile_erased(tenant_id=uuid4(), person_id=stranger, erased_at=NOW))
+    assert await rows_containing(runtime, str(stranger)) == []
+
+
+async def test_the_partner_sees_nothing_the_erased_person_wrote(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    scenario = await seeded(runtime, client)
+    partner = token(runtime, scenario.base.tenant, person=scenario.first.mentor)
+    url = f"/v1/matches/{scenario.first.match}/agreement"
+
+    await apply(runtime, erased(scenario))
+
+    view = await ok(client.get(url, headers=partner))
+    seen = str(view)
+    assert not [secret for secret in SECRETS if secret in seen]
+    # The partner's own answers stay as they were.
+    assert view["own"]["aspirations"]["hopes"] == "mentor-hopes"
+    assert view["own"]["goals"]["goals"] == ["mentor-goal"]
+    assert view["partner"]["aspirations"] == {"hopes": "", "commitment": 4}  # choices and scales stay
+    assert view["comparison"] is not None
+    [goal] = view["plan"]["goals"]
+    assert [update["note"] for update in goal["updates"]] == ["", "mentor progress"]
+    assert view["plan"]["agreements"] == {"communication": ""}
+    # The erased person's id is gone from what the partner sees too.
+    assert str(scenario.mentee) not in str(view)
+    # And the erased person's own token no longer finds anything of theirs.
+    former = token(runtime, scenario.base.tenant, person=scenario.mentee)
+    assert (await ok(client.get("/v1/me/pulses", headers=former)))["items"] == []
+    assert (await client.get(url, headers=former)).status_code == 404
+
+
+async def test_late_events_naming_an_erased_person_bring_nothing_of_theirs_back(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    scenario = await seeded(runtime, client)
+    await apply(runtime, erased(scenario))
+    tenant, mentee = scenario.base.tenant, scenario.mentee
+    # A match feedback had not seen yet, a check-in of a known one, a replayed snapshot and enrolment.
+    unseen = People(tenant, scenario.base.program, uuid4(), mentee, uuid4())
+    await apply(
+        runtime,
+        samples.profile_updated(tenant_id=tenant, person_id=mentee, campus_id=CAMPUS_A, version=2),
+        enrolment(scenario.base, mentee, "mentee"),
+        accepted(unseen, NOW - timedelta(days=1)),
+        check_in_due(unseen, NOW - timedelta(hours=1)),
+        check_in_due(scenario.first, NOW - timedelta(hours=1)),
+    )
+    assert await rows_containing(runtime, str(mentee)) == []
+    # The mentor of the new match still has their pulse; the erased side's stands for nobody.
+    mentor = token(runtime, tenant, person=unseen.mentor)
+    assert len((await ok(client.get("/v1/me/pulses", headers=mentor)))["items"]) == 1
