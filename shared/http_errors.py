@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -87,9 +88,10 @@ def install_error_bodies(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _internal_error)
 
 
-def field_error_json(loc: Sequence[str | int], message: str, error: str) -> dict[str, Any]:
-    """A 422 about one field of the request, in the shape of FastAPI's own validation errors (``loc`` names it)."""
-    return {"detail": [{"type": error, "loc": list(loc), "msg": message}]}
+def field_error_json(loc: Sequence[str | int], message: str, error: str, value: object = None) -> dict[str, Any]:
+    """A 422 about one field of the request, in the shape of FastAPI's own validation errors (``loc`` names it,
+    ``input`` is the value refused)."""
+    return {"detail": [{"type": error, "loc": list(loc), "msg": message, "input": jsonable_encoder(value)}]}
 
 
 def install_domain_errors(app: FastAPI, domain_errors: Sequence[tuple[type[Exception], int, str]]) -> None:
@@ -97,13 +99,15 @@ def install_domain_errors(app: FastAPI, domain_errors: Sequence[tuple[type[Excep
     exception's message as the description (Starlette picks the most specific class in the exception's MRO).
 
     A 422 whose exception has a ``field`` attribute (a str) is about that field of the request body: it is answered
-    like a validation error, ``loc`` ``["body", field]``, so a client finds the field whichever rule refused it."""
+    like a validation error, ``loc`` ``["body", field]`` and ``input`` its ``value`` attribute, so a client finds
+    the field whichever rule refused it."""
     for exc_type, status_code, error in domain_errors:
 
         async def handler(_: Request, exc: Exception, status_code: int = status_code, error: str = error) -> Response:
             field = getattr(exc, "field", None)
             if status_code == 422 and isinstance(field, str):
-                return JSONResponse(field_error_json(("body", field), str(exc), error), status_code=422)
+                body = field_error_json(("body", field), str(exc), error, getattr(exc, "value", None))
+                return JSONResponse(body, status_code=422)
             return error_response(status_code, error, str(exc))
 
         app.add_exception_handler(exc_type, handler)

@@ -42,6 +42,16 @@ class OverlappingMeetingError(ConflictError):
         super().__init__(message)
 
 
+class InvalidReferenceError(Exception):
+    """A request field names something that cannot be used here (e.g. a check-in that is not an open one of the
+    match): HTTP 422 naming ``field``, with its ``value``."""
+
+    def __init__(self, message: str, field: str, value: object) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(message)
+
+
 class StaleVersionError(Exception):
     """The caller's If-Match names a version the resource no longer has (someone else wrote first): HTTP 412."""
 

@@ -24,6 +24,7 @@ from services.scheduling.adapters.repository import (
 from services.scheduling.application import meeting_events
 from services.scheduling.application.access import (
     ConflictError,
+    InvalidReferenceError,
     MeetingConflict,
     NotFoundError,
     OverlappingMeetingError,
@@ -54,7 +55,9 @@ async def _checkin_for_new_meeting(
     if check_in_id is not None:
         row = (await session.execute(query.where(check_ins.c.check_in_id == check_in_id).with_for_update())).first()
         if row is None:
-            raise ConflictError(f"check-in {check_in_id} is not an open check-in of this match")
+            raise InvalidReferenceError(
+                f"check-in {check_in_id} is not an open check-in of this match", "check_in_id", check_in_id
+            )
         return row
     taken = select(meetings.c.check_in_id).where(
         meetings.c.match_id == match.match_id,

@@ -39,10 +39,12 @@ class InvalidAvailabilityError(SchedulingDomainError):
 class InvalidMeetingTimeError(SchedulingDomainError):
     """A meeting ends before it starts, or is proposed or moved into the past or past the program's end.
 
-    ``field`` names the request field at fault (``starts_at`` or ``ends_at``), so the answer can name it."""
+    ``field`` names the request field at fault (``starts_at`` or ``ends_at``) and ``value`` its value, so the answer
+    can name both."""
 
-    def __init__(self, message: str, field: str = "starts_at") -> None:
+    def __init__(self, message: str, value: datetime, field: str = "starts_at") -> None:
         self.field = field
+        self.value = value
         super().__init__(message)
 
 

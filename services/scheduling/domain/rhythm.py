@@ -179,7 +179,7 @@ class Meeting:
         object.__setattr__(self, "starts_at", _utc(self.starts_at, "starts_at"))
         object.__setattr__(self, "ends_at", _utc(self.ends_at, "ends_at"))
         if self.ends_at <= self.starts_at:
-            raise InvalidMeetingTimeError("a meeting must end after it starts", field="ends_at")
+            raise InvalidMeetingTimeError("a meeting must end after it starts", self.ends_at, field="ends_at")
         if self.participants[0] == self.participants[1]:
             raise SchedulingDomainError("a meeting needs two different participants")
         if self.proposed_by not in self.participants:
@@ -223,7 +223,7 @@ def propose_meeting(
         last_changed_by=proposed_by,
     )
     if meeting.starts_at <= _utc(now, "now"):
-        raise InvalidMeetingTimeError("a meeting can only be proposed for a time in the future")
+        raise InvalidMeetingTimeError("a meeting can only be proposed for a time in the future", starts_at)
     return meeting
 
 
@@ -256,7 +256,7 @@ def reschedule_meeting(
         last_changed_by=actor,
     )
     if moved.starts_at <= _utc(now, "now"):
-        raise InvalidMeetingTimeError("a meeting can only be rescheduled to a time in the future")
+        raise InvalidMeetingTimeError("a meeting can only be rescheduled to a time in the future", starts_at)
     return moved
 
 
@@ -277,12 +277,14 @@ def require_within_program(starts_at: datetime, *, now: datetime, program_last_d
         if start >= program_over:
             raise InvalidMeetingTimeError(
                 f"starts_at {start.isoformat()} is after the program ends (its last day is "
-                f"{program_last_day.isoformat()})"
+                f"{program_last_day.isoformat()})",
+                starts_at,
             )
     elif start > _utc(now, "now") + MAX_LEAD_WITHOUT_PROGRAM:
         raise InvalidMeetingTimeError(
             f"starts_at {start.isoformat()} is more than {MAX_LEAD_WITHOUT_PROGRAM.days} days ahead: until the "
-            f"match's program is known here, meetings can be set at most {MAX_LEAD_WITHOUT_PROGRAM.days} days ahead"
+            f"match's program is known here, meetings can be set at most {MAX_LEAD_WITHOUT_PROGRAM.days} days ahead",
+            starts_at,
         )
 
 

@@ -25,6 +25,7 @@ from services.scheduling.application import meetings as meeting_cases
 from services.scheduling.application.access import (
     ConflictError,
     ForbiddenError,
+    InvalidReferenceError,
     NotFoundError,
     OverlappingMeetingError,
     StaleVersionError,
@@ -460,6 +461,7 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (StaleVersionError, 412, "precondition_failed"),
     (IllegalTransitionError, 409, "illegal_transition"),
     (InvalidMeetingTimeError, 422, "invalid_meeting_time"),
+    (InvalidReferenceError, 422, "invalid_reference"),
     (InvalidAvailabilityError, 422, "invalid_request"),
     (NaiveDatetimeError, 422, "invalid_request"),
     (SchedulingDomainError, 409, "conflict"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.scheduling.domain.model import CheckInKind, CheckInState, RelationshipPhase
 from services.scheduling.domain.rhythm import MeetingState
@@ -32,11 +32,14 @@ class MeetingTimes(Request):
     starts_at: Instant = Field(description=f"With a UTC offset. {INSTANT_RANGE}")
     ends_at: Instant = Field(description="With a UTC offset, after starts_at and at most 24 hours later.")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if not self.starts_at < self.ends_at <= self.starts_at + MAX_MEETING_LENGTH:
+    # On ends_at rather than the whole body, so the 422 names the field (starts_at is validated first).
+    @field_validator("ends_at")
+    @classmethod
+    def _ordered(cls, ends_at: datetime, info: ValidationInfo) -> datetime:
+        starts_at = info.data.get("starts_at")
+        if starts_at is not None and not starts_at < ends_at <= starts_at + MAX_MEETING_LENGTH:
             raise ValueError("ends_at must be after starts_at and at most 24 hours later")
-        return self
+        return ends_at
 
 
 class ProposeMeeting(MeetingTimes):

@@ -153,3 +153,53 @@ async def test_a_program_schedules_due_window_without_an_offset_or_off_the_calen
     fine = await client.get(schedule, params=window, headers=coordinator)
     assert fine.status_code == 200, fine.text
     assert fine.json()["items"], "the match's planned check-ins fall in the window"
+
+
+START = NOW + timedelta(days=30)
+REFUSED_MEETINGS: list[tuple[str, dict[str, Any], str]] = [
+    ("ending before it starts", {**meeting_at(START), "ends_at": (START - timedelta(hours=1)).isoformat()}, "ends_at"),
+    ("longer than 24 hours", {**meeting_at(START), "ends_at": (START + timedelta(hours=30)).isoformat()}, "ends_at"),
+    ("in the past", meeting_at(NOW - timedelta(days=30)), "starts_at"),
+    ("after the program's last day", meeting_at(datetime(2027, 2, 1, 10, tzinfo=UTC)), "starts_at"),
+    ("for a check-in of no one", {**meeting_at(START), "check_in_id": str(uuid.uuid4())}, "check_in_id"),
+    ("with an unknown field", {**meeting_at(START), "colour": "red"}, "colour"),
+]
+
+
+@pytest.mark.parametrize(("rule", "body", "field"), REFUSED_MEETINGS, ids=[r[0] for r in REFUSED_MEETINGS])
+async def test_a_refused_meeting_is_a_422_naming_its_field_in_the_validation_shape_of_every_service(
+    client: httpx.AsyncClient,
+    feed: Feeder,
+    clock: MovableClock,
+    settings: SchedulingSettings,
+    rule: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    """Like FastAPI's own validation errors and the other services' domain rules: one problem per field, with its
+    type, loc, msg and the input refused."""
+    s, match = await matched(feed, clock, program_known=True)
+    mentee = token(settings, s.tenant_id, person=match.mentee_person_id)
+    response = await client.post(f"/v1/matches/{match.match_id}/meetings", json=body, headers=mentee)
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", field], rule
+    assert {"type", "loc", "msg", "input"} <= problem.keys(), problem
+    assert problem["input"] == body[field], problem
+
+
+async def test_a_move_into_the_past_or_ending_before_it_starts_is_a_422_naming_the_field(
+    client: httpx.AsyncClient, feed: Feeder, clock: MovableClock, settings: SchedulingSettings
+) -> None:
+    s, match = await matched(feed, clock, program_known=True)
+    mentee = token(settings, s.tenant_id, person=match.mentee_person_id)
+    proposed = await client.post(f"/v1/matches/{match.match_id}/meetings", json=meeting_at(START), headers=mentee)
+    url = f"/v1/meetings/{proposed.json()['meeting_id']}/reschedule"
+    past = meeting_at(NOW - timedelta(days=1))
+    backwards = {**meeting_at(START), "ends_at": START.isoformat()}
+    for body, field in ((past, "starts_at"), (backwards, "ends_at")):
+        response = await client.post(url, json=body, headers=mentee)
+        assert response.status_code == 422, response.text
+        [problem] = response.json()["detail"]
+        assert (problem["loc"], problem["input"]) == (["body", field], body[field])
