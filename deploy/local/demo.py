@@ -1,8 +1,9 @@
 """`mentorloom demo`: seed a realistic program through the public HTTP APIs and drive it through its lifecycle.
 
 Everything goes through the services' HTTP APIs with dev tokens, as an HR integration, a coordinator and the
-participants would: organisation and campuses → program with its policy → participants by CSV import → a mentee
-picks from their short list and the mentor accepts → a cohort round is run and approved → a few proposals accepted.
+participants would: organisation and campuses → program with its policy → participants by CSV import → a wait until
+matching's pool holds every imported participant → a mentee picks from their short list and the mentor accepts → a
+cohort round is run and approved → a few proposals accepted.
 The seeded ids are saved in `<data dir>/demo.json` so later commands (`import`, `match round`, `token`) default to
 the demo's organisation and program.
 """
@@ -334,6 +335,46 @@ def shortlist(client: ApiClient, seeded: DemoProgram, mentee_id: str) -> dict[st
     return found
 
 
+def pool(client: ApiClient, seeded: DemoProgram) -> dict[str, Any]:
+    """The program's pool as matching sees it (404 until matching has received the program)."""
+    found: dict[str, Any] = client.get("matching", f"/v1/programs/{seeded.program_id}/pool")
+    return found
+
+
+def wait_for_pool(
+    client: ApiClient, seeded: DemoProgram, timeout: float = 120.0, interval: float = 0.5
+) -> dict[str, Any]:
+    """Poll matching's pool until it holds every imported mentee and mentor with their profile.
+
+    Matching learns participants from events a moment after the import: a round run before they have all arrived
+    covers only the mentees matching knows so far.
+    """
+    mentees, mentors = len(seeded.mentees), len(seeded.mentors)
+    last: dict[str, Any] | None = None
+
+    def everyone() -> dict[str, Any] | None:
+        nonlocal last
+        last = pool(client, seeded)
+        complete = last["mentees"]["matchable"] >= mentees and last["mentors"]["matchable"] >= mentors
+        return last if complete else None
+
+    try:
+        found: dict[str, Any] = wait_until(
+            "the matching service to receive the program", everyone, timeout=timeout, interval=interval
+        )
+    except TimeoutError:
+        if last is None:  # never readable: the message names the service's last answer
+            raise
+        seen_mentees, seen_mentors = last["mentees"], last["mentors"]
+        raise TimeoutError(
+            f"gave up waiting for the matching service to receive every imported participant after {timeout:.0f} s: "
+            f"it knows {seen_mentees['matchable']} of the {mentees} mentees and {seen_mentors['matchable']} of the "
+            f"{mentors} mentors ({seen_mentees['without_profile']} mentee and {seen_mentors['without_profile']} "
+            "mentor enrolments still wait for their profile); the cohort round would leave the others out"
+        ) from None
+    return found
+
+
 @dataclass
 class DemoOutcome:
     seeded: DemoProgram
@@ -352,10 +393,12 @@ def run_demo(
     report: Report = print,
     upload_display: UploadDisplay = nullcontext,
     accept_from_round: int = 12,
+    pool_timeout: float = 120.0,
 ) -> DemoOutcome:
     """Seed a program and drive it: short list and request, cohort round, approvals, acceptances.
 
     `upload_display` is entered around the CSV upload only, so a progress bar ends before the next line is reported.
+    Nothing is matched before matching's pool holds every imported participant (`pool_timeout` seconds at most).
     """
     stamp = date.today().isoformat()
     seeded = create_program(
@@ -380,6 +423,14 @@ def run_demo(
                 f"none of the {mentees} imported mentees is in the program's participant list "
                 f"({imported['rows_imported']} rows imported, {imported['rows_failed']} failed)"
             )
+
+        waited = time.monotonic()
+        known = wait_for_pool(coord, seeded, timeout=pool_timeout)
+        report(
+            f"matching knows every imported participant: {known['mentees']['matchable']} mentees, "
+            f"{known['mentors']['matchable']} mentors with {known['mentors']['capacity_total']} mentoring slots "
+            f"(after {time.monotonic() - waited:.0f} s)"
+        )
 
         first_mentee = next(iter(seeded.mentees.values()))
         listed = wait_until(

@@ -16,7 +16,8 @@ from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -24,8 +25,9 @@ import typer
 from typer.testing import CliRunner, Result
 
 from deploy.local.cli import app as mentorloom
+from deploy.local.client import StackEndpoints
 from deploy.local.commands import reported_errors
-from deploy.local.demo import DemoError
+from deploy.local.demo import DemoError, run_demo
 from shared.events.registry import dead_letter_topic
 from shared.messaging.dlq import CHUNK_SIZE, page_note
 from shared.messaging.kafka import ensure_topics, make_producer
@@ -250,9 +252,9 @@ class ProfilesWithoutParticipants(BaseHTTPRequestHandler):
             self.rfile.read(size + 2)
         self.rfile.readline()
 
-    def answer(self, body: dict[str, Any]) -> None:
+    def answer(self, body: dict[str, Any], status: HTTPStatus = HTTPStatus.OK) -> None:
         data = json.dumps(body).encode()
-        self.send_response(HTTPStatus.OK)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -279,6 +281,112 @@ def test_a_demo_whose_import_resolves_no_mentee_says_so_and_exits_1(tmp_path: Pa
         "The demo failed: none of the 2 imported mentees is in the program's participant list "
         "(0 rows imported, 4 failed)" in words(result.output)
     )
+
+
+class DemoServices(ProfilesWithoutParticipants):
+    """Profiles and matching as far as the whole demo needs them, with a matching pool that fills up poll by poll:
+    `pool_answers` gives the matchable (mentees, mentors) of each poll (None: matching does not know the program yet,
+    a 404), the last one repeated. `calls` records each pool answer and the round, in order."""
+
+    mentors, mentees = 2, 3
+    pool_answers: ClassVar[list[tuple[int, int] | None]] = []  # each test's subclass has its own (demo_services)
+    calls: ClassVar[list[str]] = []
+
+    @staticmethod
+    def person_id(external_id: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, external_id))
+
+    def do_POST(self) -> None:
+        self.drain_body()
+        path = urlsplit(self.path).path
+        if path.endswith("/imports"):
+            imported = self.mentors + self.mentees
+            self.answer({"id": str(uuid.uuid4()), "rows_imported": imported, "rows_failed": 0, "status": "completed"})
+        elif path.endswith(("/requests", "/accept")):
+            self.answer({"match_id": str(uuid.uuid4())})
+        elif path.endswith(("/rounds", "/approve")):
+            self.calls.append("round" if path.endswith("/rounds") else "approve")
+            summary = {
+                "proposal_count": 0,
+                "mentee_count": self.mentees - 1,
+                "mean_score": None,
+                "unmatched_count": self.mentees - 1,
+                "certificate": {"statement": "optimal"},
+            }
+            self.answer({"round_id": str(uuid.uuid4()), "report": summary, "proposals": []})
+        else:
+            self.answer({"id": str(uuid.uuid4())})
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/v1/participants":
+            external = [f"M-{i:05d}" for i in range(1, self.mentors + 1)]
+            external += [f"S-{i:05d}" for i in range(self.mentors + 1, self.mentors + self.mentees + 1)]
+            self.answer({"items": [{"external_id": e, "id": self.person_id(e)} for e in external], "next_cursor": None})
+        elif path.endswith("/pool"):
+            known = self.pool_answers.pop(0) if len(self.pool_answers) > 1 else self.pool_answers[0]
+            self.calls.append(f"pool {known}")
+            if known is None:
+                self.answer({"detail": {"error": "not_found"}}, HTTPStatus.NOT_FOUND)
+                return
+            mentees = {"matchable": known[0], "without_profile": self.mentees - known[0], "unmatched": known[0]}
+            mentors = {
+                "matchable": known[1],
+                "without_profile": self.mentors - known[1],
+                "capacity_total": 2 * known[1],
+            }
+            self.answer({"mentees": mentees, "mentors": mentors})
+        elif path.endswith("/shortlist"):
+            top = {"mentor_person_id": self.person_id("M-00001"), "score": 0.8, "explanation": "shared interests"}
+            self.answer({"entries": [top]})
+        else:  # the program's matches
+            self.answer({"items": [], "next_offset": None})
+
+
+@contextlib.contextmanager
+def demo_services(pool_answers: list[tuple[int, int] | None]) -> Iterator[tuple[str, list[str]]]:
+    """The stand-in's URL and the calls it records."""
+    calls: list[str] = []
+    handler = type("Services", (DemoServices,), {"pool_answers": list(pool_answers), "calls": calls})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", calls
+    finally:
+        server.shutdown()
+
+
+def test_the_demo_runs_its_cohort_round_only_once_matching_knows_every_imported_mentee_and_mentor(
+    tmp_path: Path,
+) -> None:
+    # Matching learns the program, then the participants a few at a time, as their events arrive.
+    with demo_services([None, (1, 0), (3, 1), (3, 2)]) as (url, calls):
+        (tmp_path / "state.json").write_text(
+            json.dumps(state(this_process(), services={"profiles": url, "matching": url}))
+        )
+        result = run(tmp_path, "demo", "--mentors", "2", "--mentees", "3")
+
+    assert result.exit_code == 0, result.output
+    assert calls == ["pool None", "pool (1, 0)", "pool (3, 1)", "pool (3, 2)", "round", "approve"]
+    assert "matching knows every imported participant: 3 mentees, 2 mentors with 4 mentoring slots" in words(
+        result.output
+    )
+
+
+def test_a_demo_whose_participants_do_not_all_reach_matching_gives_up_saying_how_many_it_knows(
+    tmp_path: Path,
+) -> None:
+    with demo_services([(1, 2)]) as (url, calls):
+        endpoints = StackEndpoints(services={"profiles": url, "matching": url}, kafka_bootstrap="127.0.0.1:1")
+        with pytest.raises(TimeoutError) as gave_up:
+            run_demo(endpoints, mentors=2, mentees=3, report=lambda _: None, pool_timeout=1.0)
+
+    assert str(gave_up.value) == (
+        "gave up waiting for the matching service to receive every imported participant after 1 s: it knows 1 of the "
+        "3 mentees and 2 of the 2 mentors (2 mentee and 0 mentor enrolments still wait for their profile); the cohort "
+        "round would leave the others out"
+    )
+    assert "round" not in calls
 
 
 # --- dlq list ------------------------------------------------------------------------------------------------------

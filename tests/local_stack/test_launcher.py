@@ -83,6 +83,10 @@ def test_up_starts_every_component_on_free_ports_and_down_stops_them_all(tmp_pat
         # The demo's upload bar comes while the CSV goes up: after the program is made, before the import's result.
         upload = log.index("uploading participants.csv")
         assert log.index("(active, 14-day check-ins") < upload < log.index("participants (120 mentors"), log
+        # The round waits until matching has every imported participant: it covers all 240 mentees but the one
+        # matched by request (a round started at the first short list covered 154).
+        assert "matching knows every imported participant: 240 mentees, 120 mentors" in log, log
+        assert "proposals for 239 mentees" in log, log
         down = cli(data_dir, "down", timeout=150)
         assert down.returncode == 0, down.stdout + down.stderr + (tmp_path / "launcher.log").read_text()
         launcher.wait(60)
