@@ -511,10 +511,12 @@ async def record_survey(
     """Before/after survey: its score is the mean answer; answering the same survey twice is refused."""
     score = sum(answers.values()) / len(answers)
     existing: Any = await repo.survey_row(session, match.match_id, respondent_id)
-    column = "before_score" if kind is FeedbackKind.BEFORE_SURVEY else "after_score"
-    if existing is not None and getattr(existing, column) is not None:
+    prefix = "before" if kind is FeedbackKind.BEFORE_SURVEY else "after"
+    if existing is not None and getattr(existing, f"{prefix}_score") is not None:
         raise SurveyAlreadyAnsweredError(kind.value)
     role = match.role_of(respondent_id)
+    # The answers are kept beside their score so the respondent can read them back (GET /me/surveys).
+    values = {f"{prefix}_score": score, f"{prefix}_answers": answers}
     if existing is None:
         await session.execute(
             insert(surveys).values(
@@ -522,14 +524,14 @@ async def record_survey(
                 respondent_id=respondent_id,
                 tenant_id=match.tenant_id,
                 role=role,
-                **{column: score},
+                **values,
             )
         )
     else:
         await session.execute(
             update(surveys)
             .where(surveys.c.match_id == match.match_id, surveys.c.respondent_id == respondent_id)
-            .values(**{column: score})
+            .values(**values)
         )
     await add_events(
         session,

@@ -24,7 +24,7 @@ from services.feedback.adapters.orm import (
     pulses,
     surveys,
 )
-from services.feedback.domain.agreement import ExpectationsAgreement
+from services.feedback.domain.agreement import AgreementAnswers, ExpectationsAgreement
 from services.feedback.domain.health import CheckInRecord, FirstMeeting
 from services.feedback.domain.privacy import erasure_key
 from services.feedback.domain.pulse import (
@@ -544,6 +544,54 @@ async def save_agreement(
 async def lock_agreement_row(session: AsyncSession, match: MatchRow) -> None:
     """Serialise writers of one agreement even before its row exists (the match row is the lock)."""
     await get_match(session, match.tenant_id, match.match_id, lock=True)
+
+
+@dataclass(frozen=True)
+class OwnAgreementAnswers:
+    match_id: UUID
+    answers: AgreementAnswers
+    submitted_at: datetime
+
+
+async def agreement_answers_of(
+    session: AsyncSession, tenant_id: UUID, person_id: UUID, *, limit: int, offset: int = 0
+) -> list[OwnAgreementAnswers]:
+    """The person's own answers to the agreements of their matches, newest match first (match ids are UUIDv7)."""
+    party = str(person_id)
+    rows = await session.execute(
+        select(agreements.c.match_id, agreements.c.document)
+        .join(matches, matches.c.match_id == agreements.c.match_id)
+        .where(
+            agreements.c.tenant_id == tenant_id,
+            or_(matches.c.mentor_id == person_id, matches.c.mentee_id == person_id),
+            agreements.c.document["answers"].has_key(party),
+        )
+        .order_by(agreements.c.match_id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    own = []
+    for row in rows:
+        agreement = ExpectationsAgreement.model_validate(row.document)
+        own.append(OwnAgreementAnswers(row.match_id, agreement.answers[person_id], agreement.submitted_at[person_id]))
+    return own
+
+
+async def surveys_of_respondent(
+    session: AsyncSession, tenant_id: UUID, person_id: UUID, *, limit: int, offset: int = 0
+) -> list[Any]:
+    """The person's survey rows (one per match), newest match first."""
+    return list(
+        (
+            await session.execute(
+                select(surveys)
+                .where(surveys.c.tenant_id == tenant_id, surveys.c.respondent_id == person_id)
+                .order_by(surveys.c.match_id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    )
 
 
 async def survey_row(session: AsyncSession, match_id: UUID, respondent_id: UUID) -> Any:

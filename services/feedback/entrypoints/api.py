@@ -2,6 +2,7 @@
 
 Who sees what (privacy rules of issue 6, enforced here with the domain's `privacy` functions):
 - a participant sees their own pulses and agreement answers; the partner's answers only once both submitted;
+  everything they submitted reads back under /me (pulses with their notes, survey and agreement answers), only theirs;
   never the partner's pulse ratings or notes (a partner's pulse is a 404, not even its existence shows);
 - a coordinator of the program sees ratings, and notes only when the respondent flagged a concern;
 - reports hide every group smaller than the program's minimum size, including by subtraction;
@@ -232,6 +233,33 @@ async def record_goal_progress(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     await repo.save_agreement(session, match.tenant_id, agreement, version)
     return _agreement_out(agreement, principal.person_id)
+
+
+class OwnAgreementAnswersOut(BaseModel):
+    match_id: UUID
+    answers: AgreementAnswers
+    submitted_at: datetime
+
+
+me_agreement_router = APIRouter(tags=["agreement"])
+
+
+@me_agreement_router.get("/me/agreement-answers")
+async def list_my_agreement_answers(
+    principal: ParticipantPrincipal, session: Session, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[OwnAgreementAnswersOut]:
+    """The caller's own expectations-agreement answers, one per match they answered, newest match first.
+    Only the caller's: the partner's answers are read through the match's agreement, and only once both submitted."""
+    assert principal.person_id is not None
+    found = await repo.agreement_answers_of(
+        session, principal.tenant, principal.person_id, limit=limit + 1, offset=offset
+    )
+    return OffsetPage[OwnAgreementAnswersOut].of(
+        found,
+        offset,
+        limit,
+        lambda own: OwnAgreementAnswersOut(match_id=own.match_id, answers=own.answers, submitted_at=own.submitted_at),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -476,6 +504,42 @@ async def answer_survey(
     return SurveyOut(match_id=match_id, kind=body.kind, score=score)
 
 
+class SurveyAnswersOut(BaseModel):
+    score: float = Field(description="The mean answer.")
+    answers: dict[str, int] | None = Field(description="Per question (1-5); null when answered before they were kept.")
+
+
+class OwnSurveyOut(BaseModel):
+    match_id: UUID
+    before: SurveyAnswersOut | None
+    after: SurveyAnswersOut | None
+
+
+def _survey_answers_out(score: float | None, answers: dict[str, int] | None) -> SurveyAnswersOut | None:
+    return None if score is None else SurveyAnswersOut(score=score, answers=answers)
+
+
+@pulse_router.get("/me/surveys")
+async def list_my_surveys(
+    principal: ParticipantPrincipal, session: Session, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[OwnSurveyOut]:
+    """The caller's own before/after survey answers, one entry per match, newest match first."""
+    assert principal.person_id is not None
+    rows = await repo.surveys_of_respondent(
+        session, principal.tenant, principal.person_id, limit=limit + 1, offset=offset
+    )
+    return OffsetPage[OwnSurveyOut].of(
+        rows,
+        offset,
+        limit,
+        lambda row: OwnSurveyOut(
+            match_id=row.match_id,
+            before=_survey_answers_out(row.before_score, row.before_answers),
+            after=_survey_answers_out(row.after_score, row.after_answers),
+        ),
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Coordinators: at-risk matches and reports
 
@@ -652,6 +716,7 @@ def build_app(runtime: Runtime, clock: Clock | None = None) -> FastAPI:
     app.state.clock = clock or clock_of(runtime.settings)
     install_auth(app, runtime.settings)
     app.include_router(agreement_router, prefix=API_PREFIX)
+    app.include_router(me_agreement_router, prefix=API_PREFIX)
     app.include_router(pulse_router, prefix=API_PREFIX)
     app.include_router(program_router, prefix=API_PREFIX)
     app.include_router(concern_router, prefix=API_PREFIX)
