@@ -3,6 +3,7 @@ PostgreSQL; the program's report is unchanged and the partner sees nothing the e
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,18 +11,32 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from alembic import command
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.feedback.bootstrap import DEFINITION
+from services.feedback.domain.agreement import (
+    AgreedPlan,
+    AgreementAnswers,
+    ExpectationsAgreement,
+    PlanGoal,
+    erase_text_of,
+    submit_answers,
+)
 from services.feedback.tests.integration.support import (
     People,
     accepted,
     apply,
     check_in_due,
+    count,
     program,
     token,
 )
+from shared.db import create_engine
 from shared.events import samples
 from shared.events.models import EventData
+from shared.migrations import alembic_config
 from shared.service import Runtime
 
 pytestmark = pytest.mark.integration
@@ -149,10 +164,11 @@ def erased(scenario: Program, version: int = 10) -> EventData:
     )
 
 
-async def rows_containing(runtime: Runtime, needle: str) -> list[str]:
+async def rows_containing(runtime: Runtime | AsyncEngine, needle: str) -> list[str]:
     """Every table.column of the database (uuid, text, json, binary) holding `needle` in some row."""
     found: list[str] = []
-    async with runtime.engine.connect() as conn:
+    engine = runtime if isinstance(runtime, AsyncEngine) else runtime.engine
+    async with engine.connect() as conn:
         columns = (
             await conn.execute(
                 text(
@@ -190,9 +206,14 @@ async def test_after_erasure_no_row_of_any_table_carries_the_person_id_or_their_
     for secret in SECRETS:
         assert await rows_containing(runtime, secret), secret
 
+    answered = "SELECT count(*) FROM surveys WHERE before_answers IS NOT NULL AND after_answers IS NOT NULL"
+    assert await count(runtime, answered) == 2
+
     await apply(runtime, erased(scenario))
 
     assert await rows_containing(runtime, str(scenario.mentee)) == []
+    # Their per-question survey answers go (the reports count the scores); the partner's stay.
+    assert await count(runtime, answered) == 1
     assert await rows_containing(runtime, scenario.mentee.hex) == []
     for secret in SECRETS:
         assert await rows_containing(runtime, secret) == [], secret
@@ -291,3 +312,69 @@ async def test_late_events_naming_an_erased_person_bring_nothing_of_theirs_back(
     # The mentor of the new match still has their pulse; the erased side's stands for nobody.
     mentor = token(runtime, tenant, person=unseen.mentor)
     assert len((await ok(client.get("/v1/me/pulses", headers=mentor)))["items"]) == 1
+
+
+async def test_people_erased_before_erasure_forgot_them_are_forgotten_by_the_migration(database_url: str) -> None:
+    config = alembic_config(DEFINITION.migrations_dir, database_url)
+    await asyncio.to_thread(command.upgrade, config, "0005")
+    tenant, program_id, match_id, person, partner = uuid4(), uuid4(), uuid4(), uuid4(), uuid4()
+    # What the old erasure left: the people row marked erased, the id everywhere, the plan they recorded.
+    agreement = ExpectationsAgreement(match_id=match_id, party_ids=(partner, person))
+    for party in (partner, person):
+        answers = AgreementAnswers.model_validate(agreement_answers("old"))
+        agreement = submit_answers(agreement, party, answers, NOW)
+    plan = AgreedPlan(goals=(PlanGoal(goal_id=uuid4(), text="secret-plan goal"),), recorded_at=NOW, recorded_by=person)
+    agreement = erase_text_of(agreement.model_copy(update={"plan": plan}), person)
+    rows = {
+        "people": {"person_id": person, "tenant_id": tenant, "version": 4, "erased": True},
+        "matches": {
+            "match_id": match_id,
+            "tenant_id": tenant,
+            "program_id": program_id,
+            "mentor_id": partner,
+            "mentee_id": person,
+            "started_on": NOW.date(),
+            "health_reasons": f'[{{"code": "partner_silent", "detail": "", "party_id": "{person}"}}]',
+        },
+        "pulses": {
+            "pulse_id": uuid4(),
+            "tenant_id": tenant,
+            "program_id": program_id,
+            "match_id": match_id,
+            "check_in_id": uuid4(),
+            "respondent_id": person,
+            "role": 1,
+            "opened_at": NOW,
+            "closes_at": NOW,
+            "submitted_at": NOW,
+            "scores": '{"usefulness": 4}',
+        },
+        "surveys": {"match_id": match_id, "respondent_id": person, "tenant_id": tenant, "role": 1, "before_score": 3.0},
+        "agreements": {
+            "match_id": match_id,
+            "tenant_id": tenant,
+            "document": agreement.model_dump_json(),
+            "version": 3,
+        },
+    }
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            for table, values in rows.items():
+                columns = ", ".join(values)
+                await conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES (:{', :'.join(values)})"), values)
+        assert "agreements.document" in await rows_containing(engine, str(person))
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+
+        assert await rows_containing(engine, str(person)) == []
+        assert await rows_containing(engine, "secret-plan") == []
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM erasures"))).scalar_one() == 1
+            mentee = (await conn.execute(text("SELECT mentee_id FROM matches"))).scalar_one()
+            # One replacement id for the person across tables, so reports still count them as one person.
+            assert (await conn.execute(text("SELECT respondent_id FROM pulses"))).scalar_one() == mentee
+            assert (await conn.execute(text("SELECT respondent_id FROM surveys"))).scalar_one() == mentee
+            assert str(mentee) in (await conn.execute(text("SELECT document::text FROM agreements"))).scalar_one()
+    finally:
+        await engine.dispose()
