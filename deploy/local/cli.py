@@ -26,9 +26,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -57,6 +57,9 @@ from deploy.local.stack import (
     stop_leftover_processes,
     stop_running_stack,
 )
+
+if TYPE_CHECKING:
+    from shared.messaging.dlq import Position
 
 app = typer.Typer(help="Mentorloom local stack and tools.", no_args_is_help=True, add_completion=False)
 dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
@@ -318,6 +321,58 @@ def _dead_letter_topic_argument(topic: str, bootstrap: str | None) -> None:
         )
 
 
+@contextlib.contextmanager
+def _dead_letter_tool_errors() -> Iterator[None]:
+    """The dead-letter tool's failures in one line, exit 1, as `python -m shared.messaging.dlq` says them."""
+    from shared.messaging.dlq import (
+        BROKER_ERRORS,
+        NoSuchDeadLetterTopicError,
+        ReplayStoppedError,
+        UnknownDeadLetterError,
+        broker_failure,
+    )
+
+    try:
+        yield
+    except (UnknownDeadLetterError, NoSuchDeadLetterTopicError, ReplayStoppedError) as error:
+        _fail(str(error))
+    except BROKER_ERRORS as error:  # before reported_errors, whose TimeoutError is the demo's
+        _fail(broker_failure(error))
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stdout.flush()  # what was listed before the failure, then why it stopped
+    err.print(f"[red]{escape(message)}[/red]", soft_wrap=True)  # one line, however long: scripts grep it
+    raise typer.Exit(code=1)
+
+
+def _dlq_options(command: str, *, at: bool, start: bool, page: bool) -> None:
+    from shared.messaging.dlq import option_conflict
+
+    conflict = option_conflict(command, at=at, start=start, page=page)
+    if conflict:
+        raise typer.BadParameter(conflict, param_hint="--at" if at else "--from")  # a usage error: exit 2
+
+
+def _positions_argument(texts: list[str] | None, option: str) -> list[Position] | None:
+    from shared.messaging.dlq import parse_position
+
+    try:
+        return None if texts is None else [parse_position(text) for text in texts]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=option) from error
+
+
+AtOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--at",
+        metavar="PARTITION:OFFSET",
+        help="only the dead letters at these positions, as `dlq list` shows them (repeatable)",
+    ),
+]
+
+
 @dlq_app.command("list")
 def dlq_list(
     topic: Annotated[str, typer.Argument(help="dead-letter topic, e.g. mentorloom.profiles.v1.dlq")],
@@ -332,42 +387,70 @@ def dlq_list(
             "--json", help="Print the dead letters as a JSON array on stdout (a page note, if any, goes to stderr)."
         ),
     ] = False,
-    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, in partition:offset order.")] = 1000,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many first (the next page: --offset 1000).")] = 0,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Show at most this many, in partition:offset order (default 1000).")
+    ] = None,
+    offset: Annotated[
+        int | None, typer.Option(min=0, help="Skip this many first (the next page: --offset 1000).")
+    ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Show every one from --offset on (no --limit).")] = False,
+    at: AtOption = None,
 ) -> None:
     """List dead letters with their error headers (the first 1,000 unless told otherwise; it says so)."""
-    from shared.messaging.dlq import list_dead_letters
+    from shared.messaging.dlq import PAGE_SIZE, DeadLetter, JsonArrayWriter, at_heading, find_dead_letters
+    from shared.messaging.dlq import show_dead_letters as show_letters
 
+    _dlq_options("list", at=at is not None, start=False, page=limit is not None or offset is not None or show_all)
     _dead_letter_topic_argument(topic, bootstrap)
+    positions = _positions_argument(at, "--at")
+    writer = JsonArrayWriter(sys.stdout)
+    rows: list[tuple[str, str, str, str, str]] = []  # a table is laid out from all its rows: these, not the letters
+
+    def show(d: DeadLetter) -> None:
+        if as_json:  # written as read, so memory does not grow with the topic
+            writer.write(d.summary())
+        else:
+            rows.append(
+                (
+                    f"{d.partition}:{d.offset}",
+                    d.reason,
+                    d.event_type or "-",
+                    d.event_id or "-",
+                    f"{d.error_type}: {d.error[:80]}",
+                )
+            )
+
     with reported_errors():
         settings = kafka_settings(bootstrap)
-        page = asyncio.run(  # counts them all while streaming, keeping only this page
-            list_dead_letters(
-                _kafka_bootstrap(data_dir, bootstrap),
-                topic,
-                offset=offset,
-                limit=None if show_all else limit,
-                settings=settings,
-            )
-        )
-    note = page.note()
+        broker = _kafka_bootstrap(data_dir, bootstrap)
+        with _dead_letter_tool_errors():
+            if positions is not None:
+                found = asyncio.run(find_dead_letters(broker, topic, positions, settings=settings))
+                for d in found:
+                    show(d)
+                heading, note = at_heading(topic, found), None
+            else:
+                listing = asyncio.run(  # counts them all while streaming
+                    show_letters(
+                        broker,
+                        topic,
+                        show,
+                        offset=offset or 0,
+                        limit=None if show_all else (limit or PAGE_SIZE),
+                        settings=settings,
+                    )
+                )
+                heading, note = listing.heading(), listing.note()
     if as_json:
-        sys.stdout.write(json.dumps([d.summary() for d in page.letters], indent=2) + "\n")
+        writer.close()
         if note:
             err.print(note)
         return
-    table = Table(title=page.heading())
+    table = Table(title=heading)
     for col in ("partition:offset", "reason", "type", "event id", "error"):
         table.add_column(col)
-    for d in page.letters:
-        table.add_row(
-            f"{d.partition}:{d.offset}",
-            d.reason,
-            d.event_type or "-",
-            d.event_id or "-",
-            f"{d.error_type}: {d.error[:80]}",
-        )
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     if note:
         err.print(note)
@@ -383,29 +466,35 @@ def dlq_replay(
             help="replay only the dead letters at these positions, as `dlq list` shows them (repeatable)",
         ),
     ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="PARTITION:OFFSET",
+            help="replay every dead letter from this position on, in partition:offset order (to go on after a stop)",
+        ),
+    ] = None,
     data_dir: DataDir = default_data_dir(),
     bootstrap: Annotated[
         str | None,
         typer.Option(help="broker address (default: the local stack's); MENTORLOOM_KAFKA_SECURITY_PROTOCOL etc. apply"),
     ] = None,
 ) -> None:
-    """Republish dead letters to their original topic (safe to repeat: consumers are idempotent)."""
-    from shared.messaging.dlq import UnknownDeadLetterError, parse_position, replay_dead_letters
+    """Republish dead letters to their original topic (safe to repeat: consumers are idempotent). Stopped by an
+    error, it says how many it replayed and how to replay the rest."""
+    from shared.messaging.dlq import replay_dead_letters
 
+    _dlq_options("replay", at=at is not None, start=start is not None, page=False)
     _dead_letter_topic_argument(topic, bootstrap)
-
-    try:
-        positions = None if at is None else [parse_position(text) for text in at]
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--at") from error
-    try:
-        with reported_errors():
-            settings = kafka_settings(bootstrap)
-            broker = _kafka_bootstrap(data_dir, bootstrap)
-            replayed = asyncio.run(replay_dead_letters(broker, topic, positions, settings=settings))
-    except UnknownDeadLetterError as error:
-        err.print(f"[red]{error}[/red]")
-        raise typer.Exit(code=1) from error
+    positions = _positions_argument(at, "--at")
+    first = _positions_argument(None if start is None else [start], "--from")
+    with reported_errors():
+        settings = kafka_settings(bootstrap)
+        broker = _kafka_bootstrap(data_dir, bootstrap)
+        with _dead_letter_tool_errors():
+            replayed = asyncio.run(
+                replay_dead_letters(broker, topic, positions, start=first[0] if first else None, settings=settings)
+            )
     console.print(f"replayed {replayed} dead letter(s) from {topic}")
 
 

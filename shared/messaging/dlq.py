@@ -1,13 +1,17 @@
 """Inspect and replay dead letters.
 
     python -m shared.messaging.dlq list   --bootstrap HOST:PORT --topic mentorloom.profiles.v1.dlq [--json]
-                                          [--limit N] [--offset N] [--all]
-    python -m shared.messaging.dlq replay --bootstrap HOST:PORT --topic mentorloom.profiles.v1.dlq [--at P:O ...]
+                                          [--limit N] [--offset N] [--all] [--at P:O ...]
+    python -m shared.messaging.dlq replay --bootstrap HOST:PORT --topic mentorloom.profiles.v1.dlq
+                                          [--at P:O ... | --from P:O]
 
-List shows the first 1,000 unless told otherwise, and says how many there are and which it left out.
-Replay republishes the original bytes and headers (without the dlq_* ones) to the original topic.
+List shows the first 1,000 unless told otherwise, and says how many there are and which it left out; with --at it
+shows just the dead letters at those positions.
+Replay republishes the original bytes and headers (without the dlq_* ones) to the original topic: every dead letter,
+those --at, or every one from a position on (--from). A replay an error stops says how many it replayed and what to
+give it to replay the rest.
 Replaying is safe to repeat: the consumers' inbox ignores an event id that was already applied.
-Both read the topic a chunk at a time, so memory does not grow with it (a listing holds the page it shows).
+Both read the topic a chunk at a time and print as they read, so memory does not grow with it.
 """
 
 from __future__ import annotations
@@ -17,19 +21,22 @@ import asyncio
 import contextlib
 import json
 import sys
+import textwrap
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
-from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple, TextIO
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from shared.events.registry import DEAD_LETTER_SUFFIX
-from shared.messaging.kafka import make_producer, read_topic_to_end, stream_topic_to_end
+from shared.messaging.kafka import UnknownTopicError, make_producer, read_topic_to_end, stream_topic_to_end
 from shared.settings import KafkaSettings, describe_settings_error
 
 CHUNK_SIZE = 500  # dead letters held at a time while listing or replaying
 PAGE_SIZE = 1000  # dead letters a listing shows unless told otherwise
+BROKER_ERRORS = (KafkaError, TimeoutError, OSError)  # how a broker that is gone, refuses or stalls shows
 
 
 class Position(NamedTuple):
@@ -37,6 +44,9 @@ class Position(NamedTuple):
 
     partition: int
     offset: int
+
+    def __str__(self) -> str:
+        return f"{self.partition}:{self.offset}"
 
 
 @dataclass(frozen=True)
@@ -48,23 +58,33 @@ class DeadLetter:
     reason: str
     error_type: str
     error: str
-    attempts: int
+    attempts: int | None  # None: the header is missing or not a number
     consumer: str
     failed_at: str
     event_id: str | None
     event_type: str | None
     value: bytes
     headers: list[tuple[str, bytes]]
+    raw_key: bytes | None = None  # what replay sends: the key as the record had it, not its text
+
+    @property
+    def position(self) -> Position:
+        return Position(self.partition, self.offset)
 
     def summary(self) -> dict[str, object]:
         data = asdict(self)
         data.pop("headers")
+        data.pop("raw_key")
         data["value"] = self.value[:500].decode(errors="replace")
         return data
 
 
 class NotADeadLetterTopicError(ValueError):
     """The topic named is not a dead-letter topic: replaying it would republish every event on it."""
+
+
+class NoSuchDeadLetterTopicError(LookupError):
+    """The broker has no topic of that name: listing it as '0 dead letters' would pass a typo for an empty topic."""
 
 
 def require_dead_letter_topic(topic: str) -> None:
@@ -78,12 +98,18 @@ async def stream_dead_letters(
     bootstrap: str, topic: str, *, chunk_size: int = CHUNK_SIZE, settings: KafkaSettings | None = None
 ) -> AsyncGenerator[list[DeadLetter], None]:
     """The dead letters of a topic in chunks of at most ``chunk_size`` (stream_topic_to_end), without joining a group
-    (inspection changes nothing). Close it (``contextlib.aclosing``) when stopping early."""
+    (inspection changes nothing). Close it (``contextlib.aclosing``) when stopping early. Raises
+    NoSuchDeadLetterTopicError when the broker has no such topic."""
     require_dead_letter_topic(topic)
-    chunks = stream_topic_to_end(bootstrap, topic, chunk_size=chunk_size, settings=settings)
+    chunks = stream_topic_to_end(bootstrap, topic, chunk_size=chunk_size, settings=settings, require_topic=True)
     async with contextlib.aclosing(chunks):
-        async for chunk in chunks:
-            yield [_dead_letter(topic, r) for r in chunk]
+        try:
+            async for chunk in chunks:
+                yield [_dead_letter(topic, r) for r in chunk]
+        except UnknownTopicError as error:
+            others = sorted(t for t in error.known if t.endswith(DEAD_LETTER_SUFFIX))
+            has = f"its dead-letter topics are {', '.join(others)}" if others else "it has no dead-letter topics"
+            raise NoSuchDeadLetterTopicError(f"the broker has no topic {topic!r}; {has}") from error
 
 
 async def read_dead_letters(
@@ -96,21 +122,28 @@ async def read_dead_letters(
 
 
 @dataclass(frozen=True)
-class DeadLetterPage:
-    """Some of a topic's dead letters, and how many it has."""
+class Listing:
+    """Which of a topic's dead letters a listing showed, and how many the topic has."""
 
     topic: str
-    letters: list[DeadLetter]
     total: int
     offset: int
+    shown: int
 
     def heading(self) -> str:
-        if len(self.letters) in (0, self.total):
+        if self.shown in (0, self.total):
             return f"{self.total} dead letter(s) in {self.topic}"
-        return f"dead letters {self.offset + 1}–{self.offset + len(self.letters)} of {self.total} in {self.topic}"
+        return f"dead letters {self.offset + 1}–{self.offset + self.shown} of {self.total} in {self.topic}"
 
     def note(self) -> str | None:
-        return page_note(self.total, self.offset, len(self.letters))
+        return page_note(self.total, self.offset, self.shown)
+
+
+@dataclass(frozen=True)
+class DeadLetterPage(Listing):
+    """A listing with the letters it showed, for pages small enough to hold."""
+
+    letters: list[DeadLetter] = field(default_factory=list)
 
 
 def page_note(total: int, offset: int, shown: int) -> str | None:
@@ -125,6 +158,30 @@ def page_note(total: int, offset: int, shown: int) -> str | None:
     return f"Showed dead letters {offset + 1}–{last} of {total}{more}."
 
 
+async def show_dead_letters(
+    bootstrap: str,
+    topic: str,
+    show: Callable[[DeadLetter], None],
+    *,
+    offset: int = 0,
+    limit: int | None = PAGE_SIZE,
+    chunk_size: int = CHUNK_SIZE,
+    settings: KafkaSettings | None = None,
+) -> Listing:
+    """Pass the dead letters from ``offset`` on (at most ``limit``; None: all) to ``show`` as they are read, in
+    partition:offset order, and say how many the topic has: it is read to the end to count them, holding a chunk."""
+    if offset < 0 or (limit is not None and limit < 1):
+        raise ValueError(f"offset must be at least 0 and limit at least 1, not {offset} and {limit}")
+    stop = None if limit is None else offset + limit
+    total = shown = 0
+    async for chunk in stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings):
+        for letter in chunk[max(offset - total, 0) : None if stop is None else max(stop - total, 0)]:
+            show(letter)
+            shown += 1
+        total += len(chunk)
+    return Listing(topic=topic, total=total, offset=offset, shown=shown)
+
+
 async def list_dead_letters(
     bootstrap: str,
     topic: str,
@@ -134,41 +191,38 @@ async def list_dead_letters(
     chunk_size: int = CHUNK_SIZE,
     settings: KafkaSettings | None = None,
 ) -> DeadLetterPage:
-    """The dead letters from ``offset`` on (at most ``limit``; None: all), in partition:offset order, and how many the
-    topic has: it is read to the end to count them, keeping only the page."""
-    if offset < 0 or (limit is not None and limit < 1):
-        raise ValueError(f"offset must be at least 0 and limit at least 1, not {offset} and {limit}")
-    stop = None if limit is None else offset + limit
+    """show_dead_letters, keeping the page's letters."""
     letters: list[DeadLetter] = []
-    total = 0
-    async for chunk in stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings):
-        letters.extend(chunk[max(offset - total, 0) : None if stop is None else max(stop - total, 0)])
-        total += len(chunk)
-    return DeadLetterPage(topic=topic, letters=letters, total=total, offset=offset)
+    listing = await show_dead_letters(
+        bootstrap, topic, letters.append, offset=offset, limit=limit, chunk_size=chunk_size, settings=settings
+    )
+    return DeadLetterPage(**asdict(listing), letters=letters)
 
 
 def _dead_letter(topic: str, r: ConsumerRecord[bytes, bytes]) -> DeadLetter:
     h = {k: v.decode(errors="replace") for k, v in r.headers}
+    attempts = h.get("dlq_attempts", "").strip()
     return DeadLetter(
         partition=r.partition,
         offset=r.offset,
-        key=r.key.decode(errors="replace") if r.key else None,
+        key=r.key.decode(errors="replace") if r.key is not None else None,
         original_topic=h.get("dlq_original_topic", topic.removesuffix(".dlq")),
         reason=h.get("dlq_reason", "?"),
         error_type=h.get("dlq_error_type", "?"),
         error=h.get("dlq_error", ""),
-        attempts=int(h.get("dlq_attempts", "0") or 0),
+        attempts=int(attempts) if attempts.isdigit() else None,  # a damaged header must not hide the listing
         consumer=h.get("dlq_consumer", "?"),
         failed_at=h.get("dlq_failed_at", ""),
         event_id=h.get("ce_id"),
         event_type=h.get("ce_type"),
         value=r.value or b"",
         headers=list(r.headers),
+        raw_key=r.key,
     )
 
 
 class UnknownDeadLetterError(LookupError):
-    """A position asked for holds no dead letter; nothing was replayed."""
+    """A position asked for holds no dead letter; nothing was shown or replayed."""
 
 
 def parse_position(text: str) -> Position:
@@ -179,67 +233,233 @@ def parse_position(text: str) -> Position:
     return Position(int(partition), int(offset))
 
 
+async def find_dead_letters(
+    bootstrap: str,
+    topic: str,
+    positions: Collection[Position],
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    settings: KafkaSettings | None = None,
+) -> list[DeadLetter]:
+    """The dead letters at the given positions, in partition:offset order, reading no further than the last. Raises
+    UnknownDeadLetterError when a position holds none (a typo must not pass for a letter)."""
+    wanted = set(positions)
+    found: list[DeadLetter] = []
+    letters = stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings)
+    async with contextlib.aclosing(letters):
+        async for chunk in letters:
+            found.extend(d for d in chunk if d.position in wanted)
+            if len(found) == len(wanted):
+                break  # the rest need not be read
+    missing = wanted - {d.position for d in found}
+    if missing:
+        raise UnknownDeadLetterError(f"no dead letter at {', '.join(map(str, sorted(missing)))} in {topic}")
+    return found
+
+
+def broker_failure(error: BaseException) -> str:
+    """One line on a broker that failed or stalled (BROKER_ERRORS), as both entry points print it."""
+    said = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, TimeoutError):
+        return f"The Kafka broker did not answer in time: {said}"
+    return f"The Kafka broker failed: {said}"
+
+
+class ReplayStoppedError(Exception):
+    """A replay that a broker error stopped: how many dead letters it had replayed and what to give a second replay
+    so that it sends the rest, and none of those again (or says which it will send again)."""
+
+    def __init__(
+        self,
+        topic: str,
+        cause: BaseException,
+        *,
+        replayed: int,
+        resume_from: Position | None,
+        replayed_after_resume: int = 0,
+        not_replayed: Sequence[Position] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.replayed = replayed
+        self.resume_from = resume_from  # a replay of every letter: go on with --from this
+        self.replayed_after_resume = replayed_after_resume  # delivered although an earlier one was not
+        self.not_replayed = not_replayed  # a replay --at: the positions to give --at again
+        super().__init__(f"Replay of {topic} stopped: {broker_failure(cause)}; {self._progress()}.")
+
+    def _progress(self) -> str:
+        if self.not_replayed is not None:
+            if self.replayed == 0:
+                return "nothing was replayed"
+            others = " ".join(f"--at {p}" for p in self.not_replayed)
+            asked = self.replayed + len(self.not_replayed)
+            return f"{self.replayed} of the {asked} dead letter(s) asked for were replayed; replay the others with {others}"
+        if self.replayed == 0 or self.resume_from is None:
+            return "nothing was replayed"
+        said = f"{self.replayed} dead letter(s) were replayed; replay the rest with --from {self.resume_from}"
+        if self.replayed_after_resume:
+            said += (
+                f" ({self.replayed_after_resume} of those replayed come after {self.resume_from} and will be sent "
+                "again, which the consumers' inbox ignores)"
+            )
+        return said
+
+
+@dataclass
+class _ReplayProgress:
+    """What a replay has sent so far, in the order it reads the letters."""
+
+    wanted: list[Position] | None
+    start: Position | None
+    replayed: int = 0
+    last_read: Position | None = None
+    first_unsent: Position | None = None
+    replayed_after_first_unsent: int = 0
+    confirmed: set[Position] = field(default_factory=set)  # only for a replay --at (as many as asked for)
+
+    def read(self, chunk: Sequence[DeadLetter]) -> None:
+        self.last_read = chunk[-1].position
+
+    def record(self, chunk: Sequence[DeadLetter], outcomes: Sequence[object]) -> None:
+        """Each letter's delivery outcome, in order; letters past the outcomes were never sent."""
+        for index, letter in enumerate(chunk):
+            if index >= len(outcomes) or isinstance(outcomes[index], BaseException):
+                self.first_unsent = self.first_unsent or letter.position
+                continue
+            self.replayed += 1
+            if self.first_unsent is not None:
+                self.replayed_after_first_unsent += 1
+            if self.wanted is not None:
+                self.confirmed.add(letter.position)
+
+    def stopped(self, topic: str, cause: BaseException) -> ReplayStoppedError:
+        if self.wanted is not None:
+            unsent = [p for p in self.wanted if p not in self.confirmed]
+            return ReplayStoppedError(topic, cause, replayed=self.replayed, resume_from=None, not_replayed=unsent)
+        resume = self.first_unsent
+        if resume is None and self.last_read is not None:  # every letter read was sent: go on after the last
+            resume = Position(self.last_read.partition, self.last_read.offset + 1)
+        return ReplayStoppedError(
+            topic,
+            cause,
+            replayed=self.replayed,
+            resume_from=resume or self.start,
+            replayed_after_resume=self.replayed_after_first_unsent,
+        )
+
+
 async def replay_dead_letters(
     bootstrap: str,
     topic: str,
     positions: Collection[Position] | None = None,
     *,
+    start: Position | None = None,
     chunk_size: int = CHUNK_SIZE,
     settings: KafkaSettings | None = None,
 ) -> int:
-    """Republish dead letters (all, or those at the given positions) to their original topics; how many.
+    """Republish dead letters (all, those at the given positions, or all from ``start`` on in partition:offset order)
+    to their original topics; how many.
 
     All of them are read and sent a chunk at a time (memory does not grow with the topic). Given positions are all
     found first: raises UnknownDeadLetterError, replaying nothing, when one holds no dead letter (a typo must not
-    pass for a replay)."""
-    letters = stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings)  # refuses a non-DLQ
-    if positions is None:
-        async with contextlib.aclosing(letters):
-            return await _republish(bootstrap, letters, settings)
-    wanted = set(positions)
-    found: list[DeadLetter] = []
-    async with contextlib.aclosing(letters):
-        async for chunk in letters:
-            found.extend(d for d in chunk if Position(d.partition, d.offset) in wanted)
-            if len(found) == len(wanted):
-                break  # the rest need not be read
-    missing = wanted - {Position(d.partition, d.offset) for d in found}
-    if missing:
-        names = ", ".join(f"{p.partition}:{p.offset}" for p in sorted(missing))
-        raise UnknownDeadLetterError(f"no dead letter at {names} in {topic}; nothing replayed")
-    return await _republish(bootstrap, _one_chunk(found), settings)
+    pass for a replay). A broker error part way raises ReplayStoppedError, which says how many were replayed and
+    where to go on from."""
+    if positions is not None and start is not None:
+        raise ValueError("replay the letters at given positions, or every one from a start, not both")
+    progress = _ReplayProgress(wanted=None if positions is None else sorted(set(positions)), start=start)
+    try:
+        if positions is None:
+            letters = _from(start, stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings))
+            async with contextlib.aclosing(letters):
+                await _republish(bootstrap, letters, settings, progress)
+        else:
+            try:
+                found = await find_dead_letters(bootstrap, topic, positions, chunk_size=chunk_size, settings=settings)
+            except UnknownDeadLetterError as error:
+                raise UnknownDeadLetterError(f"{error}; nothing replayed") from error
+            await _republish(bootstrap, _one_chunk(found), settings, progress)
+    except BROKER_ERRORS as error:
+        raise progress.stopped(topic, error) from error
+    return progress.replayed
+
+
+async def _from(
+    start: Position | None, chunks: AsyncGenerator[list[DeadLetter], None]
+) -> AsyncGenerator[list[DeadLetter], None]:
+    """The chunks' letters at ``start`` or after it (all when None)."""
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            kept = chunk if start is None else [d for d in chunk if d.position >= start]
+            if kept:
+                yield kept
 
 
 async def _one_chunk(letters: list[DeadLetter]) -> AsyncIterator[list[DeadLetter]]:
     yield letters
 
 
-async def _republish(bootstrap: str, chunks: AsyncIterator[list[DeadLetter]], settings: KafkaSettings | None) -> int:
-    """Send each chunk and wait for its deliveries before reading the next; the producer starts with the first."""
+async def _republish(
+    bootstrap: str, chunks: AsyncIterator[list[DeadLetter]], settings: KafkaSettings | None, progress: _ReplayProgress
+) -> None:
+    """Send each chunk and wait for its deliveries before reading the next; the producer starts with the first.
+    Whatever stops it, ``progress`` knows each letter sent so far that the broker took."""
     producer: AIOKafkaProducer | None = None
-    sent = 0
     try:
         async for chunk in chunks:
-            if producer is None:
-                starting = make_producer(bootstrap, client_id="mentorloom-dlq-replay", settings=settings)
-                await starting.start()
-                producer = starting
-            deliveries = [
-                await producer.send(
-                    d.original_topic,
-                    d.value,
-                    key=d.key.encode() if d.key else None,
-                    headers=[(k, v) for k, v in d.headers if not k.startswith("dlq_")],
-                )
-                for d in chunk
-            ]
-            # Each delivery's own outcome: flush() only waits, so a record the broker refused would pass for replayed.
-            await asyncio.gather(*deliveries)
-            sent += len(chunk)
+            progress.read(chunk)
+            deliveries: list[asyncio.Future[Any]] = []
+            try:
+                if producer is None:
+                    starting = make_producer(bootstrap, client_id="mentorloom-dlq-replay", settings=settings)
+                    await starting.start()
+                    producer = starting
+                for d in chunk:
+                    deliveries.append(
+                        await producer.send(
+                            d.original_topic,
+                            d.value,
+                            key=d.raw_key,
+                            headers=[(k, v) for k, v in d.headers if not k.startswith("dlq_")],
+                        )
+                    )
+            finally:
+                # Each delivery's own outcome, also when a send stops the chunk: flush() only waits, so a record the
+                # broker refused would pass for replayed, and one it took for not.
+                outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+                progress.record(chunk, outcomes)
+            refused = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if refused is not None:
+                raise refused
     finally:
         if producer is not None:
             await producer.stop()
-    return sent
+
+
+class JsonArrayWriter:
+    """Writes a JSON array an element at a time, character for character as ``json.dumps(array, indent=2)``."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.written = 0
+
+    def write(self, element: object) -> None:
+        self.out.write(("[\n" if self.written == 0 else ",\n") + textwrap.indent(json.dumps(element, indent=2), "  "))
+        self.written += 1
+
+    def close(self) -> None:
+        self.out.write("[]\n" if self.written == 0 else "\n]\n")
+
+
+def option_conflict(command: str, *, at: bool, start: bool, page: bool) -> str | None:
+    """Why these options do not go together for ``command`` (list or replay), or None; both entry points say it."""
+    if command == "replay" and page:
+        return "--limit, --offset and --all are for list; replay sends every dead letter, those --at, or from --from"
+    if command == "replay" and at and start:
+        return "give --at (just those dead letters) or --from (every one from there on), not both"
+    if command == "list" and start:
+        return "--from is for replay; list pages with --offset, or shows given dead letters with --at"
+    if command == "list" and at and page:
+        return "--at shows just the dead letters at those positions; --limit, --offset and --all page a listing"
+    return None
 
 
 def _position_argument(text: str) -> Position:
@@ -261,7 +481,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=_position_argument,
         action="append",
         metavar="PARTITION:OFFSET",
-        help="replay only the dead letters at these positions, as `list` shows them (repeatable)",
+        help="only the dead letters at these positions, as `list` shows them (repeatable): list shows, replay sends",
+    )
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=_position_argument,
+        metavar="PARTITION:OFFSET",
+        help="replay: every dead letter from this position on, in partition:offset order (to go on after a stop)",
     )
     parser.add_argument(
         "--json", action="store_true", help="machine-readable output (list: a page note goes to stderr)"
@@ -274,41 +501,71 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--offset", type=_count_argument(0), help="list: skip this many first (the next page)")
     parser.add_argument("--all", action="store_true", help="list: show every one from --offset on (no --limit)")
     args = parser.parse_args(argv)
-    if args.command == "replay" and (args.limit is not None or args.offset is not None or args.all):
-        parser.error("--limit, --offset and --all are for list; replay sends every dead letter, or those --at")
+    page = args.limit is not None or args.offset is not None or args.all
+    conflict = option_conflict(args.command, at=args.at is not None, start=args.start is not None, page=page)
+    if conflict:
+        parser.error(conflict)  # exits 2, as for any other bad argument
     try:
         require_dead_letter_topic(args.topic)
     except NotADeadLetterTopicError as error:
-        parser.error(str(error))  # exits 2, as for any other bad argument
+        parser.error(str(error))
     try:  # the brokers' TLS/SASL, from the MENTORLOOM_KAFKA_* variables the services read
         settings = KafkaSettings()
     except ValidationError as error:
         parser.error(f"invalid Kafka settings:\n{describe_settings_error(error)}")
-    if args.command == "list":
-        limit = None if args.all else (args.limit or PAGE_SIZE)
-        page = asyncio.run(
-            list_dead_letters(args.bootstrap, args.topic, offset=args.offset or 0, limit=limit, settings=settings)
-        )
-        if args.json:
-            json.dump([d.summary() for d in page.letters], sys.stdout, indent=2)
-            print()
-        else:
-            for d in page.letters:
-                print(
-                    f"{d.partition}:{d.offset}\t{d.reason}\t{d.event_type or '-'}\t{d.event_id or '-'}\t{d.error_type}: {d.error[:120]}"
-                )
-            print(page.heading())
-        note = page.note()
-        if note:
-            print(note, file=sys.stderr)
-        return 0
     try:
-        replayed = asyncio.run(replay_dead_letters(args.bootstrap, args.topic, args.at, settings=settings))
-    except UnknownDeadLetterError as error:
+        if args.command == "list":
+            _print_listing(args, settings)
+        else:
+            replayed = asyncio.run(
+                replay_dead_letters(args.bootstrap, args.topic, args.at, start=args.start, settings=settings)
+            )
+            print(f"replayed {replayed} dead letter(s) from {args.topic}")
+    except (UnknownDeadLetterError, NoSuchDeadLetterTopicError, ReplayStoppedError) as error:
+        sys.stdout.flush()  # what was listed before it, then the one line saying why it stopped
         print(error, file=sys.stderr)
         return 1
-    print(f"replayed {replayed} dead letter(s) from {args.topic}")
+    except BROKER_ERRORS as error:
+        sys.stdout.flush()
+        print(broker_failure(error), file=sys.stderr)
+        return 1
     return 0
+
+
+def _print_listing(args: argparse.Namespace, settings: KafkaSettings) -> None:
+    """Print each dead letter as it is read (as text lines or one JSON array), then the heading and any page note."""
+    writer = JsonArrayWriter(sys.stdout)
+
+    def show(d: DeadLetter) -> None:
+        if args.json:
+            writer.write(d.summary())
+        else:
+            print(
+                f"{d.partition}:{d.offset}\t{d.reason}\t{d.event_type or '-'}\t{d.event_id or '-'}\t{d.error_type}: {d.error[:120]}"
+            )
+
+    if args.at is not None:
+        found = asyncio.run(find_dead_letters(args.bootstrap, args.topic, args.at, settings=settings))
+        for d in found:
+            show(d)
+        heading, note = at_heading(args.topic, found), None
+    else:
+        limit = None if args.all else (args.limit or PAGE_SIZE)
+        listing = asyncio.run(
+            show_dead_letters(args.bootstrap, args.topic, show, offset=args.offset or 0, limit=limit, settings=settings)
+        )
+        heading, note = listing.heading(), listing.note()
+    if args.json:
+        writer.close()
+    else:
+        print(heading)
+    if note:
+        print(note, file=sys.stderr)
+
+
+def at_heading(topic: str, letters: Sequence[DeadLetter]) -> str:
+    """The heading of a listing of the dead letters at given positions."""
+    return f"{len(letters)} dead letter(s) at {', '.join(str(d.position) for d in letters)} in {topic}"
 
 
 def _count_argument(least: int) -> Callable[[str], int]:

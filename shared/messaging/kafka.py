@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Collection, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -16,6 +16,16 @@ from aiokafka.errors import TopicAlreadyExistsError
 from shared.settings import KafkaSettings
 
 DEFAULT_PARTITIONS = 6
+
+
+class UnknownTopicError(LookupError):
+    """The broker has no topic of that name (a reader told to require it: an empty read would pass for an empty
+    topic)."""
+
+    def __init__(self, topic: str, known: Collection[str]) -> None:
+        super().__init__(f"the broker has no topic {topic!r}")
+        self.topic = topic
+        self.known = frozenset(known)
 
 
 def client_options(settings: KafkaSettings | None) -> dict[str, Any]:
@@ -106,6 +116,7 @@ async def stream_topic_to_end(
     chunk_size: int = 500,
     limit_seconds: float = 60.0,
     settings: KafkaSettings | None = None,
+    require_topic: bool = False,
 ) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
     """Every record a topic held when reading started, in chunks of at most ``chunk_size`` records of one partition,
     by partition and offset, without joining a group (reading changes nothing). Only one chunk is held at a time, so
@@ -116,7 +127,7 @@ async def stream_topic_to_end(
     that stopped there, taking 500 records at a time, listed 500 of 550 dead letters. Records added while reading
     are left out: a replay whose letters are dead-lettered again must not read them again, and so never end. Raises
     TimeoutError when ``limit_seconds`` pass waiting for the broker (the time the caller spends on a chunk does not
-    count).
+    count). ``require_topic``: raise UnknownTopicError when the broker has no such topic (else it reads as empty).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
@@ -125,8 +136,10 @@ async def stream_topic_to_end(
     )
     try:
         await consumer.start()  # inside: a broker that cannot be reached still leaves a closed consumer
-        await consumer.topics()  # the cluster's metadata, which partitions_for_topic reads
+        known = await consumer.topics()  # the cluster's metadata, which partitions_for_topic reads
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if require_topic and topic not in known:
+            raise UnknownTopicError(topic, known)
         if not partitions:
             return
         consumer.assign(partitions)

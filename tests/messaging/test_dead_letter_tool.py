@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import os
+import weakref
 from collections import Counter
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaConnectionError
 from typer.testing import CliRunner
 
+import shared.messaging.dlq
 import shared.messaging.kafka
 from deploy.local.cli import app as mentorloom
 from deploy.local.servers import free_port
 from shared.events.registry import dead_letter_topic
 from shared.messaging.dlq import (
+    DeadLetter,
     NotADeadLetterTopicError,
     Position,
+    ReplayStoppedError,
     UnknownDeadLetterError,
     list_dead_letters,
     main,
@@ -311,3 +320,373 @@ async def test_a_replay_at_a_position_past_the_first_chunk_sends_that_letter_alo
 
     assert replayed == 1
     assert [dict(r.headers)["ce_id"] for r in await read_topic_to_end(kafka_bootstrap, original)] == [b"p1-7"]
+
+
+# --- a replay that stops part way says how far it got --------------------------------------------------------------
+
+
+class RefusingProducer:
+    """The replay's producer, whose broker refuses one letter (by event id): at ``send`` (as a record too large or
+    a broker gone while waiting for metadata) or in its delivery (as a broker gone before it acknowledged)."""
+
+    def __init__(self, real: Any, event_id: str, *, at_send: bool) -> None:
+        self.real, self.event_id, self.at_send = real, event_id.encode(), at_send
+
+    async def start(self) -> None:
+        await self.real.start()
+
+    async def stop(self) -> None:
+        await self.real.stop()
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
+        if dict(headers)["ce_id"] != self.event_id:
+            return await self.real.send(topic, value, key=key, headers=headers)
+        refusal = KafkaConnectionError("connection to the broker lost")
+        if self.at_send:
+            raise refusal
+        delivery = asyncio.get_running_loop().create_future()
+        delivery.set_exception(refusal)
+        return delivery
+
+
+def broker_refuses(monkeypatch: pytest.MonkeyPatch, event_id: str, *, at_send: bool) -> None:
+    real = shared.messaging.kafka.make_producer
+    monkeypatch.setattr(
+        shared.messaging.dlq,
+        "make_producer",
+        lambda *args, **kwargs: RefusingProducer(real(*args, **kwargs), event_id, at_send=at_send),
+    )
+
+
+async def republished_ids(bootstrap: str, topic: str) -> Counter[str]:
+    return Counter(dict(r.headers)["ce_id"].decode() for r in await read_topic_to_end(bootstrap, topic))
+
+
+async def replay_the_broker_stops(
+    bootstrap: str,
+    original: str,
+    monkeypatch: pytest.MonkeyPatch,
+    refused: str,
+    *,
+    at_send: bool,
+    at: list[Position] | None = None,
+) -> tuple[str, ReplayStoppedError]:
+    """A replay, 5 letters at a time, of 13 + 9 dead letters of ``original`` whose broker refuses event ``refused``:
+    the dead-letter topic and what stopped the replay."""
+    dead = await send_dead_letters(bootstrap, original, [13, 9])
+    broker_refuses(monkeypatch, refused, at_send=at_send)
+    with pytest.raises(ReplayStoppedError) as stopped:
+        await replay_dead_letters(bootstrap, dead, at, chunk_size=5)
+    return dead, stopped.value
+
+
+EVERY_LETTER = Counter([f"p0-{i}" for i in range(13)] + [f"p1-{i}" for i in range(9)])
+
+
+async def test_a_replay_a_send_error_stops_says_how_many_it_replayed_and_going_on_from_there_sends_each_once(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = f"t.stop.{unique}"
+    dead, stopped = await replay_the_broker_stops(kafka_bootstrap, original, monkeypatch, "p1-2", at_send=True)
+
+    assert str(stopped) == (
+        f"Replay of {dead} stopped: The Kafka broker failed: KafkaConnectionError: connection to the broker lost; "
+        "15 dead letter(s) were replayed; replay the rest with --from 1:2."
+    )
+    assert (stopped.replayed, stopped.resume_from) == (15, Position(1, 2))
+    assert await republished_ids(kafka_bootstrap, original) == EVERY_LETTER - Counter(f"p1-{i}" for i in range(2, 9))
+    monkeypatch.undo()
+    command = ["replay", "--bootstrap", kafka_bootstrap, "--topic", dead, "--from", "1:2"]
+    assert await asyncio.to_thread(main, command) == 0
+    assert await republished_ids(kafka_bootstrap, original) == EVERY_LETTER
+
+
+async def test_a_replay_whose_letter_the_broker_refuses_mid_chunk_counts_the_later_ones_it_took_and_says_so(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Letters of a chunk are sent before their deliveries are awaited: those after a refused one may get through.
+    original = f"t.refused.{unique}"
+    _, stopped = await replay_the_broker_stops(kafka_bootstrap, original, monkeypatch, "p0-7", at_send=False)
+
+    assert str(stopped).endswith(
+        "; 9 dead letter(s) were replayed; replay the rest with --from 0:7 (2 of those replayed come after 0:7 and "
+        "will be sent again, which the consumers' inbox ignores)."
+    )
+    assert await republished_ids(kafka_bootstrap, original) == Counter([f"p0-{i}" for i in range(10) if i != 7])
+
+
+async def test_a_replay_the_broker_stops_while_it_reads_says_where_to_go_on_after_the_last_it_sent(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = f"t.gone.{unique}"
+    dead = await send_dead_letters(kafka_bootstrap, original, [13, 9])
+    real = shared.messaging.kafka.stream_topic_to_end
+
+    async def two_chunks_then_gone(*args: Any, **kwargs: Any) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+        chunks = real(*args, **kwargs)
+        async with contextlib.aclosing(chunks):
+            yield await anext(chunks)
+            yield await anext(chunks)
+        raise TimeoutError(f"{dead}[0] not read to offset 13 in time")
+
+    monkeypatch.setattr(shared.messaging.dlq, "stream_topic_to_end", two_chunks_then_gone)
+
+    with pytest.raises(ReplayStoppedError) as stopped:
+        await replay_dead_letters(kafka_bootstrap, dead, chunk_size=5)
+
+    assert str(stopped.value) == (
+        f"Replay of {dead} stopped: The Kafka broker did not answer in time: {dead}[0] not read to offset 13 in time; "
+        "10 dead letter(s) were replayed; replay the rest with --from 0:10."
+    )
+
+
+async def test_a_replay_at_positions_that_stops_names_the_positions_still_to_replay(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, stopped = await replay_the_broker_stops(
+        kafka_bootstrap, f"t.stop.at.{unique}", monkeypatch, "p1-3", at_send=False, at=[Position(1, 3), Position(0, 1)]
+    )
+
+    assert str(stopped).endswith(
+        "; 1 of the 2 dead letter(s) asked for were replayed; replay the others with --at 1:3."
+    )
+    assert (stopped.replayed, stopped.not_replayed) == (1, [Position(1, 3)])
+
+
+async def test_both_replay_commands_that_stop_say_so_in_one_line_and_exit_1(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = await send_dead_letters(kafka_bootstrap, f"t.stop.cli.{unique}", [3])
+    broker_refuses(monkeypatch, "p0-1", at_send=True)
+    said = (
+        f"Replay of {dead} stopped: The Kafka broker failed: KafkaConnectionError: connection to the broker lost; "
+        "1 dead letter(s) were replayed; replay the rest with --from 0:1.\n"
+    )
+
+    assert await asyncio.to_thread(main, ["replay", "--bootstrap", kafka_bootstrap, "--topic", dead]) == 1
+    assert capsys.readouterr() == ("", said)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, mentorloom, ["dlq", "replay", dead, "--bootstrap", kafka_bootstrap]
+    )
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", said)
+
+
+def test_the_python_commands_say_when_the_broker_cannot_be_reached_instead_of_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    unreachable = f"127.0.0.1:{free_port()}"
+    for command in ("list", "replay"):
+        assert main([command, "--bootstrap", unreachable, "--topic", "x.dlq"]) == 1
+        said = capsys.readouterr().err
+        assert said.startswith(("The Kafka broker failed: KafkaConnectionError", "Replay of x.dlq stopped: The Kafka"))
+        assert len(said.splitlines()) == 1, said
+
+
+# --- list --at shows the letters it names, in both commands -----------------------------------------------------
+
+
+async def test_both_list_commands_show_just_the_dead_letters_at_the_positions_given(
+    kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = await send_dead_letters(kafka_bootstrap, f"t.list.at.{unique}", [13, 9])
+    python = ["list", "--bootstrap", kafka_bootstrap, "--topic", dead, "--at", "1:4", "--at", "0:12"]
+    mentorloom_list = ["dlq", "list", dead, "--bootstrap", kafka_bootstrap, "--at", "1:4", "--at", "0:12"]
+
+    assert await asyncio.to_thread(main, python) == 0
+    text = capsys.readouterr()
+    assert await asyncio.to_thread(main, [*python, "--json"]) == 0
+    as_json = capsys.readouterr()
+    table = await asyncio.to_thread(CliRunner().invoke, mentorloom, mentorloom_list)
+    table_json = await asyncio.to_thread(CliRunner().invoke, mentorloom, [*mentorloom_list, "--json"])
+
+    assert [line.split("\t")[:4] for line in text.out.splitlines()] == [
+        ["0:12", "handler_failed", "probe.happened", "p0-12"],
+        ["1:4", "handler_failed", "probe.happened", "p1-4"],
+        [f"2 dead letter(s) at 0:12, 1:4 in {dead}"],
+    ]
+    assert [d["event_id"] for d in json.loads(as_json.out)] == ["p0-12", "p1-4"]
+    assert (text.err, as_json.err) == ("", "")
+    assert table.exit_code == 0, table.output
+    assert f"2 dead letter(s) at 0:12, 1:4 in {dead}" in table.stdout
+    assert tuple(word for word in ("p0-0", "p0-12", "p1-4") if word in table.stdout) == ("p0-12", "p1-4")
+    assert table_json.stdout == as_json.out
+
+
+async def test_both_list_commands_say_when_a_position_given_holds_no_dead_letter(
+    kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = await send_dead_letters(kafka_bootstrap, f"t.list.typo.{unique}", [3])
+
+    command = ["list", "--bootstrap", kafka_bootstrap, "--topic", dead, "--at", "0:1", "--at", "0:30"]
+    assert await asyncio.to_thread(main, command) == 1
+    assert capsys.readouterr() == ("", f"no dead letter at 0:30 in {dead}\n")
+    result = await asyncio.to_thread(
+        CliRunner().invoke, mentorloom, ["dlq", "list", dead, "--bootstrap", kafka_bootstrap, "--at", "0:30"]
+    )
+    assert (result.exit_code, result.stderr) == (1, f"no dead letter at 0:30 in {dead}\n")
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["list", "--at", "0:1", "--limit", "5"], "--at shows just the dead letters at those positions"),
+        (["list", "--at", "0:1", "--all"], "--at shows just the dead letters at those positions"),
+        (["replay", "--at", "0:1", "--from", "0:1"], "give --at (just those dead letters) or --from"),
+    ],
+)
+def test_both_commands_refuse_options_that_do_not_go_together_as_a_usage_error(
+    options: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command, *rest = options
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--bootstrap", "127.0.0.1:1", "--topic", "x.dlq", *rest])
+    assert exited.value.code == 2
+    assert said in capsys.readouterr().err
+    result = CliRunner().invoke(mentorloom, ["dlq", command, "x.dlq", "--bootstrap", "127.0.0.1:1", *rest])
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.replace("│", " ").split())
+
+
+def test_the_python_command_refuses_the_other_commands_options_as_mentorloom_does_with_no_such_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command, option, said in (("list", "--from=0:1", "--from is for replay"), ("replay", "--offset=5", "for list")):
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--bootstrap", "127.0.0.1:1", "--topic", "x.dlq", option])
+        assert exited.value.code == 2
+        assert said in capsys.readouterr().err
+
+
+# --- list --all prints each letter as it is read ------------------------------------------------------------------
+
+
+def letters_alive_at_each_chunk(monkeypatch: pytest.MonkeyPatch, chunk_size: int) -> list[int]:
+    """Make the dead-letter tool read ``chunk_size`` records at a time; the number of dead letters alive (not yet
+    garbage) each time it reads a chunk, filled in as it reads."""
+    made_so_far: list[weakref.ref[DeadLetter]] = []
+    counts: list[int] = []
+    real_letter, real_stream = shared.messaging.dlq._dead_letter, shared.messaging.kafka.stream_topic_to_end
+
+    def letter(topic: str, record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
+        made = real_letter(topic, record)
+        made_so_far.append(weakref.ref(made))
+        return made
+
+    async def stream(*args: Any, **kwargs: Any) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+        chunks = real_stream(*args, **{**kwargs, "chunk_size": chunk_size})
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                gc.collect()
+                counts.append(sum(1 for made in made_so_far if made() is not None))
+                yield chunk
+
+    monkeypatch.setattr(shared.messaging.dlq, "_dead_letter", letter)
+    monkeypatch.setattr(shared.messaging.dlq, "stream_topic_to_end", stream)
+    return counts
+
+
+async def test_both_list_commands_print_every_letter_as_they_read_it_holding_a_chunk_and_print_the_same(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = await send_dead_letters(kafka_bootstrap, f"t.stream.{unique}", [40, 25])
+    letters = (await list_dead_letters(kafka_bootstrap, dead, limit=None)).letters
+    alive = letters_alive_at_each_chunk(monkeypatch, chunk_size=5)
+    python = ["list", "--bootstrap", kafka_bootstrap, "--topic", dead, "--all"]
+
+    assert await asyncio.to_thread(main, python) == 0
+    text, text_alive = capsys.readouterr(), alive.copy()
+    alive.clear()
+    assert await asyncio.to_thread(main, [*python, "--offset", "3", "--json"]) == 0
+    as_json, json_alive = capsys.readouterr(), alive.copy()
+    alive.clear()
+    result = await asyncio.to_thread(
+        CliRunner().invoke, mentorloom, ["dlq", "list", dead, "--bootstrap", kafka_bootstrap, "--all", "--json"]
+    )
+
+    assert [line.split("\t")[0] for line in text.out.splitlines()] == [
+        *(f"{d.partition}:{d.offset}" for d in letters),
+        f"65 dead letter(s) in {dead}",
+    ]
+    assert as_json.out == json.dumps([d.summary() for d in letters[3:]], indent=2) + "\n"
+    assert as_json.err == "Showed dead letters 4–65 of 65.\n"
+    assert result.stdout == json.dumps([d.summary() for d in letters], indent=2) + "\n"
+    for counts in (text_alive, json_alive, alive):
+        assert len(counts) == 13
+        assert max(counts) <= 2 * 5, counts  # the chunk being shown and the one read after it, not all 65
+
+
+async def test_both_list_commands_print_an_empty_array_for_a_page_with_no_letters(
+    kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = await send_dead_letters(kafka_bootstrap, f"t.empty.{unique}", [2])
+
+    assert (
+        await asyncio.to_thread(
+            main, ["list", "--bootstrap", kafka_bootstrap, "--topic", dead, "--offset", "5", "--json"]
+        )
+        == 0
+    )
+    result = await asyncio.to_thread(
+        CliRunner().invoke, mentorloom, ["dlq", "list", dead, "--bootstrap", kafka_bootstrap, "--offset", "5", "--json"]
+    )
+
+    assert capsys.readouterr().out == result.stdout == "[]\n"
+
+
+# --- nothing an operator reads is a traceback or a count that hides something ------------------------------------
+
+
+async def test_a_dead_letter_whose_attempts_header_is_not_a_number_is_listed_and_not_a_traceback(
+    kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = f"t.damaged.{unique}"
+    dead = dead_letter_topic(original)
+    await ensure_topics(kafka_bootstrap, [dead], partitions=1)
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        damaged = [(k, b"three" if k == "dlq_attempts" else v) for k, v in letter_headers(original, "e0")]
+        await producer.send_and_wait(dead, b"{}", headers=damaged, partition=0)
+        await producer.send_and_wait(dead, b"{}", headers=letter_headers(original, "e1"), partition=0)
+    finally:
+        await producer.stop()
+
+    assert await asyncio.to_thread(main, ["list", "--bootstrap", kafka_bootstrap, "--topic", dead, "--json"]) == 0
+
+    assert [(d["event_id"], d["attempts"]) for d in json.loads(capsys.readouterr().out)] == [("e0", None), ("e1", 3)]
+
+
+async def test_both_commands_say_the_broker_has_no_such_topic_instead_of_zero_dead_letters(
+    kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A typo for a dead-letter topic of another broker listed "0 dead letter(s)" and replayed 0, exit 0.
+    dead = await send_dead_letters(kafka_bootstrap, f"t.real.{unique}", [1])
+    typo = f"t.rea.{unique}.dlq"
+
+    for command in ("list", "replay"):
+        assert await asyncio.to_thread(main, [command, "--bootstrap", kafka_bootstrap, "--topic", typo]) == 1
+        said = capsys.readouterr()
+        assert said.out == ""
+        assert said.err.startswith(f"the broker has no topic {typo!r}; its dead-letter topics are ")
+        assert dead in said.err
+        result = await asyncio.to_thread(
+            CliRunner().invoke, mentorloom, ["dlq", command, typo, "--bootstrap", kafka_bootstrap]
+        )
+        assert (result.exit_code, result.stdout, result.stderr) == (1, "", said.err)
+
+
+def test_mentorloom_dlq_says_the_broker_did_not_answer_in_time_not_that_the_demo_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def stalled(*_: Any, **__: Any) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+        raise TimeoutError("x.dlq[0] not read to offset 5 in time")
+        yield []  # an async generator, as the real reader
+
+    monkeypatch.setattr(shared.messaging.dlq, "stream_topic_to_end", stalled)
+
+    result = CliRunner().invoke(mentorloom, ["dlq", "list", "x.dlq", "--bootstrap", "127.0.0.1:1"])
+
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "The Kafka broker did not answer in time: x.dlq[0] not read to offset 5 in time\n",
+    )
