@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select
@@ -15,7 +16,7 @@ from services.matching.application.errors import ConflictError, NotFoundError
 from services.matching.application.matches import NewProposal, insert_proposal
 from services.matching.application.program_data import ProgramData
 from services.matching.domain.lifecycle import MatchState
-from services.matching.domain.rules import check_pair
+from services.matching.domain.rules import HIDDEN_FROM_MENTEE, ExclusionReason, check_pair, describe_exclusions
 from services.matching.domain.scoring import score_pair
 from services.matching.domain.shortlist import MentorPool, ShortlistEntry
 from shared.events.values import MatchOrigin
@@ -27,6 +28,16 @@ class MenteeShortlist:
     entries: tuple[ShortlistEntry, ...]
     feasible_mentors: int
     passed_over_for_exposure: int
+    exclusions: Mapping[ExclusionReason, int] = field(default_factory=dict)  # mentors excluded by each hard rule
+
+    @property
+    def detail(self) -> str | None:
+        """Why no mentor passes the hard rules, in a round report's words, when none does."""
+        return describe_exclusions(self.exclusions) if self.feasible_mentors == 0 else None
+
+    def for_mentee(self) -> MenteeShortlist:
+        """The list as its mentee reads it: without the exclusions that are other people's own (HIDDEN_FROM_MENTEE)."""
+        return replace(self, exclusions={r: n for r, n in self.exclusions.items() if r not in HIDDEN_FROM_MENTEE})
 
 
 async def _exposure(session: AsyncSession, data: ProgramData, mentee_id: uuid.UUID) -> dict[str, int]:
@@ -59,7 +70,9 @@ async def shortlist(session: AsyncSession, data: ProgramData, mentee_id: uuid.UU
         found = pool.shortlist(mentee, exposure, data.shortlist_history(), size=size + len(pending))
         kept = [e for e in found.entries if e.mentor_id not in pending][:size]
         entries = tuple(ShortlistEntry(rank, e.mentor_id, e.score) for rank, e in enumerate(kept, start=1))
-        return MenteeShortlist(mentee.person_id, entries, found.feasible_mentors, found.passed_over_for_exposure)
+        return MenteeShortlist(
+            mentee.person_id, entries, found.feasible_mentors, found.passed_over_for_exposure, found.exclusions
+        )
 
     # Encoding and scoring a large pool is CPU work: keep it off the event loop.
     result = await asyncio.to_thread(build) if len(data.mentors) > 200 else build()

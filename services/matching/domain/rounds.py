@@ -21,7 +21,6 @@ from __future__ import annotations
 import heapq
 import os
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from services.matching.domain.model import (
 from services.matching.domain.rules import (
     ExclusionReason,
     PairwiseExclusions,
+    describe_exclusions,
     exclusion_masks,
     mentee_slots,
 )
@@ -452,11 +452,7 @@ class UnmatchedMentee:
 
     def describe(self) -> str:
         if self.reason is UnmatchedReason.NO_FEASIBLE_MENTOR:
-            # A mentor failing several rules counts under each, so the parts may add up to more than the mentors.
-            parts = "; ".join(
-                f"{count} {reason.phrase} [{reason.value}]" for reason, count in Counter(self.exclusions).most_common(3)
-            )
-            return f"no mentor passes the hard rules: {parts}"
+            return describe_exclusions(self.exclusions)
         if self.reason is UnmatchedReason.NO_POSITIVE_SCORE:
             return f"{self.feasible_mentors} feasible mentor(s), none with a positive score"
         if self.reason is UnmatchedReason.FEASIBLE_MENTORS_FULL:

@@ -7,7 +7,7 @@ the same definitions, so a round can both respect the rules and say why a mentee
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -73,6 +73,22 @@ _EXCLUSION_PHRASES: dict[ExclusionReason, str] = {
         "too far ahead in tenure (started longer before the mentee than the program allows)"
     ),
 }
+
+
+#: Exclusions a mentee is not told of (coordinators are): whom a mentor blocked is that mentor's own business.
+HIDDEN_FROM_MENTEE = frozenset({ExclusionReason.BLOCKED_BY_MENTOR})
+
+
+def describe_exclusions(exclusions: Mapping[ExclusionReason, int], most: int = 3) -> str:
+    """Why no mentor passes the hard rules, in words: the `most` commonest reasons, each with its count and code.
+
+    The one wording of round reports and short lists. A mentor failing several rules counts under each, so the parts
+    may add up to more than the mentors.
+    """
+    parts = "; ".join(
+        f"{count} {reason.phrase} [{reason.value}]" for reason, count in Counter(exclusions).most_common(most)
+    )
+    return f"no mentor passes the hard rules: {parts}" if parts else "no mentor passes the hard rules"
 
 
 def campus_required(mentee: Participant, policy: ProgramPolicy) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,7 @@ class Shortlist:
     entries: tuple[ShortlistEntry, ...]
     feasible_mentors: int  # mentors no hard rule excludes (with a free slot)
     passed_over_for_exposure: int  # better-scoring mentors left out because they are shown enough already
+    exclusions: Mapping[ExclusionReason, int] = field(default_factory=dict)  # mentors excluded by each hard rule
 
 
 def exposure_limit(free_slots: int, margin: float) -> int:
@@ -109,6 +110,13 @@ class MentorPool:
     def feasible_and_scores(
         self, mentee: Participant, history: MatchHistory = MatchHistory()
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        feasible, scores, _ = self._evaluate(mentee, history)
+        return feasible, scores
+
+    def _evaluate(
+        self, mentee: Participant, history: MatchHistory
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], dict[ExclusionReason, int]]:
+        """Which mentors the hard rules allow, every mentor's score, and how many mentors each rule excluded."""
         row = encode_side([mentee], self.vocabulary, self.policy, self.embedder)
         active = sum(1 for a, _ in history.active if a == mentee.person_id)
         mentee_free = np.array([max(0, self.policy.mentors_per_mentee - active)], dtype=np.int64)
@@ -116,9 +124,13 @@ class MentorPool:
             row, self.side, self.policy, self._pairwise(mentee, history), self.free_slots, mentee_free
         )
         excluded = np.zeros(len(self.mentors), dtype=np.bool_)
-        for mask in masks.values():
+        exclusions: dict[ExclusionReason, int] = {}
+        for reason, mask in masks.items():
             excluded |= mask[0]
-        return ~excluded, BlockScorer(row, self.side, self.policy, self.matrices).score()[0]
+            if count := int(np.count_nonzero(mask[0])):
+                exclusions[reason] = count
+        scores = BlockScorer(row, self.side, self.policy, self.matrices).score()[0]
+        return ~excluded, scores, exclusions
 
     def shortlist(
         self,
@@ -129,7 +141,7 @@ class MentorPool:
     ) -> Shortlist:
         """The best `size` (default: the program's proposals per mentee) feasible mentors under their exposure cap."""
         size = size or self.policy.proposals_per_mentee
-        feasible, scores = self.feasible_and_scores(mentee, history)
+        feasible, scores, exclusions = self._evaluate(mentee, history)
         shown = np.array([exposure.get(m.person_id, 0) for m in self.mentors], dtype=np.int64).reshape(
             len(self.mentors)
         )
@@ -150,6 +162,7 @@ class MentorPool:
             entries=entries,
             feasible_mentors=int(feasible.sum()),
             passed_over_for_exposure=passed_over,
+            exclusions=exclusions,
         )
 
     @staticmethod

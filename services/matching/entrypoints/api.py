@@ -143,7 +143,7 @@ async def _shortlist_out(
     db: AsyncSession, principal: Principal, program_id: uuid.UUID, found: choosing.MenteeShortlist
 ) -> ShortlistOut:
     mentors = await _snapshots(db, principal, {uuid.UUID(e.mentor_id) for e in found.entries})
-    return ShortlistOut.of(program_id, found, mentors)
+    return ShortlistOut.of(program_id, found if principal.manages(program_id) else found.for_mentee(), mentors)
 
 
 async def _views(db: AsyncSession, principal: Principal, rows: Sequence[Row[Any]]) -> list[MatchOut]:

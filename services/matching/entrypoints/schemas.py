@@ -76,6 +76,19 @@ class ShortlistOut(BaseModel):
     entries: list[ShortlistEntryOut]
     feasible_mentors: int = Field(ge=0)
     passed_over_for_exposure: int = Field(ge=0)
+    exclusions: dict[str, int] = Field(
+        description=(
+            "How many of the program's mentors each hard rule excluded for this mentee (a mentor failing several "
+            'rules counts under each), e.g. {"campus_rule": 2, "mentor_has_no_free_slot": 1}: the codes of a round '
+            "report's unmatched[].exclusions. The mentee is not shown blocked_by_mentor; coordinators are."
+        )
+    )
+    detail: str | None = Field(
+        description=(
+            "When no mentor passes the hard rules (feasible_mentors 0): why, in the words of a round report's "
+            "unmatched[].detail. Null otherwise."
+        )
+    )
 
     @classmethod
     def of(
@@ -113,6 +126,8 @@ class ShortlistOut(BaseModel):
             ],
             feasible_mentors=found.feasible_mentors,
             passed_over_for_exposure=found.passed_over_for_exposure,
+            exclusions={reason.value: count for reason, count in found.exclusions.items()},
+            detail=found.detail,
         )
 
 

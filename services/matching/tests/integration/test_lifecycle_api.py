@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -64,6 +65,39 @@ async def test_a_mentee_sees_an_explained_shortlist_of_the_programs_length(clien
     assert {f["factor"] for f in first["factors"]} >= {"needs", "interests", "availability"}
     coordinator = await client.get(shortlist_url(w, "amara"), headers=w.as_coordinator(settings))
     assert coordinator.status_code == 200
+
+
+async def test_an_empty_shortlist_says_why_in_the_round_reports_words_and_keeps_from_the_mentee_who_blocked_them(
+    client, settings, feed
+) -> None:
+    w = World()
+    await feed(w.program(hard_rules={"campus_rule": "same", "seniority": {"min_level_gap": 1}}))
+    await feed(*w.mentee("amara"))
+    elsewhere = uuid.uuid4()
+    await feed(*w.mentor("pia", campus_id=elsewhere), *w.mentor("quinn", campus_id=elsewhere))
+    await feed(*w.mentor("sam", level=1))  # at amara's level: not ahead
+    await feed(*w.mentor("rosa", blocked_person_ids=(w.id("amara"),)))
+
+    as_mentee = (await client.get(shortlist_url(w, "amara"), headers=w.as_person(settings, "amara"))).json()
+    as_coordinator = (await client.get(shortlist_url(w, "amara"), headers=w.as_coordinator(settings))).json()
+    round_report = (
+        await client.post(f"/v1/programs/{w.program_id}/rounds", headers=w.as_coordinator(settings))
+    ).json()["report"]
+
+    assert (as_mentee["entries"], as_mentee["feasible_mentors"]) == ([], 0)
+    campus = "2 on another campus (the program or the mentee asks for the same campus) [campus_rule]"
+    not_ahead = "1 not far enough ahead (role level or tenure) [mentor_not_ahead]"
+    assert as_mentee["exclusions"] == {"campus_rule": 2, "mentor_not_ahead": 1}
+    assert as_mentee["detail"] == f"no mentor passes the hard rules: {campus}; {not_ahead}"
+    assert as_coordinator["exclusions"] == {"campus_rule": 2, "mentor_not_ahead": 1, "blocked_by_mentor": 1}
+    (unmatched,) = round_report["unmatched"]
+    assert as_coordinator["detail"] == unmatched["detail"]
+    assert "[blocked_by_mentor]" in as_coordinator["detail"]
+
+    await feed(*w.mentor("tom"))
+    listed = (await client.get(shortlist_url(w, "amara"), headers=w.as_person(settings, "amara"))).json()
+    assert [e["mentor_person_id"] for e in listed["entries"]] == [str(w.id("tom"))]
+    assert listed["detail"] is None
 
 
 async def test_a_mentee_request_becomes_active_when_the_mentor_accepts(client, settings, feed, db: AsyncEngine) -> None:

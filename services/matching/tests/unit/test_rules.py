@@ -228,3 +228,8 @@ def test_every_exclusion_reason_reads_as_a_sentence_in_a_round_report(reason: R)
     detail = unmatched.describe()
     assert detail.startswith(f"no mentor passes the hard rules: 1 {reason.phrase} [{reason.value}]")
     assert reason.value not in reason.phrase  # a phrase for a person, not the code again
+
+
+def test_a_round_without_any_mentor_says_no_mentor_passes_the_hard_rules_without_an_empty_list() -> None:
+    unmatched = UnmatchedMentee("e", UnmatchedReason.NO_FEASIBLE_MENTOR, 0, {})
+    assert unmatched.describe() == "no mentor passes the hard rules"
