@@ -120,6 +120,8 @@ reminders = Table(
     Index("ix_reminders_match", "match_id"),
 )
 
+_OPEN_MEETING = text("state IN ('proposed', 'accepted')")
+
 meetings = Table(
     "meetings",
     metadata,
@@ -144,6 +146,11 @@ meetings = Table(
     Index("ix_meetings_match", "match_id", "starts_at"),
     Index("ix_meetings_mentee", "mentee_person_id"),
     Index("ix_meetings_mentor", "mentor_person_id"),
+    # Open meetings only: a program's, for the coordinator's list of double bookings, and each person's, so an
+    # overlap probe (booking, slots, overlaps_with) reads a person's open meetings, not their whole history.
+    Index("ix_meetings_program_open", "tenant_id", "program_id", "starts_at", postgresql_where=_OPEN_MEETING),
+    Index("ix_meetings_mentee_open", "mentee_person_id", "starts_at", postgresql_where=_OPEN_MEETING),
+    Index("ix_meetings_mentor_open", "mentor_person_id", "starts_at", postgresql_where=_OPEN_MEETING),
 )
 
 calendar_feeds = Table(

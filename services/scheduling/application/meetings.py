@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scheduling.adapters.orm import check_ins, meetings
@@ -47,6 +47,16 @@ _OPEN_CHECKIN_STATES = (CheckInState.SCHEDULED.value, CheckInState.DUE.value)
 _OPEN_MEETING_STATES = tuple(s.value for s in rhythm.OPEN_MEETING_STATES)
 
 
+def _is_open(state: ColumnElement[Any]) -> ColumnElement[bool]:
+    """The meeting is proposed or accepted, with the states written into the SQL rather than sent as parameters:
+    only then can a cached generic plan use the partial indexes on open meetings (a parameter cannot prove their
+    WHERE clause)."""
+    states: BindParameter[list[str]] = bindparam(
+        "open_states", list(_OPEN_MEETING_STATES), expanding=True, literal_execute=True, unique=True
+    )
+    return state.in_(states)
+
+
 async def _checkin_for_new_meeting(
     session: AsyncSession, match: MatchRecord, check_in_id: uuid.UUID | None
 ) -> Row[Any] | None:
@@ -61,7 +71,7 @@ async def _checkin_for_new_meeting(
         return row
     taken = select(meetings.c.check_in_id).where(
         meetings.c.match_id == match.match_id,
-        meetings.c.state.in_(_OPEN_MEETING_STATES),
+        _is_open(meetings.c.state),
         meetings.c.check_in_id.is_not(None),
     )
     query = query.where(check_ins.c.check_in_id.not_in(taken)).order_by(check_ins.c.due_at).limit(1)
@@ -79,9 +89,7 @@ async def _defer_checkin(session: AsyncSession, match: MatchRecord, check_in_id:
     if row is None or row.state not in _OPEN_CHECKIN_STATES:
         return
     starts = await session.execute(
-        select(meetings.c.starts_at).where(
-            meetings.c.check_in_id == check_in_id, meetings.c.state.in_(_OPEN_MEETING_STATES)
-        )
+        select(meetings.c.starts_at).where(meetings.c.check_in_id == check_in_id, _is_open(meetings.c.state))
     )
     deferred = rhythm.defer_for_meetings(checkin_from_row(row), starts.scalars())
     if deferred.deferred_until == row.deferred_until:
@@ -101,6 +109,19 @@ async def _lock_people(session: AsyncSession, match: MatchRecord) -> None:
         await session.execute(select(func.pg_advisory_xact_lock(advisory_lock_key(b"meetings-of:" + person.bytes))))
 
 
+def _overlaps_either_person(one: Any, other: Any) -> ColumnElement[bool]:
+    """``other`` is another open meeting of either person of ``one`` that overlaps it (both aliases of meetings)."""
+    people = (one.c.mentee_person_id, one.c.mentor_person_id)
+    return and_(
+        other.c.tenant_id == one.c.tenant_id,
+        other.c.meeting_id != one.c.meeting_id,
+        or_(other.c.mentee_person_id.in_(people), other.c.mentor_person_id.in_(people)),
+        _is_open(other.c.state),
+        other.c.starts_at < one.c.ends_at,
+        other.c.ends_at > one.c.starts_at,
+    )
+
+
 def _open_meetings_between(
     tenant_id: uuid.UUID, people: tuple[uuid.UUID, ...], start: datetime, end: datetime
 ) -> list[ColumnElement[bool]]:
@@ -108,7 +129,7 @@ def _open_meetings_between(
     return [
         meetings.c.tenant_id == tenant_id,
         or_(meetings.c.mentee_person_id.in_(people), meetings.c.mentor_person_id.in_(people)),
-        meetings.c.state.in_(_OPEN_MEETING_STATES),
+        _is_open(meetings.c.state),
         meetings.c.starts_at < end,
         meetings.c.ends_at > start,
     ]
@@ -396,7 +417,6 @@ async def overlaps_of(
     if not open_ids:
         return {}
     one, other = meetings.alias("listed"), meetings.alias("other")
-    people = (one.c.mentee_person_id, one.c.mentor_person_id)
     found = await session.execute(
         select(
             one.c.meeting_id.label("overlapped"),
@@ -408,19 +428,7 @@ async def overlaps_of(
             other.c.mentee_person_id,
             other.c.mentor_person_id,
         )
-        .select_from(
-            one.join(
-                other,
-                and_(
-                    other.c.tenant_id == one.c.tenant_id,
-                    other.c.meeting_id != one.c.meeting_id,
-                    or_(other.c.mentee_person_id.in_(people), other.c.mentor_person_id.in_(people)),
-                    other.c.state.in_(_OPEN_MEETING_STATES),
-                    other.c.starts_at < one.c.ends_at,
-                    other.c.ends_at > one.c.starts_at,
-                ),
-            )
-        )
+        .select_from(one.join(other, _overlaps_either_person(one, other)))
         .where(one.c.meeting_id.in_(open_ids))
         .order_by(other.c.starts_at, other.c.meeting_id)
     )
@@ -430,6 +438,28 @@ async def overlaps_of(
         conflict = MeetingConflict(row.meeting_id if visible else None, row.starts_at, row.ends_at)
         overlaps.setdefault(row.overlapped, []).append(conflict)
     return overlaps
+
+
+async def double_booked_in_program(
+    session: AsyncSession, tenant_id: uuid.UUID, program_id: uuid.UUID, limit: int, offset: int = 0
+) -> list[Row[Any]]:
+    """The program's open meetings that overlap another open meeting of either person (in any match), earliest
+    first: the program's open meetings by start (ix_meetings_program_open), each probed through the per-person
+    indexes."""
+    one, other = meetings, meetings.alias("other")
+    query = (
+        select(one)
+        .where(
+            one.c.tenant_id == tenant_id,
+            one.c.program_id == program_id,
+            _is_open(one.c.state),
+            select(other.c.meeting_id).where(_overlaps_either_person(one, other)).exists(),
+        )
+        .order_by(one.c.starts_at, one.c.meeting_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await session.execute(query)).all())
 
 
 async def occurrence_keys(session: AsyncSession, check_in_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:

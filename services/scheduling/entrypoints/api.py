@@ -450,6 +450,18 @@ async def program_overdue(
     return OffsetPage[CheckInOut].of(rows, offset, limit, CheckInOut.of)
 
 
+@router.get("/programs/{program_id}/meeting-overlaps", response_model=OffsetPage[MeetingOut], responses=_errors())
+async def program_double_bookings(
+    program_id: ProgramId, principal: AnyRolePrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
+) -> OffsetPage[MeetingOut]:
+    """The program's proposed and accepted meetings that overlap another open meeting of either person (double
+    bookings made before overlaps were refused), earliest first, each with ``overlaps_with`` (coordinators of the
+    program and operators). Cancelling or moving one of them clears it."""
+    await require_program(db, principal, program_id)
+    rows = await meeting_cases.double_booked_in_program(db, principal.tenant, program_id, limit + 1, offset)
+    return await _meeting_page(db, principal, rows, offset, limit)
+
+
 # The status and error code of each domain error (in this order for the reader; Starlette picks the most specific
 # class in the exception's MRO). OverlappingMeetingError (409 meeting_overlap) has its own handler: it carries data.
 DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [

@@ -354,19 +354,30 @@ async def test_two_concurrent_accepts_of_overlapping_proposals_let_only_one_thro
     assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
 
 
-async def test_each_listed_meeting_names_the_open_meetings_of_either_person_that_overlap_it(
-    client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings, db: AsyncEngine
-) -> None:
+async def _double_booking(
+    client: httpx.AsyncClient, db: AsyncEngine, settings: SchedulingSettings, berlin_and_new_york: Any
+) -> tuple[dict[str, Any], ...]:
+    """The mentor double-booked on 16 March (ours with the pair's mentee, theirs with the other mentee, stored
+    overlapping), a cancelled meeting stored at the same time, and a meeting overlapping nothing."""
     s, match, other = berlin_and_new_york
     mentee, mentor, other_mentee = _tokens(settings, s, match, other)
-    coordinator = token(settings, s.tenant_id, roles=[Role.COORDINATOR], programs=[s.program_id])
     ours = await _meeting(client, match.match_id, mentee, hour(16, 16))
     theirs = await _meeting(client, other.match_id, other_mentee, hour(15, 16))
-    await _stored_overlapping(db, theirs, hour(16, 16) + timedelta(minutes=30))  # the mentor double-booked
+    await _stored_overlapping(db, theirs, hour(16, 16) + timedelta(minutes=30))
     dropped = await _meeting(client, match.match_id, mentee, hour(9, 16))
     await _stored_overlapping(db, dropped, hour(16, 16))
     await client.post(f"/v1/meetings/{dropped['meeting_id']}/cancel", headers=mentor)
     alone = await _meeting(client, match.match_id, mentee, hour(23, 16))
+    return ours, theirs, dropped, alone
+
+
+async def test_each_listed_meeting_names_the_open_meetings_of_either_person_that_overlap_it(
+    client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings, db: AsyncEngine
+) -> None:
+    s, match, other = berlin_and_new_york
+    mentee, mentor, _ = _tokens(settings, s, match, other)
+    coordinator = token(settings, s.tenant_id, roles=[Role.COORDINATOR], programs=[s.program_id])
+    ours, theirs, dropped, alone = await _double_booking(client, db, settings, berlin_and_new_york)
 
     async def overlaps(url: str, headers: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
         response = await client.get(url, headers=headers)
@@ -392,3 +403,30 @@ async def test_each_listed_meeting_names_the_open_meetings_of_either_person_that
 
     await client.post(f"/v1/meetings/{theirs['meeting_id']}/cancel", headers=mentor)
     assert (await overlaps("/v1/me/meetings", mentee))[ours["meeting_id"]] == []
+
+
+async def test_a_coordinator_lists_the_double_booked_meetings_of_their_program(
+    client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings, db: AsyncEngine
+) -> None:
+    s, _, _ = berlin_and_new_york
+    mentor = token(settings, s.tenant_id, person=berlin_and_new_york[1].mentor_person_id)
+    coordinator = token(settings, s.tenant_id, roles=[Role.COORDINATOR], programs=[s.program_id])
+    url = f"/v1/programs/{s.program_id}/meeting-overlaps"
+    ours, theirs, _, _ = await _double_booking(client, db, settings, berlin_and_new_york)
+
+    listed = await client.get(url, headers=coordinator)
+    assert listed.status_code == 200, listed.text
+    assert [(m["meeting_id"], [o["meeting_id"] for o in m["overlaps_with"]]) for m in listed.json()["items"]] == [
+        (ours["meeting_id"], [theirs["meeting_id"]]),
+        (theirs["meeting_id"], [ours["meeting_id"]]),
+    ], "each double-booked open meeting once, earliest first, with what it overlaps"
+    first_page = await client.get(url, params={"limit": 1}, headers=coordinator)
+    assert [m["meeting_id"] for m in first_page.json()["items"]] == [ours["meeting_id"]]
+    assert first_page.json()["next_offset"] == 1
+
+    other_coordinator = token(settings, s.tenant_id, roles=[Role.COORDINATOR], programs=[uuid.uuid4()])
+    for outsider in (other_coordinator, mentor):
+        assert (await client.get(url, headers=outsider)).status_code == 404
+
+    await client.post(f"/v1/meetings/{theirs['meeting_id']}/cancel", headers=mentor)
+    assert (await client.get(url, headers=coordinator)).json() == {"items": [], "next_offset": None}
