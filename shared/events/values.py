@@ -444,8 +444,8 @@ class FactorWeights(FrozenModel):
 
 class SeniorityRule(FrozenModel):
     """How far a mentor must be ahead of the mentee: hard rules of matching, each pair outside them excluded
-    (reason ``mentor_not_ahead`` below a minimum, ``mentor_too_far_ahead`` above a maximum). Null means no bound
-    on that side. Tenure gaps compare the two ``tenure_start`` dates, a month counted as 30 days."""
+    (reason ``mentor_not_ahead`` below a minimum, ``mentor_level_too_far_ahead`` or ``mentor_tenure_too_far_ahead``
+    above a maximum). Null means no bound on that side. Tenure gaps compare the two ``tenure_start`` dates, a month counted as 30 days."""
 
     min_level_gap: int | None = Field(
         default=1, ge=-50, le=50, description="The mentor's role level exceeds the mentee's by at least this."
