@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -322,28 +322,34 @@ def _dead_letter_topic_argument(topic: str, bootstrap: str | None) -> None:
 
 
 @contextlib.contextmanager
-def _dead_letter_tool_errors() -> Iterator[None]:
-    """The dead-letter tool's failures in one line, exit 1, as `python -m shared.messaging.dlq` says them."""
+def _dead_letter_tool_errors(on_interrupt: Callable[[], str] = lambda: "interrupted (Ctrl-C)") -> Iterator[None]:
+    """The dead-letter tool's failures in one line, exit 1 (Ctrl-C: what ``on_interrupt`` says, exit 130), as
+    `python -m shared.messaging.dlq` says them; aiokafka's own log stays off the terminal meanwhile."""
     from shared.messaging.dlq import (
         BROKER_ERRORS,
+        EXIT_INTERRUPTED,
         NoSuchDeadLetterTopicError,
         ReplayStoppedError,
         UnknownDeadLetterError,
         broker_failure,
+        client_logs_quiet,
     )
 
     try:
-        yield
+        with client_logs_quiet():
+            yield
     except (UnknownDeadLetterError, NoSuchDeadLetterTopicError, ReplayStoppedError) as error:
         _fail(str(error))
     except BROKER_ERRORS as error:  # before reported_errors, whose TimeoutError is the demo's
         _fail(broker_failure(error))
+    except KeyboardInterrupt:
+        _fail(on_interrupt(), EXIT_INTERRUPTED)
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = 1) -> NoReturn:
     sys.stdout.flush()  # what was listed before the failure, then why it stopped
     err.print(f"[red]{escape(message)}[/red]", soft_wrap=True)  # one line, however long: scripts grep it
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=code)
 
 
 def _dlq_options(command: str, *, at: bool, start: bool, page: bool) -> None:
@@ -482,18 +488,21 @@ def dlq_replay(
 ) -> None:
     """Republish dead letters to their original topic (safe to repeat: consumers are idempotent). Stopped by an
     error, it says how many it replayed and how to replay the rest."""
-    from shared.messaging.dlq import replay_dead_letters
+    from shared.messaging.dlq import ReplayProgress, interrupted, replay_dead_letters
 
     _dlq_options("replay", at=at is not None, start=start is not None, page=False)
     _dead_letter_topic_argument(topic, bootstrap)
     positions = _positions_argument(at, "--at")
     first = _positions_argument(None if start is None else [start], "--from")
+    progress = ReplayProgress()
     with reported_errors():
         settings = kafka_settings(bootstrap)
         broker = _kafka_bootstrap(data_dir, bootstrap)
-        with _dead_letter_tool_errors():
+        with _dead_letter_tool_errors(on_interrupt=lambda: interrupted(topic, progress)):
             replayed = asyncio.run(
-                replay_dead_letters(broker, topic, positions, start=first[0] if first else None, settings=settings)
+                replay_dead_letters(
+                    broker, topic, positions, start=first[0] if first else None, settings=settings, progress=progress
+                )
             )
     console.print(f"replayed {replayed} dead letter(s) from {topic}")
 

@@ -20,9 +20,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import textwrap
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple, TextIO
 
@@ -37,6 +38,7 @@ from shared.settings import KafkaSettings, describe_settings_error
 CHUNK_SIZE = 500  # dead letters held at a time while listing or replaying
 PAGE_SIZE = 1000  # dead letters a listing shows unless told otherwise
 BROKER_ERRORS = (KafkaError, TimeoutError, OSError)  # how a broker that is gone, refuses or stalls shows
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
 
 
 class Position(NamedTuple):
@@ -259,20 +261,20 @@ async def find_dead_letters(
 
 def broker_failure(error: BaseException) -> str:
     """One line on a broker that failed or stalled (BROKER_ERRORS), as both entry points print it."""
-    said = " ".join(str(error).split()) or type(error).__name__
+    said = " ".join(str(error).split()).rstrip(".") or type(error).__name__
     if isinstance(error, TimeoutError):
         return f"The Kafka broker did not answer in time: {said}"
     return f"The Kafka broker failed: {said}"
 
 
 class ReplayStoppedError(Exception):
-    """A replay that a broker error stopped: how many dead letters it had replayed and what to give a second replay
-    so that it sends the rest, and none of those again (or says which it will send again)."""
+    """A replay that a broker error (or Ctrl-C) stopped: how many dead letters it had replayed and what to give a
+    second replay so that it sends the rest, and none of those again (or says which it will send again)."""
 
     def __init__(
         self,
         topic: str,
-        cause: BaseException,
+        cause: str,
         *,
         replayed: int,
         resume_from: Position | None,
@@ -284,7 +286,7 @@ class ReplayStoppedError(Exception):
         self.resume_from = resume_from  # a replay of every letter: go on with --from this
         self.replayed_after_resume = replayed_after_resume  # delivered although an earlier one was not
         self.not_replayed = not_replayed  # a replay --at: the positions to give --at again
-        super().__init__(f"Replay of {topic} stopped: {broker_failure(cause)}; {self._progress()}.")
+        super().__init__(f"Replay of {topic} stopped: {cause}; {self._progress()}.")
 
     def _progress(self) -> str:
         if self.not_replayed is not None:
@@ -305,11 +307,12 @@ class ReplayStoppedError(Exception):
 
 
 @dataclass
-class _ReplayProgress:
-    """What a replay has sent so far, in the order it reads the letters."""
+class ReplayProgress:
+    """What a replay has sent so far, in the order it reads the letters: a caller that gives replay_dead_letters one
+    can say how far it got when something other than the broker stops it (Ctrl-C)."""
 
-    wanted: list[Position] | None
-    start: Position | None
+    wanted: list[Position] | None = None
+    start: Position | None = None
     replayed: int = 0
     last_read: Position | None = None
     first_unsent: Position | None = None
@@ -331,7 +334,8 @@ class _ReplayProgress:
             if self.wanted is not None:
                 self.confirmed.add(letter.position)
 
-    def stopped(self, topic: str, cause: BaseException) -> ReplayStoppedError:
+    def stopped(self, topic: str, cause: str) -> ReplayStoppedError:
+        """What stopped the replay (``cause``, a sentence), how far it got and how to go on."""
         if self.wanted is not None:
             unsent = [p for p in self.wanted if p not in self.confirmed]
             return ReplayStoppedError(topic, cause, replayed=self.replayed, resume_from=None, not_replayed=unsent)
@@ -355,6 +359,7 @@ async def replay_dead_letters(
     start: Position | None = None,
     chunk_size: int = CHUNK_SIZE,
     settings: KafkaSettings | None = None,
+    progress: ReplayProgress | None = None,
 ) -> int:
     """Republish dead letters (all, those at the given positions, or all from ``start`` on in partition:offset order)
     to their original topics; how many.
@@ -362,10 +367,11 @@ async def replay_dead_letters(
     All of them are read and sent a chunk at a time (memory does not grow with the topic). Given positions are all
     found first: raises UnknownDeadLetterError, replaying nothing, when one holds no dead letter (a typo must not
     pass for a replay). A broker error part way raises ReplayStoppedError, which says how many were replayed and
-    where to go on from."""
+    where to go on from; ``progress`` follows it as it goes."""
     if positions is not None and start is not None:
         raise ValueError("replay the letters at given positions, or every one from a start, not both")
-    progress = _ReplayProgress(wanted=None if positions is None else sorted(set(positions)), start=start)
+    progress = progress or ReplayProgress()
+    progress.wanted, progress.start = (None if positions is None else sorted(set(positions))), start
     try:
         if positions is None:
             letters = _from(start, stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings))
@@ -378,7 +384,7 @@ async def replay_dead_letters(
                 raise UnknownDeadLetterError(f"{error}; nothing replayed") from error
             await _republish(bootstrap, _one_chunk(found), settings, progress)
     except BROKER_ERRORS as error:
-        raise progress.stopped(topic, error) from error
+        raise progress.stopped(topic, broker_failure(error)) from error
     return progress.replayed
 
 
@@ -398,7 +404,7 @@ async def _one_chunk(letters: list[DeadLetter]) -> AsyncIterator[list[DeadLetter
 
 
 async def _republish(
-    bootstrap: str, chunks: AsyncIterator[list[DeadLetter]], settings: KafkaSettings | None, progress: _ReplayProgress
+    bootstrap: str, chunks: AsyncIterator[list[DeadLetter]], settings: KafkaSettings | None, progress: ReplayProgress
 ) -> None:
     """Send each chunk and wait for its deliveries before reading the next; the producer starts with the first.
     Whatever stops it, ``progress`` knows each letter sent so far that the broker took."""
@@ -424,7 +430,12 @@ async def _republish(
             finally:
                 # Each delivery's own outcome, also when a send stops the chunk: flush() only waits, so a record the
                 # broker refused would pass for replayed, and one it took for not.
-                outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+                together = asyncio.gather(*deliveries, return_exceptions=True)
+                try:
+                    outcomes = await asyncio.shield(together)
+                except asyncio.CancelledError:  # Ctrl-C: these are on their way; the report says if they arrived
+                    progress.record(chunk, await together)
+                    raise
                 progress.record(chunk, outcomes)
             refused = next((o for o in outcomes if isinstance(o, BaseException)), None)
             if refused is not None:
@@ -432,6 +443,19 @@ async def _republish(
     finally:
         if producer is not None:
             await producer.stop()
+
+
+@contextlib.contextmanager
+def client_logs_quiet() -> Iterator[None]:
+    """Keep aiokafka's log off the operator's terminal while the tool runs: it logs every failed connection attempt
+    at ERROR (hundreds while a broker is gone, before the tool's one line on what failed, which names the cause)."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class JsonArrayWriter:
@@ -513,14 +537,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = KafkaSettings()
     except ValidationError as error:
         parser.error(f"invalid Kafka settings:\n{describe_settings_error(error)}")
+    progress = ReplayProgress()
     try:
-        if args.command == "list":
-            _print_listing(args, settings)
-        else:
-            replayed = asyncio.run(
-                replay_dead_letters(args.bootstrap, args.topic, args.at, start=args.start, settings=settings)
-            )
-            print(f"replayed {replayed} dead letter(s) from {args.topic}")
+        with client_logs_quiet():
+            if args.command == "list":
+                _print_listing(args, settings)
+            else:
+                replayed = asyncio.run(
+                    replay_dead_letters(
+                        args.bootstrap, args.topic, args.at, start=args.start, settings=settings, progress=progress
+                    )
+                )
+                print(f"replayed {replayed} dead letter(s) from {args.topic}")
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print("interrupted (Ctrl-C)" if args.command == "list" else interrupted(args.topic, progress), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (UnknownDeadLetterError, NoSuchDeadLetterTopicError, ReplayStoppedError) as error:
         sys.stdout.flush()  # what was listed before it, then the one line saying why it stopped
         print(error, file=sys.stderr)
@@ -530,6 +562,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(broker_failure(error), file=sys.stderr)
         return 1
     return 0
+
+
+def interrupted(topic: str, progress: ReplayProgress) -> str:
+    """What a replay stopped by Ctrl-C says: how far it got and how to go on (the letters sent before it was
+    stopped were waited for)."""
+    return str(progress.stopped(topic, "interrupted (Ctrl-C)"))
 
 
 def _print_listing(args: argparse.Namespace, settings: KafkaSettings) -> None:

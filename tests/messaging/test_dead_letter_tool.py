@@ -7,6 +7,9 @@ import contextlib
 import gc
 import json
 import os
+import signal
+import subprocess
+import sys
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -690,3 +693,87 @@ def test_mentorloom_dlq_says_the_broker_did_not_answer_in_time_not_that_the_demo
         1,
         "The Kafka broker did not answer in time: x.dlq[0] not read to offset 5 in time\n",
     )
+
+
+def test_both_replay_commands_stopped_by_ctrl_c_say_how_far_they_got_and_exit_130(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In this (main) thread, so that asyncio.run turns SIGINT into cancelling the replay, as at a terminal.
+    original = f"t.interrupted.{unique}"
+    dead = asyncio.run(send_dead_letters(kafka_bootstrap, original, [13, 9]))
+    real = shared.messaging.kafka.stream_topic_to_end
+
+    async def ctrl_c_after_two_chunks(*args: Any, **kwargs: Any) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+        chunks = real(*args, **{**kwargs, "chunk_size": 5})
+        async with contextlib.aclosing(chunks):
+            yield await anext(chunks)
+            yield await anext(chunks)
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(0)  # where the replay's task takes the cancellation: reading the third chunk
+            yield await anext(chunks)
+
+    monkeypatch.setattr(shared.messaging.dlq, "stream_topic_to_end", ctrl_c_after_two_chunks)
+    said = (
+        f"Replay of {dead} stopped: interrupted (Ctrl-C); 10 dead letter(s) were replayed; "
+        "replay the rest with --from 0:10.\n"
+    )
+
+    assert main(["replay", "--bootstrap", kafka_bootstrap, "--topic", dead]) == 130
+    assert capsys.readouterr() == ("", said)
+    result = CliRunner().invoke(mentorloom, ["dlq", "replay", dead, "--bootstrap", kafka_bootstrap])
+    assert (result.exit_code, result.stdout, result.stderr) == (130, "", said)
+    assert asyncio.run(republished_ids(kafka_bootstrap, original)) == Counter(
+        2 * [f"p0-{i}" for i in range(10)]  # each run sent the first 10 and no more
+    )
+
+
+@pytest.mark.parametrize("command", ["list", "replay"])
+def test_both_commands_print_one_line_when_the_broker_cannot_be_reached_not_the_kafka_clients_log(
+    command: str,
+) -> None:
+    # The client logs each failed connection at ERROR: hundreds of lines while a broker is gone during a replay.
+    unreachable = f"127.0.0.1:{free_port()}"
+    for entry_point in (
+        ["shared.messaging.dlq", command, "--bootstrap", unreachable, "--topic", "x.dlq"],
+        ["deploy.local.cli", "dlq", command, "x.dlq", "--bootstrap", unreachable],
+    ):
+        ran = subprocess.run(
+            [sys.executable, "-m", *entry_point], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert (ran.returncode, ran.stdout) == (1, ""), ran.stderr
+        assert len(ran.stderr.splitlines()) == 1, ran.stderr
+        assert "The Kafka broker failed: KafkaConnectionError: Unable to bootstrap" in ran.stderr
+
+
+def test_a_replay_stopped_by_ctrl_c_while_a_chunk_is_delivered_waits_for_it_and_counts_what_arrived(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = f"t.interrupted.send.{unique}"
+    dead = asyncio.run(send_dead_letters(kafka_bootstrap, original, [13]))
+    real_producer, real_stream = shared.messaging.kafka.make_producer, shared.messaging.kafka.stream_topic_to_end
+
+    class CtrlCAtTheLastSend(RefusingProducer):
+        async def send(self, topic: str, value: bytes, *, key: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
+            delivery = await self.real.send(topic, value, key=key, headers=headers)
+            if dict(headers)["ce_id"] == self.event_id:
+                signal.raise_signal(signal.SIGINT)  # the task takes it where it next waits: for the deliveries
+            return delivery
+
+    monkeypatch.setattr(
+        shared.messaging.dlq,
+        "make_producer",
+        lambda *args, **kwargs: CtrlCAtTheLastSend(real_producer(*args, **kwargs), "p0-9", at_send=False),
+    )
+    monkeypatch.setattr(
+        shared.messaging.dlq,
+        "stream_topic_to_end",
+        lambda *args, **kwargs: real_stream(*args, **{**kwargs, "chunk_size": 5}),
+    )
+
+    assert main(["replay", "--bootstrap", kafka_bootstrap, "--topic", dead]) == 130
+
+    arrived = sum(asyncio.run(republished_ids(kafka_bootstrap, original)).values())
+    assert capsys.readouterr().err.endswith(
+        f"; {arrived} dead letter(s) were replayed; replay the rest with --from 0:{arrived}.\n"
+    )
+    assert arrived == 10
