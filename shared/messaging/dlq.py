@@ -67,7 +67,10 @@ class DeadLetter:
     event_type: str | None
     value: bytes
     headers: list[tuple[str, bytes]]
-    raw_key: bytes | None = None  # what replay sends: the key as the record had it, not its text
+    # What replay sends: the record's own key and value, not their text (a key that is not UTF-8, an empty key, a
+    # value that is None each come back as they were).
+    raw_key: bytes | None
+    raw_value: bytes | None
 
     @property
     def position(self) -> Position:
@@ -77,6 +80,7 @@ class DeadLetter:
         data = asdict(self)
         data.pop("headers")
         data.pop("raw_key")
+        data.pop("raw_value")
         data["value"] = self.value[:500].decode(errors="replace")
         return data
 
@@ -220,6 +224,7 @@ def _dead_letter(topic: str, r: ConsumerRecord[bytes, bytes]) -> DeadLetter:
         value=r.value or b"",
         headers=list(r.headers),
         raw_key=r.key,
+        raw_value=r.value,
     )
 
 
@@ -422,7 +427,7 @@ async def _republish(
                     deliveries.append(
                         await producer.send(
                             d.original_topic,
-                            d.value,
+                            d.raw_value,
                             key=d.raw_key,
                             headers=[(k, v) for k, v in d.headers if not k.startswith("dlq_")],
                         )

@@ -777,3 +777,22 @@ def test_a_replay_stopped_by_ctrl_c_while_a_chunk_is_delivered_waits_for_it_and_
         f"; {arrived} dead letter(s) were replayed; replay the rest with --from 0:{arrived}.\n"
     )
     assert arrived == 10
+
+
+async def test_a_replay_sends_each_letters_key_and_value_bytes_as_they_were(kafka_bootstrap: str, unique: str) -> None:
+    # Keys and values are bytes: one that is not UTF-8, an empty key, no value at all must not come back as text.
+    original = f"t.bytes.{unique}"
+    dead = dead_letter_topic(original)
+    await ensure_topics(kafka_bootstrap, [dead, original], partitions=1)
+    sent = [(b"\xff\xfe", b"\x00\x9f"), (b"", b"{}"), (b"k", None), (None, b"v")]
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        for i, (key, value) in enumerate(sent):
+            await producer.send_and_wait(dead, value, key=key, headers=letter_headers(original, f"e{i}"), partition=0)
+    finally:
+        await producer.stop()
+
+    assert await replay_dead_letters(kafka_bootstrap, dead) == 4
+
+    assert [(r.key, r.value) for r in await read_topic_to_end(kafka_bootstrap, original)] == sent
