@@ -34,6 +34,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from deploy.local.commands import (
     demo_command,
@@ -410,21 +411,20 @@ def dlq_list(
     _dead_letter_topic_argument(topic, bootstrap)
     positions = _positions_argument(at, "--at")
     writer = JsonArrayWriter(sys.stdout)
-    rows: list[tuple[str, str, str, str, str]] = []  # a table is laid out from all its rows: these, not the letters
+    rows: list[tuple[Text, ...]] = []  # a table is laid out from all its rows: these, not the letters
 
     def show(d: DeadLetter) -> None:
         if as_json:  # written as read, so memory does not grow with the topic
             writer.write(d.summary())
         else:
-            rows.append(
-                (
-                    f"{d.partition}:{d.offset}",
-                    d.reason,
-                    d.event_type or "-",
-                    d.event_id or "-",
-                    f"{d.error_type}: {d.error[:80]}",
-                )
+            cells = (
+                str(d.position),
+                d.reason,
+                d.event_type or "-",
+                d.event_id or "-",
+                f"{d.error_type}: {d.error[:80]}",
             )
+            rows.append(tuple(Text(cell) for cell in cells))  # as they are: an error's "[...]" is not rich markup
 
     with reported_errors():
         settings = kafka_settings(bootstrap)

@@ -457,6 +457,40 @@ def test_dlq_list_counts_a_topic_larger_than_a_chunk_holding_a_chunk_at_a_time(
     assert max(chunk_sizes) <= CHUNK_SIZE < 1200
 
 
+@pytest.mark.integration
+def test_dlq_list_shows_error_text_with_square_brackets_as_it_is(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    # The table read cells as rich markup: "[invalid]" (and pydantic's "[type=missing, ...]") vanished from the
+    # error shown, and "[/]" ended the command with a MarkupError traceback.
+    original = f"t.brackets.{unique}"
+    dead = dead_letter_topic(original)
+    errors = ["value [invalid] not allowed", "list [/] bad", "Field required [type=missing]"]
+
+    async def letters_with_these_errors() -> None:
+        await ensure_topics(kafka_bootstrap, [dead], partitions=1)
+        producer = make_producer(kafka_bootstrap)
+        await producer.start()
+        try:
+            for i, error in enumerate(errors):
+                headers = [
+                    ("ce_id", f"e{i}".encode()),
+                    ("dlq_error_type", b"ValueError"),
+                    ("dlq_error", error.encode()),
+                ]
+                await producer.send_and_wait(dead, b"{}", headers=headers, partition=0)
+        finally:
+            await producer.stop()
+
+    asyncio.run(letters_with_these_errors())
+
+    result = run(tmp_path, "dlq", "list", dead, "--bootstrap", kafka_bootstrap)
+
+    assert result.exit_code == 0, result.output
+    for error in errors:
+        assert f"ValueError: {error}" in words(result.stdout.replace("│", " "))
+
+
 # --- ./dev from another directory ----------------------------------------------------------------------------------
 
 
