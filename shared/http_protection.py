@@ -240,6 +240,20 @@ class StoredResponse:
         )
 
 
+async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: str) -> int:
+    """Delete the service's responses kept for Idempotency-Key retries whose body holds `needle` (e.g. an erased
+    person's id: the answer to the POST that created them holds their name and e-mail for a day otherwise); how many.
+    Walks the service's records with SCAN, so it suits a rare act like an erasure, not a request path. A retry with
+    a forgotten key runs the request again, as one arriving after the record expired would."""
+    wanted = needle.encode()
+    forgotten = 0
+    async for key in redis.scan_iter(match=f"idem:{service}:*", count=500):
+        raw = await redis.get(key)
+        if raw is not None and wanted in StoredResponse.loads(raw).body:
+            forgotten += await redis.delete(key)
+    return forgotten
+
+
 def _storable(status: int) -> bool:
     return (200 <= status < 300 or 400 <= status < 500) and status not in UNSTORED_CLIENT_ERRORS
 

@@ -17,13 +17,15 @@ import asyncpg
 import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.db import advisory_lock_key, asyncpg_dsn, driver_connection
 from shared.events.envelope import EventEnvelope, TextEncodedEvent, encode_text
 from shared.events.models import EventData
+from shared.events.registry import spec_for
 from shared.messaging.partitioning import partitions_for_keys
 from shared.messaging.tables import OUTBOX, OUTBOX_NOTIFY_CHANNEL
 from shared.observability import OUTBOX_BACKLOG, OUTBOX_BATCH_ROWS, OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
@@ -77,6 +79,44 @@ def message_for(event: EventEnvelope[EventData] | EventData) -> OutgoingMessage:
 async def add_events(session: AsyncSession, events: Sequence[EventEnvelope[EventData] | EventData]) -> None:
     """Write events of the contract in the caller's transaction: the only way services emit events."""
     await add_messages(session, [message_for(e) for e in events])
+
+
+def _waiting_of(keys: Sequence[str], event_types: Sequence[type[EventData]]) -> Any:
+    ce_types = [spec_for(event_type).ce_type for event_type in event_types]
+    return (OUTBOX.c.key.in_(keys)) & (func.cast(OUTBOX.c.headers, JSONB)["ce_type"].astext.in_(ce_types))
+
+
+async def discard_waiting(session: AsyncSession, keys: Sequence[str], event_types: Sequence[type[EventData]]) -> int:
+    """Delete the events of these types and record keys that still wait in the outbox, in the caller's transaction;
+    how many went. For an erasure: a snapshot not yet sent must not carry the person's data out afterwards. A row
+    the relay has claimed is locked until sent and deleted, so this waits for it and finds nothing."""
+    if not keys:
+        return 0
+    result = await session.execute(delete(OUTBOX).where(_waiting_of(keys, event_types)).returning(OUTBOX.c.id))
+    return len(result.all())
+
+
+async def rewrite_waiting(
+    session: AsyncSession,
+    keys: Sequence[str],
+    event_type: type[EventData],
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+) -> int:
+    """Replace the data of the waiting events of this type and these keys with `change(data)`, keeping the envelope
+    (headers, ce_id, position): for an erasure, where the event must still leave but without the person's data.
+    `change` gets and returns the event data as JSON-ready dict; the result is validated as `event_type`."""
+    if not keys:
+        return 0
+    rows = (
+        await session.execute(
+            select(OUTBOX.c.id, OUTBOX.c.value).where(_waiting_of(keys, [event_type])).with_for_update()
+        )
+    ).all()
+    for row_id, value in rows:
+        data = event_type.model_validate_json(value).model_dump(mode="json")
+        changed = event_type.model_validate(change(data)).model_dump_json().encode()
+        await session.execute(update(OUTBOX).where(OUTBOX.c.id == row_id).values(value=changed))
+    return len(rows)
 
 
 async def outbox_backlog(session: AsyncSession) -> int:

@@ -20,6 +20,7 @@ from services.profiles.adapters.orm import campuses, enrolments, organisations, 
 from services.profiles.domain.model import STORED, ProfileFields, ProgramFields
 from shared.events.models import EnrollmentChanged, ProfileErased, ProfileUpdated, ProgramUpdated
 from shared.events.values import FunctionCatalogueEntry, NeedRating
+from shared.messaging.outbox import discard_waiting
 
 PERSONAL_COLUMNS = tuple(
     c.name
@@ -168,6 +169,9 @@ async def erase_participant(
     version = result.scalar_one_or_none()
     if version is None:
         return None
+    # Snapshots of the person still waiting to be sent would carry everything just scrubbed out after the erasure:
+    # they go (consumers then see the erasure alone). Waiting enrolment changes stay: they hold no personal data.
+    await discard_waiting(session, [str(person_id)], [ProfileUpdated])
     # ProfileErased tells every consumer to drop the person with their enrolments; no EnrollmentChanged follows.
     await session.execute(
         update(enrolments)

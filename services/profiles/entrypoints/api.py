@@ -40,6 +40,7 @@ from services.profiles.domain.model import (
     tenure_start_refusal,
 )
 from services.profiles.domain.ownership import organisation_fields_changed, refusal_message
+from services.profiles.entrypoints.erasure import forget_cached_answers
 from services.profiles.entrypoints.http import (
     AUTH_RESPONSES,
     CREATE_RESPONSES,
@@ -703,6 +704,7 @@ async def erase_participant(
         if erased is None:
             raise stale()
         await add_events(session, [erased])
+    await forget_cached_answers(request.app.state.runtime, person_id)
     return Response(status_code=204)
 
 

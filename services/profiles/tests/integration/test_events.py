@@ -48,10 +48,13 @@ async def test_every_change_is_published_keyed_by_its_aggregate_with_growing_ver
     url = f"/v1/participants/{tenant.person_id}"
     patched = await api.client.patch(url, json={"team": "Blue"}, headers={**tenant.coordinator, "If-Match": '"1"'})
     assert patched.status_code == 200
+    relay = OutboxRelay(api.runtime.engine, producer, service="profiles-test")
+    # Sent before the erasure: an erasure drops the person's snapshots still waiting (test_erasure.py).
+    assert await relay.drain() == 4
     erased = await api.client.delete(url, headers={**tenant.coordinator, "If-Match": '"2"'})
     assert erased.status_code == 204
 
-    assert await OutboxRelay(api.runtime.engine, producer, service="profiles-test").drain() == 5
+    assert await relay.drain() == 1
     events = await tenant_events(kafka_bootstrap, tenant.id)
 
     kinds = [(type(e.data).__name__, key.decode()) for key, e in events]
