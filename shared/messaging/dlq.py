@@ -583,9 +583,9 @@ def _print_listing(args: argparse.Namespace, settings: KafkaSettings) -> None:
         if args.json:
             writer.write(d.summary())
         else:
-            print(
-                f"{d.partition}:{d.offset}\t{d.reason}\t{d.event_type or '-'}\t{d.event_id or '-'}\t{d.error_type}: {d.error[:120]}"
-            )
+            fields = (d.reason, d.event_type or "-", d.event_id or "-", f"{d.error_type}: {d.error[:120]}")
+            # One line of tab-separated fields per letter: an error's line breaks and tabs become spaces.
+            print("\t".join([str(d.position), *(" ".join(text.split()) for text in fields)]))
 
     if args.at is not None:
         found = asyncio.run(find_dead_letters(args.bootstrap, args.topic, args.at, settings=settings))

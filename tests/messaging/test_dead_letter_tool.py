@@ -796,3 +796,28 @@ async def test_a_replay_sends_each_letters_key_and_value_bytes_as_they_were(kafk
     assert await replay_dead_letters(kafka_bootstrap, dead) == 4
 
     assert [(r.key, r.value) for r in await read_topic_to_end(kafka_bootstrap, original)] == sent
+
+
+async def test_the_python_list_prints_one_line_per_dead_letter_whatever_its_error_holds(
+    kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A pydantic error spans lines; a tab would shift the fields after it. Each letter is one line of 5 fields.
+    original = f"t.lines.{unique}"
+    dead = dead_letter_topic(original)
+    await ensure_topics(kafka_bootstrap, [dead], partitions=1)
+    producer = make_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        error = b"1 validation error for MatchProposed\nscore\n  Field required\t[type=missing]"
+        headers = [(k, error if k == "dlq_error" else v) for k, v in letter_headers(original, "e0")]
+        await producer.send_and_wait(dead, b"{}", headers=headers, partition=0)
+    finally:
+        await producer.stop()
+
+    assert await asyncio.to_thread(main, ["list", "--bootstrap", kafka_bootstrap, "--topic", dead]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        "0:0\thandler_failed\tprobe.happened\te0\tRuntimeError: "
+        "1 validation error for MatchProposed score Field required [type=missing]",
+        f"1 dead letter(s) in {dead}",
+    ]
