@@ -157,7 +157,7 @@ calendar_feeds = Table(
     "calendar_feeds",
     metadata,
     Column("person_id", UUID(as_uuid=True), primary_key=True),
-    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("tenant_id", UUID(as_uuid=True), primary_key=True),  # the same person id in another tenant: its own feed
     # SHA-256 of the feed token: a 256-bit random token needs no slow hash, and a leaked table reveals no URL.
     Column("token_hash", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -29,7 +29,7 @@ async def issue_feed_token(session: AsyncSession, tenant_id: uuid.UUID, person_i
     token = secrets.token_urlsafe(FEED_TOKEN_BYTES)
     values = {"tenant_id": tenant_id, "token_hash": token_hash(token), "created_at": now}
     stmt = insert(calendar_feeds).values(person_id=person_id, **values)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["person_id"], set_=values))
+    await session.execute(stmt.on_conflict_do_update(index_elements=["person_id", "tenant_id"], set_=values))
     return token
 
 
