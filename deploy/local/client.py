@@ -52,7 +52,7 @@ class StackEndpoints:
     def of_running_stack(cls, data_dir: Path) -> StackEndpoints:
         state = read_state(data_dir)
         if state is None:
-            raise StackNotRunningError(f"no running stack found in {data_dir}; start one with: mentorloom up")
+            raise StackNotRunningError(f"no running stack found in {data_dir}; start one with: ./dev up")
         return cls.from_state(state)
 
     def url(self, service: str) -> str:

@@ -139,7 +139,11 @@ def token_command(
     found_tenant, demo_program = tenant_and_program(data_dir, tenant, None, need_program=False)
     programs = program if program is not None else ([demo_program] if demo_program else [])
     if Role.PARTICIPANT in role and person is None:
-        fail("[red]A participant token needs --person.[/red]", EXIT_USAGE)
+        fail(
+            "[red]A participant token needs --person:[/red] a participant's person id (the demo's mentees and mentors "
+            f"are in {escape(str(data_dir / 'demo.json'))}).",
+            EXIT_USAGE,
+        )
     try:
         token = mint_token(found_tenant, role, programs=programs, person_id=person, ttl=timedelta(seconds=ttl))
     except ValueError as exc:
@@ -225,7 +229,9 @@ def _score(value: float | None) -> str:
 
 def print_round(found: dict[str, Any]) -> None:
     report = found["report"]
-    table = Table(title=f"cohort round {found['round_id']} ({found['status']})")
+    # On its own line: a table title wraps at the table's width, splitting the id a reader copies into `match approve`.
+    console.print(f"cohort round {found['round_id']} ({found['status']})", highlight=False, soft_wrap=True)
+    table = Table()
     table.add_column("measure")
     table.add_column("value", justify="right")
     for label, value in (
@@ -261,7 +267,7 @@ def match_round(
         write_json(found)
         return
     print_round(found)
-    console.print(f"approve with: mentorloom match approve {found['round_id']}")
+    console.print(f"approve with: ./dev mentorloom match approve {found['round_id']}", highlight=False, soft_wrap=True)
 
 
 @match_app.command("approve")
@@ -417,16 +423,19 @@ def print_guide(data_dir: Path) -> None:
     if seeded is not None:
         token = mint_token(seeded.tenant, [Role.COORDINATOR], programs=[seeded.program])
         profiles, matching = found.services.get("profiles", ""), found.services.get("matching", "")
-        feedback = found.services.get("feedback", "")
+        scheduling, feedback = found.services.get("scheduling", ""), found.services.get("feedback", "")
         program = seeded.program_id
         console.print("\n  Example calls (the token is a coordinator's of the demo program, valid 8 hours):")
         console.print(f"  export TOKEN={token}", highlight=False, soft_wrap=True)
-        for call in (
-            f'curl -s -H "Authorization: Bearer $TOKEN" {profiles}/v1/programs/{program}',
-            f'curl -s -H "Authorization: Bearer $TOKEN" "{matching}/v1/programs/{program}/matches?state=active"',
-            f'curl -s -H "Authorization: Bearer $TOKEN" {feedback}/v1/programs/{program}/report',
-        ):
-            console.print(f"  {call}", highlight=False, soft_wrap=True)
+        calls = [
+            f"{profiles}/v1/programs/{program}",
+            f'"{matching}/v1/programs/{program}/matches?state=active"',
+            *([f"{matching}/v1/rounds/{seeded.round_id}"] if seeded.round_id else []),
+            *([f"{scheduling}/v1/matches/{seeded.match_id}/check-ins"] if seeded.match_id else []),
+            f"{feedback}/v1/programs/{program}/report",
+        ]
+        for url in calls:
+            console.print(f'  curl -s -H "Authorization: Bearer $TOKEN" {url}', highlight=False, soft_wrap=True)
         console.print("  (new tokens: ./dev mentorloom token --role coordinator)")
     console.print("\n  Follow the events:   ./dev mentorloom events tail --from-beginning")
     console.print("  Run a cohort round:  ./dev mentorloom match round")

@@ -191,6 +191,9 @@ class DemoProgram:
     campus_ids: dict[str, str]
     mentees: dict[str, str] = field(default_factory=dict)  # external id → person id
     mentors: dict[str, str] = field(default_factory=dict)
+    # What the demo made for a newcomer to look at (print_guide's example calls); absent in a file saved before.
+    match_id: str | None = None  # the mentee's own request, accepted: an active match with planned check-ins
+    round_id: str | None = None  # the approved cohort round
 
     def save(self, data_dir: Path) -> Path:
         path = data_dir / "demo.json"
@@ -454,6 +457,7 @@ def run_demo(
             requested = mentor.post("matching", f"/v1/matches/{requested['match_id']}/accept")
         assert requested is not None
         report(f"the mentee asked their #1 mentor and the mentor accepted: match {requested['match_id']} is active")
+        seeded.match_id = requested["match_id"]
 
         cohort_round: dict[str, Any] = coord.post("matching", f"/v1/programs/{seeded.program_id}/rounds")
         summary = cohort_round["report"]
@@ -463,6 +467,7 @@ def run_demo(
             f"{summary['unmatched_count']} unmatched ({summary['certificate']['statement']})"
         )
         cohort_round = coord.post("matching", f"/v1/rounds/{cohort_round['round_id']}/approve", {})
+        seeded.round_id = cohort_round["round_id"]
         report("round approved: every proposal sent to its mentee and mentor")
 
         accepted = 0

@@ -344,10 +344,12 @@ class DemoServices(ProfilesWithoutParticipants):
 
 
 @contextlib.contextmanager
-def demo_services(pool_answers: list[tuple[int, int] | None]) -> Iterator[tuple[str, list[str]]]:
+def demo_services(
+    pool_answers: list[tuple[int, int] | None], stand_in: type[DemoServices] = DemoServices
+) -> Iterator[tuple[str, list[str]]]:
     """The stand-in's URL and the calls it records."""
     calls: list[str] = []
-    handler = type("Services", (DemoServices,), {"pool_answers": list(pool_answers), "calls": calls})
+    handler = type("Services", (stand_in,), {"pool_answers": list(pool_answers), "calls": calls})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
