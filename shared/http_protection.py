@@ -240,17 +240,23 @@ class StoredResponse:
         )
 
 
-async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: str) -> int:
-    """Delete the service's responses kept for Idempotency-Key retries whose body holds `needle` (e.g. an erased
-    person's id: the answer to the POST that created them holds their name and e-mail for a day otherwise); how many.
-    Walks the service's records with SCAN, so it suits a rare act like an erasure, not a request path. A retry with
-    a forgotten key runs the request again, as one arriving after the record expired would."""
+async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: str) -> int | None:
+    """Delete the service's responses kept for Idempotency-Key retries whose body holds `needle` (an erased person's
+    id: an answer naming them may hold their name, e-mail or what was written from their profile, kept a day
+    otherwise); how many, or None when Redis failed. Walks the service's records with SCAN, so it suits a rare act
+    like an erasure, not a request path. A retry with a forgotten key runs the request again, as one arriving after
+    the record expired would. Redis failing is logged, not raised: the caller's erasure stands, Redis holds only
+    what may be lost, and the records expire with the idempotency TTL."""
     wanted = needle.encode()
     forgotten = 0
-    async for key in redis.scan_iter(match=f"idem:{service}:*", count=500):
-        raw = await redis.get(key)
-        if raw is not None and wanted in StoredResponse.loads(raw).body:
-            forgotten += await redis.delete(key)
+    try:
+        async for key in redis.scan_iter(match=f"idem:{service}:*", count=500):
+            raw = await redis.get(key)
+            if raw is not None and wanted in StoredResponse.loads(raw).body:
+                forgotten += await redis.delete(key)
+    except RedisError as exc:
+        log.warning("stored_responses_not_forgotten", service=service, error=f"{type(exc).__name__}: {exc}")
+        return None
     return forgotten
 
 

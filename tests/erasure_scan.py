@@ -19,6 +19,20 @@ from shared.http_protection import StoredResponse
 _SCANNED_TYPES = ("uuid", "text", "character varying", "json", "jsonb", "bytea", "ARRAY")
 
 
+def text_values(*values: object) -> list[str]:
+    """Every non-empty string inside `values` (lists, tuples and dicts' values, at any depth), each on its own: what
+    a scan looks for, so a tag or a goal text is found alone and not only as part of a whole."""
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, str):
+            found.extend([value] if value else [])
+        elif isinstance(value, dict):
+            found.extend(text_values(*value.values()))
+        elif isinstance(value, list | tuple):
+            found.extend(text_values(*value))
+    return found
+
+
 async def columns_containing(engine: AsyncEngine, needle: str) -> list[str]:
     """Every `table.column` of the public schema (uuid, text, json, binary, arrays) holding `needle` in some row."""
     found: list[str] = []

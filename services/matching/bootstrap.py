@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 from services.matching.application.projection import CONSUMED, Handler, make_handler
@@ -10,6 +11,7 @@ from services.matching.application.sweeper import run_expiry_sweeper
 from services.matching.entrypoints.api import build_app
 from services.matching.settings import MatchingSettings
 from shared.events.registry import topics_consumed_by
+from shared.http_protection import forget_stored_responses
 from shared.service import ConsumerSpec, Runtime, ServiceDefinition, SweeperSpec
 from shared.settings import clock_of
 
@@ -20,7 +22,10 @@ def _settings(runtime: Runtime) -> MatchingSettings:
 
 
 def projection_handler(runtime: Runtime) -> Handler:
-    return make_handler()
+    async def forget_cached(person_id: uuid.UUID) -> None:
+        await forget_stored_responses(runtime.redis, runtime.settings.service_name, str(person_id))
+
+    return make_handler(forget_cached)
 
 
 async def run_sweeper(runtime: Runtime, stop: asyncio.Event) -> None:

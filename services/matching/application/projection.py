@@ -23,11 +23,13 @@ from shared.events.models import (
     EnrollmentChanged,
     EventData,
     MatchAtRisk,
+    MatchProposed,
     ProfileErased,
     ProfileUpdated,
     ProgramUpdated,
 )
 from shared.events.values import ActorRole, DeclineReason, EndReasonCategory, EnrollmentStatus
+from shared.messaging.outbox import rewrite_waiting
 from shared.projection import apply_snapshot
 
 ContractEvent = EventEnvelope[EventData]
@@ -109,7 +111,16 @@ async def on_profile_updated(session: AsyncSession, event: ProfileUpdated, at: d
 ERASED_EXPLANATION = "removed: a participant of this match was erased"
 
 
-async def on_profile_erased(session: AsyncSession, event: ProfileErased, at: datetime) -> None:
+def _erased_explanation(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "explanation": ERASED_EXPLANATION}
+
+
+async def on_profile_erased(session: AsyncSession, event: ProfileErased, at: datetime) -> bool:
+    """Forget the person; False when this erasure (or a newer one) was applied before: nothing left to do.
+
+    What stays is the person id: on the people row with the erasure's version (a late snapshot is older, so it is
+    not applied), and on their matches, declined and ended ones included, which the rules read so that a pair that
+    ended is never proposed again and a mentor's load is counted. An id alone says nothing about the person."""
     values = {
         "tenant_id": event.tenant_id,
         "version": event.version,
@@ -118,7 +129,7 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased, at: dat
         "event_time": at,
     }
     if not await apply_snapshot(session, people, {"person_id": event.person_id}, values):
-        return
+        return False
     person = event.person_id
     involves = or_(matches.c.mentee_person_id == person, matches.c.mentor_person_id == person)
     # Enrolment rows before match rows, the order in which requests and approvals lock them (no deadlock cycle).
@@ -135,17 +146,22 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased, at: dat
     )
     # The private end reasons of their matches are the person's (or about the person), and each explanation names
     # the mentee's needs and goals and what the mentor shares: they go with the rest.
-    await session.execute(
+    their_matches = await session.scalars(
         update(matches)
         .where(matches.c.tenant_id == event.tenant_id, involves)
         .values(end_reason_private=None, explanation=ERASED_EXPLANATION)
+        .returning(matches.c.match_id)
     )
+    # Proposals not yet sent carry the explanation just replaced: they still leave (consumers need the match), with
+    # the same words as the stored match.
+    await rewrite_waiting(session, [str(m) for m in their_matches], MatchProposed, _erased_explanation)
     await session.execute(
         delete(shortlist_exposure).where(
             shortlist_exposure.c.tenant_id == event.tenant_id,
             or_(shortlist_exposure.c.mentee_person_id == person, shortlist_exposure.c.mentor_person_id == person),
         )
     )
+    return True
 
 
 async def on_match_at_risk(session: AsyncSession, event: MatchAtRisk) -> None:
@@ -166,15 +182,22 @@ async def on_match_at_risk(session: AsyncSession, event: MatchAtRisk) -> None:
     )
 
 
-def make_handler() -> Handler:
-    """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored."""
+ForgetCached = Callable[[uuid.UUID], Awaitable[object]]
+
+
+def make_handler(forget_cached: ForgetCached | None = None) -> Handler:
+    """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored.
+
+    `forget_cached(person_id)` drops what the API keeps outside the database about an erased person (answers kept
+    for Idempotency-Key retries, which name partners and hold explanations); it runs once per applied erasure."""
 
     async def handle(session: AsyncSession, envelope: ContractEvent) -> None:
         data = envelope.data
         if isinstance(data, ProfileUpdated):
             await on_profile_updated(session, data, envelope.time)
         elif isinstance(data, ProfileErased):
-            await on_profile_erased(session, data, envelope.time)
+            if await on_profile_erased(session, data, envelope.time) and forget_cached is not None:
+                await forget_cached(data.person_id)
         elif isinstance(data, ProgramUpdated):
             await on_program_updated(session, data, envelope.time)
         elif isinstance(data, EnrollmentChanged):

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.matching.application.projection import make_handler
-from services.matching.bootstrap import DEFINITION
+from services.matching.application.projection import Handler, make_handler
+from services.matching.bootstrap import DEFINITION, projection_handler
 from services.matching.entrypoints.api import build_app
 from services.matching.settings import MatchingSettings
 from shared.auth import Role, mint_dev_token
@@ -63,9 +63,9 @@ def db(runtime: Runtime) -> AsyncEngine:
 class Feeder:
     """Applies contract events through the consumer's handler, each in its own transaction (as the consumer does)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, handle: Handler | None = None) -> None:
         self.sessions = session_factory(engine)
-        self.handle = make_handler()
+        self.handle = handle or make_handler()
 
     async def __call__(self, *events: EventData, at: datetime | None = None) -> None:
         """`at`: the events' time (default now)."""
@@ -75,8 +75,9 @@ class Feeder:
 
 
 @pytest.fixture
-def feed(db: AsyncEngine) -> Feeder:
-    return Feeder(db)
+def feed(runtime: Runtime) -> Feeder:
+    """The service's own handler, so an erasure also forgets what its API keeps in Redis."""
+    return Feeder(runtime.engine, projection_handler(runtime))
 
 
 @pytest.fixture

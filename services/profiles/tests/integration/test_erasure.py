@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from services.profiles.tests.integration.conftest import Api, Tenant, profile
-from tests.erasure_scan import stored_anywhere
+from tests.erasure_scan import stored_anywhere, text_values
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +33,7 @@ PERSONAL: dict[str, Any] = {
 
 def personal_values(email: str) -> list[str]:
     """The erased person's values as a scan looks for them: every string, each tag, each text on its own."""
-    values = [email]
-    for value in PERSONAL.values():
-        if isinstance(value, str):
-            values.append(value)
-        elif isinstance(value, list):
-            values.extend(value)
-        else:
-            values.extend(tag for tag in value.get("tags", ()))
-            values.extend(v for v in (value.get("text"),) if isinstance(v, str))
-    return values
+    return text_values(email, PERSONAL)
 
 
 async def enter_person(api: Api, tenant: Tenant) -> tuple[uuid.UUID, str, int]:
