@@ -180,6 +180,12 @@ async def on_profile_updated(session: AsyncSession, event: ProfileUpdated) -> No
 
 
 async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> None:
+    """Forget the person's time zone, availability and calendar feed, and cancel their open meetings.
+
+    What stays is the person id: on the people row with the erasure's version (a late snapshot is older, so it is not
+    applied; a redelivered erasure finds nothing newer to do), and on their matches' meetings, check-ins and
+    reminders, which are the partner's history too and what the program's check-in lists count. Scheduling holds
+    nothing else about a person: meetings carry times and a format, no text."""
     values = {
         "tenant_id": event.tenant_id,
         "version": event.version,

@@ -1,0 +1,127 @@
+"""Right to be forgotten in scheduling, on a real PostgreSQL and Redis: after ProfileErased no table, outbox row or
+cached response holds the person's time zone or availability, and their calendar feed is gone. Their id stays on
+the meetings and check-ins of their matches (see on_profile_erased for why)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.scheduling.settings import SchedulingSettings
+from services.scheduling.tests.integration.conftest import Feeder, rows, scalar, token
+from services.scheduling.tests.integration.scenario import Scenario
+from shared.clock import MovableClock
+from shared.events import samples
+from shared.events.models import MatchAccepted
+from shared.service import Runtime
+from tests.erasure_scan import stored_anywhere
+
+pytestmark = pytest.mark.integration
+
+# The erased mentee's own zone and hours: no other person here has them, and no meeting starts at those times.
+TIME_ZONE = "Pacific/Chatham"
+WINDOWS = [(day, time(5, 25), time(6, 35)) for day in ("monday", "wednesday", "saturday")]
+PERSONAL = [TIME_ZONE, "05:25:00", "06:35:00"]
+
+
+async def seeded(
+    client: httpx.AsyncClient, settings: SchedulingSettings, feed: Feeder, clock: MovableClock
+) -> tuple[Scenario, MatchAccepted]:
+    """A match whose mentee (to be erased) proposed a meeting the mentor accepted, looked at slots, downloaded the
+    meeting's calendar entry and made a calendar feed; every POST with an Idempotency-Key, so its answer is kept."""
+    s = Scenario()
+    clock.set(datetime(2026, 2, 1, tzinfo=UTC))
+    match = s.match(datetime(2026, 2, 2, tzinfo=UTC))
+    await feed(
+        s.person(match.mentee_person_id, TIME_ZONE, WINDOWS),
+        s.person(match.mentor_person_id, "Europe/Lisbon", [("tuesday", time(9), time(17))]),
+        s.program(starts_on=date(2026, 2, 1), ends_on=date(2026, 12, 31)),
+        match,
+    )
+    mentee = token(settings, s.tenant_id, person=match.mentee_person_id)
+    mentor = token(settings, s.tenant_id, person=match.mentor_person_id)
+    start = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)
+    body = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
+
+    def once(headers: dict[str, str]) -> dict[str, str]:
+        return {**headers, "Idempotency-Key": uuid.uuid4().hex}
+
+    proposed = await client.post(f"/v1/matches/{match.match_id}/meetings", json=body, headers=once(mentee))
+    assert proposed.status_code == 201, proposed.text
+    meeting = proposed.json()["meeting_id"]
+    assert (await client.post(f"/v1/meetings/{meeting}/accept", headers=once(mentor))).status_code == 200
+    slots = await client.get(
+        f"/v1/matches/{match.match_id}/slots",
+        params={"start": "2026-03-15T00:00:00Z", "days": 7, "duration_minutes": 30},
+        headers=mentee,
+    )
+    assert slots.status_code == 200, slots.text
+    ics = await client.get(f"/v1/meetings/{meeting}/ics", headers=mentee)
+    assert TIME_ZONE in ics.text  # the download is in the mentee's own zone
+    assert (await client.post("/v1/me/calendar-feed", headers=once(mentee))).status_code in (200, 201)
+    return s, match
+
+
+async def erase(feed: Feeder, s: Scenario, match: MatchAccepted, version: int = 2) -> None:
+    person = match.mentee_person_id
+    erased_at = datetime(2026, 2, 3, tzinfo=UTC)
+    await feed(samples.profile_erased(tenant_id=s.tenant_id, person_id=person, version=version, erased_at=erased_at))
+
+
+async def test_after_erasure_no_table_outbox_row_or_cached_response_holds_the_persons_zone_or_hours(
+    client: httpx.AsyncClient,
+    settings: SchedulingSettings,
+    feed: Feeder,
+    clock: MovableClock,
+    runtime: Runtime,
+    db: AsyncEngine,
+) -> None:
+    s, match = await seeded(client, settings, feed, clock)
+    before = await stored_anywhere(db, runtime.redis, PERSONAL)
+    assert before == {value: ["people.availability" if ":" in value else "people.time_zone"] for value in PERSONAL}
+    assert await scalar(db, "SELECT count(*) FROM calendar_feeds WHERE person_id = :p", p=match.mentee_person_id)
+
+    await erase(feed, s, match)
+
+    assert await stored_anywhere(db, runtime.redis, PERSONAL) == {}
+    assert not await scalar(db, "SELECT count(*) FROM calendar_feeds WHERE person_id = :p", p=match.mentee_person_id)
+
+
+async def test_an_erasure_delivered_again_or_of_a_stranger_changes_nothing_more(
+    client: httpx.AsyncClient, settings: SchedulingSettings, feed: Feeder, clock: MovableClock, db: AsyncEngine
+) -> None:
+    s, match = await seeded(client, settings, feed, clock)
+    await erase(feed, s, match)
+    tables = ("people", "meetings", "check_ins", "reminders", "matches", "outbox")
+    once = {table: await rows(db, f"SELECT t::text FROM {table} AS t ORDER BY 1") for table in tables}
+
+    await erase(feed, s, match)
+    await erase(feed, s, match, version=1)
+    stranger = samples.profile_erased(tenant_id=s.tenant_id, person_id=uuid.uuid4(), version=1)
+    await feed(stranger)
+
+    again = {table: await rows(db, f"SELECT t::text FROM {table} AS t ORDER BY 1") for table in tables}
+    # The stranger leaves only the erased marker with its version (so a late snapshot of them is not applied).
+    (marker,) = [row for row in again["people"] if row not in once["people"]]
+    assert str(stranger.person_id) in marker[0]
+    assert {**again, "people": once["people"]} == once
+
+
+async def test_a_late_snapshot_of_the_erased_person_brings_nothing_back(
+    client: httpx.AsyncClient,
+    settings: SchedulingSettings,
+    feed: Feeder,
+    clock: MovableClock,
+    runtime: Runtime,
+    db: AsyncEngine,
+) -> None:
+    s, match = await seeded(client, settings, feed, clock)
+    await erase(feed, s, match)
+
+    await feed(s.person(match.mentee_person_id, TIME_ZONE, WINDOWS, version=1))
+
+    assert await stored_anywhere(db, runtime.redis, PERSONAL) == {}
