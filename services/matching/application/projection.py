@@ -52,7 +52,18 @@ async def on_program_updated(session: AsyncSession, event: ProgramUpdated, at: d
     await apply_snapshot(session, programs, {"program_id": event.program_id}, _snapshot_values(event, at))
 
 
+async def _erased(session: AsyncSession, tenant: uuid.UUID, person: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(people.c.erased).where(people.c.tenant_id == tenant, people.c.person_id == person)
+    )
+    return found is True
+
+
 async def on_enrollment_changed(session: AsyncSession, event: EnrollmentChanged, at: datetime) -> None:
+    # The erasure ended the person's enrolments and none follows it: one read later (a redelivery, a replay from the
+    # beginning) would make the pool count them as waiting for their profile for good.
+    if await _erased(session, event.tenant_id, event.person_id):
+        return
     values = {
         "tenant_id": event.tenant_id,
         "person_id": event.person_id,

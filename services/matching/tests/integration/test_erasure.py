@@ -132,3 +132,18 @@ async def test_a_late_snapshot_brings_nothing_back_and_the_ended_pair_is_still_n
         m=w.id("lukas"),
     )
     assert kept[0] == 1
+
+
+async def test_a_late_enrolment_of_an_erased_person_is_not_applied_and_the_pool_does_not_wait_for_them(
+    client: httpx.AsyncClient, settings: MatchingSettings, feed: Feeder, db: AsyncEngine
+) -> None:
+    w, _ = await seeded(client, settings, feed, db)
+    await erase(feed, w)
+
+    # A replay from the beginning, or a redelivery: the person's enrolment comes again after their erasure.
+    await feed(w.enrol(ERASED, "mentee"), w.enrol(ERASED, "mentee", version=2))
+
+    assert await rows(db, "SELECT enrollment_id FROM enrolments WHERE person_id = :p", p=w.id(ERASED)) == []
+    pool = await client.get(f"/v1/programs/{w.program_id}/pool", headers=w.as_coordinator(settings))
+    assert pool.status_code == 200, pool.text
+    assert pool.json()["mentees"]["without_profile"] == 0
