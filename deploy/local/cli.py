@@ -404,27 +404,22 @@ def dlq_list(
     at: AtOption = None,
 ) -> None:
     """List dead letters with their error headers (the first 1,000 unless told otherwise; it says so)."""
-    from shared.messaging.dlq import PAGE_SIZE, DeadLetter, JsonArrayWriter, at_heading, find_dead_letters
+    from deploy.local.dead_letter_table import TablePrinter, WidestCells, row, table
+    from shared.messaging.dlq import CHUNK_SIZE, PAGE_SIZE, DeadLetter, JsonArrayWriter, at_heading, find_dead_letters
     from shared.messaging.dlq import show_dead_letters as show_letters
 
     _dlq_options("list", at=at is not None, start=False, page=limit is not None or offset is not None or show_all)
     _dead_letter_topic_argument(topic, bootstrap)
     positions = _positions_argument(at, "--at")
+    page_size = None if show_all else (limit or PAGE_SIZE)
     writer = JsonArrayWriter(sys.stdout)
-    rows: list[tuple[Text, ...]] = []  # a table is laid out from all its rows: these, not the letters
+    rows: list[tuple[Text, ...]] = []  # a page of at most PAGE_SIZE (or --at) rows for the table
 
     def show(d: DeadLetter) -> None:
         if as_json:  # written as read, so memory does not grow with the topic
             writer.write(d.summary())
         else:
-            cells = (
-                str(d.position),
-                d.reason,
-                d.event_type or "-",
-                d.event_id or "-",
-                f"{d.error_type}: {d.error[:80]}",
-            )
-            rows.append(tuple(Text(cell) for cell in cells))  # as they are: an error's "[...]" is not rich markup
+            rows.append(row(d))
 
     with reported_errors():
         settings = kafka_settings(bootstrap)
@@ -435,29 +430,49 @@ def dlq_list(
                 for d in found:
                     show(d)
                 heading, note = at_heading(topic, found), None
-            else:
+            elif as_json or (page_size is not None and page_size <= PAGE_SIZE):
                 listing = asyncio.run(  # counts them all while streaming
+                    show_letters(broker, topic, show, offset=offset or 0, limit=page_size, settings=settings)
+                )
+                heading, note = listing.heading(), listing.note()
+            else:  # a table of any length: measured and counted by a first reading, printed by a second
+                widest = WidestCells(console)
+                listing = asyncio.run(
                     show_letters(
                         broker,
                         topic,
-                        show,
+                        lambda d: widest.add(row(d)),
                         offset=offset or 0,
-                        limit=None if show_all else (limit or PAGE_SIZE),
+                        limit=page_size,
                         settings=settings,
                     )
                 )
                 heading, note = listing.heading(), listing.note()
+                if listing.shown:
+                    printer = TablePrinter(console, heading, widest.widths(heading))
+                    asyncio.run(
+                        show_letters(
+                            broker,
+                            topic,
+                            lambda d: printer.add(row(d), CHUNK_SIZE),
+                            offset=offset or 0,
+                            limit=page_size,
+                            settings=settings,
+                            until=listing.ends,  # the letters counted, not those added since
+                        )
+                    )
+                    printer.close()
+                else:
+                    console.print(table(heading))
+                if note:
+                    err.print(note)
+                return
     if as_json:
         writer.close()
         if note:
             err.print(note)
         return
-    table = Table(title=heading)
-    for col in ("partition:offset", "reason", "type", "event id", "error"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    console.print(table(heading, rows))
     if note:
         err.print(note)
 

@@ -23,7 +23,7 @@ import json
 import logging
 import sys
 import textwrap
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple, TextIO
 
@@ -135,6 +135,7 @@ class Listing:
     total: int
     offset: int
     shown: int
+    ends: dict[int, int] = field(default_factory=dict)  # partition → the offset after the last letter read
 
     def heading(self) -> str:
         if self.shown in (0, self.total):
@@ -173,19 +174,26 @@ async def show_dead_letters(
     limit: int | None = PAGE_SIZE,
     chunk_size: int = CHUNK_SIZE,
     settings: KafkaSettings | None = None,
+    until: Mapping[int, int] | None = None,
 ) -> Listing:
     """Pass the dead letters from ``offset`` on (at most ``limit``; None: all) to ``show`` as they are read, in
-    partition:offset order, and say how many the topic has: it is read to the end to count them, holding a chunk."""
+    partition:offset order, and say how many the topic has: it is read to the end to count them, holding a chunk.
+    ``until``: read only the letters an earlier listing read (its ``ends``), not those added since."""
     if offset < 0 or (limit is not None and limit < 1):
         raise ValueError(f"offset must be at least 0 and limit at least 1, not {offset} and {limit}")
     stop = None if limit is None else offset + limit
     total = shown = 0
+    ends: dict[int, int] = {}
     async for chunk in stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings):
+        if until is not None:
+            chunk = [d for d in chunk if d.offset < until.get(d.partition, 0)]
         for letter in chunk[max(offset - total, 0) : None if stop is None else max(stop - total, 0)]:
             show(letter)
             shown += 1
         total += len(chunk)
-    return Listing(topic=topic, total=total, offset=offset, shown=shown)
+        if chunk:
+            ends[chunk[-1].partition] = chunk[-1].offset + 1
+    return Listing(topic=topic, total=total, offset=offset, shown=shown, ends=ends)
 
 
 async def list_dead_letters(

@@ -12,15 +12,17 @@ import subprocess
 import sys
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaConnectionError
+from rich.text import Text
 from typer.testing import CliRunner
 
+import deploy.local.dead_letter_table
 import shared.messaging.dlq
 import shared.messaging.kafka
 from deploy.local.cli import app as mentorloom
@@ -566,14 +568,25 @@ def test_the_python_command_refuses_the_other_commands_options_as_mentorloom_doe
 def letters_alive_at_each_chunk(monkeypatch: pytest.MonkeyPatch, chunk_size: int) -> list[int]:
     """Make the dead-letter tool read ``chunk_size`` records at a time; the number of dead letters alive (not yet
     garbage) each time it reads a chunk, filled in as it reads."""
-    made_so_far: list[weakref.ref[DeadLetter]] = []
-    counts: list[int] = []
-    real_letter, real_stream = shared.messaging.dlq._dead_letter, shared.messaging.kafka.stream_topic_to_end
+    made_so_far: list[weakref.ref[Any]] = []
+    real_letter = shared.messaging.dlq._dead_letter
 
     def letter(topic: str, record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
         made = real_letter(topic, record)
         made_so_far.append(weakref.ref(made))
         return made
+
+    monkeypatch.setattr(shared.messaging.dlq, "_dead_letter", letter)
+    return alive_at_each_chunk(monkeypatch, chunk_size, made_so_far)
+
+
+def alive_at_each_chunk(
+    monkeypatch: pytest.MonkeyPatch, chunk_size: int, made_so_far: list[weakref.ref[Any]]
+) -> list[int]:
+    """Make the dead-letter tool read ``chunk_size`` records at a time; how many of ``made_so_far`` are alive (not yet
+    garbage) each time it reads a chunk, filled in as it reads."""
+    counts: list[int] = []
+    real_stream = shared.messaging.kafka.stream_topic_to_end
 
     async def stream(*args: Any, **kwargs: Any) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
         chunks = real_stream(*args, **{**kwargs, "chunk_size": chunk_size})
@@ -583,7 +596,6 @@ def letters_alive_at_each_chunk(monkeypatch: pytest.MonkeyPatch, chunk_size: int
                 counts.append(sum(1 for made in made_so_far if made() is not None))
                 yield chunk
 
-    monkeypatch.setattr(shared.messaging.dlq, "_dead_letter", letter)
     monkeypatch.setattr(shared.messaging.dlq, "stream_topic_to_end", stream)
     return counts
 
@@ -639,20 +651,40 @@ async def test_both_list_commands_print_an_empty_array_for_a_page_with_no_letter
 # --- nothing an operator reads is a traceback or a count that hides something ------------------------------------
 
 
+def with_error(original: str, event_id: str, error: bytes) -> list[tuple[str, bytes]]:
+    """The headers of a dead letter whose consumer's error was ``error``."""
+    return [(k, error if k == "dlq_error" else v) for k, v in letter_headers(original, event_id)]
+
+
+async def send_letters(
+    bootstrap: str,
+    original: str,
+    letters: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
+    *,
+    partitions: int = 1,
+) -> str:
+    """The dead-letter topic of ``original`` with these letters (key, value, headers), spread over its partitions."""
+    dead = dead_letter_topic(original)
+    await ensure_topics(bootstrap, [dead, original], partitions=partitions)
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        for i, (key, value, headers) in enumerate(letters):
+            await producer.send(dead, value, key=key, headers=headers, partition=i % partitions)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return dead
+
+
 async def test_a_dead_letter_whose_attempts_header_is_not_a_number_is_listed_and_not_a_traceback(
     kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     original = f"t.damaged.{unique}"
-    dead = dead_letter_topic(original)
-    await ensure_topics(kafka_bootstrap, [dead], partitions=1)
-    producer = make_producer(kafka_bootstrap)
-    await producer.start()
-    try:
-        damaged = [(k, b"three" if k == "dlq_attempts" else v) for k, v in letter_headers(original, "e0")]
-        await producer.send_and_wait(dead, b"{}", headers=damaged, partition=0)
-        await producer.send_and_wait(dead, b"{}", headers=letter_headers(original, "e1"), partition=0)
-    finally:
-        await producer.stop()
+    damaged = [(k, b"three" if k == "dlq_attempts" else v) for k, v in letter_headers(original, "e0")]
+    dead = await send_letters(
+        kafka_bootstrap, original, [(None, b"{}", damaged), (None, b"{}", letter_headers(original, "e1"))]
+    )
 
     assert await asyncio.to_thread(main, ["list", "--bootstrap", kafka_bootstrap, "--topic", dead, "--json"]) == 0
 
@@ -782,16 +814,9 @@ def test_a_replay_stopped_by_ctrl_c_while_a_chunk_is_delivered_waits_for_it_and_
 async def test_a_replay_sends_each_letters_key_and_value_bytes_as_they_were(kafka_bootstrap: str, unique: str) -> None:
     # Keys and values are bytes: one that is not UTF-8, an empty key, no value at all must not come back as text.
     original = f"t.bytes.{unique}"
-    dead = dead_letter_topic(original)
-    await ensure_topics(kafka_bootstrap, [dead, original], partitions=1)
     sent = [(b"\xff\xfe", b"\x00\x9f"), (b"", b"{}"), (b"k", None), (None, b"v")]
-    producer = make_producer(kafka_bootstrap)
-    await producer.start()
-    try:
-        for i, (key, value) in enumerate(sent):
-            await producer.send_and_wait(dead, value, key=key, headers=letter_headers(original, f"e{i}"), partition=0)
-    finally:
-        await producer.stop()
+    letters = [(key, value, letter_headers(original, f"e{i}")) for i, (key, value) in enumerate(sent)]
+    dead = await send_letters(kafka_bootstrap, original, letters)
 
     assert await replay_dead_letters(kafka_bootstrap, dead) == 4
 
@@ -803,16 +828,8 @@ async def test_the_python_list_prints_one_line_per_dead_letter_whatever_its_erro
 ) -> None:
     # A pydantic error spans lines; a tab would shift the fields after it. Each letter is one line of 5 fields.
     original = f"t.lines.{unique}"
-    dead = dead_letter_topic(original)
-    await ensure_topics(kafka_bootstrap, [dead], partitions=1)
-    producer = make_producer(kafka_bootstrap)
-    await producer.start()
-    try:
-        error = b"1 validation error for MatchProposed\nscore\n  Field required\t[type=missing]"
-        headers = [(k, error if k == "dlq_error" else v) for k, v in letter_headers(original, "e0")]
-        await producer.send_and_wait(dead, b"{}", headers=headers, partition=0)
-    finally:
-        await producer.stop()
+    error = b"1 validation error for MatchProposed\nscore\n  Field required\t[type=missing]"
+    dead = await send_letters(kafka_bootstrap, original, [(None, b"{}", with_error(original, "e0", error))])
 
     assert await asyncio.to_thread(main, ["list", "--bootstrap", kafka_bootstrap, "--topic", dead]) == 0
 
@@ -821,3 +838,46 @@ async def test_the_python_list_prints_one_line_per_dead_letter_whatever_its_erro
         "1 validation error for MatchProposed score Field required [type=missing]",
         f"1 dead letter(s) in {dead}",
     ]
+
+
+class CountedText(Text):
+    """A cell that can be counted while alive (rich's Text cannot be referred to weakly)."""
+
+
+def table_rows_alive_at_each_chunk(monkeypatch: pytest.MonkeyPatch, chunk_size: int) -> list[int]:
+    """Make `mentorloom dlq list` read and print ``chunk_size`` letters at a time; the number of table rows alive (not
+    yet garbage) each time it reads a chunk, filled in as it reads."""
+    made_so_far: list[weakref.ref[Any]] = []
+    real_row = deploy.local.dead_letter_table.row
+
+    def row(letter: DeadLetter) -> tuple[Text, ...]:
+        first, *rest = real_row(letter)
+        counted = CountedText(first.plain)
+        made_so_far.append(weakref.ref(counted))
+        return (counted, *rest)
+
+    monkeypatch.setattr(deploy.local.dead_letter_table, "row", row)
+    monkeypatch.setattr(shared.messaging.dlq, "CHUNK_SIZE", chunk_size)
+    return alive_at_each_chunk(monkeypatch, chunk_size, made_so_far)
+
+
+async def test_mentorloom_dlq_list_all_prints_the_same_table_a_chunk_of_rows_at_a_time(
+    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cells of many widths, some wrapped, so the layout depends on the widest of them all.
+    original = f"t.table.{unique}"
+    errors = [(" ".join(["because"] * (i % 6)) + "x" * (i * 7 % 45)).encode() for i in range(33)]
+    letters = [(None, b"{}", with_error(original, "e" * i, error)) for i, error in enumerate(errors)]
+    dead = await send_letters(kafka_bootstrap, original, letters, partitions=2)
+    listing = ["dlq", "list", dead, "--bootstrap", kafka_bootstrap]
+    whole = await asyncio.to_thread(CliRunner().invoke, mentorloom, [*listing, "--offset", "2"])  # one table
+    alive = table_rows_alive_at_each_chunk(monkeypatch, chunk_size=5)
+
+    streamed = await asyncio.to_thread(CliRunner().invoke, mentorloom, [*listing, "--offset", "2", "--all"])
+
+    assert streamed.exit_code == 0, streamed.output
+    assert streamed.stdout == whole.stdout
+    assert "dead letters 3–33 of 33" in streamed.stdout
+    assert streamed.stderr == whole.stderr == "Showed dead letters 3–33 of 33.\n"
+    assert len(alive) == 2 * 8  # two readings of 17 + 16 letters, 5 at a time in each partition
+    assert max(alive) <= 2 * 5 + 2, alive  # a chunk printing, a chunk held back, the widest cells: not all 31
