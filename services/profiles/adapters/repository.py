@@ -189,12 +189,18 @@ def participant_filters(
     role: str | None,
     status: str | None,
     text: str | None,
+    visible_programs: frozenset[uuid.UUID] | None = None,
 ) -> list[Any]:
+    """`visible_programs`: the programs whose enrolments the role, status and program filters may look at (None:
+    every program of the tenant); a coordinator's filters must not tell who is enrolled in a program they do not
+    run."""
     conditions: list[Any] = [participants.c.tenant_id == tenant_id, participants.c.erased_at.is_(None)]
     if campus_id is not None:
         conditions.append(participants.c.campus_id == campus_id)
     if program_id is not None or role is not None or status is not None:
         enrolment = [enrolments.c.person_id == participants.c.id]
+        if visible_programs is not None:
+            enrolment.append(enrolments.c.program_id.in_(visible_programs))
         if program_id is not None:
             enrolment.append(enrolments.c.program_id == program_id)
         if role is not None:

@@ -5,7 +5,8 @@ Who may call what (every query is scoped by the token's tenant; anything of anot
 - campuses: read by anyone of the tenant, written by coordinators and operators;
 - programs: created and deleted (archived) by operators; read and edited by their coordinators and operators;
   read by participants enrolled in them;
-- participants: coordinators and operators of the tenant; a participant reads, edits and erases only themselves,
+- participants: coordinators and operators of the tenant (a coordinator's enrolment filters see only their
+  programs); a participant reads, edits and erases only themselves,
   and may not change the fields the organisation sets (identity and structure that matching's hard rules use:
   external_id, email, campus, department, team, manager, reporting line, role level, tenure start): 403;
 - enrolments and imports: coordinators of the program and operators.
@@ -586,18 +587,25 @@ async def create_participant(
     return _participant(row)
 
 
-@router.get("/participants", responses=AUTH_RESPONSES, tags=["participants"])
+@router.get("/participants", responses=READ_RESPONSES, tags=["participants"])
 async def list_participants(
     request: Request,
     principal: CoordinatorOrOperatorPrincipal,
     limit: Limit = 50,
     cursor: Cursor = None,
     campus_id: uuid.UUID | None = None,
-    program_id: uuid.UUID | None = None,
-    role: Annotated[
-        EnrollmentRole | None, Query(description="Enrolment role (with program_id: in that program).")
+    program_id: Annotated[
+        uuid.UUID | None,
+        Query(description="Enrolled in this program (a coordinator's own programs only: 404 for any other)."),
     ] = None,
-    status_filter: Annotated[EnrollmentStatus | None, Query(alias="status", description="Enrolment status.")] = None,
+    role: Annotated[
+        EnrollmentRole | None,
+        Query(description="Enrolment role (with program_id: in that program; a coordinator's: in their programs)."),
+    ] = None,
+    status_filter: Annotated[
+        EnrollmentStatus | None,
+        Query(alias="status", description="Enrolment status (a coordinator's: in their programs)."),
+    ] = None,
     q: Annotated[
         str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description="Text in the display name or email.")
     ] = None,
@@ -609,11 +617,14 @@ async def list_participants(
         role=role.value if role else None,
         status=status_filter.value if status_filter else None,
         text=q,
+        visible_programs=None if principal.is_operator else principal.programs,
     )
     if cursor is not None:
         conditions.append(participants.c.id > cursor)
     query = select(participants).where(*conditions).order_by(participants.c.id).limit(limit + 1)
     async with transaction(request) as session:
+        if program_id is not None:  # another tenant's program or one the coordinator does not run: a 404 naming it
+            await _managed_program(session, principal, program_id)
         rows = list((await session.execute(query)).mappings())
     return Page[ParticipantOut].model_validate(_page(rows, limit, _participant))
 

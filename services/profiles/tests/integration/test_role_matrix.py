@@ -345,3 +345,51 @@ async def test_a_participant_sending_back_the_organisations_fields_unchanged_may
     )  # fmt: skip
     assert patched.status_code == 200, patched.text
     assert patched.json()["languages"] == ["de"]
+
+
+async def _enrolled_elsewhere(scene: Scene) -> uuid.UUID:
+    """A participant of organisation A enrolled as a mentor only in the program the matrix's coordinator does not
+    run."""
+    api, a = scene.api, scene.a
+    person = await api.client.post(
+        "/v1/participants", json=profile(f"{uuid.uuid4().hex[:8]}@example.org"), headers=a.operator
+    )
+    person_id = uuid.UUID(person.json()["id"])
+    enrolled = await api.client.post(
+        f"/v1/programs/{scene.other_program_id}/enrolments",
+        json={"person_id": str(person_id), "role": "mentor"},
+        headers=a.operator,
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    return person_id
+
+
+async def test_a_coordinator_filtering_participants_by_a_program_they_do_not_run_is_refused_naming_it(
+    scene: Scene,
+) -> None:
+    person_id = await _enrolled_elsewhere(scene)
+    url = f"/v1/participants?program_id={scene.other_program_id}"
+
+    refused = await scene.api.client.get(url, headers=scene.a.coordinator)
+    foreign = await scene.api.client.get(f"/v1/participants?program_id={scene.a.program_id}", headers=scene.b.operator)
+
+    assert refused.status_code == 404, refused.text
+    assert "program" in refused.json()["detail"]["error_description"]
+    assert foreign.status_code == 404, foreign.text
+    by_operator = await scene.api.client.get(url, headers=scene.a.operator)
+    assert [item["id"] for item in by_operator.json()["items"]] == [str(person_id)]
+
+
+async def test_a_coordinators_role_and_status_filters_look_only_at_the_enrolments_of_their_programs(
+    scene: Scene,
+) -> None:
+    person_id = await _enrolled_elsewhere(scene)
+
+    mentors = await scene.api.client.get("/v1/participants?role=mentor", headers=scene.a.coordinator)
+    active = await scene.api.client.get("/v1/participants?status=active", headers=scene.a.coordinator)
+
+    assert mentors.status_code == 200, mentors.text
+    assert mentors.json()["items"] == []
+    assert [item["id"] for item in active.json()["items"]] == [str(scene.a.person_id)]  # enrolled in their program
+    by_operator = await scene.api.client.get("/v1/participants?role=mentor", headers=scene.a.operator)
+    assert [item["id"] for item in by_operator.json()["items"]] == [str(person_id)]
