@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 
 from services.profiles.tests.integration.conftest import Api, Tenant, profile
@@ -117,3 +118,19 @@ async def test_another_persons_cached_answers_and_waiting_snapshots_stay(api: Ap
     kept: dict[str, Any] = await stored_anywhere(api.runtime.engine, api.runtime.redis, [other_email])
     assert "outbox.value" in kept[other_email]
     assert any(place.startswith("redis:idem:profiles:") for place in kept[other_email])
+
+
+async def test_an_erasure_stands_when_redis_fails_to_forget_the_cached_answers(
+    api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person_id, _, version = await enter_person(api, tenant)
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise RedisConnectionError("Redis is not reachable")
+
+    monkeypatch.setattr(api.runtime.redis, "scan_iter", unreachable)
+
+    await erase(api, tenant, person_id, version)
+
+    # Erased all the same: the records expire with the idempotency TTL.
+    assert (await api.client.get(f"/v1/participants/{person_id}", headers=tenant.coordinator)).status_code == 404
