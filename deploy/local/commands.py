@@ -30,7 +30,7 @@ from deploy.local.demo import DemoError, DemoProgram, import_csv, run_demo
 from deploy.local.events_tail import data_highlights, follow
 from deploy.local.stack import StateFileError, default_data_dir
 from shared.auth import Role
-from shared.events.registry import TOPICS
+from shared.events.registry import BY_TYPE, CE_TYPE_PREFIX, TOPICS
 from shared.settings import KafkaSettings, describe_settings_error
 
 console = Console()
@@ -327,6 +327,15 @@ def events_tail(
     unknown = [t for t in topics if t not in TOPICS]
     if unknown:
         fail(f"[red]Unknown topic(s) {', '.join(unknown)}[/red]; known: {', '.join(TOPICS)}", EXIT_USAGE)
+    # The local stack runs this checkout's catalogue, so a type none of it matches is a typo that would show nothing;
+    # another broker (--bootstrap) may carry types of a newer catalogue.
+    unmatched = [t for t in event_type or [] if not any(t in ce_type for ce_type in BY_TYPE)]
+    if unmatched and bootstrap is None:
+        known = ", ".join(ce_type.removeprefix(CE_TYPE_PREFIX) for ce_type in BY_TYPE)
+        fail(
+            f"[red]No event type of the local stack matches {', '.join(unmatched)}[/red]; the types: {known}",
+            EXIT_USAGE,
+        )
     settings = kafka_settings(bootstrap)
     broker = bootstrap or endpoints(data_dir).kafka_bootstrap
     with contextlib.suppress(KeyboardInterrupt), reported_errors():

@@ -78,3 +78,15 @@ def test_the_demos_guide_names_a_call_for_its_round_and_for_its_first_matchs_che
     assert saved["match_id"] == last_answered(calls, "match_id")
     assert f'curl -s -H "Authorization: Bearer $TOKEN" {url}/v1/rounds/{saved["round_id"]}' in result.output
     assert f'curl -s -H "Authorization: Bearer $TOKEN" {url}/v1/matches/{saved["match_id"]}/check-ins' in result.output
+
+
+def test_events_tail_refuses_a_type_no_event_of_the_catalogue_has_instead_of_showing_nothing(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text(json.dumps(state(this_process())))
+
+    result = run(tmp_path, "events", "tail", "--type", "match.acepted", "--type", "match.ended", "--for", "1")
+
+    assert result.exit_code == 2, result.output
+    assert words(result.output).startswith(
+        "No event type of the local stack matches match.acepted; the types: profile.updated.v1, profile.erased.v1,"
+    )
+    assert "match.accepted.v1" in result.output
