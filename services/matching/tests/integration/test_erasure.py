@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.matching.settings import MatchingSettings
@@ -147,3 +148,23 @@ async def test_a_late_enrolment_of_an_erased_person_is_not_applied_and_the_pool_
     pool = await client.get(f"/v1/programs/{w.program_id}/pool", headers=w.as_coordinator(settings))
     assert pool.status_code == 200, pool.text
     assert pool.json()["mentees"]["without_profile"] == 0
+
+
+async def test_an_erasure_is_applied_when_redis_fails_to_forget_the_cached_answers(
+    client: httpx.AsyncClient,
+    settings: MatchingSettings,
+    feed: Feeder,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w, explanations = await seeded(client, settings, feed, runtime.engine)
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise RedisConnectionError("Redis is not reachable")
+
+    monkeypatch.setattr(runtime.redis, "scan_iter", unreachable)
+
+    # A failing handler would be retried and then dead-lettered: the erasure must be applied all the same.
+    await erase(feed, w)
+
+    assert await stored_anywhere(runtime.engine, None, [*personal_values(), *explanations, PRIVATE_REASON]) == {}
