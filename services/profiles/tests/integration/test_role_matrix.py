@@ -7,6 +7,7 @@ ANOTHER organisation whose token even lists the program's id: tenant isolation m
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,13 +15,15 @@ from typing import Any
 
 import pytest
 
+from services.profiles.entrypoints.api import build_app
 from services.profiles.tests.integration.conftest import Api, Tenant, make_tenant, profile, program
 from shared.auth.principal import Role
+from tests.isolation import KIT_ROUTES, RouteKey, api_routes
 
 pytestmark = pytest.mark.integration
 
 ROLES = ("anonymous", "operator", "coordinator", "other_coordinator", "participant", "foreign_coordinator",
-         "foreign_operator")  # fmt: skip
+         "foreign_operator", "foreign_participant")  # fmt: skip
 OK = "ok"
 
 
@@ -53,6 +56,8 @@ def caller(scene: Scene, role: str, call: Call) -> dict[str, str]:
         "participant": lambda: api.token(a.id, Role.PARTICIPANT, person_id=call.self_person or a.person_id),
         "foreign_coordinator": lambda: api.token(b.id, Role.COORDINATOR, programs=(b.program_id, a.program_id)),
         "foreign_operator": lambda: b.operator,
+        # A participant of B whose token carries the person id of A's participant: the tenant decides, not the id.
+        "foreign_participant": lambda: api.token(b.id, Role.PARTICIPANT, person_id=call.self_person or a.person_id),
     }
     return tokens[role]()
 
@@ -143,9 +148,13 @@ async def _program(scene: Scene, method: str, json: Any = None) -> Call:
     return Call(method, f"/v1/programs/{program_id}", json=json, if_match='"1"', self_person=person_id)
 
 
-def allowed(*refusals: tuple[str, int]) -> dict[str, str | int]:
-    """Everyone but the anonymous caller is allowed, except the given (role, status) refusals."""
-    return {"anonymous": 401} | dict.fromkeys(ROLES[1:], OK) | dict(refusals)
+def allowed(*refusals: tuple[str, int | str]) -> dict[str, str | int]:
+    """Everyone but the anonymous caller is allowed, except the given (role, status) refusals; a participant of
+    another tenant is refused as A's participant is (403 by role), else with a 404."""
+    table: dict[str, str | int] = {"anonymous": 401} | dict.fromkeys(ROLES[1:], OK) | dict(refusals)
+    if "foreign_participant" not in dict(refusals):
+        table["foreign_participant"] = 403 if table["participant"] == 403 else 404
+    return table
 
 
 OPERATORS_ONLY = allowed(
@@ -171,12 +180,12 @@ MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
     ("update organisation", lambda s: _org(s, "PATCH", {"name": "Renamed"}), OPERATORS_ONLY),
     ("delete organisation", lambda s: _org(s, "DELETE"), OPERATORS_ONLY),
     ("create campus", lambda s: _post("/v1/campuses", {"name": uuid.uuid4().hex}), STAFF_OWN_TENANT),
-    ("list campuses", fixed("GET", "/v1/campuses"), allowed()),
+    ("list campuses", fixed("GET", "/v1/campuses"), allowed(("foreign_participant", OK))),
     ("read campus", fixed("GET", "/v1/campuses/{a.campus_id}"), ANY_OF_A),
     ("replace campus", lambda s: _campus(s, "PUT", {"name": uuid.uuid4().hex}), STAFF_OF_A),
     ("delete campus", lambda s: _campus(s, "DELETE"), STAFF_OF_A),
     ("create program", fixed("POST", "/v1/programs", json=program()), OPERATORS_ONLY),
-    ("list programs", fixed("GET", "/v1/programs"), allowed()),
+    ("list programs", fixed("GET", "/v1/programs"), allowed(("foreign_participant", OK))),
     ("read program", lambda s: _program(s, "GET"), PROGRAM_READERS),
     ("read program catalogue", lambda s: _program(s, "GET"), PROGRAM_READERS),
     ("replace program", lambda s: _program(s, "PUT", program(name="Replaced")), PROGRAM_STAFF),
@@ -184,7 +193,7 @@ MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
     ("archive program", lambda s: _program(s, "DELETE"),
      allowed(("coordinator", 403), ("other_coordinator", 403), ("participant", 403), ("foreign_coordinator", 403),
              ("foreign_operator", 404))),
-    ("default catalogue", fixed("GET", "/v1/function-catalogue"), allowed()),
+    ("default catalogue", fixed("GET", "/v1/function-catalogue"), allowed(("foreign_participant", OK))),
     ("create participant", lambda s: _post("/v1/participants", profile(f"{uuid.uuid4().hex[:8]}@example.org")), STAFF_OWN_TENANT),
     ("list participants", fixed("GET", "/v1/participants"), STAFF_OWN_TENANT),
     ("read participant", lambda s: _person_call(s, "GET"), SELF_OR_STAFF_OF_A),
@@ -258,6 +267,25 @@ async def test_each_caller_is_allowed_or_refused_as_the_table_says(
         )
         outcomes[role] = OK if 200 <= response.status_code < 300 else response.status_code
     assert outcomes == expected
+
+
+def _route_of(routes: set[RouteKey], method: str, path: str) -> RouteKey | None:
+    for route in routes:
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route[1]))
+        if route[0] == method and re.fullmatch(pattern, path):
+            return route
+    return None
+
+
+async def test_every_route_of_the_app_has_a_row_in_the_table(scene: Scene) -> None:
+    routes = api_routes(build_app(scene.api.runtime)) - set(KIT_ROUTES)
+    covered = set()
+    for endpoint, make_call, _ in MATRIX:
+        call = await make_call(scene)
+        if endpoint == "read program catalogue":
+            call.path += "/function-catalogue"
+        covered.add(_route_of(routes, call.method, call.path))
+    assert sorted(routes - covered) == []
 
 
 # One new value per field the organisation sets; "{manager}" and "{campus}" are filled in by the test.
