@@ -14,7 +14,8 @@ mentorloom dlq list|replay TOPIC          inspect or replay dead letters
 
 Exit codes: 0 ok, 1 the operation failed (a service refused, an import had failed rows, a service of `up` was not
 ready or exited, …), 2 usage error, 3 no running stack; `up` stopped by a signal before it was running: 128 + the
-signal's number (130 for Ctrl-C), as a shell reports it. Once running, a stop signal is the normal end: 0.
+signal's number (130 for Ctrl-C), as a shell reports it. Once running, a stop signal is the normal end: 0. A `dlq`
+command stopped by Ctrl-C: 130 (a replay says how many it replayed and how to go on).
 """
 
 from __future__ import annotations
