@@ -17,14 +17,16 @@ rather than a connection timeout, and the log gets one warning per pause instead
 **Idempotency** (after draft-ietf-httpapi-idempotency-key-header): a POST carrying ``Idempotency-Key`` from an
 authenticated caller is fingerprinted (method, path, query, body). The first such request takes an in-flight lock
 (``SET NX`` with expiry, via redis-py's `Lock`) and its response — 2xx or 4xx, never 5xx — is stored under
-``idem:{service}:{subject}:{key}`` for ``idempotency_ttl_seconds``. A retry with the same key and fingerprint gets the
-stored response with ``Idempotent-Replayed: true``; the same key with another fingerprint gets 422; a retry while the
-first is still running gets 409. Unauthenticated POSTs are passed through: the endpoint refuses them anyway.
+``idem:{service}:{tenant}:{subject}:{key}`` for ``idempotency_ttl_seconds``. A retry with the same key and
+fingerprint gets the stored response with ``Idempotent-Replayed: true``; the same key with another fingerprint gets
+422; a retry while the first is still running gets 409. Unauthenticated POSTs are passed through: the endpoint
+refuses them anyway.
 
-**Rate limit**: a fixed one-minute window per token subject (per client address without a valid token), counted with
-``INCR`` + ``EXPIRE`` in one MULTI/EXEC transaction. A fixed window lets a client spend up to twice the limit across a
-window boundary; that is accepted for a per-minute abuse guard. Past the limit → 429 with ``Retry-After``; every
-response carries ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset`` and ``RateLimit-Policy``.
+**Rate limit**: a fixed one-minute window per token subject of a tenant (per client address without a valid token),
+counted with ``INCR`` + ``EXPIRE`` in one MULTI/EXEC transaction. A fixed window lets a client spend up to twice the
+limit across a window boundary; that is accepted for a per-minute abuse guard. Past the limit → 429 with
+``Retry-After``; every response carries ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset`` and
+``RateLimit-Policy``.
 The subject is taken from a *verified* token: an unverified ``sub`` would let anyone spend another user's quota.
 """
 
@@ -52,7 +54,7 @@ from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import principal_or_none
+from shared.auth import Principal, principal_or_none
 from shared.http_errors import ErrorBody, error_json
 from shared.settings import ServiceSettings
 
@@ -142,6 +144,12 @@ def _subject_part(subject: str) -> str:
     return quote(subject, safe="")
 
 
+def _caller_part(principal: Principal) -> str:
+    """The caller in a Redis key: tenant and subject, since a subject is unique per identity provider and two
+    tenants' providers may issue the same one (a replay must never hand one tenant another's response)."""
+    return f"{principal.tenant}:{_subject_part(principal.subject)}"
+
+
 # --- rate limit ------------------------------------------------------------------------------------------------
 
 
@@ -170,7 +178,7 @@ class RateLimitMiddleware:
         connection = HTTPConnection(scope)
         principal = await principal_or_none(connection)
         if principal is not None:
-            caller = f"sub:{_subject_part(principal.subject)}"
+            caller = f"sub:{_caller_part(principal)}"
         else:
             caller = f"ip:{connection.client.host if connection.client else 'unknown'}"
         now = time.time()
@@ -334,8 +342,9 @@ class IdempotencyMiddleware:
         if principal is None or not self.guard.available():
             await self.app(scope, receive, send)
             return
-        record_key = f"idem:{self.service}:{_subject_part(principal.subject)}:{key}"
-        lock_key = f"idem-lock:{self.service}:{_subject_part(principal.subject)}:{key}"
+        caller = _caller_part(principal)
+        record_key = f"idem:{self.service}:{caller}:{key}"
+        lock_key = f"idem-lock:{self.service}:{caller}:{key}"
         async with anyio.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
             fingerprint, disconnect = await _SpooledBody.read(scope, receive, spool)
             if disconnect is not None:

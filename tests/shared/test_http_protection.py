@@ -155,15 +155,15 @@ async def test_a_key_used_on_one_replica_is_replayed_by_another(replicas: tuple[
     assert second_replica.created == []
 
 
-async def test_the_response_is_kept_under_service_subject_and_key_for_the_configured_time(
-    replicas: tuple[Replica, Replica], token: str, redis_url: str
+async def test_the_response_is_kept_under_service_tenant_subject_and_key_for_the_configured_time(
+    replicas: tuple[Replica, Replica], token: str, redis_url: str, tenant: uuid.UUID
 ) -> None:
     replica, _ = replicas
     await replica.http.post("/items", json={"name": "x"}, headers=auth(token, "ttl-key"))
 
     client: Any = aioredis.from_url(redis_url)
     try:
-        ttl = await client.ttl("idem:testsvc:user-a:ttl-key")
+        ttl = await client.ttl(f"idem:testsvc:{tenant}:user-a:ttl-key")
     finally:
         await client.aclose()
     assert 0 < ttl <= 600
@@ -223,6 +223,23 @@ async def test_keys_of_different_callers_never_meet(
     assert theirs.status_code == 201
     assert "idempotent-replayed" not in theirs.headers
     assert theirs.json()["owner"] == "user-b" != mine.json()["owner"]
+
+
+async def test_the_same_subject_and_key_in_another_tenant_never_meet(
+    replicas: tuple[Replica, Replica], token: str, protected_settings: ServiceSettings
+) -> None:
+    """Subjects are unique per identity provider, not across tenants: another tenant's "user-a" retrying with the
+    same key and body must not be handed this tenant's stored response."""
+    replica, _ = replicas
+    elsewhere = mint_dev_token(protected_settings, "user-a", uuid.uuid4(), ["coordinator"])
+
+    mine = await replica.http.post("/items", json={"name": "x"}, headers=auth(token, "common"))
+    theirs = await replica.http.post("/items", json={"name": "x"}, headers=auth(elsewhere, "common"))
+
+    assert theirs.status_code == 201, theirs.text
+    assert "idempotent-replayed" not in theirs.headers
+    assert theirs.json()["id"] != mine.json()["id"]
+    assert replica.created == ["x", "x"]
 
 
 async def test_a_server_error_is_not_stored_so_the_retry_runs_again(
@@ -349,6 +366,17 @@ async def test_another_token_keeps_its_own_budget(
     other = mint_dev_token(dev_settings(), "user-b", tenant, ["participant"])
 
     assert (await replica.http.get("/items", headers=auth(other))).status_code == 200
+
+
+async def test_the_same_subject_in_another_tenant_keeps_its_own_budget(
+    limited_replicas: tuple[Replica, Replica], token: str
+) -> None:
+    replica, _ = limited_replicas
+    for _ in range(4):
+        await replica.http.get("/items", headers=auth(token))
+    elsewhere = mint_dev_token(dev_settings(), "user-a", uuid.uuid4(), ["coordinator"])
+
+    assert (await replica.http.get("/items", headers=auth(elsewhere))).status_code == 200
 
 
 async def test_callers_without_a_valid_token_share_the_budget_of_their_address(
