@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import typer
 
 from deploy.local.cli import app as mentorloom
+from deploy.local.stack import PROJECT_ROOT
 
 
 def options(command: Any, path: str = "mentorloom") -> Iterator[tuple[str, Any]]:
@@ -27,3 +29,12 @@ def test_every_option_of_every_command_has_help_text() -> None:
         f"{path} {option.opts[0]}" for path, option in found if not option.hidden and not (option.help or "").strip()
     ]
     assert silent == []  # was ['mentorloom status --json', 'mentorloom dlq list --json']
+
+
+def test_dev_without_a_command_prints_its_header_comment_and_no_line_of_code() -> None:
+    shown = subprocess.run(
+        [str(PROJECT_ROOT / "dev"), "help"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    assert "./dev up" in shown
+    assert "./dev test" in shown
+    assert "set -euo pipefail" not in shown  # the help printed a fixed line range that ran into the script
