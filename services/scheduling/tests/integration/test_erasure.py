@@ -28,6 +28,7 @@ WINDOWS = [(day, time(5, 25), time(6, 35)) for day in ("monday", "wednesday", "s
 PERSONAL = [TIME_ZONE, "05:25:00", "06:35:00"]
 
 
+@pytest.fixture
 async def seeded(
     client: httpx.AsyncClient, settings: SchedulingSettings, feed: Feeder, clock: MovableClock
 ) -> tuple[Scenario, MatchAccepted]:
@@ -73,14 +74,9 @@ async def erase(feed: Feeder, s: Scenario, match: MatchAccepted, version: int = 
 
 
 async def test_after_erasure_no_table_outbox_row_or_cached_response_holds_the_persons_zone_or_hours(
-    client: httpx.AsyncClient,
-    settings: SchedulingSettings,
-    feed: Feeder,
-    clock: MovableClock,
-    runtime: Runtime,
-    db: AsyncEngine,
+    seeded: tuple[Scenario, MatchAccepted], feed: Feeder, runtime: Runtime, db: AsyncEngine
 ) -> None:
-    s, match = await seeded(client, settings, feed, clock)
+    s, match = seeded
     before = await stored_anywhere(db, runtime.redis, PERSONAL)
     assert before == {value: ["people.availability" if ":" in value else "people.time_zone"] for value in PERSONAL}
     assert await scalar(db, "SELECT count(*) FROM calendar_feeds WHERE person_id = :p", p=match.mentee_person_id)
@@ -92,9 +88,9 @@ async def test_after_erasure_no_table_outbox_row_or_cached_response_holds_the_pe
 
 
 async def test_an_erasure_delivered_again_or_of_a_stranger_changes_nothing_more(
-    client: httpx.AsyncClient, settings: SchedulingSettings, feed: Feeder, clock: MovableClock, db: AsyncEngine
+    seeded: tuple[Scenario, MatchAccepted], feed: Feeder, db: AsyncEngine
 ) -> None:
-    s, match = await seeded(client, settings, feed, clock)
+    s, match = seeded
     await erase(feed, s, match)
     tables = ("people", "meetings", "check_ins", "reminders", "matches", "outbox")
     once = {table: await rows(db, f"SELECT t::text FROM {table} AS t ORDER BY 1") for table in tables}
@@ -112,14 +108,9 @@ async def test_an_erasure_delivered_again_or_of_a_stranger_changes_nothing_more(
 
 
 async def test_a_late_snapshot_of_the_erased_person_brings_nothing_back(
-    client: httpx.AsyncClient,
-    settings: SchedulingSettings,
-    feed: Feeder,
-    clock: MovableClock,
-    runtime: Runtime,
-    db: AsyncEngine,
+    seeded: tuple[Scenario, MatchAccepted], feed: Feeder, runtime: Runtime, db: AsyncEngine
 ) -> None:
-    s, match = await seeded(client, settings, feed, clock)
+    s, match = seeded
     await erase(feed, s, match)
 
     await feed(s.person(match.mentee_person_id, TIME_ZONE, WINDOWS, version=1))
