@@ -38,6 +38,7 @@ from shared.events import samples
 from shared.events.models import EventData
 from shared.migrations import alembic_config
 from shared.service import Runtime
+from tests.erasure_scan import columns_containing
 
 pytestmark = pytest.mark.integration
 
@@ -166,28 +167,7 @@ def erased(scenario: Program, version: int = 10) -> EventData:
 
 async def rows_containing(runtime: Runtime | AsyncEngine, needle: str) -> list[str]:
     """Every table.column of the database (uuid, text, json, binary) holding `needle` in some row."""
-    found: list[str] = []
-    engine = runtime if isinstance(runtime, AsyncEngine) else runtime.engine
-    async with engine.connect() as conn:
-        columns = (
-            await conn.execute(
-                text(
-                    "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = 'public' AND data_type IN "
-                    "('uuid', 'text', 'character varying', 'json', 'jsonb', 'bytea', 'ARRAY')"
-                )
-            )
-        ).all()
-        assert {"pulses", "surveys", "agreements", "matches", "people", "outbox"} <= {row[0] for row in columns}
-        for table, column, data_type in columns:
-            if data_type == "bytea":
-                condition = f"position(convert_to(:needle, 'UTF8') in \"{column}\") > 0"
-            else:
-                condition = f'position(:needle in "{column}"::text) > 0'
-            hits = await conn.execute(text(f'SELECT count(*) FROM "{table}" WHERE {condition}'), {"needle": needle})
-            if hits.scalar_one():
-                found.append(f"{table}.{column}")
-    return found
+    return await columns_containing(runtime if isinstance(runtime, AsyncEngine) else runtime.engine, needle)
 
 
 async def report(client: httpx.AsyncClient, runtime: Runtime, scenario: Program) -> dict[str, Any]:
