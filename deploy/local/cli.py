@@ -330,11 +330,13 @@ def _dead_letter_tool_errors(on_interrupt: Callable[[], str] = lambda: "interrup
     from shared.messaging.dlq import (
         BROKER_ERRORS,
         EXIT_INTERRUPTED,
+        EXIT_STDOUT_CLOSED,
         NoSuchDeadLetterTopicError,
         ReplayStoppedError,
         UnknownDeadLetterError,
         broker_failure,
         client_logs_quiet,
+        stdout_closed,
     )
 
     try:
@@ -342,6 +344,9 @@ def _dead_letter_tool_errors(on_interrupt: Callable[[], str] = lambda: "interrup
             yield
     except (UnknownDeadLetterError, NoSuchDeadLetterTopicError, ReplayStoppedError) as error:
         _fail(str(error))
+    except BrokenPipeError as error:  # an OSError, but no broker's: the reader of stdout went away (`| head`)
+        stdout_closed()
+        raise typer.Exit(code=EXIT_STDOUT_CLOSED) from error
     except BROKER_ERRORS as error:  # before reported_errors, whose TimeoutError is the demo's
         _fail(broker_failure(error))
     except KeyboardInterrupt:
@@ -422,6 +427,7 @@ def dlq_list(
         else:
             rows.append(row(d))
 
+    streamed = False  # the table printed as read
     with reported_errors():
         settings = kafka_settings(bootstrap)
         broker = _kafka_bootstrap(data_dir, bootstrap)
@@ -449,7 +455,7 @@ def dlq_list(
                     )
                 )
                 heading, note = listing.heading(), listing.note()
-                if listing.shown:
+                if listing.shown:  # (else the empty table below)
                     printer = TablePrinter(console, heading, widest.widths(heading))
                     asyncio.run(
                         show_letters(
@@ -463,17 +469,11 @@ def dlq_list(
                         )
                     )
                     printer.close()
-                else:
-                    console.print(table(heading))
-                if note:
-                    err.print(note)
-                return
-    if as_json:
-        writer.close()
-        if note:
-            err.print(note)
-        return
-    console.print(table(heading, rows))
+                    streamed = True
+            if as_json:
+                writer.close()
+            elif not streamed:
+                console.print(table(heading, rows))
     if note:
         err.print(note)
 

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 import textwrap
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
@@ -39,6 +40,7 @@ CHUNK_SIZE = 500  # dead letters held at a time while listing or replaying
 PAGE_SIZE = 1000  # dead letters a listing shows unless told otherwise
 BROKER_ERRORS = (KafkaError, TimeoutError, OSError)  # how a broker that is gone, refuses or stalls shows
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+EXIT_STDOUT_CLOSED = 1  # the reader of stdout went away (`| head`): 1, as rich exits from the table it prints
 
 
 class Position(NamedTuple):
@@ -471,6 +473,13 @@ def client_logs_quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def stdout_closed() -> None:
+    """The reader of stdout went away (`dlq list | head`): nothing is wrong and nothing more can be said there. Point
+    stdout at /dev/null, so that Python's flush at exit does not fail on the closed pipe once more."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 class JsonArrayWriter:
     """Writes a JSON array an element at a time, character for character as ``json.dumps(array, indent=2)``."""
 
@@ -562,6 +571,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 )
                 print(f"replayed {replayed} dead letter(s) from {args.topic}")
+    except BrokenPipeError:  # an OSError, but no broker's
+        stdout_closed()
+        return EXIT_STDOUT_CLOSED
     except KeyboardInterrupt:
         sys.stdout.flush()
         print("interrupted (Ctrl-C)" if args.command == "list" else interrupted(args.topic, progress), file=sys.stderr)

@@ -881,3 +881,24 @@ async def test_mentorloom_dlq_list_all_prints_the_same_table_a_chunk_of_rows_at_
     assert streamed.stderr == whole.stderr == "Showed dead letters 3–33 of 33.\n"
     assert len(alive) == 2 * 8  # two readings of 17 + 16 letters, 5 at a time in each partition
     assert max(alive) <= 2 * 5 + 2, alive  # a chunk printing, a chunk held back, the widest cells: not all 31
+
+
+@pytest.mark.parametrize("entry_point", ["python", "mentorloom", "mentorloom table"])
+def test_a_listing_whose_reader_stops_reading_ends_quietly_not_blaming_the_broker(
+    kafka_bootstrap: str, unique: str, entry_point: str
+) -> None:
+    # `dlq list --all | head`: the pipe closes while the listing goes on. It said "The Kafka broker failed: [Errno 32]
+    # Broken pipe" (and before the listing streamed: a BrokenPipeError traceback).
+    dead = asyncio.run(send_dead_letters(kafka_bootstrap, f"t.pipe.{unique}", [1500]))
+    command = {
+        "python": ["shared.messaging.dlq", "list", "--bootstrap", kafka_bootstrap, "--topic", dead, "--all"],
+        "mentorloom": ["deploy.local.cli", "dlq", "list", dead, "--bootstrap", kafka_bootstrap, "--all", "--json"],
+        "mentorloom table": ["deploy.local.cli", "dlq", "list", dead, "--bootstrap", kafka_bootstrap, "--all"],
+    }[entry_point]
+    with subprocess.Popen([sys.executable, "-m", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as listing:
+        assert listing.stdout is not None
+        listing.stdout.readline()
+        listing.stdout.close()  # as head does after its lines
+        _, said = listing.communicate(timeout=60)
+
+    assert (listing.returncode, said) == (1, b"")
