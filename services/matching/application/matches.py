@@ -6,18 +6,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, or_, select, text, update
+from sqlalchemy import Date, Row, delete, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.matching.adapters.orm import matches, shortlist_exposure
+from services.matching.adapters.orm import matches, programs, shortlist_exposure
 from services.matching.application.errors import ConflictError
 from services.matching.application.translate import contract_breakdown
 from services.matching.domain import lifecycle
-from services.matching.domain.lifecycle import Lifecycle, MatchState, Party
+from services.matching.domain.lifecycle import OPEN_STATES, Lifecycle, MatchState, Party
 from services.matching.domain.scoring import PairScore
 from shared.events.models import EventData, MatchAccepted, MatchDeclined, MatchEnded, MatchProposed
 from shared.events.values import ActorRole, DeclineReason, EndReasonCategory, FactorScore, MatchOrigin
@@ -324,3 +324,45 @@ async def expire_due(
         [MatchDeclined(**_pair(r), declined_by=ActorRole.SYSTEM, reason=DeclineReason.EXPIRED) for r in rows],
     )
     return len(rows)
+
+
+async def close_finished_programs(session: AsyncSession, now: datetime, *, limit: int = 1_000) -> int:
+    """Close the open matches of programs whose last day (`ends_on`, a UTC date) has passed.
+
+    An active match reached its planned end: MatchEnded (`planned_end_reached`, by `system`, no re-match: the
+    program is over). A proposal lapses with the program: `expired`, with a MatchDeclined (`expired`) when it was
+    sent. `FOR UPDATE SKIP LOCKED` plus the state condition make each close happen once across replicas.
+    """
+    last_day = programs.c.snapshot["ends_on"].astext.cast(Date)
+    found = (
+        await session.execute(
+            select(matches)
+            .join(
+                programs,
+                (programs.c.program_id == matches.c.program_id) & (programs.c.tenant_id == matches.c.tenant_id),
+            )
+            .where(matches.c.state.in_([s.value for s in OPEN_STATES]), last_day < now.astimezone(UTC).date())
+            .order_by(matches.c.match_id)
+            .limit(limit)
+            .with_for_update(of=matches, skip_locked=True)
+        )
+    ).all()
+    for row in found:
+        if row.state == MatchState.ACTIVE.value:
+            await close_open(
+                session, row, now, ActorRole.SYSTEM, DeclineReason.EXPIRED, EndReasonCategory.PLANNED_END_REACHED
+            )
+            continue
+        await _store(
+            session,
+            row,
+            lifecycle.lapse(lifecycle_of(row)),
+            closed_at=now,
+            closed_by=ActorRole.SYSTEM.value,
+            decline_reason=DeclineReason.EXPIRED.value,
+        )
+        if row.state == MatchState.PROPOSED.value:  # an unsent round proposal was never announced
+            await add_events(
+                session, [MatchDeclined(**_pair(row), declined_by=ActorRole.SYSTEM, reason=DeclineReason.EXPIRED)]
+            )
+    return len(found)

@@ -1,4 +1,5 @@
-"""The expiry sweeper: proposals past their answer window become expired, each with a MatchDeclined (expired).
+"""The expiry sweeper: proposals past their answer window become expired, each with a MatchDeclined (expired), and
+the open matches of programs past their last day close (`matches.close_finished_programs`).
 
 Reads also expire lazily (see `matches.expire_due`); the sweeper makes sure it happens for proposals nobody reads.
 No lease is needed: `FOR UPDATE SKIP LOCKED` and the state condition keep each expiry single across replicas.
@@ -11,7 +12,7 @@ import asyncio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.matching.application.matches import expire_due
+from services.matching.application.matches import close_finished_programs, expire_due
 from shared.clock import Clock
 from shared.periodic import in_batches, run_periodically
 
@@ -22,6 +23,14 @@ async def sweep_expired(sessions: async_sessionmaker[AsyncSession], clock: Clock
     """Expire everything due now, one bounded transaction per batch."""
     now = clock.now()
     return await in_batches(sessions, lambda session, limit: expire_due(session, now, limit=limit), batch_size)
+
+
+async def sweep_finished_programs(sessions: async_sessionmaker[AsyncSession], clock: Clock, batch_size: int) -> int:
+    """Close the open matches of every program whose last day has passed, one bounded transaction per batch."""
+    now = clock.now()
+    return await in_batches(
+        sessions, lambda session, limit: close_finished_programs(session, now, limit=limit), batch_size
+    )
 
 
 async def run_expiry_sweeper(
@@ -35,5 +44,7 @@ async def run_expiry_sweeper(
     async def sweep_and_log() -> None:
         if expired := await sweep_expired(sessions, clock, batch_size):
             log.info("expired proposals", count=expired)
+        if closed := await sweep_finished_programs(sessions, clock, batch_size):
+            log.info("closed matches of ended programs", count=closed)
 
     await run_periodically(sweep_and_log, stop, interval_seconds, name="proposal-expiry")

@@ -4,6 +4,7 @@
           |                          |
           +--reject--> declined      +--decline / withdraw--> declined
                                      +--window passed--> expired
+    (the program's last day passing: active --> ended, pending_approval / proposed --> expired)
 
 A cohort-round proposal waits in `pending_approval` until a coordinator approves it; nothing is sent before.
 Both parties must accept a proposal; for a mentee's own request the request itself is the mentee's acceptance.
@@ -107,6 +108,12 @@ def expire(lifecycle: Lifecycle, now: datetime) -> Lifecycle:
     """The answer window passed without both consents."""
     if not lifecycle.is_expired_at(now):
         raise IllegalTransitionError(lifecycle.state, "expire", "the proposal is not past its window")
+    return replace(lifecycle, state=MatchState.EXPIRED)
+
+
+def lapse(lifecycle: Lifecycle) -> Lifecycle:
+    """The program ended before the proposal was answered (or approved): it expires with it."""
+    _require(lifecycle, "lapse", MatchState.PENDING_APPROVAL, MatchState.PROPOSED)
     return replace(lifecycle, state=MatchState.EXPIRED)
 
 

@@ -1,0 +1,65 @@
+"""When a program's last day (`ends_on`) has passed: its active matches reach their planned end, its open proposals
+lapse, and nothing new starts in it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.matching.application.sweeper import sweep_finished_programs
+from services.matching.settings import MatchingSettings
+from services.matching.tests.integration.conftest import Feeder, World, outbox_payloads
+from services.matching.tests.integration.test_lifecycle_api import DECLINED, ENDED, request, seeded
+from shared.clock import MovableClock
+from shared.db import session_factory
+
+LAST_DAY_EVENING = datetime(2026, 6, 30, 23, 0, tzinfo=UTC)  # samples.program_updated ends on 2026-06-30
+DAY_AFTER = datetime(2026, 7, 1, 0, 0, 1, tzinfo=UTC)
+
+
+async def test_after_the_programs_last_day_active_matches_end_as_planned_and_open_proposals_lapse(
+    client, settings: MatchingSettings, feed: Feeder, clock: MovableClock, db: AsyncEngine
+) -> None:
+    w = await seeded(feed)
+    active = await request(client, settings, w, "amara", "lukas")
+    await client.post(f"/v1/matches/{active['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    clock.set(datetime(2026, 6, 28, 9, 0, tzinfo=UTC))
+    waiting = await request(client, settings, w, "bea", "nora")  # its 7-day window runs past the program's end
+
+    clock.set(LAST_DAY_EVENING)
+    assert await sweep_finished_programs(session_factory(db), clock, batch_size=10) == 0, "the last day is in it"
+
+    clock.set(DAY_AFTER)
+    assert await sweep_finished_programs(session_factory(db), clock, batch_size=1) == 2
+    coordinator = w.as_coordinator(settings)
+    ended = (await client.get(f"/v1/matches/{active['match_id']}", headers=coordinator)).json()
+    assert (ended["state"], ended["end_reason_category"], ended["closed_by"]) == (
+        "ended",
+        "planned_end_reached",
+        "system",
+    )
+    lapsed = (await client.get(f"/v1/matches/{waiting['match_id']}", headers=coordinator)).json()
+    assert (lapsed["state"], lapsed["decline_reason"]) == ("expired", "expired")
+    (end_event,) = await outbox_payloads(db, ENDED)
+    assert (end_event["reason_category"], end_event["ended_by"], end_event["rematch_offered"]) == (
+        "planned_end_reached",
+        "system",
+        False,
+    ), "the program is over: nobody is offered a new match in it"
+    assert [(d["reason"], d["declined_by"]) for d in await outbox_payloads(db, DECLINED)] == [("expired", "system")]
+    assert await sweep_finished_programs(session_factory(db), clock, batch_size=10) == 0, "each closes once"
+
+
+async def test_a_program_still_running_keeps_its_matches_when_another_ends(
+    client, settings: MatchingSettings, feed: Feeder, clock: MovableClock, db: AsyncEngine
+) -> None:
+    running = World()
+    await feed(running.program().model_copy(update={"ends_on": datetime(2027, 6, 30).date()}))
+    await feed(*running.mentee("amara"), *running.mentor("lukas"))
+    match = await request(client, settings, running, "amara", "lukas")
+    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=running.as_person(settings, "lukas"))
+    clock.set(DAY_AFTER)
+    assert await sweep_finished_programs(session_factory(db), clock, batch_size=10) == 0
+    seen = (await client.get(f"/v1/matches/{match['match_id']}", headers=running.as_coordinator(settings))).json()
+    assert seen["state"] == "active"
