@@ -136,6 +136,13 @@ async def _store(session: AsyncSession, row: Row[Any], new: Lifecycle, **values:
     return updated
 
 
+async def _close(
+    session: AsyncSession, row: Row[Any], new: Lifecycle, now: datetime, actor: ActorRole, reason: DeclineReason
+) -> Row[Any]:
+    """Store a proposal that did not become a match (no event: the caller sends one when it was announced)."""
+    return await _store(session, row, new, closed_at=now, closed_by=actor.value, decline_reason=reason.value)
+
+
 async def approve(session: AsyncSession, row: Row[Any], now: datetime, window: timedelta) -> Row[Any]:
     updated = await _store(session, row, lifecycle.approve(lifecycle_of(row), now + window), proposed_at=now)
     await add_events(session, [proposed_event(updated)])
@@ -144,26 +151,14 @@ async def approve(session: AsyncSession, row: Row[Any], now: datetime, window: t
 
 async def reject(session: AsyncSession, row: Row[Any], now: datetime) -> Row[Any]:
     # Never sent, so nobody downstream knows it: no event.
-    return await _store(
-        session,
-        row,
-        lifecycle.reject(lifecycle_of(row)),
-        closed_at=now,
-        closed_by=ActorRole.COORDINATOR.value,
-        decline_reason=DeclineReason.REJECTED_BY_COORDINATOR.value,
-    )
+    new = lifecycle.reject(lifecycle_of(row))
+    return await _close(session, row, new, now, ActorRole.COORDINATOR, DeclineReason.REJECTED_BY_COORDINATOR)
 
 
 async def skip(session: AsyncSession, row: Row[Any], now: datetime) -> Row[Any]:
     """The approval's re-check drops a round proposal that no longer passes: unsent, so no event."""
-    return await _store(
-        session,
-        row,
-        lifecycle.withdraw(lifecycle_of(row)),
-        closed_at=now,
-        closed_by=ActorRole.SYSTEM.value,
-        decline_reason=DeclineReason.PARTICIPANT_UNAVAILABLE.value,
-    )
+    new = lifecycle.withdraw(lifecycle_of(row))
+    return await _close(session, row, new, now, ActorRole.SYSTEM, DeclineReason.PARTICIPANT_UNAVAILABLE)
 
 
 async def accept(
@@ -225,7 +220,7 @@ async def decline(session: AsyncSession, row: Row[Any], actor: ActorRole, now: d
         reason = DeclineReason.WITHDRAWN
     else:
         reason = DeclineReason.DECLINED
-    updated = await _store(session, row, new, closed_at=now, closed_by=actor.value, decline_reason=reason.value)
+    updated = await _close(session, row, new, now, actor, reason)
     await add_events(session, [MatchDeclined(**_pair(updated), declined_by=actor, reason=reason)])
     return updated
 
@@ -353,14 +348,7 @@ async def close_finished_programs(session: AsyncSession, now: datetime, *, limit
                 session, row, now, ActorRole.SYSTEM, DeclineReason.EXPIRED, EndReasonCategory.PLANNED_END_REACHED
             )
             continue
-        await _store(
-            session,
-            row,
-            lifecycle.lapse(lifecycle_of(row)),
-            closed_at=now,
-            closed_by=ActorRole.SYSTEM.value,
-            decline_reason=DeclineReason.EXPIRED.value,
-        )
+        await _close(session, row, lifecycle.lapse(lifecycle_of(row)), now, ActorRole.SYSTEM, DeclineReason.EXPIRED)
         if row.state == MatchState.PROPOSED.value:  # an unsent round proposal was never announced
             await add_events(
                 session, [MatchDeclined(**_pair(row), declined_by=ActorRole.SYSTEM, reason=DeclineReason.EXPIRED)]

@@ -6,15 +6,18 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matching.adapters.orm import enrolments, matches, people, programs
+from services.matching.application.errors import ConflictError
 from services.matching.application.translate import participant_of, policy_of
 from services.matching.domain.lifecycle import OPEN_STATES, MatchState
 from services.matching.domain.model import MatchHistory, MentorCapacity, Participant, ProgramPolicy
+from services.matching.domain.program_term import why_no_new_matches
 from shared.events.models import ProfileUpdated, ProgramUpdated
 from shared.events.values import DeclineReason, EnrollmentRole, EnrollmentStatus, MatchOrigin
 
@@ -68,6 +71,12 @@ class ProgramData:
         approval the first one approved takes the slots; the others' proposals are re-checked when approved.
         """
         return replace(self, open_pairs=self.open_pairs - self.pending_pairs, pending_pairs=frozenset())
+
+    def require_new_matches_allowed(self, now: datetime) -> None:
+        """409 when the program is closed, archived or past its last day (`ends_on`, a UTC date)."""
+        why = why_no_new_matches(self.program.status, self.program.ends_on, now.astimezone(UTC).date())
+        if why is not None:
+            raise ConflictError(why)
 
     def held_by_mentee(self, mentee_id: str) -> int:
         return sum(1 for mentee, _ in self.open_pairs if mentee == mentee_id)

@@ -207,12 +207,15 @@ async def request_mentor(
     db: Session,
     now: Now,
 ) -> MatchOut:
-    """The mentee asks a mentor; the request counts as the mentee's acceptance and expires after the window."""
+    """The mentee asks a mentor; the request counts as the mentee's acceptance and expires after the window.
+
+    409 once the program is closed, archived or past its last day (as for every route that starts a match)."""
     if not principal.is_person(person_id):
         raise NotFoundError(f"mentee {person_id} not found")
     # Both people's enrolments are locked before anything is counted (see lock_enrolments).
     await lock_enrolments(db, principal.tenant, program_id, [body.mentor_person_id, person_id])
     data = await _program_data(db, principal, program_id, now)
+    data.require_new_matches_allowed(now.now())
     match_id = await choosing.request_mentor(db, data, person_id, body.mentor_person_id, now.now())
     return await _view(db, principal, await _load_match(db, match_id))
 
@@ -224,6 +227,7 @@ async def create_match(body: CreateMatch, principal: CoordinatorOrOperatorPrinci
         raise NotFoundError(f"program {body.program_id} not found")
     await lock_enrolments(db, principal.tenant, body.program_id, [body.mentor_person_id, body.mentee_person_id])
     data = await _program_data(db, principal, body.program_id, now)
+    data.require_new_matches_allowed(now.now())
     match_id = await choosing.coordinator_match(db, data, body.mentee_person_id, body.mentor_person_id, now.now())
     return _match_out(principal, await _load_match(db, match_id))
 
@@ -364,15 +368,21 @@ async def _round_out(db: AsyncSession, principal: Principal, round_id: uuid.UUID
 
 
 @router.post(
-    "/programs/{program_id}/rounds", response_model=RoundOut, status_code=status.HTTP_201_CREATED, responses=_errors()
+    "/programs/{program_id}/rounds",
+    response_model=RoundOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_errors(409),
 )
 async def run_round(
     program_id: ProgramId, principal: CoordinatorOrOperatorPrincipal, db: Session, now: Now
 ) -> RoundOut:
-    """Solve the program's cohort round (proven optimal when the certificate says so); proposals wait for approval."""
+    """Solve the program's cohort round (proven optimal when the certificate says so); proposals wait for approval.
+
+    409 once the program is closed, archived or past its last day."""
     if not principal.manages(program_id):
         raise NotFoundError(f"program {program_id} not found")
     data = await _program_data(db, principal, program_id, now)
+    data.require_new_matches_allowed(now.now())
     round_id = await round_cases.run_round(db, data, now.now())
     return await _round_out(db, principal, round_id)
 
@@ -408,6 +418,7 @@ async def approve_round(
     )
     await lock_enrolments(db, principal.tenant, row.program_id, [person for pair in pairs for person in pair])
     data = await _program_data(db, principal, row.program_id, now)
+    data.require_new_matches_allowed(now.now())
     window = timedelta(days=data.program.matching_policy.request_window_days)
     selected = None if body.proposal_ids is None else set(body.proposal_ids)
     await round_cases.approve_round(db, row, data, selected, now.now(), window)

@@ -13,6 +13,7 @@ from services.matching.tests.integration.conftest import Feeder, World, outbox_p
 from services.matching.tests.integration.test_lifecycle_api import DECLINED, ENDED, request, seeded
 from shared.clock import MovableClock
 from shared.db import session_factory
+from shared.events.values import ProgramStatus
 
 LAST_DAY_EVENING = datetime(2026, 6, 30, 23, 0, tzinfo=UTC)  # samples.program_updated ends on 2026-06-30
 DAY_AFTER = datetime(2026, 7, 1, 0, 0, 1, tzinfo=UTC)
@@ -63,3 +64,44 @@ async def test_a_program_still_running_keeps_its_matches_when_another_ends(
     assert await sweep_finished_programs(session_factory(db), clock, batch_size=10) == 0
     seen = (await client.get(f"/v1/matches/{match['match_id']}", headers=running.as_coordinator(settings))).json()
     assert seen["state"] == "active"
+
+
+async def test_nothing_new_starts_in_a_program_after_its_last_day_and_the_409_says_when_it_ended(
+    client, settings: MatchingSettings, feed: Feeder, clock: MovableClock
+) -> None:
+    w = await seeded(feed)
+    coordinator = w.as_coordinator(settings)
+    waiting_round = (await client.post(f"/v1/programs/{w.program_id}/rounds", headers=coordinator)).json()
+    clock.set(DAY_AFTER)
+    attempts = {
+        "request": await client.post(
+            f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/requests",
+            json={"mentor_person_id": str(w.id("lukas"))},
+            headers=w.as_person(settings, "amara"),
+        ),
+        "coordinator match": await client.post(
+            "/v1/matches",
+            json={
+                "program_id": str(w.program_id),
+                "mentee_person_id": str(w.id("bea")),
+                "mentor_person_id": str(w.id("nora")),
+            },
+            headers=coordinator,
+        ),
+        "round": await client.post(f"/v1/programs/{w.program_id}/rounds", headers=coordinator),
+        "approval": await client.post(f"/v1/rounds/{waiting_round['round_id']}/approve", json={}, headers=coordinator),
+    }
+    for what, response in attempts.items():
+        assert response.status_code == 409, (what, response.text)
+        assert "ended on 2026-06-30" in response.json()["detail"]["error_description"], what
+
+
+async def test_a_closed_or_archived_program_takes_no_new_round_naming_its_status(
+    client, settings: MatchingSettings, feed: Feeder
+) -> None:
+    w = await seeded(feed)
+    for version, status in ((2, ProgramStatus.CLOSED), (3, ProgramStatus.ARCHIVED)):
+        await feed(w.program(version=version).model_copy(update={"status": status}))
+        response = await client.post(f"/v1/programs/{w.program_id}/rounds", headers=w.as_coordinator(settings))
+        assert response.status_code == 409, response.text
+        assert f"program is {status.value}" in response.json()["detail"]["error_description"]
