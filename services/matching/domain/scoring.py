@@ -133,32 +133,42 @@ class _Wanted:
     plural: str  # "critical needs"
 
 
-def _wanted_object(wanted: _Wanted, owner: str) -> tuple[bool, str]:
-    """(whether any is met, the object of "covers …"/"does not cover …"), e.g. "2 of the mentee's 3 needs (…)"."""
+def _wanted_object(wanted: _Wanted, owner: str) -> tuple[bool, str, str]:
+    """(whether any is met, the object of "covers …"/"does not cover …", the bare object), e.g. "2 of the mentee's 3
+    needs (…)". None met of several reads "none of the mentee's 2 needs"; its bare object drops the "none of", for
+    a clause that already negates ("does not cover A or their 2 needs")."""
     met, total = len(wanted.met), wanted.total
     listing = _listing(wanted.met)
     if total == 1:
-        return bool(met), f"{owner} {wanted.singular}{listing}"
+        obj = f"{owner} {wanted.singular}{listing}"
+        return bool(met), obj, obj
     if met == 0:
-        return True, f"none of {owner} {total} {wanted.plural}"
+        bare = f"{owner} {total} {wanted.plural}"
+        return False, f"none of {bare}", bare
     if met == total:
-        return True, f"{'both' if total == 2 else f'all {total}'} of {owner} {wanted.plural}{listing}"
-    return True, f"{met} of {owner} {total} {wanted.plural}{listing}"
+        obj = f"{'both' if total == 2 else f'all {total}'} of {owner} {wanted.plural}{listing}"
+        return True, obj, obj
+    obj = f"{met} of {owner} {total} {wanted.plural}{listing}"
+    return True, obj, obj
 
 
 def _wanted_clause(verb: str, negated: str, parts: Sequence[_Wanted]) -> str:
     """One clause over the mentee's wishes, e.g. "covers the mentee's critical need (…) but not their important
-    need": the mentee is named once, then "their"; a lone unmet wish reads "does not cover", not "0 of 1"."""
+    need": the mentee is named once, then "their"; a lone unmet wish reads "does not cover", not "0 of 1", and
+    several unmet ones "covers none of"; unmet wishes after an unmet one join with "or", never "but"."""
     clause = ""
     first_met = True
     for k, part in enumerate(parts):
-        met, obj = _wanted_object(part, "the mentee's" if k == 0 else "their")
+        met, obj, bare = _wanted_object(part, "the mentee's" if k == 0 else "their")
+        self_negating = obj != bare  # "none of …"
         if k == 0:
-            first_met, clause = met, f"{verb if met else negated} {obj}"
+            first_met, clause = met, f"{verb if met or self_negating else negated} {obj}"
         elif met == first_met:
-            clause += f" {'and' if met else 'or'} {obj}"
+            clause += f" and {obj}" if met else f" or {bare}"
+        elif met:
+            clause += f" but {verb} {obj}"
         else:
-            clause += f" but {verb} {obj}" if met else f" but not {obj}"
+            clause += f" but {obj}" if self_negating else f" but not {obj}"
     return clause
 
 

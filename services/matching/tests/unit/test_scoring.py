@@ -180,6 +180,21 @@ def test_explanation_says_so_when_no_critical_need_is_covered():
     assert "Does not cover the mentee's critical need" in score_pair(a, mentor("r"), policy()).explanation
 
 
+def test_needs_none_of_which_is_covered_read_as_one_negation_without_a_but():
+    needs = {"writing": CRITICAL, "career": CRITICAL, "job_search": IMPORTANT}
+    nothing = score_pair(mentee("e", needs=needs), mentor("r"), policy()).factor(Factor.NEEDS).detail
+    assert nothing == "covers none of the mentee's 2 critical needs or their important need"
+    one_critical = mentee("e", needs={"writing": CRITICAL, "career": IMPORTANT, "job_search": IMPORTANT})
+    offers_writing = mentor("r", offers=frozenset({"writing"}))
+    assert score_pair(one_critical, offers_writing, policy()).factor(Factor.NEEDS).detail == (
+        "covers the mentee's critical need (writing) but none of their 2 important needs"
+    )
+    lone_critical_missed = mentee("e", needs={"writing": CRITICAL, "career": IMPORTANT, "job_search": IMPORTANT})
+    assert score_pair(lone_critical_missed, mentor("r"), policy()).factor(Factor.NEEDS).detail == (
+        "does not cover the mentee's critical need or their 2 important needs"
+    )
+
+
 def test_semantic_goal_factor_falls_back_cleanly_when_the_model_package_is_missing():
     assert load_goal_embedder("a_module_that_is_not_installed_here") is None
     a, b = mentee("e", goals_text="publish a paper"), mentor("r", goals_text="publish papers")
