@@ -48,6 +48,7 @@ from deploy.local.commands import (
     run_demo_with_progress,
     token_command,
 )
+from deploy.local.invocation import command, tool_command
 from deploy.local.stack import (
     LocalStack,
     StackState,
@@ -68,7 +69,11 @@ dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=T
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(match_app, name="match")
 app.add_typer(events_app, name="events")
-app.command("token")(token_command)
+# Help that names a command to type is written with the command the user ran the tool with (see invocation.py).
+app.command(
+    "token",
+    help=f"Mint a dev token the local services accept: `export TOKEN=$({command('token --role coordinator')})`.",
+)(token_command)
 app.command("import")(import_command)
 app.command("demo")(demo_command)
 console = Console()
@@ -98,10 +103,10 @@ def _require_state(data_dir: Path) -> dict[str, object]:
         if state is not None and leftovers:
             err.print(
                 f"[red]The launcher of the stack in {data_dir} (pid {state.launcher_pid}) is gone,[/red] but "
-                f"{_names(leftovers)} still run; stop them with: mentorloom down"
+                f"{_names(leftovers)} still run; stop them with: {command('down')}"
             )
         else:
-            err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: mentorloom up")
+            err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: {command('up')}")
         raise typer.Exit(code=3)
     return state.model_dump(mode="json")
 
@@ -125,13 +130,14 @@ def _warn(message: str) -> None:
         err.print(message)
 
 
-@app.command()
+@app.command(
+    help=f"Start the whole platform locally, run the demo, and keep it running until Ctrl-C (or `{command('down')}`)."
+)
 def up(
     data_dir: DataDir = default_data_dir(),
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for services to become ready.")] = 180.0,
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Seed the demo program once everything is up.")] = True,
 ) -> None:
-    """Start the whole platform locally, run the demo, and keep it running until Ctrl-C (or `mentorloom down`)."""
     _refuse_a_second_stack(data_dir)
     stack = LocalStack(data_dir)
     signals = StopSignals()
@@ -165,13 +171,13 @@ def _refuse_a_second_stack(data_dir: Path) -> None:
     if state is None:
         return
     if state.launcher_running():
-        _warn(f"[yellow]A stack is already running from {data_dir}[/yellow] (see `mentorloom status`).")
+        _warn(f"[yellow]A stack is already running from {data_dir}[/yellow] (see `{command('status')}`).")
         raise typer.Exit(code=2)
     leftovers = state.leftover_processes()
     if leftovers:
         _warn(
             f"[yellow]The launcher of the stack in {data_dir} is gone, but {_names(leftovers)} still run[/yellow]; "
-            "stop them first with: mentorloom down"
+            f"stop them first with: {command('down')}"
         )
         raise typer.Exit(code=2)
 
@@ -200,7 +206,7 @@ def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, runnin
             _warn(f"[red]The demo failed:[/red] {escape(str(exc))}; the platform itself runs.")
     print_guide(stack.data_dir)
     running.set()  # before saying so: a Ctrl-C prompted by the message is the normal end
-    console.print("[bold green]Mentorloom is running.[/bold green] Ctrl-C (or `mentorloom down`) stops everything.")
+    console.print(f"[bold green]Mentorloom is running.[/bold green] Ctrl-C (or `{command('down')}`) stops everything.")
     while True:
         for name, proc in stack.service_procs.items():
             if not proc.alive():
@@ -213,14 +219,15 @@ def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, runnin
         time.sleep(1.0)
 
 
-@app.command()
+@app.command(
+    help=f"Stop a stack started by `{command('up')}` in another terminal, or the servers its launcher left running."
+)
 def down(
     data_dir: DataDir = default_data_dir(),
     timeout: Annotated[
         float, typer.Option(help="seconds the launcher gets to stop everything before its servers are stopped directly")
     ] = 90.0,
 ) -> None:
-    """Stop a stack started by `mentorloom up` in another terminal, or the servers its launcher left running."""
     state = _load_state(data_dir)
     launcher_killed = False
     if state is not None and state.launcher_running():
@@ -251,7 +258,7 @@ def down(
         elif state is not None:
             (data_dir / "state.json").unlink(missing_ok=True)  # a stale file: nothing it names runs
         if not unconfirmed:
-            err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: mentorloom up")
+            err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: {command('up')}")
         raise typer.Exit(code=3)
     if not launcher_killed:
         console.print(f"The launcher (pid {state.launcher_pid}) is gone; stopping what it left running.")
@@ -502,8 +509,9 @@ def dlq_replay(
         typer.Option(help="broker address (default: the local stack's); MENTORLOOM_KAFKA_SECURITY_PROTOCOL etc. apply"),
     ] = None,
 ) -> None:
-    """Republish dead letters to their original topic (safe to repeat: consumers are idempotent). Stopped by an
-    error, it says how many it replayed and how to replay the rest."""
+    """Republish dead letters to their original topic (safe to repeat: consumers are idempotent).
+
+    Stopped by an error, it says how many it replayed and how to replay the rest."""
     from shared.messaging.dlq import ReplayProgress, interrupted, replay_dead_letters
 
     _dlq_options("replay", at=at is not None, start=start is not None, page=False)
@@ -524,7 +532,7 @@ def dlq_replay(
 
 
 def main() -> None:
-    app()
+    app(prog_name=tool_command())  # "Usage: ./dev mentorloom …" when run through ./dev
 
 
 if __name__ == "__main__":

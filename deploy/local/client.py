@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from deploy.local.invocation import command
 from deploy.local.stack import read_state
 from shared.auth import Role, mint_dev_token
 from shared.settings import ServiceSettings
@@ -52,7 +53,7 @@ class StackEndpoints:
     def of_running_stack(cls, data_dir: Path) -> StackEndpoints:
         state = read_state(data_dir)
         if state is None:
-            raise StackNotRunningError(f"no running stack found in {data_dir}; start one with: ./dev up")
+            raise StackNotRunningError(f"no running stack found in {data_dir}; start one with: {command('up')}")
         return cls.from_state(state)
 
     def url(self, service: str) -> str:

@@ -28,6 +28,7 @@ from rich.table import Table
 from deploy.local.client import ApiClient, ServiceError, StackEndpoints, StackNotRunningError, mint_token
 from deploy.local.demo import DemoError, DemoProgram, import_csv, run_demo
 from deploy.local.events_tail import data_highlights, follow
+from deploy.local.invocation import command
 from deploy.local.stack import StateFileError, default_data_dir
 from shared.auth import Role
 from shared.events.registry import BY_TYPE, CE_TYPE_PREFIX, TOPICS
@@ -109,7 +110,9 @@ def tenant_and_program(
     tenant = tenant or (seeded.tenant if seeded else None)
     program = program or (seeded.program if seeded and seeded.tenant == tenant else None)
     if tenant is None or (need_program and program is None):
-        fail("[red]Give --tenant and --program[/red] (or run `mentorloom demo` first to use its program).", EXIT_USAGE)
+        fail(
+            f"[red]Give --tenant and --program[/red] (or run `{command('demo')}` first to use its program).", EXIT_USAGE
+        )
     return tenant, program
 
 
@@ -135,7 +138,7 @@ def token_command(
     data_dir: DataDir = default_data_dir(),
     as_json: AsJson = False,
 ) -> None:
-    """Mint a dev token the local services accept: `export TOKEN=$(mentorloom token --role coordinator)`."""
+    """Mint a dev token the local services accept (its --help: cli.py, which names the command to type)."""
     found_tenant, demo_program = tenant_and_program(data_dir, tenant, None, need_program=False)
     programs = program if program is not None else ([demo_program] if demo_program else [])
     if Role.PARTICIPANT in role and person is None:
@@ -267,7 +270,7 @@ def match_round(
         write_json(found)
         return
     print_round(found)
-    console.print(f"approve with: ./dev mentorloom match approve {found['round_id']}", highlight=False, soft_wrap=True)
+    console.print(f"approve with: {command('match approve')} {found['round_id']}", highlight=False, soft_wrap=True)
 
 
 @match_app.command("approve")
@@ -445,7 +448,7 @@ def print_guide(data_dir: Path) -> None:
         ]
         for url in calls:
             console.print(f'  curl -s -H "Authorization: Bearer $TOKEN" {url}', highlight=False, soft_wrap=True)
-        console.print("  (new tokens: ./dev mentorloom token --role coordinator)")
-    console.print("\n  Follow the events:   ./dev mentorloom events tail --from-beginning")
-    console.print("  Run a cohort round:  ./dev mentorloom match round")
-    console.print("  Dead letters:        ./dev mentorloom dlq list mentorloom.matching.v1.dlq")
+        console.print(f"  (new tokens: {command('token --role coordinator')})", highlight=False)
+    console.print(f"\n  Follow the events:   {command('events tail --from-beginning')}", highlight=False)
+    console.print(f"  Run a cohort round:  {command('match round')}", highlight=False)
+    console.print(f"  Dead letters:        {command('dlq list mentorloom.matching.v1.dlq')}", highlight=False)

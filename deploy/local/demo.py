@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from deploy.local.client import INSTALLATION_TENANT, ApiClient, ServiceError, StackEndpoints, mint_token
+from deploy.local.invocation import command
 from deploy.local.stack import StateFileError
 
 Report = Callable[[str], None]
@@ -212,7 +213,7 @@ class DemoProgram:
                 uuid.UUID(saved_id)  # later commands build tokens from them
         except (ValidationError, ValueError) as exc:
             raise StateFileError(
-                f"The demo's saved ids in {path} are damaged; delete the file (or run `mentorloom demo` again)."
+                f"The demo's saved ids in {path} are damaged; delete the file (or run `{command('demo')}` again)."
             ) from exc
         return seeded
 

@@ -496,19 +496,26 @@ def test_dlq_list_shows_error_text_with_square_brackets_as_it_is(
 # --- ./dev from another directory ----------------------------------------------------------------------------------
 
 
-def test_dev_resolves_relative_paths_against_the_callers_directory(tmp_path: Path) -> None:
-    (tmp_path / "people.csv").write_text("external_id\n")
-    ids = ["--tenant", str(uuid.uuid4()), "--program", str(uuid.uuid4())]
-
-    result = subprocess.run(
-        [str(PROJECT_ROOT / "dev"), "mentorloom", "import", "people.csv", *ids],
-        cwd=tmp_path,
-        env={**os.environ, "MENTORLOOM_STACK_DIR": "my-stack"},
+def run_dev(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, dev: str = str(PROJECT_ROOT / "dev")
+) -> subprocess.CompletedProcess[str]:
+    """./dev (as ``dev``, the path a user typed) run in ``cwd``, with ``env`` added to this environment."""
+    return subprocess.run(
+        [dev, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_dev_resolves_relative_paths_against_the_callers_directory(tmp_path: Path) -> None:
+    (tmp_path / "people.csv").write_text("external_id\n")
+    ids = ["--tenant", str(uuid.uuid4()), "--program", str(uuid.uuid4())]
+
+    result = run_dev("mentorloom", "import", "people.csv", *ids, cwd=tmp_path, env={"MENTORLOOM_STACK_DIR": "my-stack"})
 
     # The CSV was found (else: a usage error, 2) and the stack dir is the caller's ./my-stack, where nothing runs.
     assert result.returncode == 3, result.stdout + result.stderr

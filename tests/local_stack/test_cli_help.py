@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +30,21 @@ def test_every_option_of_every_command_has_help_text() -> None:
         f"{path} {option.opts[0]}" for path, option in found if not option.hidden and not (option.help or "").strip()
     ]
     assert silent == []  # was ['mentorloom status --json', 'mentorloom dlq list --json']
+
+
+def commands(command: Any, path: str = "mentorloom") -> Iterator[tuple[str, Any]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from commands(sub, f"{path} {name}")
+
+
+def test_every_commands_first_help_paragraph_is_one_line_as_the_command_listing_shows_it_unwrapped() -> None:
+    # A group's listing prints a command's first paragraph with its line breaks kept: `dlq --help` broke the replay
+    # line after "Stopped by an", wherever the terminal's width put the rest.
+    found = list(commands(typer.main.get_command(mentorloom)))
+    assert len(found) > 10
+    broken = [path for path, command in found if "\n" in inspect.cleandoc(command.help or "").split("\n\n")[0]]
+    assert broken == []
 
 
 def test_dev_without_a_command_prints_its_header_comment_and_no_line_of_code() -> None:

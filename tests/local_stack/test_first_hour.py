@@ -9,6 +9,9 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from deploy.local.invocation import DEV_SCRIPT_VARIABLE
 from tests.local_stack.test_cli_errors import DemoServices, demo_services, run, state, this_process, words
 
 
@@ -38,7 +41,10 @@ def last_answered(calls: list[str], key: str) -> str:
     return [call.removeprefix(f"{key}=") for call in calls if call.startswith(f"{key}=")][-1]
 
 
-def test_a_rounds_id_is_printed_on_one_line_so_it_can_be_copied_into_match_approve(tmp_path: Path) -> None:
+def test_a_rounds_id_is_printed_on_one_line_so_it_can_be_copied_into_match_approve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DEV_SCRIPT_VARIABLE, "./dev")  # run as README says
     with demo_services([(3, 2)], RecordingServices) as (url, calls):
         (tmp_path / "state.json").write_text(json.dumps(state(this_process(), services={"matching": url})))
         result = run(tmp_path, "match", "round", "--tenant", str(uuid.uuid4()), "--program", str(uuid.uuid4()))
@@ -49,11 +55,14 @@ def test_a_rounds_id_is_printed_on_one_line_so_it_can_be_copied_into_match_appro
     assert f"approve with: ./dev mentorloom match approve {round_id}" in result.output
 
 
-def test_a_command_without_a_running_stack_says_to_start_one_with_dev_up(tmp_path: Path) -> None:
+def test_a_command_without_a_running_stack_run_through_dev_says_to_start_one_with_dev(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DEV_SCRIPT_VARIABLE, "./dev")
     result = run(tmp_path, "match", "round", "--tenant", str(uuid.uuid4()), "--program", str(uuid.uuid4()))
 
     assert result.exit_code == 3, result.output
-    assert "start one with: ./dev up" in words(result.output)
+    assert "start one with: ./dev mentorloom up" in words(result.output)
 
 
 def test_a_participant_token_without_a_person_says_where_the_demos_person_ids_are(tmp_path: Path) -> None:

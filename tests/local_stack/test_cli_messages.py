@@ -1,0 +1,170 @@
+"""The `mentorloom` tool's hints name a command the user can type (`./dev mentorloom …` when run through ./dev), and
+what a user copies from its output (addresses, ids) is printed whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from deploy.local import cli
+from deploy.local.cli import app as mentorloom
+from deploy.local.invocation import DEV_SCRIPT_VARIABLE, tool_command
+from tests.local_stack.test_cli_errors import PROJECT_ROOT, gone_launcher, run_dev, state, this_process, words
+
+THROUGH_DEV: dict[str, str | None] = {DEV_SCRIPT_VARIABLE: "./dev"}
+ON_PATH: dict[str, str | None] = {DEV_SCRIPT_VARIABLE: None}  # unset, whatever the test run's environment has
+WAYS = pytest.mark.parametrize(
+    ("env", "tool"), [(THROUGH_DEV, "./dev mentorloom"), (ON_PATH, "mentorloom")], ids=["dev", "path"]
+)
+
+
+def run_with(env: dict[str, str | None], data_dir: Path, *args: str) -> Result:
+    return CliRunner().invoke(mentorloom, [*args, "--data-dir", str(data_dir)], env=env)
+
+
+# --- hints name the command the user typed -------------------------------------------------------------------------
+
+
+def no_stack(_: Path) -> None:
+    pass
+
+
+def a_running_stack(data_dir: Path) -> None:
+    (data_dir / "state.json").write_text(json.dumps(state(this_process())))
+
+
+def a_launcher_gone_leaving_servers(data_dir: Path) -> None:
+    # This test process stands in for the servers: it runs, with the start time recorded.
+    servers = dict.fromkeys(("postgres", "redis", "kafka"), this_process())
+    (data_dir / "state.json").write_text(json.dumps(state(gone_launcher(), servers)))
+
+
+HINTS = {
+    "status without a stack": (no_stack, ["status"], 3, "Start one with: {tool} up"),
+    "down without a stack": (no_stack, ["down"], 3, "Start one with: {tool} up"),
+    "match round without a stack": (
+        no_stack,
+        ["match", "round", "--tenant", str(uuid.uuid4()), "--program", str(uuid.uuid4())],
+        3,
+        "start one with: {tool} up",
+    ),
+    "status of a gone launcher": (a_launcher_gone_leaving_servers, ["status"], 3, "stop them with: {tool} down"),
+    "up over a gone launcher's servers": (
+        a_launcher_gone_leaving_servers,
+        ["up"],
+        2,
+        "stop them first with: {tool} down",
+    ),
+    "up while a stack runs": (a_running_stack, ["up"], 2, "(see `{tool} status`)"),
+    "match round without the demo's ids": (a_running_stack, ["match", "round"], 2, "run `{tool} demo` first"),
+}
+
+
+@WAYS
+@pytest.mark.parametrize("case", HINTS)
+def test_every_hint_names_the_command_the_user_ran_the_tool_with(
+    tmp_path: Path, case: str, env: dict[str, str | None], tool: str
+) -> None:
+    arrange, args, code, hint = HINTS[case]
+    arrange(tmp_path)
+
+    result = run_with(env, tmp_path, *args)
+
+    assert result.exit_code == code, result.output
+    said = words(result.output)
+    assert hint.format(tool=tool) in said
+    if tool == "mentorloom":
+        assert "./dev" not in said
+
+
+class StackRunningUntilAServiceExits:
+    """What `up` drives once the servers run: no service to wait for, one service process that has exited."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.services: list[str] = []
+        exited = subprocess.Popen(["true"])
+        exited.wait()
+        self.service_procs = {"profiles": ServiceProcess(exited, data_dir / "profiles.log")}
+
+    def start_infrastructure(self, report: Any) -> None:
+        pass
+
+    def start_services(self, report: Any) -> None:
+        pass
+
+    def state(self) -> dict[str, Any]:
+        return state(this_process())
+
+
+class ServiceProcess:
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.process, self.log_path = process, log_path
+
+    def alive(self) -> bool:
+        return False
+
+
+@WAYS
+def test_up_says_it_runs_naming_the_down_command_the_user_can_type(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str | None],
+    tool: str,
+) -> None:
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cli, "print_guide", lambda _: None)
+
+    code = cli._start_and_watch(StackRunningUntilAServiceExits(tmp_path), 1.0, False, threading.Event())  # type: ignore[arg-type]
+
+    assert code == 1
+    assert f"Mentorloom is running. Ctrl-C (or `{tool} down`) stops everything." in words(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("dev", ["./dev", str(PROJECT_ROOT / "dev")], ids=["relative", "absolute"])
+def test_dev_tells_the_tool_how_it_was_run_so_its_hints_name_dev(tmp_path: Path, dev: str) -> None:
+    result = run_dev("mentorloom", "status", "--data-dir", str(tmp_path), cwd=PROJECT_ROOT, dev=dev)
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert words(result.stderr).endswith(f"Start one with: {dev} mentorloom up")
+
+
+def test_an_installed_tool_run_by_its_name_names_itself_and_one_run_by_its_path_names_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DEV_SCRIPT_VARIABLE, raising=False)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "mentorloom"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+
+    monkeypatch.setattr(sys, "argv", [str(script), "status"])  # found on PATH: the shell hands its full path
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    on_path = tool_command()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", ["venv dir/bin/mentorloom", "status"])  # typed as a path
+    by_path = tool_command()
+
+    assert (on_path, by_path) == ("mentorloom", "'venv dir/bin/mentorloom'")
+
+
+def test_help_run_through_dev_names_dev_in_its_usage_and_in_the_commands_it_quotes() -> None:
+    shown = run_dev("mentorloom", "down", "--help", cwd=PROJECT_ROOT, env={"COLUMNS": "200"}, dev="./dev").stdout
+
+    assert "Usage: ./dev mentorloom down [OPTIONS]" in shown
+    assert "Stop a stack started by `./dev mentorloom up` in another terminal" in shown
