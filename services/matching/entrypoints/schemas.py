@@ -138,6 +138,18 @@ class ContractFactorOut(BaseModel):
     contribution: float = Field(ge=0, le=1)
 
 
+def _party_is_told_why(values: dict[str, Any], party: str | None) -> bool:
+    """Either party may leave without explaining it to the other: a party reads the category of their own end, and of
+    the program's end (the system's planned_end_reached is nobody's private reason)."""
+    if party is None:
+        return False
+    planned = (values["closed_by"], values["end_reason_category"]) == (
+        ActorRole.SYSTEM.value,
+        EndReasonCategory.PLANNED_END_REACHED.value,
+    )
+    return values["closed_by"] == party or planned
+
+
 class MatchOut(BaseModel):
     match_id: uuid.UUID
     program_id: uuid.UUID
@@ -159,7 +171,8 @@ class MatchOut(BaseModel):
     closed_by: ActorRole | None
     decline_reason: DeclineReason | None
     end_reason_category: EndReasonCategory | None = Field(
-        description="Shown to the program's coordinators and to the party who ended the match, not to the other."
+        description="Shown to the program's coordinators and to the party who ended the match, not to the other;"
+        " planned_end_reached set by the system (the program's last day passed) is shown to both."
     )
     end_reason_private: str | None = Field(description="Shown to the program's coordinators only.")
     at_risk: bool | None = Field(description="Coordinators only (null for the match's mentee and mentor).")
@@ -182,8 +195,7 @@ class MatchOut(BaseModel):
             # Feedback derives the at-risk signal from both people's private pulses (a flagged concern, the other's
             # low ratings): it is for coordinators to act on, never shown to the partner.
             values.update(at_risk=None, at_risk_reasons=[], at_risk_health=None)
-            if party is None or values["closed_by"] != party:
-                # Either party may leave without explaining it to the other.
+            if not _party_is_told_why(values, party):
                 values["end_reason_category"] = None
         values["partner"] = partner
         return cls.model_validate(values)

@@ -42,6 +42,9 @@ async def test_after_the_programs_last_day_active_matches_end_as_planned_and_ope
     )
     lapsed = (await client.get(f"/v1/matches/{waiting['match_id']}", headers=coordinator)).json()
     assert (lapsed["state"], lapsed["decline_reason"]) == ("expired", "expired")
+    for party in ("amara", "lukas"):
+        seen = (await client.get(f"/v1/matches/{active['match_id']}", headers=w.as_person(settings, party))).json()
+        assert seen["end_reason_category"] == "planned_end_reached", f"{party} is told the program's end ended it"
     (end_event,) = await outbox_payloads(db, ENDED)
     assert (end_event["reason_category"], end_event["ended_by"], end_event["rematch_offered"]) == (
         "planned_end_reached",
