@@ -213,6 +213,9 @@ async def _after_activation(session: AsyncSession, row: Row[Any], now: datetime,
 
 
 async def decline(session: AsyncSession, row: Row[Any], actor: ActorRole, now: datetime) -> Row[Any]:
+    """A party turns a sent proposal down; a coordinator may also reject a round proposal before its approval."""
+    if actor is ActorRole.COORDINATOR and row.state == MatchState.PENDING_APPROVAL.value:
+        return await reject(session, row, now)
     new = lifecycle.decline(lifecycle_of(row), now)
     if actor is ActorRole.COORDINATOR:
         reason = DeclineReason.REJECTED_BY_COORDINATOR

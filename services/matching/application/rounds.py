@@ -26,7 +26,7 @@ from services.matching.domain.lifecycle import MatchState
 from services.matching.domain.rounds import SCORE_SCALE, RoundReport, UnmatchedReason, run_cohort_round
 from services.matching.domain.rules import ExclusionReason
 from shared.events.models import MatchRoundCompleted
-from shared.events.values import MatchOrigin, ObjectiveMode, ScoreBucket, UnmatchedReasonCount
+from shared.events.values import DeclineReason, MatchOrigin, ObjectiveMode, ScoreBucket, UnmatchedReasonCount
 from shared.events.values import UnmatchedReason as ContractUnmatched
 from shared.ids import new_id
 from shared.messaging.outbox import add_events
@@ -261,16 +261,20 @@ async def approve_round(
         unknown = selected - {r.match_id for r in pending}
         if unknown:
             raise ConflictError(f"not pending proposals of this round: {', '.join(sorted(map(str, unknown)))}")
+    closed = [r for r in rows if r.state != MatchState.PENDING_APPROVAL.value]
+    # Rejected one by one by a coordinator (POST /matches/{id}/decline) before this approval: dropped like the rest.
+    rejected_before = [r for r in closed if r.decline_reason == DeclineReason.REJECTED_BY_COORDINATOR.value]
     skipped_report: list[dict[str, Any]] = [
         # Closed between the solve and the approval (erasure, withdrawal, another match activated): never sent.
         _skipped_json(r, [r.decline_reason or r.state])
-        for r in rows
-        if r.state != MatchState.PENDING_APPROVAL.value
+        for r in closed
+        if r.decline_reason != DeclineReason.REJECTED_BY_COORDINATOR.value
     ]
     chosen = [r for r in pending if selected is None or r.match_id in selected]
     dropped = [r for r in pending if not (selected is None or r.match_id in selected)]
     for row in dropped:
         await match_cases.reject(session, row, now)
+    dropped += rejected_before
     # Unsent proposals (this round's and other rounds') do not count against what is being sent now.
     others = data.as_sent()
     by_id = {str(r.match_id): r for r in chosen}

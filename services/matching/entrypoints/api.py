@@ -263,7 +263,9 @@ async def accept_match(match_id: MatchId, principal: AnyRolePrincipal, db: Sessi
 
 @router.post("/matches/{match_id}/decline", response_model=MatchOut, responses=_errors(409))
 async def decline_match(match_id: MatchId, principal: AnyRolePrincipal, db: Session, now: Now) -> MatchOut:
-    """A party turns a proposal down (a mentee withdraws their own request); a coordinator may reject it."""
+    """A party turns a proposal down (a mentee withdraws their own request); a coordinator may reject it, also a
+    round's proposal still awaiting approval (dropped unsent, no event; the approval counts it as the coordinator's
+    drop)."""
     row = await _visible_match(db, principal, match_id, now)
     party = _party(principal, row)
     actor = ActorRole(party.value) if party is not None else ActorRole.COORDINATOR
