@@ -49,6 +49,7 @@ from deploy.local.commands import (
     token_command,
 )
 from deploy.local.invocation import command, tool_command
+from deploy.local.output import cells
 from deploy.local.stack import (
     LocalStack,
     StackState,
@@ -102,13 +103,17 @@ def _require_state(data_dir: Path) -> dict[str, object]:
         leftovers = state.leftover_processes() if state is not None else []
         if state is not None and leftovers:
             err.print(
-                f"[red]The launcher of the stack in {data_dir} (pid {state.launcher_pid}) is gone,[/red] but "
-                f"{_names(leftovers)} still run; stop them with: {command('down')}"
+                f"[red]The launcher of the stack in {escape(str(data_dir))} (pid {state.launcher_pid}) is gone,[/red] "
+                f"but {_names(leftovers)} still run; stop them with: {escape(command('down'))}"
             )
         else:
-            err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: {command('up')}")
+            err.print(_no_running_stack(data_dir))
         raise typer.Exit(code=3)
     return state.model_dump(mode="json")
+
+
+def _no_running_stack(data_dir: Path) -> str:
+    return f"[red]No running stack found in {escape(str(data_dir))}.[/red] Start one with: {escape(command('up'))}"
 
 
 def _names(leftovers: Sequence[tuple[str, object]]) -> str:
@@ -171,13 +176,16 @@ def _refuse_a_second_stack(data_dir: Path) -> None:
     if state is None:
         return
     if state.launcher_running():
-        _warn(f"[yellow]A stack is already running from {data_dir}[/yellow] (see `{command('status')}`).")
+        _warn(
+            f"[yellow]A stack is already running from {escape(str(data_dir))}[/yellow] "
+            f"(see `{escape(command('status'))}`)."
+        )
         raise typer.Exit(code=2)
     leftovers = state.leftover_processes()
     if leftovers:
         _warn(
-            f"[yellow]The launcher of the stack in {data_dir} is gone, but {_names(leftovers)} still run[/yellow]; "
-            f"stop them first with: {command('down')}"
+            f"[yellow]The launcher of the stack in {escape(str(data_dir))} is gone, but {_names(leftovers)} still "
+            f"run[/yellow]; stop them first with: {escape(command('down'))}"
         )
         raise typer.Exit(code=2)
 
@@ -193,7 +201,7 @@ def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, runnin
     for service in not_ready:
         _warn(
             f"[red]Service {service} was not ready within {ready_timeout:.0f} s[/red]; "
-            f"see its log: {stack.service_procs[service].log_path}"
+            f"see its log: {escape(str(stack.service_procs[service].log_path))}"
         )
     if not_ready:
         return 1
@@ -206,13 +214,15 @@ def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, runnin
             _warn(f"[red]The demo failed:[/red] {escape(str(exc))}; the platform itself runs.")
     print_guide(stack.data_dir)
     running.set()  # before saying so: a Ctrl-C prompted by the message is the normal end
-    console.print(f"[bold green]Mentorloom is running.[/bold green] Ctrl-C (or `{command('down')}`) stops everything.")
+    console.print(
+        f"[bold green]Mentorloom is running.[/bold green] Ctrl-C (or `{escape(command('down'))}`) stops everything."
+    )
     while True:
         for name, proc in stack.service_procs.items():
             if not proc.alive():
                 status = proc.process.returncode if proc.process is not None else None
                 _warn(
-                    f"[red]Service {name} exited (status {status})[/red]; see its log: {proc.log_path}. "
+                    f"[red]Service {name} exited (status {status})[/red]; see its log: {escape(str(proc.log_path))}. "
                     "Stopping everything."
                 )
                 return 1
@@ -251,14 +261,15 @@ def down(
         unconfirmed = state.unconfirmed_pids() if state is not None else []
         if unconfirmed:
             err.print(
-                f"[red]No running stack found in {data_dir},[/red] but its state file names running processes "
+                f"[red]No running stack found in {escape(str(data_dir))},[/red] but its state file names running "
+                "processes "
                 f"without their start times (pids {', '.join(map(str, unconfirmed))}); stop them yourself if they "
                 "are this stack's servers."
             )
         elif state is not None:
             (data_dir / "state.json").unlink(missing_ok=True)  # a stale file: nothing it names runs
         if not unconfirmed:
-            err.print(f"[red]No running stack found in {data_dir}.[/red] Start one with: {command('up')}")
+            err.print(_no_running_stack(data_dir))
         raise typer.Exit(code=3)
     if not launcher_killed:
         console.print(f"The launcher (pid {state.launcher_pid}) is gone; stopping what it left running.")
@@ -291,16 +302,16 @@ def _print_status(state: dict[str, object], ready: dict[str, bool] | None) -> No
     pg = state.get("postgres", {})
     assert isinstance(pg, dict)
     for svc, url in pg.get("urls", {}).items():
-        table.add_row(f"postgres/{svc}", url, "" if ready is not None else str(pg.get("pid")))
+        table.add_row(*cells(f"postgres/{svc}", url, "" if ready is not None else pg.get("pid")))
     for name, key in (("redis", "url"), ("kafka", "bootstrap")):
         comp = state.get(name, {})
         assert isinstance(comp, dict)
-        table.add_row(name, str(comp.get(key)), "" if ready is not None else str(comp.get("pid")))
+        table.add_row(*cells(name, comp.get(key), "" if ready is not None else comp.get("pid")))
     services = state.get("services", {})
     assert isinstance(services, dict)
     for svc, info in services.items():
         mark = ("yes" if ready.get(svc) else "NO") if ready is not None else str(info.get("pid"))
-        table.add_row(f"service/{svc}", f"{info['url']}  (docs: {info['url']}/docs)", mark)
+        table.add_row(*cells(f"service/{svc}", f"{info['url']}  (docs: {info['url']}/docs)", mark))
     console.print(table)
 
 
@@ -482,7 +493,7 @@ def dlq_list(
             elif not streamed:
                 console.print(table(heading, rows))
     if note:
-        err.print(note)
+        err.print(escape(note))
 
 
 @dlq_app.command("replay")
@@ -528,7 +539,7 @@ def dlq_replay(
                     broker, topic, positions, start=first[0] if first else None, settings=settings, progress=progress
                 )
             )
-    console.print(f"replayed {replayed} dead letter(s) from {topic}")
+    console.print(f"replayed {replayed} dead letter(s) from {escape(topic)}")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from deploy.local.client import ApiClient, ServiceError, StackEndpoints, StackNo
 from deploy.local.demo import DemoError, DemoProgram, import_csv, run_demo
 from deploy.local.events_tail import data_highlights, follow
 from deploy.local.invocation import command
+from deploy.local.output import cells
 from deploy.local.stack import StateFileError, default_data_dir
 from shared.auth import Role
 from shared.events.registry import BY_TYPE, CE_TYPE_PREFIX, TOPICS
@@ -111,7 +112,8 @@ def tenant_and_program(
     program = program or (seeded.program if seeded and seeded.tenant == tenant else None)
     if tenant is None or (need_program and program is None):
         fail(
-            f"[red]Give --tenant and --program[/red] (or run `{command('demo')}` first to use its program).", EXIT_USAGE
+            f"[red]Give --tenant and --program[/red] (or run `{escape(command('demo'))}` first to use its program).",
+            EXIT_USAGE,
         )
     return tenant, program
 
@@ -192,7 +194,8 @@ def import_command(
         write_json({**report, "errors": errors})
     else:
         console.print(
-            f"import {report['id']}: [bold]{report['status']}[/bold], {report['rows_processed']} rows: "
+            f"import {escape(str(report['id']))}: [bold]{escape(str(report['status']))}[/bold], "
+            f"{report['rows_processed']} rows: "
             f"{report['rows_imported']} imported, {report['rows_unchanged']} unchanged, "
             f"[{'red' if report['rows_failed'] else 'green'}]{report['rows_failed']} failed[/]"
         )
@@ -201,7 +204,7 @@ def import_command(
             for column in ("row", "column", "message"):
                 table.add_column(column)
             for error in errors:
-                table.add_row(str(error["row_number"]), error.get("column") or "-", error["message"])
+                table.add_row(*cells(error["row_number"], error.get("column") or "-", error["message"]))
             console.print(table)
     if report["rows_failed"] or report["status"] == "failed":
         raise typer.Exit(code=EXIT_FAILED)
@@ -233,7 +236,11 @@ def _score(value: float | None) -> str:
 def print_round(found: dict[str, Any]) -> None:
     report = found["report"]
     # On its own line: a table title wraps at the table's width, splitting the id a reader copies into `match approve`.
-    console.print(f"cohort round {found['round_id']} ({found['status']})", highlight=False, soft_wrap=True)
+    console.print(
+        f"cohort round {escape(str(found['round_id']))} ({escape(str(found['status']))})",
+        highlight=False,
+        soft_wrap=True,
+    )
     table = Table()
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -246,13 +253,13 @@ def print_round(found: dict[str, Any]) -> None:
         ("mean / min / max", " / ".join(_score(report[k]) for k in ("mean_score", "min_score", "max_score"))),
         ("proven optimal", "yes" if report["certificate"]["proven_optimal"] else "no"),
     ):
-        table.add_row(label, str(value))
+        table.add_row(*cells(label, value))
     console.print(table)
     reasons: dict[str, int] = {}
     for unmatched in report["unmatched"]:
         reasons[unmatched["reason"]] = reasons.get(unmatched["reason"], 0) + 1
     if reasons:
-        console.print("unmatched because: " + ", ".join(f"{r} ({n})" for r, n in sorted(reasons.items())))
+        console.print("unmatched because: " + ", ".join(f"{escape(r)} ({n})" for r, n in sorted(reasons.items())))
 
 
 @match_app.command("round")
@@ -270,7 +277,11 @@ def match_round(
         write_json(found)
         return
     print_round(found)
-    console.print(f"approve with: {command('match approve')} {found['round_id']}", highlight=False, soft_wrap=True)
+    console.print(
+        f"approve with: {escape(command('match approve'))} {escape(str(found['round_id']))}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @match_app.command("approve")
@@ -329,14 +340,14 @@ def events_tail(
     topics = topic or list(TOPICS)
     unknown = [t for t in topics if t not in TOPICS]
     if unknown:
-        fail(f"[red]Unknown topic(s) {', '.join(unknown)}[/red]; known: {', '.join(TOPICS)}", EXIT_USAGE)
+        fail(f"[red]Unknown topic(s) {escape(', '.join(unknown))}[/red]; known: {', '.join(TOPICS)}", EXIT_USAGE)
     # The local stack runs this checkout's catalogue, so a type none of it matches is a typo that would show nothing;
     # another broker (--bootstrap) may carry types of a newer catalogue.
     unmatched = [t for t in event_type or [] if not any(t in ce_type for ce_type in BY_TYPE)]
     if unmatched and bootstrap is None:
         known = ", ".join(ce_type.removeprefix(CE_TYPE_PREFIX) for ce_type in BY_TYPE)
         fail(
-            f"[red]No event type of the local stack matches {', '.join(unmatched)}[/red]; the types: {known}",
+            f"[red]No event type of the local stack matches {escape(', '.join(unmatched))}[/red]; the types: {known}",
             EXIT_USAGE,
         )
     settings = kafka_settings(bootstrap)
@@ -360,7 +371,7 @@ async def _tail(
         asyncio.get_running_loop().call_later(seconds, stop.set)
     shown = 0
     if not as_json:
-        err.print(f"[dim]following {', '.join(topics)} on {bootstrap} (Ctrl-C stops)[/dim]")
+        err.print(f"[dim]following {', '.join(topics)} on {escape(bootstrap)} (Ctrl-C stops)[/dim]")
     async for record in follow(bootstrap, topics, from_beginning=from_beginning, stop=stop, settings=settings):
         if types and not any(t in record.ce_type for t in types):
             continue
@@ -388,7 +399,9 @@ async def _tail(
 
 def run_demo_with_progress(data_dir: Path, mentors: int = 120, mentees: int = 240, quiet: bool = False) -> DemoProgram:
     found = endpoints(data_dir)
-    say: Callable[[str], None] = (lambda _: None) if quiet else (lambda m: console.print(f"[green]✓[/green] {m}"))
+    say: Callable[[str], None] = (
+        (lambda _: None) if quiet else (lambda m: console.print(f"[green]✓[/green] {escape(m)}"))
+    )
     if not quiet:
         console.rule("[bold]demo: a peer-mentoring program through its lifecycle")
     with reported_errors():
@@ -431,14 +444,14 @@ def print_guide(data_dir: Path) -> None:
         seeded = None
     console.rule("[bold]where to look")
     for service, url in found.services.items():
-        console.print(f"  {service:<11} API docs: [link={url}/docs]{url}/docs[/link]")
+        console.print(f"  {service:<11} API docs: [link={url}/docs]{escape(url)}/docs[/link]")
     if seeded is not None:
         token = mint_token(seeded.tenant, [Role.COORDINATOR], programs=[seeded.program])
         profiles, matching = found.services.get("profiles", ""), found.services.get("matching", "")
         scheduling, feedback = found.services.get("scheduling", ""), found.services.get("feedback", "")
         program = seeded.program_id
         console.print("\n  Example calls (the token is a coordinator's of the demo program, valid 8 hours):")
-        console.print(f"  export TOKEN={token}", highlight=False, soft_wrap=True)
+        console.print(f"  export TOKEN={escape(token)}", highlight=False, soft_wrap=True)
         calls = [
             f"{profiles}/v1/programs/{program}",
             f'"{matching}/v1/programs/{program}/matches?state=active"',
@@ -447,8 +460,8 @@ def print_guide(data_dir: Path) -> None:
             f"{feedback}/v1/programs/{program}/report",
         ]
         for url in calls:
-            console.print(f'  curl -s -H "Authorization: Bearer $TOKEN" {url}', highlight=False, soft_wrap=True)
-        console.print(f"  (new tokens: {command('token --role coordinator')})", highlight=False)
-    console.print(f"\n  Follow the events:   {command('events tail --from-beginning')}", highlight=False)
-    console.print(f"  Run a cohort round:  {command('match round')}", highlight=False)
-    console.print(f"  Dead letters:        {command('dlq list mentorloom.matching.v1.dlq')}", highlight=False)
+            console.print(f'  curl -s -H "Authorization: Bearer $TOKEN" {escape(url)}', highlight=False, soft_wrap=True)
+        console.print(f"  (new tokens: {escape(command('token --role coordinator'))})", highlight=False)
+    console.print(f"\n  Follow the events:   {escape(command('events tail --from-beginning'))}", highlight=False)
+    console.print(f"  Run a cohort round:  {escape(command('match round'))}", highlight=False)
+    console.print(f"  Dead letters:        {escape(command('dlq list mentorloom.matching.v1.dlq'))}", highlight=False)

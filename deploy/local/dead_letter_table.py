@@ -16,6 +16,7 @@ from rich.segment import Segment, Segments
 from rich.table import Table
 from rich.text import Text
 
+from deploy.local.output import cells
 from shared.messaging.dlq import DeadLetter
 
 COLUMNS = ("partition:offset", "reason", "type", "event id", "error")
@@ -24,17 +25,16 @@ Row = tuple[Text, ...]
 
 def row(d: DeadLetter) -> Row:
     """A dead letter's cells, as text: an error's "[...]" is not rich markup."""
-    cells = (str(d.position), d.reason, d.event_type or "-", d.event_id or "-", f"{d.error_type}: {d.error[:80]}")
-    return tuple(Text(cell) for cell in cells)
+    return cells(d.position, d.reason, d.event_type or "-", d.event_id or "-", f"{d.error_type}: {d.error[:80]}")
 
 
 def table(title: str, rows: Sequence[Row] = (), widths: Sequence[int] | None = None, *, header: bool = True) -> Table:
     """The dead-letter table; ``widths``: each column's content width, fixed (else measured from the rows)."""
-    made = Table(title=title or None, show_header=header)
+    made = Table(title=Text(title) if title else None, show_header=header)
     for index, name in enumerate(COLUMNS):
         made.add_column(name, width=None if widths is None else widths[index])
-    for cells in rows:
-        made.add_row(*cells)
+    for shown in rows:
+        made.add_row(*shown)
     return made
 
 

@@ -11,6 +11,7 @@ import threading
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -18,9 +19,20 @@ from typer.testing import CliRunner, Result
 from deploy.local import cli
 from deploy.local.cli import app as mentorloom
 from deploy.local.invocation import DEV_SCRIPT_VARIABLE, tool_command
-from tests.local_stack.test_cli_errors import PROJECT_ROOT, gone_launcher, run_dev, state, this_process, words
+from tests.local_stack.test_cli_errors import (
+    PROJECT_ROOT,
+    DemoServices,
+    ProfilesWithoutParticipants,
+    demo_services,
+    gone_launcher,
+    run_dev,
+    state,
+    this_process,
+    words,
+)
 
 THROUGH_DEV: dict[str, str | None] = {DEV_SCRIPT_VARIABLE: "./dev"}
+SOME_PROGRAM = ["--tenant", str(uuid.uuid4()), "--program", str(uuid.uuid4())]
 ON_PATH: dict[str, str | None] = {DEV_SCRIPT_VARIABLE: None}  # unset, whatever the test run's environment has
 WAYS = pytest.mark.parametrize(
     ("env", "tool"), [(THROUGH_DEV, "./dev mentorloom"), (ON_PATH, "mentorloom")], ids=["dev", "path"]
@@ -168,3 +180,76 @@ def test_help_run_through_dev_names_dev_in_its_usage_and_in_the_commands_it_quot
 
     assert "Usage: ./dev mentorloom down [OPTIONS]" in shown
     assert "Stop a stack started by `./dev mentorloom up` in another terminal" in shown
+
+
+# --- text from users and services is shown as it is, never read as rich markup ------------------------------------
+
+# "[/]" ended a command with a MarkupError traceback; "[type=missing]" and "[x]" vanished from what was shown.
+BRACKETED = ["list [/] bad", "Field required [type=missing]", "[x]"]
+
+
+def shown(result: Result) -> str:
+    return words(result.output.replace("│", " "))
+
+
+class ProfilesRefusingRows(ProfilesWithoutParticipants):
+    """An import whose rows all failed, with bracketed messages and columns, as pydantic writes them."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.drain_body()
+        errors = [{"row_number": n, "column": text, "message": text} for n, text in enumerate(BRACKETED, start=2)]
+        report = {"id": str(uuid.uuid4()), "status": "completed", "rows_processed": 3, "rows_imported": 0}
+        self.answer({**report, "rows_unchanged": 0, "rows_failed": 3, "errors": errors, "errors_truncated": False})
+
+
+class DemoServicesExplainingInBrackets(DemoServices):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if urlsplit(self.path).path.endswith("/shortlist"):
+            top = {"mentor_person_id": self.person_id("M-00001"), "score": 0.8, "explanation": " ".join(BRACKETED)}
+            self.answer({"entries": [top]})
+        else:
+            super().do_GET()
+
+
+def test_the_import_error_table_shows_bracketed_messages_and_columns_as_they_are(tmp_path: Path) -> None:
+    (tmp_path / "people.csv").write_text("external_id\n")
+    with demo_services([(1, 1)], ProfilesRefusingRows) as (url, _):  # type: ignore[arg-type]
+        (tmp_path / "state.json").write_text(json.dumps(state(this_process(), services={"profiles": url})))
+        result = run_with(ON_PATH, tmp_path, "import", str(tmp_path / "people.csv"), *SOME_PROGRAM)
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), "no traceback"
+    for text in BRACKETED:
+        assert f"{text} {text}" in shown(result)
+
+
+def test_the_demo_shows_a_short_list_explanation_with_brackets_as_it_is(tmp_path: Path) -> None:
+    with demo_services([(3, 2)], DemoServicesExplainingInBrackets) as (url, _):
+        (tmp_path / "state.json").write_text(
+            json.dumps(state(this_process(), services={"profiles": url, "matching": url}))
+        )
+        result = run_with(ON_PATH, tmp_path, "demo", "--mentors", "2", "--mentees", "3")
+
+    assert result.exit_code == 0, result.output
+    assert f"why: {' '.join(BRACKETED)}" in shown(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "typed", "code"),
+    [
+        (["events", "tail", "--topic", "x[/]"], "x[/]", 2),
+        (["events", "tail", "--type", "[/]"], "[/]", 2),
+        (["status"], "stack [bold]", 3),
+        (["down"], "stack [bold]", 3),
+    ],
+    ids=["a topic", "a type", "status's data dir", "down's data dir"],
+)
+def test_what_the_user_typed_is_echoed_as_it_is(tmp_path: Path, args: list[str], typed: str, code: int) -> None:
+    data_dir = tmp_path / "stack [bold]"  # a directory's name: "[bold]" is no rich style here
+    data_dir.mkdir()
+
+    result = run_with(ON_PATH, data_dir, *args)
+
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), "no traceback"
+    assert typed in shown(result)
