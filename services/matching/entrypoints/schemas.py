@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.matching.application.choosing import MenteeShortlist
 from services.matching.application.pool import ProgramPool
@@ -218,9 +218,20 @@ class CreateMatch(Body):
     mentor_person_id: uuid.UUID
 
 
+#: End categories only the platform sets (an erasure): a person ending a match cannot claim them.
+SYSTEM_END_CATEGORIES = frozenset({EndReasonCategory.PARTICIPANT_ERASED})
+
+
 class EndMatch(Body):
-    reason_category: EndReasonCategory
+    reason_category: EndReasonCategory = Field(description="Any category but participant_erased (the system's).")
     private_reason: Annotated[str | None, Field(max_length=2000, description="Coordinators only; never sent.")] = None
+
+    @field_validator("reason_category")
+    @classmethod
+    def _not_the_systems(cls, category: EndReasonCategory) -> EndReasonCategory:
+        if category in SYSTEM_END_CATEGORIES:
+            raise ValueError(f"{category.value} is set by the platform when a participant is erased")
+        return category
 
 
 class ApproveRound(Body):

@@ -316,3 +316,17 @@ async def test_a_programs_matches_page_by_offset_until_next_offset_is_null(clien
     assert seen == {str(w.id(mentee)) for mentee, _ in pairs}
     too_big = await client.get(url, params={"limit": 1001}, headers=w.as_coordinator(settings))
     assert too_big.status_code == 422
+
+
+async def test_nobody_ends_a_match_as_participant_erased_which_only_an_erasure_sets(client, settings, feed) -> None:
+    w = await seeded(feed)
+    match = await request(client, settings, w, "amara", "lukas")
+    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    for headers in (w.as_person(settings, "amara"), w.as_coordinator(settings)):
+        response = await client.post(
+            f"/v1/matches/{match['match_id']}/end", json={"reason_category": "participant_erased"}, headers=headers
+        )
+        assert response.status_code == 422, response.text
+        assert "reason_category" in response.text
+    seen = await client.get(f"/v1/matches/{match['match_id']}", headers=w.as_coordinator(settings))
+    assert seen.json()["state"] == "active"
