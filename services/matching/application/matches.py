@@ -241,6 +241,7 @@ async def end(
         session,
         row,
         new,
+        at_risk=False,  # see close_open
         closed_at=now,
         closed_by=actor.value,
         end_reason_category=category.value,
@@ -265,7 +266,10 @@ async def close_open(
     was = MatchState(row.state)
     new = lifecycle.withdraw(lifecycle_of(row))
     if new.state is MatchState.ENDED:
-        await _store(session, row, new, closed_at=now, closed_by=actor.value, end_reason_category=end_category.value)
+        # An ended match leaves the coordinator's at-risk list (it is for relationships that can still be saved);
+        # its last reasons and health stay readable.
+        values = {"closed_at": now, "closed_by": actor.value, "end_reason_category": end_category.value}
+        await _store(session, row, new, at_risk=False, **values)
         event: EventData = MatchEnded(**_pair(row), ended_at=now, ended_by=actor, reason_category=end_category)
         await add_events(session, [event])
         return

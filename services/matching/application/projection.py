@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matching.adapters.orm import enrolments, matches, people, programs, shortlist_exposure
 from services.matching.application.matches import close_open
-from services.matching.domain.lifecycle import OPEN_STATES
+from services.matching.domain.lifecycle import OPEN_STATES, MatchState
 from shared.events.envelope import EventEnvelope
 from shared.events.models import (
     EnrollmentChanged,
@@ -181,6 +181,8 @@ async def on_match_at_risk(session: AsyncSession, event: MatchAtRisk) -> None:
         .where(
             matches.c.tenant_id == event.tenant_id,
             matches.c.match_id == event.match_id,
+            # An evaluation sent before the match ended may arrive after it: an ended match stays off the list.
+            matches.c.state == MatchState.ACTIVE.value,
             # Evaluations may arrive out of order: the newest one decides.
             or_(matches.c.at_risk_evaluated_at.is_(None), matches.c.at_risk_evaluated_at < event.evaluated_at),
         )

@@ -126,6 +126,34 @@ async def test_match_at_risk_marks_the_match_for_coordinators_and_the_newest_eva
     assert cleared.json() == {"items": [], "next_offset": None}
 
 
+async def test_an_ended_match_leaves_the_at_risk_list_and_a_late_evaluation_does_not_put_it_back(
+    client, settings, feed: Feeder
+) -> None:
+    w = World()
+    await feed(w.program())
+    await feed(*w.mentee("amara"), *w.mentor("lukas"))
+    requests = f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/requests"
+    match = (
+        await client.post(
+            requests, json={"mentor_person_id": str(w.id("lukas"))}, headers=w.as_person(settings, "amara")
+        )
+    ).json()
+    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    flagged = {"tenant_id": w.tenant, "match_id": match["match_id"], "program_id": w.program_id}
+    await feed(samples.match_at_risk(**flagged, evaluated_at=START + timedelta(minutes=10)))
+    coordinator = w.as_coordinator(settings)
+    at_risk_list = f"/v1/programs/{w.program_id}/matches?at_risk=true"
+    assert len((await client.get(at_risk_list, headers=coordinator)).json()["items"]) == 1
+
+    ended = await client.post(
+        f"/v1/matches/{match['match_id']}/end", json={"reason_category": "coordinator_decision"}, headers=coordinator
+    )
+    assert ended.status_code == 200, ended.text
+    assert (await client.get(at_risk_list, headers=coordinator)).json()["items"] == [], "nothing left to save"
+    await feed(samples.match_at_risk(**flagged, evaluated_at=START + timedelta(minutes=20)))  # sent before the end
+    assert (await client.get(at_risk_list, headers=coordinator)).json()["items"] == []
+
+
 async def test_a_withdrawn_enrolment_ends_the_persons_matches_in_that_program(
     client, settings, feed: Feeder, db: AsyncEngine
 ) -> None:
