@@ -147,9 +147,12 @@ async def load_program_data(session: AsyncSession, tenant: uuid.UUID, program_id
             and (p.proposed_at is not None or p.origin != MatchOrigin.COHORT_ROUND.value)
         ):
             never.add(pair)
+    policy = policy_of(program)
+    if policy.mentors_per_mentee > 1:
+        mentees = _with_needs_met_by_current_mentors(mentees, mentors, active)
     return ProgramData(
         program=program,
-        policy=policy_of(program),
+        policy=policy,
         mentees=mentees,
         mentors=mentors,
         mentor_capacity=capacity,
@@ -159,6 +162,26 @@ async def load_program_data(session: AsyncSession, tenant: uuid.UUID, program_id
         never_again=frozenset(never),
         open_requests=requests,
     )
+
+
+def _with_needs_met_by_current_mentors(
+    mentees: dict[str, Participant], mentors: dict[str, Participant], active: Iterable[tuple[str, str]]
+) -> dict[str, Participant]:
+    """In a mentor network, a mentee's next mentor is for what their current ones do not offer: each mentee carries
+    the needs their active mentors cover (a mentor no longer actively enrolled is not counted)."""
+    offered: dict[str, set[str]] = {}
+    for mentee_id, mentor_id in active:
+        mentor = mentors.get(mentor_id)
+        if mentor is not None:
+            offered.setdefault(mentee_id, set()).update(mentor.offers)
+    changed = {
+        mentee_id: replace(
+            mentees[mentee_id], needs_met_by_current_mentors=frozenset(covered & mentees[mentee_id].needs.keys())
+        )
+        for mentee_id, covered in offered.items()
+        if mentee_id in mentees
+    }
+    return {**mentees, **changed}
 
 
 async def lock_enrolments(

@@ -104,6 +104,9 @@ class Participant:
     needs: Mapping[str, NeedLevel] = field(default_factory=dict, hash=False)
     offers: frozenset[str] = frozenset()
     same_campus_only: bool = False  # the mentee's own wish, on top of the program's campus rule
+    # In a mentor network: the mentee's needs their current mentors already offer. A further mentor is scored on the
+    # rest (different purposes: one for research, one for personal support), not on what is already covered.
+    needs_met_by_current_mentors: frozenset[str] = frozenset()
 
     @property
     def manager_id(self) -> str | None:
@@ -111,11 +114,16 @@ class Participant:
 
     @property
     def critical_needs(self) -> frozenset[str]:
-        return frozenset(f for f, level in self.needs.items() if level is NeedLevel.CRITICAL)
+        """Critical needs still open: those no current mentor offers."""
+        return self._open_needs(NeedLevel.CRITICAL)
 
     @property
     def important_needs(self) -> frozenset[str]:
-        return frozenset(f for f, level in self.needs.items() if level is NeedLevel.IMPORTANT)
+        return self._open_needs(NeedLevel.IMPORTANT)
+
+    def _open_needs(self, wanted: NeedLevel) -> frozenset[str]:
+        met = self.needs_met_by_current_mentors
+        return frozenset(f for f, level in self.needs.items() if level is wanted and f not in met)
 
     @property
     def goals(self) -> frozenset[str]:

