@@ -295,14 +295,15 @@ def status(
 
 
 def _print_status(state: dict[str, object], ready: dict[str, bool] | None) -> None:
+    """The table of what runs where, then PostgreSQL's URLs under it, one a line: a user copies them, and no table
+    cell of a terminal's width holds them whole."""
     table = Table(title="Mentorloom local stack")
     table.add_column("component")
-    table.add_column("address")
+    table.add_column("address", overflow="fold")  # too narrow a terminal splits an address, never cuts it short
     table.add_column("ready" if ready is not None else "pid")
     pg = state.get("postgres", {})
     assert isinstance(pg, dict)
-    for svc, url in pg.get("urls", {}).items():
-        table.add_row(*cells(f"postgres/{svc}", url, "" if ready is not None else pg.get("pid")))
+    table.add_row(*cells("postgres", f"127.0.0.1:{pg.get('port')}", "" if ready is not None else pg.get("pid")))
     for name, key in (("redis", "url"), ("kafka", "bootstrap")):
         comp = state.get(name, {})
         assert isinstance(comp, dict)
@@ -313,6 +314,15 @@ def _print_status(state: dict[str, object], ready: dict[str, bool] | None) -> No
         mark = ("yes" if ready.get(svc) else "NO") if ready is not None else str(info.get("pid"))
         table.add_row(*cells(f"service/{svc}", f"{info['url']}  (docs: {info['url']}/docs)", mark))
     console.print(table)
+    urls: dict[str, str] = pg.get("urls", {})
+    if urls:
+        console.print(
+            f"PostgreSQL (psql -h 127.0.0.1 -p {pg.get('port')} -U postgres mentorloom_SERVICE):",
+            markup=False,
+            highlight=False,
+        )
+        for svc, url in urls.items():
+            console.print(f"  {svc:<11} {url}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _kafka_bootstrap(data_dir: Path, bootstrap: str | None) -> str:

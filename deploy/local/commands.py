@@ -202,7 +202,7 @@ def import_command(
         if errors:
             table = Table(title="rows that were not imported")
             for column in ("row", "column", "message"):
-                table.add_column(column)
+                table.add_column(column, overflow="fold")  # a long word goes on in the next line, never cut short
             for error in errors:
                 table.add_row(*cells(error["row_number"], error.get("column") or "-", error["message"]))
             console.print(table)

@@ -20,6 +20,7 @@ from deploy.local.output import cells
 from shared.messaging.dlq import DeadLetter
 
 COLUMNS = ("partition:offset", "reason", "type", "event id", "error")
+COPIED = ("partition:offset", "event id")  # what a user copies (into --at, a search): never wrapped
 Row = tuple[Text, ...]
 
 
@@ -32,7 +33,8 @@ def table(title: str, rows: Sequence[Row] = (), widths: Sequence[int] | None = N
     """The dead-letter table; ``widths``: each column's content width, fixed (else measured from the rows)."""
     made = Table(title=Text(title) if title else None, show_header=header)
     for index, name in enumerate(COLUMNS):
-        made.add_column(name, width=None if widths is None else widths[index])
+        # "fold": a cell wider than its column goes on in the next line, never cut short with "…"
+        made.add_column(name, width=None if widths is None else widths[index], overflow="fold", no_wrap=name in COPIED)
     for shown in rows:
         made.add_row(*shown)
     return made

@@ -3,22 +3,26 @@ what a user copies from its output (addresses, ids) is printed whole."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from deploy.local import cli
+from deploy.local import cli, dead_letter_table
 from deploy.local.cli import app as mentorloom
 from deploy.local.invocation import DEV_SCRIPT_VARIABLE, tool_command
+from deploy.local.output import cells
 from tests.local_stack.test_cli_errors import (
     PROJECT_ROOT,
     DemoServices,
@@ -193,13 +197,17 @@ def shown(result: Result) -> str:
 
 
 class ProfilesRefusingRows(ProfilesWithoutParticipants):
-    """An import whose rows all failed, with bracketed messages and columns, as pydantic writes them."""
+    """An import whose rows all failed, a row per message (its column named the same), by default bracketed ones
+    as pydantic writes them."""
+
+    messages: ClassVar[list[str]] = BRACKETED
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         self.drain_body()
-        errors = [{"row_number": n, "column": text, "message": text} for n, text in enumerate(BRACKETED, start=2)]
-        report = {"id": str(uuid.uuid4()), "status": "completed", "rows_processed": 3, "rows_imported": 0}
-        self.answer({**report, "rows_unchanged": 0, "rows_failed": 3, "errors": errors, "errors_truncated": False})
+        errors = [{"row_number": n, "column": text, "message": text} for n, text in enumerate(self.messages, start=2)]
+        failed = len(errors)
+        report = {"id": str(uuid.uuid4()), "status": "completed", "rows_processed": failed, "rows_imported": 0}
+        self.answer({**report, "rows_unchanged": 0, "rows_failed": failed, "errors": errors, "errors_truncated": False})
 
 
 class DemoServicesExplainingInBrackets(DemoServices):
@@ -253,3 +261,75 @@ def test_what_the_user_typed_is_echoed_as_it_is(tmp_path: Path, args: list[str],
     assert result.exit_code == code, result.output
     assert isinstance(result.exception, SystemExit), "no traceback"
     assert typed in shown(result)
+
+
+# --- what a user copies is printed whole ---------------------------------------------------------------------------
+
+
+def a_whole_stack() -> dict[str, Any]:
+    """A state file of a stack of four services, its PostgreSQL on a five-digit port (the longest URLs)."""
+    services = ("profiles", "matching", "scheduling", "feedback")
+    running = state(this_process(), services={s: f"http://127.0.0.1:{8101 + n}" for n, s in enumerate(services)})
+    urls = {s: f"postgresql+asyncpg://postgres@127.0.0.1:54321/mentorloom_{s}" for s in services}
+    return {**running, "postgres": {**running["postgres"], "port": 54321, "urls": urls}}
+
+
+def copyable(whole: dict[str, Any]) -> list[str]:
+    return [
+        *whole["postgres"]["urls"].values(),
+        whole["redis"]["url"],
+        *(f"{s['url']}/docs" for s in whole["services"].values()),
+    ]
+
+
+def test_status_prints_every_url_whole_on_one_line_in_an_80_column_terminal(tmp_path: Path) -> None:
+    whole = a_whole_stack()
+    (tmp_path / "state.json").write_text(json.dumps(whole))
+
+    result = run_with(ON_PATH, tmp_path, "status")  # not a terminal: rich's 80 columns
+
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    for url in copyable(whole):
+        assert url in result.output  # in one piece: neither cut short nor wrapped
+    assert "psql -h 127.0.0.1 -p 54321 -U postgres" in result.output
+
+
+def test_ups_table_of_ready_services_prints_every_url_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    whole = a_whole_stack()
+
+    cli._print_status(whole, dict.fromkeys(whole["services"], True))
+
+    printed = capsys.readouterr().out
+    assert "…" not in printed
+    for url in copyable(whole):
+        assert url in printed
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_dead_letter_table_keeps_positions_and_event_ids_whole_and_cuts_no_cell_short(width: int) -> None:
+    event_id = str(uuid.uuid4())
+    letter = cells(
+        "12:3456", "handler_failed", "org.mentorloom.profile.updated.v1", event_id, "ValueError: " + "x" * 90
+    )
+    out = io.StringIO()
+
+    Console(file=out, width=width).print(dead_letter_table.table("1 dead letter in t.dlq", [letter]))
+
+    assert "…" not in out.getvalue()
+    assert event_id in out.getvalue()
+    assert "12:3456" in out.getvalue()
+    assert "".join(re.findall(r"x+", out.getvalue())) == "x" * 90
+
+
+def test_the_import_error_table_cuts_no_message_short(tmp_path: Path) -> None:
+    long_message = ["email: not an address: " + "q" * 70 + "@example.edu"]
+    stand_in = type("ProfilesRefusingALongRow", (ProfilesRefusingRows,), {"messages": long_message})
+    (tmp_path / "people.csv").write_text("external_id\n")
+    with demo_services([(1, 1)], stand_in) as (url, _):
+        (tmp_path / "state.json").write_text(json.dumps(state(this_process(), services={"profiles": url})))
+        result = run_with(ON_PATH, tmp_path, "import", str(tmp_path / "people.csv"), *SOME_PROGRAM)
+
+    assert result.exit_code == 1, result.output
+    assert "…" not in result.output
+    assert result.output.count("q") == 2 * 70, result.output  # its column and message cells, every letter
