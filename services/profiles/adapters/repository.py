@@ -124,6 +124,24 @@ async def participant_row(session: AsyncSession, tenant_id: uuid.UUID, person_id
     return found
 
 
+async def enrolled_in_any(
+    session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, program_ids: frozenset[uuid.UUID]
+) -> bool:
+    """Whether the person has, or had (a withdrawn enrolment stays), an enrolment in one of `program_ids`."""
+    if not program_ids:
+        return False
+    found = await session.scalar(
+        select(literal(1))
+        .where(
+            enrolments.c.tenant_id == tenant_id,
+            enrolments.c.person_id == person_id,
+            enrolments.c.program_id.in_(program_ids),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def update_participant(
     session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, expected_version: int, values: dict[str, Any]
 ) -> RowMapping | None:
@@ -191,23 +209,23 @@ def participant_filters(
     text: str | None,
     visible_programs: frozenset[uuid.UUID] | None = None,
 ) -> list[Any]:
-    """`visible_programs`: the programs whose enrolments the role, status and program filters may look at (None:
-    every program of the tenant); a coordinator's filters must not tell who is enrolled in a program they do not
-    run."""
+    """`visible_programs`: the programs a coordinator runs (None: an operator, every program of the tenant). Only
+    people with an enrolment in one of them are listed, and the role, status and program filters look only at
+    those enrolments: a coordinator sees only their programs, and must not learn who is enrolled in another."""
     conditions: list[Any] = [participants.c.tenant_id == tenant_id, participants.c.erased_at.is_(None)]
     if campus_id is not None:
         conditions.append(participants.c.campus_id == campus_id)
-    if program_id is not None or role is not None or status is not None:
-        enrolment = [enrolments.c.person_id == participants.c.id]
-        if visible_programs is not None:
-            enrolment.append(enrolments.c.program_id.in_(visible_programs))
-        if program_id is not None:
-            enrolment.append(enrolments.c.program_id == program_id)
-        if role is not None:
-            enrolment.append(enrolments.c.role == role)
-        if status is not None:
-            enrolment.append(enrolments.c.status == status)
-        conditions.append(exists().where(and_(*enrolment)))
+    enrolment: list[Any] = []
+    if visible_programs is not None:
+        enrolment.append(enrolments.c.program_id.in_(visible_programs))
+    if program_id is not None:
+        enrolment.append(enrolments.c.program_id == program_id)
+    if role is not None:
+        enrolment.append(enrolments.c.role == role)
+    if status is not None:
+        enrolment.append(enrolments.c.status == status)
+    if enrolment:
+        conditions.append(exists().where(and_(enrolments.c.person_id == participants.c.id, *enrolment)))
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(

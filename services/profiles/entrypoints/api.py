@@ -5,11 +5,15 @@ Who may call what (every query is scoped by the token's tenant; anything of anot
 - campuses: read by anyone of the tenant, written by coordinators and operators;
 - programs: created and deleted (archived) by operators; read and edited by their coordinators and operators;
   read by participants enrolled in them;
-- participants: coordinators and operators of the tenant (a coordinator's enrolment filters see only their
-  programs); a participant reads, edits and erases only themselves,
-  and may not change the fields the organisation sets (identity and structure that matching's hard rules use:
-  external_id, email, campus, department, team, manager, reporting line, role level, tenure start): 403;
-- enrolments and imports: coordinators of the program and operators.
+- participants: operators of the tenant reach everyone in it; a coordinator only the people who are (or were: a
+  withdrawn enrolment stays) enrolled in one of their programs, and of a person's enrolments sees only those in
+  their programs; anyone else is a 404, as if the person did not exist. A participant reads, edits and erases
+  only themselves, and may not change the fields the organisation sets (identity and structure that matching's
+  hard rules use: external_id, email, campus, department, team, manager, reporting line, role level, tenure
+  start): 403. A coordinator creates a person, then enrols them to reach them again;
+- enrolments and imports: coordinators of the program and operators. Enrolling (or importing) a person who
+  already exists in the tenant into one's own program is how programs start, and is what gives the coordinator
+  the person: the answer is the enrolment or the import's report, never the stored profile.
 PUT, PATCH and DELETE require If-Match with the ETag (the row's version): 428 without it, 412 when stale.
 """
 
@@ -526,13 +530,22 @@ def _participant(row: RowMapping) -> ParticipantOut:
 
 
 async def _reachable_participant(session: AsyncSession, principal: Principal, person_id: uuid.UUID) -> RowMapping:
-    """Staff of the tenant reach everyone in it; a participant only themselves (others are a 404)."""
-    if not (principal.is_operator or principal.is_coordinator or principal.is_person(person_id)):
-        raise not_found("participant")
+    """The person's row, for reading, writing or erasing, if the caller may reach them; else a 404 that does not
+    tell whether the person exists.
+
+    Operators reach everyone of their tenant, a participant themselves, a coordinator the people who are or were
+    enrolled in one of their programs ("coordinators see only their programs"; a withdrawn enrolment stays with
+    its program's history, so its coordinator still reaches the person)."""
     row = await repo.participant_row(session, principal.tenant, person_id)
     if row is None:
         raise not_found("participant")
-    return row
+    if principal.is_operator or principal.is_person(person_id):
+        return row
+    if principal.is_coordinator and await repo.enrolled_in_any(
+        session, principal.tenant, person_id, principal.programs
+    ):
+        return row
+    raise not_found("participant")
 
 
 async def _check_what_the_write_sets(
@@ -610,6 +623,7 @@ async def list_participants(
         str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description="Text in the display name or email.")
     ] = None,
 ) -> Page[ParticipantOut]:
+    """The tenant's participants for an operator; for a coordinator, those who are or were in their programs."""
     conditions = repo.participant_filters(
         principal.tenant,
         campus_id=campus_id,
@@ -707,7 +721,10 @@ async def update_participant(
 async def erase_participant(
     person_id: uuid.UUID, request: Request, principal: ParticipantOrStaff, if_match: IfMatch = None
 ) -> Response:
-    """Right to be forgotten: scrubs every personal field, withdraws enrolments, emits ProfileErased."""
+    """Right to be forgotten: scrubs every personal field, withdraws enrolments, emits ProfileErased.
+
+    Asked by the person, an operator, or a coordinator of a program the person is (or was) enrolled in: the person
+    is erased from the whole organisation, their other programs included. Any other coordinator gets a 404."""
     async with transaction(request) as session:
         current = await _reachable_participant(session, principal, person_id)
         version = expected_version(if_match, current["version"])
@@ -821,6 +838,12 @@ async def create_enrolment(
     response: Response,
     principal: CoordinatorOrOperatorPrincipal,
 ) -> EnrolmentOut:
+    """Enrol a participant of the organisation into the program; its coordinators may enrol anyone of the tenant.
+
+    That is how programs start: the person often exists already (from the HR import or another program). Once
+    enrolled, the person is in the coordinator's program, and the coordinator reaches their profile; so the answer
+    is the enrolment alone: nothing of the profile, nor of the person's other programs. Before that, the
+    coordinator learns only whether the id is a participant of the organisation (a 422 naming person_id)."""
     async with transaction(request) as session:
         program = await _managed_program(session, principal, program_id)
         if await repo.participant_row(session, principal.tenant, body.person_id) is None:
@@ -871,17 +894,14 @@ async def list_enrolments(
 async def list_person_enrolments(
     person_id: uuid.UUID, request: Request, principal: ParticipantOrStaff, limit: Limit = 100, offset: Offset = 0
 ) -> OffsetPage[EnrolmentOut]:
+    """The person's enrolments; a coordinator's answer holds only those in their programs (not where else the
+    person is enrolled)."""
+    query = select(enrolments).where(enrolments.c.tenant_id == principal.tenant, enrolments.c.person_id == person_id)
+    if not (principal.is_operator or principal.is_person(person_id)):
+        query = query.where(enrolments.c.program_id.in_(principal.programs))
     async with transaction(request) as session:
         await _reachable_participant(session, principal, person_id)
-        rows = (
-            await session.execute(
-                select(enrolments)
-                .where(enrolments.c.tenant_id == principal.tenant, enrolments.c.person_id == person_id)
-                .order_by(enrolments.c.id)
-                .offset(offset)
-                .limit(limit + 1)
-            )
-        ).mappings()
+        rows = (await session.execute(query.order_by(enrolments.c.id).offset(offset).limit(limit + 1))).mappings()
         return OffsetPage[EnrolmentOut].of(rows, offset, limit, _enrolment)
 
 

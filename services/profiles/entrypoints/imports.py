@@ -255,6 +255,11 @@ async def import_participants(
 
     Rows are matched to existing participants by external id, else by email; valid rows are stored even when
     others fail; each failure is reported with its row number, column and message.
+
+    A matched person may be enrolled in other programs only: importing them into this one is how a program starts,
+    and puts them in the coordinator's program, whose profile the coordinator then reaches. The report holds counts and the file's row errors, never a stored profile, person id or other program of a
+    matched person; it tells no more than that profile does (a row withdrawing consent is refused when the person
+    holds affinity attributes, which the coordinator reads once a row without that withdrawal enrols them).
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in {"text/csv", "application/csv", "text/plain"}:

@@ -16,7 +16,7 @@ async def test_a_created_participant_is_read_back_with_its_etag(api: Api, tenant
     created = await api.client.post("/v1/participants", json=profile("grace@example.org"), headers=tenant.coordinator)
     assert created.status_code == 201
     person = created.json()
-    read = await api.client.get(f"/v1/participants/{person['id']}", headers=tenant.coordinator)
+    read = await api.client.get(f"/v1/participants/{person['id']}", headers=tenant.operator)  # not enrolled yet
     assert read.status_code == 200
     assert read.json()["email"] == "grace@example.org"
     assert read.headers["ETag"] == '"1"'
@@ -115,24 +115,24 @@ async def test_list_filters_by_text_program_role_and_campus_and_pages(api: Api, 
         r = await api.client.post(
             "/v1/participants",
             json=profile(f"p{i}@example.org", display_name=f"Zed {i}", **extra),
-            headers=tenant.coordinator,
+            headers=tenant.operator,
         )
         assert r.status_code == 201, r.text
-    search = await api.client.get("/v1/participants", params={"q": "zed"}, headers=tenant.coordinator)
+    search = await api.client.get("/v1/participants", params={"q": "zed"}, headers=tenant.operator)
     assert len(search.json()["items"]) == 5
     on_campus = await api.client.get(
-        "/v1/participants", params={"campus_id": str(tenant.campus_id)}, headers=tenant.coordinator
+        "/v1/participants", params={"campus_id": str(tenant.campus_id)}, headers=tenant.operator
     )
     assert len(on_campus.json()["items"]) == 3
     mentees = await api.client.get(
-        "/v1/participants", params={"program_id": str(tenant.program_id), "role": "mentee"}, headers=tenant.coordinator
+        "/v1/participants", params={"program_id": str(tenant.program_id), "role": "mentee"}, headers=tenant.operator
     )
     assert [p["id"] for p in mentees.json()["items"]] == [str(tenant.person_id)]
     seen: list[str] = []
     cursor = None
     while True:
         params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
-        page = (await api.client.get("/v1/participants", params=params, headers=tenant.coordinator)).json()
+        page = (await api.client.get("/v1/participants", params=params, headers=tenant.operator)).json()
         seen += [p["id"] for p in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:

@@ -20,7 +20,7 @@ async def test_a_retried_post_with_the_same_idempotency_key_creates_one_particip
     assert (first.status_code, retry.status_code) == (201, 201), retry.text
     assert retry.json()["id"] == first.json()["id"]
     assert retry.headers.get("Idempotent-Replayed") == "true"
-    listed = await api.client.get("/v1/participants", params={"q": "kim@"}, headers=tenant.coordinator)
+    listed = await api.client.get("/v1/participants", params={"q": "kim@"}, headers=tenant.operator)
     assert len(listed.json()["items"]) == 1
 
 

@@ -77,6 +77,15 @@ async def fresh_person(scene: Scene) -> tuple[uuid.UUID, uuid.UUID]:
     return person_id, uuid.UUID(enrolment.json()["id"])
 
 
+async def enrol(api: Api, program_id: uuid.UUID, person_id: uuid.UUID, headers: dict[str, str]) -> uuid.UUID:
+    """Enrol the person as a mentee: the new enrolment's id."""
+    enrolled = await api.client.post(
+        f"/v1/programs/{program_id}/enrolments", json={"person_id": str(person_id), "role": "mentee"}, headers=headers
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    return uuid.UUID(enrolled.json()["id"])
+
+
 async def fresh_organisation(scene: Scene) -> str:
     root = scene.api.token(uuid.uuid4(), Role.OPERATOR)
     return str((await scene.api.client.post("/v1/organisations", json={"name": "Empty"}, headers=root)).json()["id"])
@@ -162,6 +171,8 @@ OPERATORS_ONLY = allowed(
 )
 STAFF_OF_A = allowed(("participant", 403), ("foreign_coordinator", 404), ("foreign_operator", 404))
 SELF_OR_STAFF_OF_A = allowed(("foreign_coordinator", 404), ("foreign_operator", 404))
+# A person's own routes: a coordinator reaches only people enrolled in their programs (a 404 for the others).
+SELF_OR_PROGRAM_STAFF_OF_A = SELF_OR_STAFF_OF_A | {"other_coordinator": 404}
 ANY_OF_A = allowed(("foreign_coordinator", 404), ("foreign_operator", 404))
 PROGRAM_STAFF = allowed(
     ("other_coordinator", 404), ("participant", 403), ("foreign_coordinator", 404), ("foreign_operator", 404)
@@ -172,7 +183,7 @@ STAFF_OWN_TENANT = allowed(("participant", 403))
 PATCH_ME = {"interests": ["chess"], "goals": {"tags": ["writing"]}}
 # Fields the organisation sets (HR import or a coordinator): the participant may not change them, staff may.
 PATCH_ORGANISATION_FIELDS = {"role_level": 99, "team": "Chemistry"}
-ORGANISATION_FIELDS_OF_A = SELF_OR_STAFF_OF_A | {"participant": 403}
+ORGANISATION_FIELDS_OF_A = SELF_OR_PROGRAM_STAFF_OF_A | {"participant": 403}
 MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
     ("create organisation", fixed("POST", "/v1/organisations", json={"name": "New"}), OPERATORS_ONLY),
     ("list organisations", fixed("GET", "/v1/organisations"), OPERATORS_ONLY),
@@ -196,19 +207,20 @@ MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
     ("default catalogue", fixed("GET", "/v1/function-catalogue"), allowed(("foreign_participant", OK))),
     ("create participant", lambda s: _post("/v1/participants", profile(f"{uuid.uuid4().hex[:8]}@example.org")), STAFF_OWN_TENANT),
     ("list participants", fixed("GET", "/v1/participants"), STAFF_OWN_TENANT),
-    ("read participant", lambda s: _person_call(s, "GET"), SELF_OR_STAFF_OF_A),
+    ("read participant", lambda s: _person_call(s, "GET"), SELF_OR_PROGRAM_STAFF_OF_A),
     ("read another participant", fixed("GET", "/v1/participants/{a.person_id}", self_person=uuid.uuid4()),
-     allowed(("participant", 404), ("foreign_coordinator", 404), ("foreign_operator", 404))),
-    ("replace participant", lambda s: _replace_person(s, display_name="Ada Replaced", interests=["chess"]), SELF_OR_STAFF_OF_A),
+     allowed(("other_coordinator", 404), ("participant", 404), ("foreign_coordinator", 404),
+             ("foreign_operator", 404))),
+    ("replace participant", lambda s: _replace_person(s, display_name="Ada Replaced", interests=["chess"]), SELF_OR_PROGRAM_STAFF_OF_A),
     ("replace participant's organisation fields", lambda s: _replace_person(s, email=f"{uuid.uuid4().hex[:6]}@example.org"), ORGANISATION_FIELDS_OF_A),
-    ("update participant", lambda s: _person_call(s, "PATCH", json=PATCH_ME), SELF_OR_STAFF_OF_A),
+    ("update participant", lambda s: _person_call(s, "PATCH", json=PATCH_ME), SELF_OR_PROGRAM_STAFF_OF_A),
     ("update participant's organisation fields", lambda s: _person_call(s, "PATCH", json=PATCH_ORGANISATION_FIELDS), ORGANISATION_FIELDS_OF_A),
-    ("erase participant", lambda s: _person_call(s, "DELETE"), SELF_OR_STAFF_OF_A),
-    ("read needs", lambda s: _person_call(s, "GET", "/needs"), SELF_OR_STAFF_OF_A),
-    ("replace needs", lambda s: _person_call(s, "PUT", "/needs", {"needs": [{"function_key": "job_search", "level": "important"}]}), SELF_OR_STAFF_OF_A),
-    ("read offers", lambda s: _person_call(s, "GET", "/offers"), SELF_OR_STAFF_OF_A),
-    ("replace offers", lambda s: _person_call(s, "PUT", "/offers", {"offers": ["job_search"]}), SELF_OR_STAFF_OF_A),
-    ("list a person's enrolments", lambda s: _person_call(s, "GET", "/enrolments"), SELF_OR_STAFF_OF_A),
+    ("erase participant", lambda s: _person_call(s, "DELETE"), SELF_OR_PROGRAM_STAFF_OF_A),
+    ("read needs", lambda s: _person_call(s, "GET", "/needs"), SELF_OR_PROGRAM_STAFF_OF_A),
+    ("replace needs", lambda s: _person_call(s, "PUT", "/needs", {"needs": [{"function_key": "job_search", "level": "important"}]}), SELF_OR_PROGRAM_STAFF_OF_A),
+    ("read offers", lambda s: _person_call(s, "GET", "/offers"), SELF_OR_PROGRAM_STAFF_OF_A),
+    ("replace offers", lambda s: _person_call(s, "PUT", "/offers", {"offers": ["job_search"]}), SELF_OR_PROGRAM_STAFF_OF_A),
+    ("list a person's enrolments", lambda s: _person_call(s, "GET", "/enrolments"), SELF_OR_PROGRAM_STAFF_OF_A),
     ("enrol", lambda s: _new_enrolment(s), PROGRAM_STAFF),
     ("list program enrolments", fixed("GET", "/v1/programs/{a.program_id}/enrolments"), PROGRAM_STAFF),
     ("read enrolment", lambda s: _enrolment_call(s, "GET"), PROGRAM_READERS),
@@ -314,6 +326,7 @@ async def _managed_person(api: Api, tenant: Tenant) -> tuple[uuid.UUID, dict[str
     )
     assert person.status_code == 201, person.text
     person_id = uuid.UUID(person.json()["id"])
+    await enrol(api, tenant.program_id, person_id, tenant.coordinator)
     return person_id, api.token(tenant.id, Role.PARTICIPANT, person_id=person_id)
 
 
@@ -421,3 +434,102 @@ async def test_a_coordinators_role_and_status_filters_look_only_at_the_enrolment
     assert [item["id"] for item in active.json()["items"]] == [str(scene.a.person_id)]  # enrolled in their program
     by_operator = await scene.api.client.get("/v1/participants?role=mentor", headers=scene.a.operator)
     assert [item["id"] for item in by_operator.json()["items"]] == [str(person_id)]
+
+
+async def test_a_coordinator_lists_only_people_enrolled_in_their_programs(scene: Scene) -> None:
+    api, a = scene.api, scene.a
+    elsewhere = await _enrolled_elsewhere(scene)
+    email = (await api.client.get(f"/v1/participants/{elsewhere}", headers=a.operator)).json()["email"]
+
+    listed = await api.client.get("/v1/participants", headers=a.coordinator)
+    searched = await api.client.get("/v1/participants", params={"q": email}, headers=a.coordinator)
+
+    assert listed.status_code == 200, listed.text
+    assert [item["id"] for item in listed.json()["items"]] == [str(a.person_id)]
+    assert searched.json()["items"] == []
+    by_operator = await api.client.get("/v1/participants", params={"q": email}, headers=a.operator)
+    assert [item["id"] for item in by_operator.json()["items"]] == [str(elsewhere)]
+
+
+async def test_a_coordinator_sees_only_the_enrolments_of_a_person_in_their_own_programs(scene: Scene) -> None:
+    api, a = scene.api, scene.a
+    person_id, enrolment_id = await fresh_person(scene)
+    await enrol(api, scene.other_program_id, person_id, a.operator)
+    url = f"/v1/participants/{person_id}/enrolments"
+
+    by_coordinator = await api.client.get(url, headers=a.coordinator)
+    by_operator = await api.client.get(url, headers=a.operator)
+    by_self = await api.client.get(url, headers=api.token(a.id, Role.PARTICIPANT, person_id=person_id))
+
+    assert [item["id"] for item in by_coordinator.json()["items"]] == [str(enrolment_id)]
+    assert len(by_operator.json()["items"]) == 2
+    assert len(by_self.json()["items"]) == 2
+
+
+@pytest.fixture
+async def elsewhere(scene: Scene) -> uuid.UUID:
+    """A participant of A enrolled only in the program the matrix's coordinator does not run."""
+    return await _enrolled_elsewhere(scene)
+
+
+async def test_a_coordinator_reaches_a_person_of_another_program_once_they_enrol_them_in_their_own(
+    scene: Scene, elsewhere: uuid.UUID
+) -> None:
+    api, a, person_id = scene.api, scene.a, elsewhere
+    url = f"/v1/participants/{person_id}"
+    before = await api.client.get(url, headers=a.coordinator)
+
+    enrolled = await api.client.post(
+        f"/v1/programs/{a.program_id}/enrolments",
+        json={"person_id": str(person_id), "role": "mentee"},
+        headers=a.coordinator,
+    )
+
+    assert before.status_code == 404, before.text
+    assert enrolled.status_code == 201, enrolled.text
+    # The answer is the new enrolment alone: nothing of the profile, nothing of the person's other programs.
+    assert set(enrolled.json()) == {"id", "tenant_id", "program_id", "person_id", "role", "capacity", "status",
+                                    "cohort", "version"}  # fmt: skip
+    assert (await api.client.get(url, headers=a.coordinator)).status_code == 200
+
+
+async def test_a_coordinator_importing_a_person_of_another_program_by_email_enrols_them_and_hears_nothing_of_them(
+    scene: Scene, elsewhere: uuid.UUID
+) -> None:
+    api, a, person_id = scene.api, scene.a, elsewhere
+    url = f"/v1/participants/{person_id}"
+    stored = await api.client.patch(
+        url, json={"team": "Secret team", "department": "Secret department"}, headers={**a.operator, "If-Match": '"1"'}
+    )
+    assert stored.status_code == 200, stored.text
+    before = await api.client.get(url, headers=a.coordinator)
+
+    csv = f"email,display_name,tenure_start,time_zone,role\n{stored.json()['email']},M,2020-01-01,UTC,mentee\n"
+    imported = await api.client.post(
+        f"/v1/programs/{a.program_id}/imports",
+        content=csv.encode(),
+        headers={**a.coordinator, "Content-Type": "text/csv"},
+    )
+
+    assert before.status_code == 404, before.text
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["errors"] == []
+    assert "Secret" not in imported.text
+    assert str(person_id) not in imported.text
+    assert str(scene.other_program_id) not in imported.text
+    after = await api.client.get(url, headers=a.coordinator)
+    assert after.status_code == 200, after.text
+    assert after.json()["display_name"] == "M"  # the file's value: the import matched the existing person
+
+
+async def test_a_coordinator_still_reaches_a_person_whose_enrolment_in_their_program_was_withdrawn(
+    scene: Scene,
+) -> None:
+    api, a = scene.api, scene.a
+    person_id, enrolment_id = await fresh_person(scene)
+    withdrawn = await api.client.delete(f"/v1/enrolments/{enrolment_id}", headers={**a.operator, "If-Match": '"1"'})
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    read = await api.client.get(f"/v1/participants/{person_id}", headers=a.coordinator)
+
+    assert read.status_code == 200, read.text

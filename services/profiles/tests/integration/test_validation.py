@@ -73,7 +73,7 @@ async def test_a_person_cannot_block_themselves(api: Api, tenant: Tenant) -> Non
 
 
 async def test_a_manager_or_blocked_person_erased_later_does_not_stop_other_edits(api: Api, tenant: Tenant) -> None:
-    staff = tenant.coordinator
+    staff = tenant.operator
     manager = await api.client.post("/v1/participants", json=profile("boss@example.org"), headers=staff)
     manager_id = manager.json()["id"]
     named = await api.client.post(
