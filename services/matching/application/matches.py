@@ -261,8 +261,12 @@ async def close_open(
     actor: ActorRole,
     decline_reason: DeclineReason,
     end_category: EndReasonCategory,
+    *,
+    rematch_offered: bool = False,
 ) -> None:
-    """The system closes an open match: an active one ends, a proposal is declined (an unsent one silently)."""
+    """The system closes an open match: an active one ends, a proposal is declined (an unsent one silently).
+
+    `rematch_offered`: the mentee stays and is offered new mentors (their mentor left), as MatchEnded says."""
     was = MatchState(row.state)
     new = lifecycle.withdraw(lifecycle_of(row))
     if new.state is MatchState.ENDED:
@@ -270,7 +274,9 @@ async def close_open(
         # its last reasons and health stay readable.
         values = {"closed_at": now, "closed_by": actor.value, "end_reason_category": end_category.value}
         await _store(session, row, new, at_risk=False, **values)
-        event: EventData = MatchEnded(**_pair(row), ended_at=now, ended_by=actor, reason_category=end_category)
+        event: EventData = MatchEnded(
+            **_pair(row), ended_at=now, ended_by=actor, reason_category=end_category, rematch_offered=rematch_offered
+        )
         await add_events(session, [event])
         return
     await _store(session, row, new, closed_at=now, closed_by=actor.value, decline_reason=decline_reason.value)

@@ -111,7 +111,9 @@ async def _close_all_open(
     if program_id is not None:
         query = query.where(matches.c.program_id == program_id)
     for row in (await session.execute(query)).all():
-        await close_open(session, row, at, ActorRole.SYSTEM, decline_reason, end_category)
+        # The mentee of a mentor who left stays in the program and is offered a new match (DOMAIN: exit route).
+        rematch = row.mentor_person_id == person
+        await close_open(session, row, at, ActorRole.SYSTEM, decline_reason, end_category, rematch_offered=rematch)
 
 
 async def on_profile_updated(session: AsyncSession, event: ProfileUpdated, at: datetime) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -90,6 +91,37 @@ async def test_an_erased_person_vanishes_and_their_open_proposals_and_matches_ar
         f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/shortlist", headers=w.as_coordinator(settings)
     )
     assert gone.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("leaving", "how", "rematch_offered"),
+    [
+        ("lukas", "withdrawn", True),
+        ("lukas", "erased", True),
+        ("amara", "withdrawn", False),
+        ("amara", "erased", False),
+    ],
+)
+async def test_a_mentor_leaving_the_program_offers_their_mentee_a_new_match_and_a_mentee_leaving_does_not(
+    client, settings, feed: Feeder, db: AsyncEngine, leaving: str, how: str, rematch_offered: bool
+) -> None:
+    w = World()
+    await feed(w.program())
+    await feed(*w.mentee("amara"), *w.mentor("lukas"))
+    requests = f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/requests"
+    match = (
+        await client.post(
+            requests, json={"mentor_person_id": str(w.id("lukas"))}, headers=w.as_person(settings, "amara")
+        )
+    ).json()
+    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    if how == "withdrawn":
+        role, capacity = ("mentor", 2) if leaving == "lukas" else ("mentee", 0)
+        await feed(w.enrol(leaving, role, capacity=capacity, version=2, status="withdrawn"))
+    else:
+        await feed(samples.profile_erased(tenant_id=w.tenant, person_id=w.id(leaving), version=2, erased_at=START))
+    (ended,) = await outbox_payloads(db, "org.mentorloom.match.ended.v1")
+    assert ended["rematch_offered"] is rematch_offered
 
 
 async def test_match_at_risk_marks_the_match_for_coordinators_and_the_newest_evaluation_wins(
