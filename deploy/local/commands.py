@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shlex
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,13 +32,17 @@ from deploy.local.demo import DemoError, DemoProgram, import_csv, run_demo
 from deploy.local.events_tail import data_highlights, follow
 from deploy.local.invocation import command
 from deploy.local.output import cells
-from deploy.local.stack import StateFileError, default_data_dir
+from deploy.local.stack import PROJECT_ROOT, StateFileError, default_data_dir
 from shared.auth import Role
 from shared.events.registry import BY_TYPE, CE_TYPE_PREFIX, TOPICS
 from shared.settings import KafkaSettings, describe_settings_error
 
 console = Console()
 err = Console(stderr=True)
+
+SAMPLE_IMPORT = (
+    PROJECT_ROOT / "docs" / "profiles" / "sample-import.csv"
+)  # a mentee, a mentor and one both, of the demo's campuses
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -463,5 +469,20 @@ def print_guide(data_dir: Path) -> None:
             console.print(f'  curl -s -H "Authorization: Bearer $TOKEN" {escape(url)}', highlight=False, soft_wrap=True)
         console.print(f"  (new tokens: {escape(command('token --role coordinator'))})", highlight=False)
     console.print(f"\n  Follow the events:   {escape(command('events tail --from-beginning'))}", highlight=False)
-    console.print(f"  Run a cohort round:  {escape(command('match round'))}", highlight=False)
     console.print(f"  Dead letters:        {escape(command('dlq list mentorloom.matching.v1.dlq'))}", highlight=False)
+    if seeded is not None:
+        print_next_round_hint()
+
+
+def print_next_round_hint() -> None:
+    """Another cohort round, right after the demo's, has no one to match (its proposals hold the mentors' slots until
+    answered): say so, and what to do first, rather than suggest a round that reports no free mentor."""
+    sample = Path(os.path.relpath(SAMPLE_IMPORT)) if SAMPLE_IMPORT.exists() else Path("people.csv")
+    for line in (
+        "\n  Another cohort round: right after the demo's it finds no one new to match",
+        "  (the demo's proposals hold the mentors' slots until answered); import",
+        "  participants first, then run it:",
+    ):
+        console.print(line, highlight=False)
+    console.print(f"    {escape(command('import ' + shlex.quote(str(sample))))}", highlight=False, soft_wrap=True)
+    console.print(f"    {escape(command('match round'))}", highlight=False)

@@ -333,3 +333,25 @@ def test_the_import_error_table_cuts_no_message_short(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "…" not in result.output
     assert result.output.count("q") == 2 * 70, result.output  # its column and message cells, every letter
+
+
+# --- the demo's guide ----------------------------------------------------------------------------------------------
+
+
+def test_the_demos_guide_says_why_a_round_now_finds_no_one_and_suggests_an_import_first(tmp_path: Path) -> None:
+    # Right after the demo its proposals hold the mentors' slots: the bare "Run a cohort round" it suggested reported
+    # no free mentor.
+    with demo_services([(3, 2)]) as (url, _):
+        every_service = {name: url for name in ("profiles", "matching", "scheduling", "feedback")}
+        (tmp_path / "state.json").write_text(json.dumps(state(this_process(), services=every_service)))
+        result = run_with(ON_PATH, tmp_path, "demo", "--mentors", "2", "--mentees", "3")
+
+    assert result.exit_code == 0, result.output
+    said = words(result.output)
+    assert "Run a cohort round: mentorloom match round" not in said
+    assert "right after the demo's it finds no one new to match (the demo's proposals hold the mentors' slots" in said
+    suggested = said.split("until answered); import participants first, then run it: mentorloom import ")[1].split()
+    assert (Path(suggested[0]).resolve(), suggested[1:4]) == (
+        PROJECT_ROOT / "docs" / "profiles" / "sample-import.csv",
+        ["mentorloom", "match", "round"],
+    )
