@@ -42,7 +42,7 @@ from services.scheduling.domain.errors import (
     SchedulingDomainError,
 )
 from services.scheduling.domain.ical import meeting_ics
-from services.scheduling.domain.model import CheckInState
+from services.scheduling.domain.model import CheckInKind, CheckInState
 from services.scheduling.domain.slots import SlotPreference, suggest_slots
 from services.scheduling.entrypoints.schemas import (
     INSTANT_RANGE,
@@ -408,6 +408,10 @@ async def program_schedule(
     principal: AnyRolePrincipal,
     db: Session,
     state: CheckInState | None = None,
+    kind: Annotated[
+        CheckInKind | None,
+        Query(description="One kind only, e.g. first_meeting with state=missed: the pairs that never met in time."),
+    ] = None,
     due_from: Annotated[
         Instant | None, Query(description=f"Check-ins due at or after this instant, with a UTC offset. {INSTANT_RANGE}")
     ] = None,
@@ -417,11 +421,14 @@ async def program_schedule(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> OffsetPage[CheckInOut]:
-    """The check-in schedule of a program (coordinators of the program and operators)."""
+    """The check-in schedule of a program (coordinators of the program and operators), by state, kind (the
+    milestones: first_meeting, midpoint_review, closing; or regular) and due time."""
     await require_program(db, principal, program_id)
     query = select(check_ins).where(check_ins.c.tenant_id == principal.tenant, check_ins.c.program_id == program_id)
     if state is not None:
         query = query.where(check_ins.c.state == state.value)
+    if kind is not None:
+        query = query.where(check_ins.c.kind == kind.value)
     if due_from is not None:
         query = query.where(check_ins.c.due_at >= due_from)
     if due_to is not None:

@@ -309,3 +309,19 @@ async def test_every_list_endpoint_pages_by_offset_until_next_offset_is_null(
         assert [item for page in pages for item in page["items"]] == whole.json()["items"], url
     too_big = await client.get(f"/v1/programs/{s.program_id}/check-ins", params={"limit": 501}, headers=coordinator)
     assert too_big.status_code == 422
+
+
+async def test_a_coordinator_lists_one_milestone_of_every_match_by_kind(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings
+) -> None:
+    s, match = pair
+    coordinator = token(settings, s.tenant_id, roles=[Role.COORDINATOR], programs=[s.program_id])
+    url = f"/v1/programs/{s.program_id}/check-ins"
+    for kind in ("first_meeting", "midpoint_review", "closing"):
+        listed = (await client.get(url, params={"kind": kind}, headers=coordinator)).json()["items"]
+        assert [(c["match_id"], c["kind"]) for c in listed] == [(str(match.match_id), kind)], kind
+    regular = (await client.get(url, params={"kind": "regular", "limit": 500}, headers=coordinator)).json()["items"]
+    assert regular and {c["kind"] for c in regular} == {"regular"}
+    unknown = await client.get(url, params={"kind": "kickoff"}, headers=coordinator)
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["query", "kind"]
