@@ -118,6 +118,15 @@ _EXISTING = text(
     """
 )
 
+# Which of the given people are (or were) enrolled in one of the given programs.
+_ENROLLED_IN = text(
+    """
+    SELECT DISTINCT person_id FROM enrolments
+    WHERE tenant_id = :tenant_id AND person_id = ANY(CAST(:person_ids AS uuid[]))
+      AND program_id = ANY(CAST(:program_ids AS uuid[]))
+    """
+)
+
 
 @dataclass
 class BatchOutcome:
@@ -135,6 +144,8 @@ class ImportTarget:
     default_capacity: int
     update_columns: frozenset[str]
     catalogue_keys: frozenset[str]
+    #: The programs whose people the importer reaches (a coordinator's); None: an operator's import, everyone.
+    reachable_programs: frozenset[uuid.UUID] | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +231,46 @@ def _consent_errors(
             "add an affinity_attributes column and leave it empty",
         )
         for index in sorted(refused.values())
+    ]
+
+
+async def _unreachable_errors(
+    session: AsyncSession,
+    target: ImportTarget,
+    rows: Sequence[ParsedRow],
+    existing: Sequence[Any],
+    chosen: dict[uuid.UUID, int],
+) -> list[RowError]:
+    """Rows of a coordinator's import without a role (no enrolment) whose person is not in the coordinator's
+    programs: refused, and removed from `chosen` before anything is written.
+
+    With a role, the row takes the person into the program, which is how a program starts (the person may exist
+    already). Without one, it would write a profile the coordinator may not reach: a person of another program, or
+    a new person in none (whom a re-upload of the same file could then no longer update)."""
+    if target.reachable_programs is None:
+        return []
+    roleless = [pid for pid, index in chosen.items() if rows[index].enrolment is None]
+    if not roleless:
+        return []
+    stored = {r.id for r in existing}
+    reachable = set(
+        await session.scalars(
+            _ENROLLED_IN,
+            {
+                "tenant_id": target.tenant_id,
+                "person_ids": [pid for pid in roleless if pid in stored],
+                "program_ids": list(target.reachable_programs),
+            },
+        )
+    )
+    refused = sorted(chosen.pop(pid) for pid in roleless if pid not in reachable)
+    return [
+        RowError(
+            rows[index].row_number,
+            "role",
+            "a coordinator's import changes only people of their programs: fill role to enrol this person",
+        )
+        for index in refused
     ]
 
 
@@ -368,6 +419,7 @@ async def write_batch(session: AsyncSession, target: ImportTarget, batch: Prepar
     chosen, conflicts = _resolve(rows, existing)
     errors.extend(conflicts)
     errors.extend(_consent_errors(rows, existing, chosen, target.update_columns))
+    errors.extend(await _unreachable_errors(session, target, rows, existing, chosen))
     events: list[EventData] = []
     if chosen:
         result = await session.execute(

@@ -142,6 +142,7 @@ class _ImportRun:
             default_capacity=self.program["default_mentor_capacity"],
             update_columns=stored_columns(self.header),
             catalogue_keys=frozenset(entry.key for entry in catalogue),
+            reachable_programs=None if self.principal.is_operator else self.principal.programs,
         )
         self.next_row_number = 2
 
@@ -257,7 +258,9 @@ async def import_participants(
     others fail; each failure is reported with its row number, column and message.
 
     A matched person may be enrolled in other programs only: importing them into this one is how a program starts,
-    and puts them in the coordinator's program, whose profile the coordinator then reaches. The report holds counts and the file's row errors, never a stored profile, person id or other program of a
+    and puts them in the coordinator's program, whose profile the coordinator then reaches. A coordinator's row
+    without a role, which enrols no one, may only change a person already in their programs (else a row error).
+    The report holds counts and the file's row errors, never a stored profile, person id or other program of a
     matched person; it tells no more than that profile does (a row withdrawing consent is refused when the person
     holds affinity attributes, which the coordinator reads once a row without that withdrawal enrols them).
     """

@@ -21,7 +21,7 @@ GOOD_1 = 'E1,one@example.org,One,2021-09-01,Europe/Berlin,chess;maths,mon 09:00-
 BAD_EMAIL = "E2,not-an-email,Two,2021-09-01,Europe/Berlin,,,,mentee,,\n"
 BAD_ZONE = "E3,three@example.org,Three,2021-09-01,Mars/Olympus,,,,mentor,2,\n"
 GOOD_4 = "E4,four@example.org,Four,2019-01-01,America/New_York,,tue 10:00-12:00,,mentor,3,\n"
-NO_EXTERNAL = ",five@example.org,Five,2020-02-02,UTC,,,,,,\n"
+NO_EXTERNAL = ",five@example.org,Five,2020-02-02,UTC,,,,mentee,,\n"
 
 
 def csv_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -76,15 +76,15 @@ async def test_an_upcoming_starter_up_to_a_year_ahead_is_imported_and_a_later_st
     api: Api, tenant: Tenant
 ) -> None:
     soon, too_late = (date.today() + timedelta(days=days) for days in (300, 400))
-    header = "email,display_name,tenure_start,time_zone\n"
+    header = "email,display_name,tenure_start,time_zone,role\n"
     report = await upload(
-        api, tenant, f"{header}soon@example.org,Soon,{soon},UTC\nlate@example.org,Late,{too_late},UTC\n"
+        api, tenant, f"{header}soon@example.org,Soon,{soon},UTC,mentee\nlate@example.org,Late,{too_late},UTC,mentee\n"
     )
     assert (report["rows_imported"], report["rows_failed"]) == (1, 1)
     [error] = report["errors"]
     assert (error["row_number"], error["column"]) == (3, "tenure_start")
     assert "a year" in error["message"]
-    found = await api.client.get("/v1/participants", params={"q": "soon@"}, headers=tenant.operator)  # not enrolled
+    found = await api.client.get("/v1/participants", params={"q": "soon@"}, headers=tenant.coordinator)
     assert found.json()["items"][0]["tenure_start"] == soon.isoformat()
 
 
@@ -138,8 +138,8 @@ async def test_an_unknown_column_fails_the_whole_import_with_422(api: Api, tenan
 
 
 async def test_a_quoted_field_with_a_newline_stays_one_row(api: Api, tenant: Tenant) -> None:
-    header = "email,display_name,tenure_start,time_zone,goal_text\n"
-    report = await upload(api, tenant, header + 'q@example.org,Q,2020-01-01,UTC,"line one\nline two"\n')
+    header = "email,display_name,tenure_start,time_zone,goal_text,role\n"
+    report = await upload(api, tenant, header + 'q@example.org,Q,2020-01-01,UTC,"line one\nline two",mentee\n')
     assert (report["rows_imported"], report["rows_failed"]) == (1, 0)
 
 
@@ -202,9 +202,9 @@ async def test_withdrawing_affinity_consent_while_stored_attributes_stay_is_a_ro
     await upload(
         api,
         tenant,
-        f"{header},affinity_attributes\n"
-        "A1,a1@example.org,A One,2021-09-01,UTC,true,first_generation\n"
-        "A2,a2@example.org,A Two,2021-09-01,UTC,true,\n",
+        f"{header},affinity_attributes,role\n"  # enrolled: the later files, without a role, may update them
+        "A1,a1@example.org,A One,2021-09-01,UTC,true,first_generation,mentee\n"
+        "A2,a2@example.org,A Two,2021-09-01,UTC,true,,mentee\n",
     )
     withdrawn = await upload(
         api,

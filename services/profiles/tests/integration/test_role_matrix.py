@@ -533,3 +533,32 @@ async def test_a_coordinator_still_reaches_a_person_whose_enrolment_in_their_pro
     read = await api.client.get(f"/v1/participants/{person_id}", headers=a.coordinator)
 
     assert read.status_code == 200, read.text
+
+
+async def test_a_coordinators_import_without_a_role_changes_only_people_of_their_programs(scene: Scene) -> None:
+    api, a = scene.api, scene.a
+    person_id = await _enrolled_elsewhere(scene)
+    url = f"/v1/participants/{person_id}"
+    elsewhere = (await api.client.get(url, headers=a.operator)).json()["email"]
+    mine = (await api.client.get(f"/v1/participants/{a.person_id}", headers=a.operator)).json()["email"]
+    csv = (
+        "email,display_name,tenure_start,time_zone\n"
+        f"{elsewhere},Renamed,2020-01-01,UTC\n"  # a person of another program only
+        "nobody@example.org,New,2020-01-01,UTC\n"  # a new person, in no program
+        f"{mine},Mine Renamed,2020-01-01,UTC\n"  # enrolled in the coordinator's program
+    ).encode()
+
+    imported = await api.client.post(
+        f"/v1/programs/{a.program_id}/imports", content=csv, headers={**a.coordinator, "Content-Type": "text/csv"}
+    )
+
+    assert imported.status_code == 201, imported.text
+    assert (imported.json()["rows_imported"], imported.json()["rows_failed"]) == (1, 2)
+    assert [(e["row_number"], e["column"]) for e in imported.json()["errors"]] == [(2, "role"), (3, "role")]
+    assert (await api.client.get(url, headers=a.operator)).json()["display_name"] == "Ada Example"
+    nobody = await api.client.get("/v1/participants", params={"q": "nobody@"}, headers=a.operator)
+    assert nobody.json()["items"] == []
+    by_operator = await api.client.post(
+        f"/v1/programs/{a.program_id}/imports", content=csv, headers={**a.operator, "Content-Type": "text/csv"}
+    )
+    assert (by_operator.json()["rows_imported"], by_operator.json()["rows_failed"]) == (2, 0)
