@@ -12,7 +12,7 @@ import subprocess
 import sys
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -727,8 +727,23 @@ def test_mentorloom_dlq_says_the_broker_did_not_answer_in_time_not_that_the_demo
     )
 
 
+@pytest.fixture
+def ctrl_c_as_at_a_terminal() -> Iterator[None]:
+    """SIGINT handled as in an interactive shell. A test run started in the background (`.ci/run &`, nohup) inherits
+    SIGINT ignored; asyncio.run then installs no handler of its own and a raised SIGINT does nothing at all."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_both_replay_commands_stopped_by_ctrl_c_say_how_far_they_got_and_exit_130(
-    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    kafka_bootstrap: str,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    ctrl_c_as_at_a_terminal: None,
 ) -> None:
     # In this (main) thread, so that asyncio.run turns SIGINT into cancelling the replay, as at a terminal.
     original = f"t.interrupted.{unique}"
@@ -778,7 +793,11 @@ def test_both_commands_print_one_line_when_the_broker_cannot_be_reached_not_the_
 
 
 def test_a_replay_stopped_by_ctrl_c_while_a_chunk_is_delivered_waits_for_it_and_counts_what_arrived(
-    kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    kafka_bootstrap: str,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    ctrl_c_as_at_a_terminal: None,
 ) -> None:
     original = f"t.interrupted.send.{unique}"
     dead = asyncio.run(send_dead_letters(kafka_bootstrap, original, [13]))
