@@ -279,7 +279,7 @@ async def close_open(
         )
         await add_events(session, [event])
         return
-    await _store(session, row, new, closed_at=now, closed_by=actor.value, decline_reason=decline_reason.value)
+    await _close(session, row, new, now, actor, decline_reason)
     if was is MatchState.PROPOSED:
         await add_events(session, [MatchDeclined(**_pair(row), declined_by=actor, reason=decline_reason)])
 
