@@ -329,10 +329,14 @@ async def list_program_matches(
     now: Now,
     state: MatchState | None = None,
     at_risk: bool | None = None,
+    person_id: Annotated[
+        uuid.UUID | None, Query(description="Only this person's matches, as mentee or mentor.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> OffsetPage[MatchOut]:
-    """The program's matches for its coordinators, e.g. ``?at_risk=true`` for those needing attention."""
+    """The program's matches for its coordinators, e.g. ``?at_risk=true`` for those needing attention, or
+    ``?person_id=`` for one person's (an exit or a re-match to handle)."""
     if not principal.manages(program_id):
         raise NotFoundError(f"program {program_id} not found")
     await _program_data(db, principal, program_id, now)
@@ -341,6 +345,8 @@ async def list_program_matches(
         query = query.where(matches.c.state == state.value)
     if at_risk is not None:
         query = query.where(matches.c.at_risk.is_(at_risk))
+    if person_id is not None:
+        query = query.where(or_(matches.c.mentee_person_id == person_id, matches.c.mentor_person_id == person_id))
     found = await db.execute(query.order_by(matches.c.created_at, matches.c.match_id).limit(limit + 1).offset(offset))
     return OffsetPage[MatchOut].of(found, offset, limit, lambda row: _match_out(principal, row))
 

@@ -353,3 +353,17 @@ async def test_a_mentor_network_ranks_next_the_mentors_for_the_needs_the_current
         "covers the mentee's critical need (Writing and publishing) but not their important need"
         " (1 more already covered by their current mentors)"
     )
+
+
+async def test_a_coordinator_handling_one_persons_exit_lists_that_persons_matches_as_mentee_or_mentor(
+    client, settings, feed
+) -> None:
+    w = await seeded(feed)
+    for mentee, mentor in (("amara", "lukas"), ("bea", "nora")):
+        await request(client, settings, w, mentee, mentor)
+    url = f"/v1/programs/{w.program_id}/matches"
+    coordinator = w.as_coordinator(settings)
+    for person, pair in (("amara", ("amara", "lukas")), ("nora", ("bea", "nora")), ("omar", None)):
+        listed = (await client.get(url, params={"person_id": str(w.id(person))}, headers=coordinator)).json()
+        expected = [] if pair is None else [(str(w.id(pair[0])), str(w.id(pair[1])))]
+        assert [(m["mentee_person_id"], m["mentor_person_id"]) for m in listed["items"]] == expected, person
