@@ -131,15 +131,22 @@ async def _admin(endpoint: PostgresEndpoint, sql: str) -> None:
         await engine.dispose()
 
 
+@contextlib.asynccontextmanager
+async def fresh_database(endpoint: PostgresEndpoint) -> AsyncIterator[str]:
+    """The URL of a new, empty database, dropped when the block ends (for a test that needs more than one)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    await _admin(endpoint, f'CREATE DATABASE "{name}"')
+    try:
+        yield endpoint.url_for(name)
+    finally:
+        await _admin(endpoint, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 async def database_url(postgres_server: PostgresEndpoint) -> AsyncIterator[str]:
     """A fresh, empty database for this test; dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    await _admin(postgres_server, f'CREATE DATABASE "{name}"')
-    try:
-        yield postgres_server.url_for(name)
-    finally:
-        await _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture
