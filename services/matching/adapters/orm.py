@@ -116,7 +116,7 @@ rounds = Table(
     Column("round_id", UUID(as_uuid=True), primary_key=True),
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("program_id", UUID(as_uuid=True), nullable=False),
-    Column("status", Text, nullable=False),  # pending_approval | approved
+    Column("status", Text, nullable=False),  # pending_approval | approved | expired
     Column("report", JSONB, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True), nullable=False),

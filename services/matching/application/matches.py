@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Row, delete, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Date, Row, Table, delete, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,10 +17,17 @@ from services.matching.adapters.orm import matches, programs, shortlist_exposure
 from services.matching.application.errors import ConflictError
 from services.matching.application.translate import contract_breakdown
 from services.matching.domain import lifecycle
-from services.matching.domain.lifecycle import OPEN_STATES, Lifecycle, MatchState, Party
+from services.matching.domain.lifecycle import Lifecycle, MatchState, Party
+from services.matching.domain.program_term import ENDS_RUNNING_MATCHES, NO_NEW_MATCHES
 from services.matching.domain.scoring import PairScore
 from shared.events.models import EventData, MatchAccepted, MatchDeclined, MatchEnded, MatchProposed
-from shared.events.values import ActorRole, DeclineReason, EndReasonCategory, FactorScore, MatchOrigin
+from shared.events.values import (
+    ActorRole,
+    DeclineReason,
+    EndReasonCategory,
+    FactorScore,
+    MatchOrigin,
+)
 from shared.ids import new_id
 from shared.messaging.outbox import add_events
 
@@ -334,27 +341,53 @@ async def expire_due(
     return len(rows)
 
 
-async def close_finished_programs(session: AsyncSession, now: datetime, *, limit: int = 1_000) -> int:
-    """Close the open matches of programs whose last day (`ends_on`, a UTC date) has passed.
+def program_closes_its_proposals(now: datetime) -> ColumnElement[bool]:
+    """The program (a `programs` row) takes no new match: closed, archived or past its last day (`ends_on`, UTC)."""
+    status = programs.c.snapshot["status"].astext
+    return or_(status.in_([s.value for s in NO_NEW_MATCHES]), _program_ended(now))
 
-    An active match reached its planned end: MatchEnded (`planned_end_reached`, by `system`, no re-match: the
-    program is over). A proposal lapses with the program: `expired`, with a MatchDeclined (`expired`) when it was
-    sent. `FOR UPDATE SKIP LOCKED` plus the state condition make each close happen once across replicas.
-    """
+
+def _program_ended(now: datetime) -> ColumnElement[bool]:
+    """Past its last day (`ends_on`, a UTC date), or archived: nothing of the program runs on."""
     last_day = programs.c.snapshot["ends_on"].astext.cast(Date)
-    found = (
-        await session.execute(
-            select(matches)
-            .join(
-                programs,
-                (programs.c.program_id == matches.c.program_id) & (programs.c.tenant_id == matches.c.tenant_id),
+    status = programs.c.snapshot["status"].astext
+    return or_(last_day < now.astimezone(UTC).date(), status.in_([s.value for s in ENDS_RUNNING_MATCHES]))
+
+
+def of_its_program(table: Table) -> ColumnElement[bool]:
+    """Join condition of a row carrying `tenant_id` and `program_id` (a match, a round) with its program."""
+    return (programs.c.program_id == table.c.program_id) & (programs.c.tenant_id == table.c.tenant_id)
+
+
+async def close_finished_programs(
+    session: AsyncSession, now: datetime, *, limit: int = 1_000, program_id: uuid.UUID | None = None
+) -> int:
+    """Close what a program that stopped no longer lets run: the sweep's batch over all programs, or all of the
+    one `program_id` (then waiting for rows another transaction holds: none may stay open).
+
+    Past its last day (`ends_on`, a UTC date) or archived, nothing runs on: an active match reached its planned end,
+    MatchEnded (`planned_end_reached`, by `system`, no re-match: the program is over). Closed, or either of those,
+    a proposal lapses: `expired`, with a MatchDeclined (`expired`) when it was sent; a closed program's active
+    matches run to its last day. `FOR UPDATE SKIP LOCKED` plus the state condition make each close happen once
+    across replicas.
+    """
+    proposals = matches.c.state.in_([MatchState.PENDING_APPROVAL.value, MatchState.PROPOSED.value])
+    query = (
+        select(matches)
+        .join(programs, of_its_program(matches))
+        .where(
+            or_(
+                proposals & program_closes_its_proposals(now),
+                (matches.c.state == MatchState.ACTIVE.value) & _program_ended(now),
             )
-            .where(matches.c.state.in_([s.value for s in OPEN_STATES]), last_day < now.astimezone(UTC).date())
-            .order_by(matches.c.match_id)
-            .limit(limit)
-            .with_for_update(of=matches, skip_locked=True)
         )
-    ).all()
+        .order_by(matches.c.match_id)
+        .limit(limit)
+        .with_for_update(of=matches, skip_locked=program_id is None)
+    )
+    if program_id is not None:
+        query = query.where(matches.c.program_id == program_id)
+    found = (await session.execute(query)).all()
     for row in found:
         if row.state == MatchState.ACTIVE.value:
             await close_open(

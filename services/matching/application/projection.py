@@ -16,8 +16,10 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matching.adapters.orm import enrolments, matches, people, programs, shortlist_exposure
-from services.matching.application.matches import close_open
+from services.matching.application.matches import close_finished_programs, close_open
+from services.matching.application.rounds import expire_rounds_of_stopped_programs
 from services.matching.domain.lifecycle import OPEN_STATES, MatchState
+from services.matching.domain.program_term import NO_NEW_MATCHES
 from shared.events.envelope import EventEnvelope
 from shared.events.models import (
     EnrollmentChanged,
@@ -35,6 +37,9 @@ from shared.projection import apply_snapshot
 ContractEvent = EventEnvelope[EventData]
 Handler = Callable[[AsyncSession, ContractEvent], Awaitable[None]]
 
+#: Matches a closing or archiving closes per query, all in the event's transaction.
+CLOSE_BATCH = 1_000
+
 #: The event types this service consumes (everything else on those topics is ignored).
 CONSUMED = (ProfileUpdated, ProfileErased, ProgramUpdated, EnrollmentChanged, MatchAtRisk)
 
@@ -49,7 +54,14 @@ def _snapshot_values(event: ProgramUpdated | ProfileUpdated, at: datetime) -> di
 
 
 async def on_program_updated(session: AsyncSession, event: ProgramUpdated, at: datetime) -> None:
-    await apply_snapshot(session, programs, {"program_id": event.program_id}, _snapshot_values(event, at))
+    applied = await apply_snapshot(session, programs, {"program_id": event.program_id}, _snapshot_values(event, at))
+    if not applied or event.status not in NO_NEW_MATCHES:
+        return
+    # Closed or archived: nobody may accept into it from now, so open proposals lapse at once (archived also ends
+    # active matches); the rounds first, in the order an approval locks them (round, then its matches).
+    await expire_rounds_of_stopped_programs(session, at, program_id=event.program_id)
+    while await close_finished_programs(session, at, limit=CLOSE_BATCH, program_id=event.program_id) == CLOSE_BATCH:
+        pass
 
 
 async def _erased(session: AsyncSession, tenant: uuid.UUID, person: uuid.UUID) -> bool:

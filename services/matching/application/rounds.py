@@ -34,6 +34,8 @@ from shared.messaging.outbox import add_events
 SOLVER = "ortools.min_cost_flow.column_generation"
 PENDING = "pending_approval"
 APPROVED = "approved"
+#: Still awaiting approval when its program stopped taking new matches: its proposals lapsed, nothing can be sent.
+EXPIRED = "expired"
 
 _CONTRACT_UNMATCHED = {
     UnmatchedReason.NO_SLOT_THIS_ROUND: ContractUnmatched.CAPACITY_EXHAUSTED,
@@ -246,8 +248,7 @@ async def approve_round(
     The caller locks the round row and the enrolments of the round's people (`lock_enrolments`) before loading `data`, so the
     capacity counted here cannot be taken by a concurrent request or approval until this transaction ends.
     """
-    if round_row.status != PENDING:
-        raise ConflictError("this round was approved already")
+    require_pending(round_row)
     rows = (
         await session.execute(
             select(matches)
@@ -316,6 +317,37 @@ async def approve_round(
     if updated is None:
         raise ConflictError("this round was approved already")
     await add_events(session, [completed_event(updated, sent)])
+
+
+def require_pending(round_row: Row[Any]) -> None:
+    """409 unless the round still awaits approval, saying what became of it."""
+    if round_row.status == EXPIRED:
+        raise ConflictError(
+            "this round expired unapproved: the program stopped taking new matches and its proposals lapsed; "
+            "nothing of it can be sent"
+        )
+    if round_row.status != PENDING:
+        raise ConflictError("this round was approved already")
+
+
+async def expire_rounds_of_stopped_programs(
+    session: AsyncSession, now: datetime, program_id: uuid.UUID | None = None
+) -> int:
+    """Rounds awaiting approval in a program closed, archived or past its last day expire with their proposals
+    (`matches.close_finished_programs` lapses those); all such rounds, or those of `program_id`."""
+    query = (
+        update(rounds)
+        .where(
+            rounds.c.status == PENDING,
+            match_cases.of_its_program(rounds),
+            match_cases.program_closes_its_proposals(now),
+        )
+        .values(status=EXPIRED)
+        .returning(rounds.c.round_id)
+    )
+    if program_id is not None:
+        query = query.where(rounds.c.program_id == program_id)
+    return len((await session.execute(query)).all())
 
 
 def _skipped_json(row: Row[Any], reasons: Sequence[str]) -> dict[str, Any]:

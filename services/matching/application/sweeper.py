@@ -1,5 +1,6 @@
 """The expiry sweeper: proposals past their answer window become expired, each with a MatchDeclined (expired), and
-the open matches of programs past their last day close (`matches.close_finished_programs`).
+what programs past their last day, closed or archived no longer let run closes (`matches.close_finished_programs`,
+`rounds.expire_rounds_of_stopped_programs`; the projection does it at once on a ProgramUpdated closing or archiving).
 
 Reads also expire lazily (see `matches.expire_due`); the sweeper makes sure it happens for proposals nobody reads.
 No lease is needed: `FOR UPDATE SKIP LOCKED` and the state condition keep each expiry single across replicas.
@@ -13,6 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.matching.application.matches import close_finished_programs, expire_due
+from services.matching.application.rounds import expire_rounds_of_stopped_programs
 from shared.clock import Clock
 from shared.periodic import in_batches, run_periodically
 
@@ -26,8 +28,11 @@ async def sweep_expired(sessions: async_sessionmaker[AsyncSession], clock: Clock
 
 
 async def sweep_finished_programs(sessions: async_sessionmaker[AsyncSession], clock: Clock, batch_size: int) -> int:
-    """Close the open matches of every program whose last day has passed, one bounded transaction per batch."""
+    """Close the open matches of every program that stopped (past its last day, closed or archived) and expire
+    its rounds awaiting approval, one bounded transaction per batch."""
     now = clock.now()
+    async with sessions() as session, session.begin():
+        await expire_rounds_of_stopped_programs(session, now)
     return await in_batches(
         sessions, lambda session, limit: close_finished_programs(session, now, limit=limit), batch_size
     )

@@ -9,6 +9,11 @@ from shared.events.values import ProgramStatus
 #: Statuses in which a program takes no new proposals (its running matches are left to the end-of-program sweep).
 NO_NEW_MATCHES = frozenset({ProgramStatus.CLOSED, ProgramStatus.ARCHIVED})
 
+#: Statuses that also end the running matches at once, like the program's last day passing. Closing a program stops
+#: its intake (open proposals lapse) while its pairs run to the planned end; archiving deletes the program, so
+#: nothing of it may keep running (scheduling would keep check-ins of a program nobody can reach any more).
+ENDS_RUNNING_MATCHES = frozenset({ProgramStatus.ARCHIVED})
+
 
 def why_no_new_matches(status: ProgramStatus, last_day: date, today: date) -> str | None:
     """The reason a coordinator or mentee reads when nothing new may start in the program, or None when it may."""

@@ -408,7 +408,8 @@ async def approve_round(
 
     Each proposal is re-checked against the program as it is now (people who left, blocks, capacity, matches made
     since the solve); those that no longer pass are not sent and are listed in `report.approval.skipped` with their
-    reason codes.
+    reason codes. 409 when the round was approved already or expired (its program stopped taking new matches
+    before the approval), or the program is closed, archived or past its last day.
     """
     row = (
         await db.execute(
@@ -425,6 +426,7 @@ async def approve_round(
         )
     )
     await lock_enrolments(db, principal.tenant, row.program_id, [person for pair in pairs for person in pair])
+    round_cases.require_pending(row)  # an expired round says so, rather than why the program takes nothing new
     data = await _program_data(db, principal, row.program_id, now)
     data.require_new_matches_allowed(now.now())
     window = timedelta(days=data.program.matching_policy.request_window_days)

@@ -321,7 +321,10 @@ class RoundReportOut(BaseModel):
 class RoundOut(BaseModel):
     round_id: uuid.UUID
     program_id: uuid.UUID
-    status: str = Field(description="pending_approval or approved")
+    status: str = Field(
+        description="pending_approval, approved, or expired (still awaiting approval when the program stopped "
+        "taking new matches: closed, archived or past its last day; its proposals lapsed)"
+    )
     started_at: datetime
     completed_at: datetime
     approved_at: datetime | None

@@ -108,3 +108,66 @@ async def test_a_closed_or_archived_program_takes_no_new_round_naming_its_status
         response = await client.post(f"/v1/programs/{w.program_id}/rounds", headers=w.as_coordinator(settings))
         assert response.status_code == 409, response.text
         assert f"program is {status.value}" in response.json()["detail"]["error_description"]
+
+
+async def test_a_round_awaiting_approval_when_the_program_ends_expires_and_approving_it_is_a_409_saying_so(
+    client, settings: MatchingSettings, feed: Feeder, clock: MovableClock, db: AsyncEngine
+) -> None:
+    w = await seeded(feed)
+    coordinator = w.as_coordinator(settings)
+    waiting_round = (await client.post(f"/v1/programs/{w.program_id}/rounds", headers=coordinator)).json()
+    assert waiting_round["status"] == "pending_approval"
+    assert waiting_round["proposals"]
+
+    clock.set(DAY_AFTER)
+    await sweep_finished_programs(session_factory(db), clock, batch_size=1)
+
+    seen = (await client.get(f"/v1/rounds/{waiting_round['round_id']}", headers=coordinator)).json()
+    assert seen["status"] == "expired"
+    assert {p["state"] for p in seen["proposals"]} == {"expired"}
+    approval = await client.post(f"/v1/rounds/{waiting_round['round_id']}/approve", json={}, headers=coordinator)
+    assert approval.status_code == 409, approval.text
+    assert "this round expired" in approval.json()["detail"]["error_description"]
+
+
+async def test_closing_a_program_lapses_its_open_proposals_at_once_and_active_matches_run_on_until_archived(
+    client, settings: MatchingSettings, feed: Feeder, clock: MovableClock, db: AsyncEngine
+) -> None:
+    w = await seeded(feed)
+    await feed(*w.mentee("cleo"))
+    coordinator = w.as_coordinator(settings)
+    active = await request(client, settings, w, "amara", "lukas")
+    await client.post(f"/v1/matches/{active['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    sent = await request(client, settings, w, "bea", "nora")
+    waiting_round = (await client.post(f"/v1/programs/{w.program_id}/rounds", headers=coordinator)).json()
+    assert [p["state"] for p in waiting_round["proposals"]] == ["pending_approval"], "cleo's"
+
+    await feed(w.program(version=2).model_copy(update={"status": ProgramStatus.CLOSED}), at=clock.now())
+
+    lapsed = (await client.get(f"/v1/matches/{sent['match_id']}", headers=coordinator)).json()
+    assert (lapsed["state"], lapsed["decline_reason"], lapsed["closed_by"]) == ("expired", "expired", "system")
+    accepting = await client.post(f"/v1/matches/{sent['match_id']}/accept", headers=w.as_person(settings, "nora"))
+    assert accepting.status_code == 409, "nobody accepts into a closed program"
+    assert [(d["reason"], d["declined_by"]) for d in await outbox_payloads(db, DECLINED)] == [("expired", "system")]
+    seen_round = (await client.get(f"/v1/rounds/{waiting_round['round_id']}", headers=coordinator)).json()
+    assert (seen_round["status"], [p["state"] for p in seen_round["proposals"]]) == ("expired", ["expired"])
+    running = (await client.get(f"/v1/matches/{active['match_id']}", headers=coordinator)).json()
+    assert running["state"] == "active", "a closed program's matches run to its last day"
+    assert await outbox_payloads(db, ENDED) == []
+
+    await sweep_finished_programs(session_factory(db), clock, batch_size=10)
+    assert (await client.get(f"/v1/matches/{active['match_id']}", headers=coordinator)).json()["state"] == "active"
+    await feed(w.program(version=3).model_copy(update={"status": ProgramStatus.ARCHIVED}), at=clock.now())
+
+    ended = (await client.get(f"/v1/matches/{active['match_id']}", headers=coordinator)).json()
+    assert (ended["state"], ended["end_reason_category"], ended["closed_by"]) == (
+        "ended",
+        "planned_end_reached",
+        "system",
+    )
+    (end_event,) = await outbox_payloads(db, ENDED)
+    assert (end_event["reason_category"], end_event["ended_by"], end_event["rematch_offered"]) == (
+        "planned_end_reached",
+        "system",
+        False,
+    )
