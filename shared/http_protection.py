@@ -488,10 +488,28 @@ _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 _ERROR_CONTENT = {"application/json": {"schema": _ERROR_REF}}
 
 
+#: What the Idempotency-Key replay may answer on any POST, beside whatever the route answers with the same code.
+_IDEMPOTENCY_ANSWERS = {
+    "400": "Malformed Idempotency-Key.",
+    "409": "The first request with this Idempotency-Key is still running.",
+    "422": "Idempotency-Key reused with another body.",
+}
+
+
+def _document_cause(responses: dict[str, Any], code: str, cause: str) -> None:
+    """Declare `cause` for `code`, after the route's own description when it has one: both may answer."""
+    response = responses.get(code)
+    if response is None:
+        responses[code] = {"description": cause, "content": _ERROR_CONTENT}
+    elif cause.lower() not in response["description"].lower():
+        own = response["description"].rstrip()
+        response["description"] = f"{own if own.endswith('.') else own + '.'} Or: {cause}"
+
+
 def document_http_protection(document: dict[str, Any]) -> None:
     """Declare what shared.http_protection's middleware may answer on any route: 429 (rate limit), and on POST
     with Idempotency-Key 400 (malformed key), 409 (first request still running) and 422 (key reused with
-    another body, shaped like our other errors)."""
+    another body, shaped like our other errors), each named after the route's own wording of that code."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, schema in {**body.pop("$defs", {}), "ErrorBody": body}.items():
@@ -506,17 +524,8 @@ def document_http_protection(document: dict[str, Any]) -> None:
             )
             if method != "post":
                 continue
-            responses.setdefault("400", {"description": "Malformed Idempotency-Key.", "content": _ERROR_CONTENT})
-            responses.setdefault(
-                "409",
-                {
-                    "description": "The first request with this Idempotency-Key is still running.",
-                    "content": _ERROR_CONTENT,
-                },
-            )
-            responses.setdefault(
-                "422", {"description": "Idempotency-Key reused with another body.", "content": _ERROR_CONTENT}
-            )
+            for code, cause in _IDEMPOTENCY_ANSWERS.items():
+                _document_cause(responses, code, cause)
             validation = responses["422"].get("content", {}).get("application/json", {}).get("schema")
             if validation is not None and validation != _ERROR_REF:  # ErrorBody covers both shapes already
                 responses["422"]["content"]["application/json"]["schema"] = {"anyOf": [validation, _ERROR_REF]}

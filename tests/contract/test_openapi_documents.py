@@ -48,3 +48,20 @@ def test_every_api_path_is_under_the_version_prefix_and_only_the_probes_are_outs
     outside = {path for path in paths if not path.startswith(API_PREFIX + "/")}
     assert outside == {"/healthz", "/readyz"}
     assert len(paths) > len(outside)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_post_route_documents_the_idempotency_key_answers_beside_its_own(service: str) -> None:
+    """The Idempotency-Key replay covers every POST (shared.http_protection), so a route's own 409 or 422 wording
+    must not hide that a retry may get them for the key: the description names both causes."""
+    idempotency_causes = {
+        "400": "malformed idempotency-key",
+        "409": "the first request with this idempotency-key is still running",
+        "422": "idempotency-key reused with another body",
+    }
+    for path, operations in current_document(service)["paths"].items():
+        if "post" not in operations:
+            continue
+        responses = operations["post"]["responses"]
+        for code, cause in idempotency_causes.items():
+            assert cause in responses[code]["description"].lower(), f"{service}: POST {path} {code}"
