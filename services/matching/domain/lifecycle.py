@@ -4,7 +4,8 @@
           |                          |
           +--reject--> declined      +--decline / withdraw--> declined
                                      +--window passed--> expired
-    (the program's last day passing: active --> ended, pending_approval / proposed --> expired)
+    (the program's last day passing or its archiving: active --> ended, pending_approval / proposed --> expired;
+     its closing: pending_approval / proposed --> expired)
 
 A cohort-round proposal waits in `pending_approval` until a coordinator approves it; nothing is sent before.
 Both parties must accept a proposal; for a mentee's own request the request itself is the mentee's acceptance.
