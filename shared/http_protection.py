@@ -79,13 +79,14 @@ REDIS_TIMEOUT_SECONDS = 1.0
 OUTAGE_PAUSE_SECONDS = 5.0
 
 _idempotency_key_syntax = re.compile(IDEMPOTENCY_KEY_PATTERN)
+_IDEMPOTENCY_KEY_DESCRIPTION = "Retrying with the same key replays the first response instead of repeating the request."
 
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias=IDEMPOTENCY_KEY_HEADER,
         pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="Retrying with the same key replays the first response instead of repeating the request.",
+        description=_IDEMPOTENCY_KEY_DESCRIPTION,
     ),
 ]
 
@@ -496,6 +497,22 @@ _IDEMPOTENCY_ANSWERS = {
 }
 
 
+def _idempotency_key_parameter() -> dict[str, Any]:
+    """The header as FastAPI documents it on the routes that declare it (declare_idempotency_key): the middleware
+    takes it on every POST, declared or not."""
+    return {
+        "name": IDEMPOTENCY_KEY_HEADER,
+        "in": "header",
+        "required": False,
+        "description": _IDEMPOTENCY_KEY_DESCRIPTION,
+        "schema": {
+            "anyOf": [{"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}, {"type": "null"}],
+            "title": IDEMPOTENCY_KEY_HEADER,
+            "description": _IDEMPOTENCY_KEY_DESCRIPTION,
+        },
+    }
+
+
 def _document_cause(responses: dict[str, Any], code: str, cause: str) -> None:
     """Declare `cause` for `code`, after the route's own description when it has one: both may answer."""
     response = responses.get(code)
@@ -524,6 +541,9 @@ def document_http_protection(document: dict[str, Any]) -> None:
             )
             if method != "post":
                 continue
+            parameters = operation.setdefault("parameters", [])
+            if not any(parameter.get("name") == IDEMPOTENCY_KEY_HEADER for parameter in parameters):
+                parameters.append(_idempotency_key_parameter())
             for code, cause in _IDEMPOTENCY_ANSWERS.items():
                 _document_cause(responses, code, cause)
             validation = responses["422"].get("content", {}).get("application/json", {}).get("schema")

@@ -65,3 +65,16 @@ def test_every_post_route_documents_the_idempotency_key_answers_beside_its_own(s
         responses = operations["post"]["responses"]
         for code, cause in idempotency_causes.items():
             assert cause in responses[code]["description"].lower(), f"{service}: POST {path} {code}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_post_route_documents_the_idempotency_key_header_a_client_may_send(service: str) -> None:
+    """Every POST takes an Idempotency-Key (the replay middleware covers them all), so every POST declares it: only
+    the routes that happened to depend on declare_idempotency_key used to."""
+    undeclared = [
+        path
+        for path, operations in current_document(service)["paths"].items()
+        if "post" in operations
+        and "Idempotency-Key" not in {parameter["name"] for parameter in operations["post"].get("parameters", [])}
+    ]
+    assert undeclared == []
