@@ -302,6 +302,7 @@ async def apply_profile_erased(session: AsyncSession, event: ProfileErased, now:
     Their active matches are assessed again, without their flagged concerns.
     """
     tenant_id, person_id = event.tenant_id, event.person_id
+    await repo.hold_erasures_of(session, tenant_id, (person_id,))  # first: a match row being inserted is then seen
     await repo.record_erasure(session, tenant_id, person_id, event.version)
     await session.execute(delete(people).where(people.c.person_id == person_id, people.c.tenant_id == tenant_id))
     await session.execute(

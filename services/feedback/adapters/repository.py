@@ -37,6 +37,7 @@ from services.feedback.domain.pulse import (
     QuestionKind,
 )
 from services.feedback.domain.reports import MENTEE, MENTOR
+from shared.db import advisory_lock_key
 from shared.events.values import PulseQuestionKind
 
 DEFAULT_PULSE_WINDOW = timedelta(days=7)
@@ -192,6 +193,7 @@ async def ensure_match(
     )
     if inserted.first() is None:
         return
+    await hold_erasures_of(session, tenant_id, (mentor_id, mentee_id))
     erased = await erased_among(session, tenant_id, (mentor_id, mentee_id))
     if erased:
         await session.execute(
@@ -202,6 +204,17 @@ async def ensure_match(
                 mentee_id=uuid4() if mentee_id in erased else mentee_id,
             )
         )
+
+
+async def hold_erasures_of(session: AsyncSession, tenant_id: UUID, person_ids: Iterable[UUID]) -> None:
+    """Until this transaction ends, no erasure of these people runs beside it: it waits for one under way, and one
+    starting later waits for it (the erasure takes the same lock first).
+
+    Without it a new match row and a concurrent erasure (another replica's transaction) miss each other: the
+    erasure's query does not see the uncommitted row, the row's tombstone check does not see the uncommitted
+    tombstone, and the person id stays for good. Taken in a fixed order, so two holders never wait in a cycle."""
+    for key in sorted({erasure_key(tenant_id, person_id) for person_id in person_ids}):
+        await session.execute(select(func.pg_advisory_xact_lock(advisory_lock_key(b"feedback-erasure:" + key.bytes))))
 
 
 async def record_erasure(session: AsyncSession, tenant_id: UUID, person_id: UUID, version: int) -> None:

@@ -24,6 +24,7 @@ from services.feedback.domain.agreement import (
     erase_text_of,
     submit_answers,
 )
+from services.feedback.entrypoints.handlers import make_handler
 from services.feedback.tests.integration.support import (
     People,
     accepted,
@@ -35,6 +36,7 @@ from services.feedback.tests.integration.support import (
 )
 from shared.db import create_engine
 from shared.events import samples
+from shared.events.envelope import EventEnvelope
 from shared.events.models import EventData
 from shared.migrations import alembic_config
 from shared.service import Runtime
@@ -358,3 +360,39 @@ async def test_people_erased_before_erasure_forgot_them_are_forgotten_by_the_mig
             assert str(mentee) in (await conn.execute(text("SELECT document::text FROM agreements"))).scalar_one()
     finally:
         await engine.dispose()
+
+
+async def _applied_at_the_same_time(runtime: Runtime, first: EventData, second: EventData) -> None:
+    """`first` applied in a transaction left open while `second` is applied in another (two replicas of the
+    consumer at once); `first` commits once `second` has had time to do all it can without waiting for it."""
+    handle = make_handler()
+    async with runtime.sessions() as session, session.begin():
+        await handle(session, EventEnvelope.wrap(first))
+
+        async def apply_second() -> None:
+            async with runtime.sessions() as other, other.begin():
+                await handle(other, EventEnvelope.wrap(second))
+
+        later = asyncio.create_task(apply_second())
+        await asyncio.wait({later}, timeout=1.0)  # done by then unless it waits for `first`
+    await asyncio.wait_for(later, timeout=10)
+
+
+@pytest.mark.parametrize("erasure_first", [False, True], ids=["match-event-first", "erasure-first"])
+@pytest.mark.parametrize("naming", ["new match", "check-in of a known match"])
+async def test_an_erasure_applied_at_the_same_time_as_an_event_naming_the_person_in_a_match_leaves_no_id(
+    runtime: Runtime, erasure_first: bool, naming: str
+) -> None:
+    base = People.fresh()
+    await apply(runtime, program(base), profile(base.tenant, base.mentee, CAMPUS_A))
+    if naming == "new match":
+        event = accepted(base, NOW - timedelta(days=1))
+    else:  # feedback knows the match; the check-in opens a pulse for each party, with the party ids stored
+        await apply(runtime, accepted(base, NOW - timedelta(days=1)))
+        event = check_in_due(base, NOW - timedelta(hours=1))
+    erasure = samples.profile_erased(tenant_id=base.tenant, person_id=base.mentee, erased_at=NOW)
+    first, second = (erasure, event) if erasure_first else (event, erasure)
+
+    await _applied_at_the_same_time(runtime, first, second)
+
+    assert await rows_containing(runtime, str(base.mentee)) == []
