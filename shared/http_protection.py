@@ -255,13 +255,26 @@ async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: s
     otherwise); how many, or None when Redis failed. Walks the service's records with SCAN, so it suits a rare act
     like an erasure, not a request path. A retry with a forgotten key runs the request again, as one arriving after
     the record expired would. Redis failing is logged, not raised: the caller's erasure stands, Redis holds only
-    what may be lost, and the records expire with the idempotency TTL."""
+    what may be lost, and the records expire with the idempotency TTL. A record that cannot be read is deleted and
+    logged: it may name the person, and a replay of it would fail anyway."""
     wanted = needle.encode()
     forgotten = 0
     try:
         async for key in redis.scan_iter(match=f"idem:{service}:*", count=500):
             raw = await redis.get(key)
-            if raw is not None and wanted in StoredResponse.loads(raw).body:
+            if raw is None:
+                continue
+            try:
+                names_needle = wanted in StoredResponse.loads(raw).body
+            except (ValueError, KeyError, TypeError) as exc:  # bad JSON, base64 or shape
+                log.warning(
+                    "stored_response_unreadable_deleted",
+                    service=service,
+                    key=key.decode(errors="replace") if isinstance(key, bytes) else str(key),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                names_needle = True
+            if names_needle:
                 forgotten += await redis.delete(key)
     except RedisError as exc:
         log.warning("stored_responses_not_forgotten", service=service, error=f"{type(exc).__name__}: {exc}")

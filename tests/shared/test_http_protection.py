@@ -169,6 +169,28 @@ async def test_the_response_is_kept_under_service_tenant_subject_and_key_for_the
     assert 0 < ttl <= 600
 
 
+async def test_forgetting_an_erased_persons_responses_deletes_a_record_it_cannot_read_and_goes_on(
+    redis_url: str,
+) -> None:
+    person = str(uuid.uuid4())
+    client: Any = aioredis.from_url(redis_url)
+    try:
+        naming = http_protection.StoredResponse("f", 201, [], f'{{"person_id": "{person}"}}'.encode())
+        await client.set("idem:testsvc:t:u:broken", b"{not json")
+        await client.set("idem:testsvc:t:u:naming", naming.dumps())
+        with capture_logs() as logs:
+            forgotten = await http_protection.forget_stored_responses(client, "testsvc", person)
+        left = sorted(key.decode() for key in await client.keys("idem:testsvc:*"))
+    finally:
+        await client.aclose()
+
+    assert forgotten == 2, "the record naming the person and the unreadable one, which may name them too"
+    assert left == []
+    assert [entry["key"] for entry in logs if entry["event"] == "stored_response_unreadable_deleted"] == [
+        "idem:testsvc:t:u:broken"
+    ]
+
+
 async def test_the_same_key_with_a_different_body_is_refused_and_not_run(
     replicas: tuple[Replica, Replica], token: str
 ) -> None:
