@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Select, and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.profiles.adapters.orm import campuses, enrolments, organisations, participants, programs
 from services.profiles.domain.model import STORED, ProfileFields, ProgramFields
@@ -124,22 +125,31 @@ async def participant_row(session: AsyncSession, tenant_id: uuid.UUID, person_id
     return found
 
 
+async def _has_enrolment(
+    session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, in_program: ColumnElement[bool]
+) -> bool:
+    found = await session.scalar(
+        select(literal(1))
+        .where(enrolments.c.tenant_id == tenant_id, enrolments.c.person_id == person_id, in_program)
+        .limit(1)
+    )
+    return found is not None
+
+
 async def enrolled_in_any(
     session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, program_ids: frozenset[uuid.UUID]
 ) -> bool:
     """Whether the person has, or had (a withdrawn enrolment stays), an enrolment in one of `program_ids`."""
     if not program_ids:
         return False
-    found = await session.scalar(
-        select(literal(1))
-        .where(
-            enrolments.c.tenant_id == tenant_id,
-            enrolments.c.person_id == person_id,
-            enrolments.c.program_id.in_(program_ids),
-        )
-        .limit(1)
-    )
-    return found is not None
+    return await _has_enrolment(session, tenant_id, person_id, enrolments.c.program_id.in_(program_ids))
+
+
+async def enrolled_outside(
+    session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, program_ids: frozenset[uuid.UUID]
+) -> bool:
+    """Whether the person has, or had, an enrolment (any status) in a program not among `program_ids`."""
+    return await _has_enrolment(session, tenant_id, person_id, enrolments.c.program_id.not_in(program_ids))
 
 
 async def update_participant(

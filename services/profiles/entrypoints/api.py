@@ -723,10 +723,18 @@ async def erase_participant(
 ) -> Response:
     """Right to be forgotten: scrubs every personal field, withdraws enrolments, emits ProfileErased.
 
-    Asked by the person, an operator, or a coordinator of a program the person is (or was) enrolled in: the person
-    is erased from the whole organisation, their other programs included. Any other coordinator gets a 404."""
+    Asked by the person, an operator, or a coordinator who runs every program the person is (or was) enrolled in:
+    the person is erased from the whole organisation. A coordinator of only some of them gets a 403 (erasing would
+    remove the person from programs another coordinator runs); one of none of them a 404."""
     async with transaction(request) as session:
         current = await _reachable_participant(session, principal, person_id)
+        if not (principal.is_operator or principal.is_person(person_id)) and await repo.enrolled_outside(
+            session, principal.tenant, person_id, principal.programs
+        ):
+            raise forbidden(
+                "this person is also enrolled in programs you do not coordinate: erasing them would remove them from "
+                "those too, so an operator of the organisation (or the person themself) can erase them"
+            )
         version = expected_version(if_match, current["version"])
         erased = await repo.erase_participant(session, principal.tenant, person_id, version)
         if erased is None:

@@ -562,3 +562,29 @@ async def test_a_coordinators_import_without_a_role_changes_only_people_of_their
         f"/v1/programs/{a.program_id}/imports", content=csv, headers={**a.operator, "Content-Type": "text/csv"}
     )
     assert (by_operator.json()["rows_imported"], by_operator.json()["rows_failed"]) == (2, 0)
+
+
+async def test_a_coordinator_may_not_erase_a_person_also_enrolled_in_a_program_they_do_not_coordinate(
+    scene: Scene,
+) -> None:
+    api, a = scene.api, scene.a
+    person_id, _ = await fresh_person(scene)
+    await enrol(api, scene.other_program_id, person_id, a.operator)
+    url = f"/v1/participants/{person_id}"
+
+    refused = await api.client.delete(url, headers={**a.coordinator, "If-Match": '"1"'})
+
+    assert refused.status_code == 403, refused.text
+    message = refused.json()["detail"]["error_description"]
+    assert "also enrolled in programs you do not coordinate" in message
+    assert "operator" in message
+    assert (await api.client.get(url, headers=a.operator)).json()["display_name"] == "Ada Example"
+    # The coordinator of every program the person is in, an operator and the person keep erasing.
+    both = api.token(a.id, Role.COORDINATOR, programs=(a.program_id, scene.other_program_id))
+    assert (await api.client.delete(url, headers={**both, "If-Match": '"1"'})).status_code == 204
+    for by_self in (False, True):
+        other_id, _ = await fresh_person(scene)
+        await enrol(api, scene.other_program_id, other_id, a.operator)
+        headers = api.token(a.id, Role.PARTICIPANT, person_id=other_id) if by_self else a.operator
+        erased = await api.client.delete(f"/v1/participants/{other_id}", headers={**headers, "If-Match": '"1"'})
+        assert erased.status_code == 204, erased.text
