@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any
 
@@ -134,6 +134,8 @@ class BatchOutcome:
     unchanged: int = 0
     failed: int = 0
     errors_stored: int = 0
+    #: Row numbers of the rows that enrolled a person of another program and kept their stored profile.
+    profile_kept_rows: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -234,37 +236,42 @@ def _consent_errors(
     ]
 
 
-async def _unreachable_errors(
+async def _outside_reach(
     session: AsyncSession,
     target: ImportTarget,
     rows: Sequence[ParsedRow],
     existing: Sequence[Any],
     chosen: dict[uuid.UUID, int],
-) -> list[RowError]:
-    """Rows of a coordinator's import without a role (no enrolment) whose person is not in the coordinator's
-    programs: refused, and removed from `chosen` before anything is written.
+) -> tuple[list[RowError], set[uuid.UUID]]:
+    """A coordinator's rows about people not in their programs: (the refused rows' errors, the people whose stored
+    profile is kept). Refused rows are removed from `chosen` before anything is written.
 
-    With a role, the row takes the person into the program, which is how a program starts (the person may exist
-    already). Without one, it would write a profile the coordinator may not reach: a person of another program, or
-    a new person in none (whom a re-upload of the same file could then no longer update)."""
+    A row without a role (no enrolment) is refused: it would write a profile the coordinator may not reach, of a
+    person of another program, or of a new person in none (whom a re-upload of the same file could then no longer
+    update). A row with a role takes an existing person into the program, which is how a program starts, but
+    leaves their stored profile as it is: another program's coordinator maintains it. A new person is created."""
     if target.reachable_programs is None:
-        return []
-    roleless = [pid for pid, index in chosen.items() if rows[index].enrolment is None]
-    if not roleless:
-        return []
+        return [], set()
     stored = {r.id for r in existing}
-    reachable = set(
-        await session.scalars(
-            _ENROLLED_IN,
-            {
-                "tenant_id": target.tenant_id,
-                "person_ids": [pid for pid in roleless if pid in stored],
-                "program_ids": list(target.reachable_programs),
-            },
+    matched = [pid for pid in chosen if pid in stored]
+    reachable = (
+        set(
+            await session.scalars(
+                _ENROLLED_IN,
+                {
+                    "tenant_id": target.tenant_id,
+                    "person_ids": matched,
+                    "program_ids": list(target.reachable_programs),
+                },
+            )
         )
+        if matched
+        else set()
     )
+    roleless = [pid for pid, index in chosen.items() if rows[index].enrolment is None]
     refused = sorted(chosen.pop(pid) for pid in roleless if pid not in reachable)
-    return [
+    kept = {pid for pid in matched if pid in chosen and pid not in reachable}
+    errors = [
         RowError(
             rows[index].row_number,
             "role",
@@ -272,6 +279,7 @@ async def _unreachable_errors(
         )
         for index in refused
     ]
+    return errors, kept
 
 
 def _catalogue_errors(row: ParsedRow, keys: frozenset[str]) -> list[RowError]:
@@ -419,18 +427,27 @@ async def write_batch(session: AsyncSession, target: ImportTarget, batch: Prepar
     chosen, conflicts = _resolve(rows, existing)
     errors.extend(conflicts)
     errors.extend(_consent_errors(rows, existing, chosen, target.update_columns))
-    errors.extend(await _unreachable_errors(session, target, rows, existing, chosen))
+    refused, profile_kept = await _outside_reach(session, target, rows, existing, chosen)
+    errors.extend(refused)
     events: list[EventData] = []
     if chosen:
-        result = await session.execute(
-            _participant_upsert(target.update_columns),
-            {
-                "tenant_id": target.tenant_id,
-                "id": list(chosen),
-                "document": [batch.documents[index] for index in chosen.values()],
-            },
+        updating = {pid: index for pid, index in chosen.items() if pid not in profile_kept}
+        written = (
+            (
+                await session.execute(
+                    _participant_upsert(target.update_columns),
+                    {
+                        "tenant_id": target.tenant_id,
+                        "id": list(updating),
+                        "document": [batch.documents[index] for index in updating.values()],
+                    },
+                )
+            )
+            .mappings()
+            .all()
+            if updating
+            else []
         )
-        written = result.mappings().all()
         enrolled = [(pid, row.enrolment) for pid, index in chosen.items() if (row := rows[index]).enrolment is not None]
         # The enrolment upsert runs in PostgreSQL while the snapshots are built here (it does not need them).
         enrolling = asyncio.ensure_future(_upsert_enrolments(session, target, enrolled)) if enrolled else None
@@ -466,9 +483,10 @@ async def write_batch(session: AsyncSession, target: ImportTarget, batch: Prepar
         )
     outcome = BatchOutcome(
         changed=changed,
-        unchanged=processed - failed_rows - changed,
+        unchanged=processed - failed_rows - changed - len(profile_kept),
         failed=failed_rows,
         errors_stored=len(to_store),
+        profile_kept_rows=sorted(rows[chosen[pid]].row_number for pid in profile_kept),
     )
     await session.execute(
         update(import_jobs)
@@ -478,6 +496,7 @@ async def write_batch(session: AsyncSession, target: ImportTarget, batch: Prepar
             rows_imported=import_jobs.c.rows_imported + outcome.changed,
             rows_unchanged=import_jobs.c.rows_unchanged + outcome.unchanged,
             rows_failed=import_jobs.c.rows_failed + outcome.failed,
+            rows_profile_kept=import_jobs.c.rows_profile_kept + len(outcome.profile_kept_rows),
             errors_truncated=import_jobs.c.errors_truncated | (len(errors) > room),
             version=import_jobs.c.version + 1,
             updated_at=func.now(),

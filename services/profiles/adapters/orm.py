@@ -163,6 +163,8 @@ import_jobs = Table(
     Column("finished_at", DateTime(timezone=True)),
     _version(),
     *_timestamps(),
+    # Coordinators' rows that enrolled a person of another program and left their stored profile (added by 0004).
+    Column("rows_profile_kept", BigInteger, nullable=False, server_default=text("0")),
     Index("ix_import_jobs_program", "program_id"),
 )
 

@@ -118,6 +118,8 @@ class _ImportRun:
         # Writes of validated batches, oldest first. Each waits for the one before it, so batches are written one
         # at a time and commit in file order; each returns the errors stored so far (numbering the next's).
         self.writes: collections.deque[asyncio.Task[int]] = collections.deque()
+        # The first REPORTED_ERRORS rows that enrolled a person of another program and kept their stored profile.
+        self.profile_kept_rows: list[int] = []
 
     async def start(self) -> None:
         async with transaction(self.request) as session:
@@ -191,6 +193,8 @@ class _ImportRun:
         errors_stored = 0 if previous is None else await previous
         async with transaction(self.request) as session:
             outcome = await write_batch(session, target, batch, errors_stored)
+        room = REPORTED_ERRORS - len(self.profile_kept_rows)
+        self.profile_kept_rows.extend(outcome.profile_kept_rows[:room])
         return errors_stored + outcome.errors_stored
 
     async def drain(self) -> None:
@@ -259,7 +263,9 @@ async def import_participants(
 
     A matched person may be enrolled in other programs only: importing them into this one is how a program starts,
     and puts them in the coordinator's program, whose profile the coordinator then reaches. A coordinator's row
-    without a role, which enrols no one, may only change a person already in their programs (else a row error).
+    about a person not yet in their programs enrols them but keeps their stored profile, which another program's
+    coordinator maintains (counted in rows_profile_kept, listed in profile_kept_rows); without a role, such a row
+    enrols no one and is a row error. An operator's rows update whoever they match.
     The report holds counts and the file's row errors, never a stored profile, person id or other program of a
     matched person; it tells no more than that profile does (a row withdrawing consent is refused when the person
     holds affinity attributes, which the coordinator reads once a row without that withdrawal enrols them).
@@ -318,7 +324,7 @@ async def import_participants(
         listed = [
             RowErrorOut(row_number=e["row_number"], column=e["column_name"], message=e["message"]) for e in errors
         ]
-    return ImportReportOut.model_validate({**_job(job), "errors": listed})
+    return ImportReportOut.model_validate({**_job(job), "errors": listed, "profile_kept_rows": run.profile_kept_rows})
 
 
 @router.get("/imports/{job_id}", responses=READ_RESPONSES)

@@ -112,6 +112,10 @@ class ImportJobOut(BaseModel):
     rows_imported: int = Field(description="Rows that created or changed a participant.")
     rows_unchanged: int
     rows_failed: int
+    rows_profile_kept: int = Field(
+        description="A coordinator's rows that enrolled a person of another of the organisation's programs and left "
+        "their stored profile as it is (that program's coordinator maintains it)."
+    )
     errors_truncated: bool = Field(description="More errors happened than are stored (10,000 per import).")
     failure: str | None = None
     created_at: datetime
@@ -121,3 +125,8 @@ class ImportJobOut(BaseModel):
 
 class ImportReportOut(ImportJobOut):
     errors: list[RowErrorOut] = Field(description="The first 1,000 row errors; page through all with /errors.")
+    profile_kept_rows: list[int] = Field(
+        default_factory=list,
+        description="Row numbers (the first 1,000) of the rows counted in rows_profile_kept: the person was enrolled, "
+        "their stored profile kept.",
+    )

@@ -519,7 +519,7 @@ async def test_a_coordinator_importing_a_person_of_another_program_by_email_enro
     assert str(scene.other_program_id) not in imported.text
     after = await api.client.get(url, headers=a.coordinator)
     assert after.status_code == 200, after.text
-    assert after.json()["display_name"] == "M"  # the file's value: the import matched the existing person
+    assert after.json()["display_name"] == "Ada Example"  # enrolled, their stored profile kept
 
 
 async def test_a_coordinator_still_reaches_a_person_whose_enrolment_in_their_program_was_withdrawn(
@@ -588,3 +588,39 @@ async def test_a_coordinator_may_not_erase_a_person_also_enrolled_in_a_program_t
         headers = api.token(a.id, Role.PARTICIPANT, person_id=other_id) if by_self else a.operator
         erased = await api.client.delete(f"/v1/participants/{other_id}", headers={**headers, "If-Match": '"1"'})
         assert erased.status_code == 204, erased.text
+
+
+async def test_a_coordinators_import_enrols_a_person_of_another_program_but_keeps_their_stored_profile(
+    scene: Scene, elsewhere: uuid.UUID
+) -> None:
+    api, a = scene.api, scene.a
+    url = f"/v1/participants/{elsewhere}"
+    theirs = (await api.client.get(url, headers=a.operator)).json()
+    mine = (await api.client.get(f"/v1/participants/{a.person_id}", headers=a.operator)).json()["email"]
+    csv = (
+        "email,display_name,tenure_start,time_zone,goal_text,role\n"
+        f"{theirs['email']},Overwritten,2021-02-03,UTC,not their goals,mentee\n"  # of another program only
+        f"{mine},Mine Renamed,2020-01-01,UTC,,mentee\n"  # already in the coordinator's program
+        "newcomer@example.org,New,2020-01-01,UTC,,mentee\n"  # a new person
+    ).encode()
+
+    imported = await api.client.post(
+        f"/v1/programs/{a.program_id}/imports", content=csv, headers={**a.coordinator, "Content-Type": "text/csv"}
+    )
+
+    assert imported.status_code == 201, imported.text
+    report = imported.json()
+    assert report["errors"] == []
+    assert (report["rows_imported"], report["rows_profile_kept"], report["rows_failed"]) == (2, 1, 0)
+    assert report["profile_kept_rows"] == [2]
+    kept = (await api.client.get(url, headers=a.coordinator)).json()  # enrolled: the coordinator reaches them now
+    assert {k: kept[k] for k in ("display_name", "tenure_start", "goals", "version")} == {
+        k: theirs[k] for k in ("display_name", "tenure_start", "goals", "version")
+    }
+    mine_after = await api.client.get(f"/v1/participants/{a.person_id}", headers=a.coordinator)
+    assert mine_after.json()["display_name"] == "Mine Renamed"
+    by_operator = await api.client.post(
+        f"/v1/programs/{a.program_id}/imports", content=csv, headers={**a.operator, "Content-Type": "text/csv"}
+    )
+    assert (by_operator.json()["rows_imported"], by_operator.json()["rows_profile_kept"]) == (1, 0)
+    assert (await api.client.get(url, headers=a.operator)).json()["display_name"] == "Overwritten"
