@@ -46,9 +46,14 @@ def _rows(match: MatchRecord, program: ProgramSettings, planned: Iterable[CheckI
     ]
 
 
+#: Check-in rows per INSERT: 15 columns each stay under asyncpg's 32,767 query arguments (a long program with a daily
+#: cadence plans thousands of check-ins for one match).
+INSERT_CHUNK = 1_000
+
+
 async def _insert(session: AsyncSession, rows: list[dict[str, object]]) -> None:
-    if rows:
-        stmt = insert(check_ins).values(rows)
+    for start in range(0, len(rows), INSERT_CHUNK):
+        stmt = insert(check_ins).values(rows[start : start + INSERT_CHUNK])
         # The occurrence key is unique: a redelivered plan inserts nothing twice.
         await session.execute(stmt.on_conflict_do_nothing(index_elements=["occurrence_key"]))
 
