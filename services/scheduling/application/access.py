@@ -33,6 +33,22 @@ class MeetingConflict:
     ends_at: datetime
 
 
+# How many overlapping meetings each listed meeting names, earliest first; the rest are only counted. A person
+# double-booked many times over must not make one page of meetings answer without bound.
+OVERLAPS_SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingOverlaps:
+    """The first open meetings overlapping one meeting, earliest first, and how many overlap it in all."""
+
+    first: tuple[MeetingConflict, ...] = ()
+    total: int = 0
+
+
+NO_OVERLAPS = MeetingOverlaps()
+
+
 class OverlappingMeetingError(ConflictError):
     """The time asked for overlaps an open meeting of one of the two people: HTTP 409, naming it in the message and
     as ``conflict``."""

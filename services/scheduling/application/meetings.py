@@ -23,9 +23,11 @@ from services.scheduling.adapters.repository import (
 )
 from services.scheduling.application import meeting_events
 from services.scheduling.application.access import (
+    OVERLAPS_SHOWN,
     ConflictError,
     InvalidReferenceError,
     MeetingConflict,
+    MeetingOverlaps,
     NotFoundError,
     OverlappingMeetingError,
     StaleVersionError,
@@ -408,16 +410,17 @@ async def busy_times(
 
 async def overlaps_of(
     session: AsyncSession, principal: Principal, listed: Sequence[Row[Any]]
-) -> dict[uuid.UUID, list[MeetingConflict]]:
-    """For each open meeting of ``listed``, the other open meetings of either of its people overlapping it, earliest
-    first: double bookings stored before the overlap check, which nothing else would show. An overlapping meeting
-    the caller may not see (another match, another program) is given by its time only. One query for the page,
-    through the per-person indexes."""
+) -> dict[uuid.UUID, MeetingOverlaps]:
+    """For each open meeting of ``listed``, the first OVERLAPS_SHOWN other open meetings of either of its people
+    overlapping it, earliest first, and how many there are in all: double bookings stored before the overlap check,
+    which nothing else would show. An overlapping meeting the caller may not see (another match, another program) is
+    given by its time only. One query for the page, through the per-person indexes; window functions rank and count
+    each meeting's overlaps so only the shown ones leave the database."""
     open_ids = [row.meeting_id for row in listed if row.state in _OPEN_MEETING_STATES]
     if not open_ids:
         return {}
     one, other = meetings.alias("listed"), meetings.alias("other")
-    found = await session.execute(
+    ranked = (
         select(
             one.c.meeting_id.label("overlapped"),
             other.c.meeting_id,
@@ -427,17 +430,27 @@ async def overlaps_of(
             other.c.program_id,
             other.c.mentee_person_id,
             other.c.mentor_person_id,
+            func.row_number()
+            .over(partition_by=one.c.meeting_id, order_by=(other.c.starts_at, other.c.meeting_id))
+            .label("rank"),
+            func.count().over(partition_by=one.c.meeting_id).label("total"),
         )
         .select_from(one.join(other, _overlaps_either_person(one, other)))
         .where(one.c.meeting_id.in_(open_ids))
-        .order_by(other.c.starts_at, other.c.meeting_id)
+        .subquery()
     )
-    overlaps: dict[uuid.UUID, list[MeetingConflict]] = {}
+    found = await session.execute(
+        select(ranked).where(ranked.c.rank <= OVERLAPS_SHOWN).order_by(ranked.c.overlapped, ranked.c.rank)
+    )
+    shown: dict[uuid.UUID, list[MeetingConflict]] = {}
+    totals: dict[uuid.UUID, int] = {}
     for row in found:
         visible = may_see(principal, row.tenant_id, (row.mentee_person_id, row.mentor_person_id), row.program_id)
-        conflict = MeetingConflict(row.meeting_id if visible else None, row.starts_at, row.ends_at)
-        overlaps.setdefault(row.overlapped, []).append(conflict)
-    return overlaps
+        shown.setdefault(row.overlapped, []).append(
+            MeetingConflict(row.meeting_id if visible else None, row.starts_at, row.ends_at)
+        )
+        totals[row.overlapped] = row.total
+    return {meeting_id: MeetingOverlaps(tuple(first), totals[meeting_id]) for meeting_id, first in shown.items()}
 
 
 async def double_booked_in_program(

@@ -23,6 +23,7 @@ from services.scheduling.adapters.repository import load_person
 from services.scheduling.application import calendars
 from services.scheduling.application import meetings as meeting_cases
 from services.scheduling.application.access import (
+    NO_OVERLAPS,
     ConflictError,
     ForbiddenError,
     InvalidReferenceError,
@@ -233,7 +234,7 @@ _WRITE: dict[int | str, dict[str, Any]] = {
 async def _meeting(db: AsyncSession, principal: Principal, response: Response, row: Any) -> MeetingOut:
     set_etag(response, row.version)
     overlaps = await meeting_cases.overlaps_of(db, principal, [row])
-    return MeetingOut.of(row, overlaps.get(row.meeting_id, []))
+    return MeetingOut.of(row, overlaps.get(row.meeting_id, NO_OVERLAPS))
 
 
 async def _meeting_page(
@@ -242,7 +243,7 @@ async def _meeting_page(
     """A page of meetings, each with the meetings overlapping it (one query for the whole page)."""
     overlaps = await meeting_cases.overlaps_of(db, principal, rows[:limit])
     return OffsetPage[MeetingOut].of(
-        rows, offset, limit, lambda row: MeetingOut.of(row, overlaps.get(row.meeting_id, []))
+        rows, offset, limit, lambda row: MeetingOut.of(row, overlaps.get(row.meeting_id, NO_OVERLAPS))
     )
 
 

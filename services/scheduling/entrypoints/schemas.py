@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from services.scheduling.application.access import NO_OVERLAPS, OVERLAPS_SHOWN, MeetingOverlaps
 from services.scheduling.domain.model import CheckInKind, CheckInState, RelationshipPhase
 from services.scheduling.domain.rhythm import MeetingState
 from shared.events.values import MeetingFormat
@@ -83,13 +83,21 @@ class MeetingOut(BaseModel):
     mentor_person_id: uuid.UUID
     overlaps_with: list[MeetingConflictOut] = Field(
         description="Other proposed or accepted meetings of either person that overlap this one, earliest first "
-        "(double bookings made before overlaps were refused); empty once this meeting is settled."
+        f"(double bookings made before overlaps were refused), the first {OVERLAPS_SHOWN} at most; empty once this "
+        "meeting is settled."
+    )
+    overlaps_total: int = Field(
+        description="How many meetings overlap this one in all; more than overlaps_with lists when it is cut short."
     )
 
     @classmethod
-    def of(cls, row: Any, overlaps: Sequence[Any] = ()) -> MeetingOut:
-        fields = {name: getattr(row, name) for name in cls.model_fields if name != "overlaps_with"}
-        return cls.model_validate({**fields, "overlaps_with": [MeetingConflictOut.of(c) for c in overlaps]})
+    def of(cls, row: Any, overlaps: MeetingOverlaps = NO_OVERLAPS) -> MeetingOut:
+        fields = {name: getattr(row, name) for name in cls.model_fields if name not in _OVERLAP_FIELDS}
+        listed = [MeetingConflictOut.of(c) for c in overlaps.first]
+        return cls.model_validate({**fields, "overlaps_with": listed, "overlaps_total": overlaps.total})
+
+
+_OVERLAP_FIELDS = frozenset({"overlaps_with", "overlaps_total"})
 
 
 class CheckInOut(BaseModel):

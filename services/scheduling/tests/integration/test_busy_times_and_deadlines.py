@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.scheduling.application import meetings as meeting_cases
-from services.scheduling.application.access import OverlappingMeetingError
+from services.scheduling.application.access import OVERLAPS_SHOWN, OverlappingMeetingError
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import Feeder, token
 from services.scheduling.tests.integration.scenario import Scenario
@@ -403,6 +403,27 @@ async def test_each_listed_meeting_names_the_open_meetings_of_either_person_that
 
     await client.post(f"/v1/meetings/{theirs['meeting_id']}/cancel", headers=mentor)
     assert (await overlaps("/v1/me/meetings", mentee))[ours["meeting_id"]] == []
+
+
+async def test_a_meeting_double_booked_many_times_names_its_first_overlaps_earliest_first_and_says_how_many(
+    client: httpx.AsyncClient, berlin_and_new_york, settings: SchedulingSettings, db: AsyncEngine
+) -> None:
+    s, match, other = berlin_and_new_york
+    mentee, mentor, _ = _tokens(settings, s, match, other)
+    ours = await _meeting(client, match.match_id, mentee, hour(16, 16))
+    stored_later_first = []
+    for n in range(OVERLAPS_SHOWN + 2, 0, -1):  # 12 more meetings, each stored overlapping ours
+        meeting = await _meeting(client, match.match_id, mentee, hour(n, 8))
+        await _stored_overlapping(db, meeting, hour(16, 15) + timedelta(minutes=n))
+        stored_later_first.append(meeting["meeting_id"])
+
+    for url in ("/v1/me/meetings", f"/v1/meetings/{ours['meeting_id']}"):
+        response = await client.get(url, headers=mentor)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        (read,) = [m for m in body["items"] if m["meeting_id"] == ours["meeting_id"]] if "items" in body else [body]
+        assert [o["meeting_id"] for o in read["overlaps_with"]] == stored_later_first[::-1][:OVERLAPS_SHOWN], url
+        assert read["overlaps_total"] == OVERLAPS_SHOWN + 2, url
 
 
 async def test_a_coordinator_lists_the_double_booked_meetings_of_their_program(
