@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from shared.db import create_engine, session_factory
 from shared.events.envelope import EventEnvelope, decode
 from shared.events.models import EventData
 from shared.http_errors import install_error_bodies
-from shared.http_protection import document_http_protection, install_http_protection
+from shared.http_protection import document_http_protection, forget_stored_responses, install_http_protection
 from shared.messaging.consumer import ConsumerRunner, prune_inbox
 from shared.messaging.kafka import broker_reachable, make_producer
 from shared.messaging.outbox import OutboxRelay
@@ -89,6 +90,11 @@ class Runtime:
             await broker_reachable(self.settings.kafka_bootstrap, settings=self.settings)
 
         return {"database": database, "broker": broker, "redis": redis}
+
+    async def forget_answers_naming(self, person_id: uuid.UUID) -> None:
+        """After an erasure has committed: drop the answers this service's API keeps in Redis for Idempotency-Key
+        retries that name the person. Redis failing is logged, not raised: the erasure stands whatever Redis does."""
+        await forget_stored_responses(self.redis, self.settings.service_name, str(person_id))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 from services.matching.application.projection import CONSUMED, Handler, make_handler
@@ -11,7 +10,6 @@ from services.matching.application.sweeper import run_expiry_sweeper
 from services.matching.entrypoints.api import build_app
 from services.matching.settings import MatchingSettings
 from shared.events.registry import topics_consumed_by
-from shared.http_protection import forget_stored_responses
 from shared.service import ConsumerSpec, Runtime, ServiceDefinition, SweeperSpec
 from shared.settings import clock_of
 
@@ -22,10 +20,7 @@ def _settings(runtime: Runtime) -> MatchingSettings:
 
 
 def projection_handler(runtime: Runtime) -> Handler:
-    async def forget_cached(person_id: uuid.UUID) -> None:
-        await forget_stored_responses(runtime.redis, runtime.settings.service_name, str(person_id))
-
-    return make_handler(forget_cached)
+    return make_handler(runtime.forget_answers_naming)
 
 
 async def run_sweeper(runtime: Runtime, stop: asyncio.Event) -> None:

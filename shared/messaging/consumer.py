@@ -81,6 +81,32 @@ DECODE_STEP = 50
 LAG_REFRESH_SECONDS = 5.0
 
 
+# Where a handler's after-commit actions wait, in the session's `info` dict: the runner looks once per transaction,
+# so a batch registering none costs one dict lookup and a record nothing.
+_AFTER_COMMIT = "consumer_after_commit"
+AfterCommitAction = Callable[[], Awaitable[object]]
+
+
+def run_after_commit(session: AsyncSession, action: AfterCommitAction) -> None:
+    """Run `action` once the consumer transaction `session` belongs to has committed; never if it rolls back.
+
+    For work outside the database that must not run while the batch holds its row locks (a Redis scan) or must not
+    happen for a rolled-back batch. An action failing is logged, not raised: the batch stands and is not redelivered,
+    so the action must be one that may be lost (a cache clean-up, not a state change)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+async def run_after_commit_actions(session: AsyncSession, consumer: str = "") -> None:
+    """The actions registered on `session` (with :func:`run_after_commit`), in order, each failure logged; call it
+    once the session's transaction has committed (the runner does; a test driving a handler by hand may)."""
+    actions: list[AfterCommitAction] | None = session.info.pop(_AFTER_COMMIT, None)
+    for action in actions or ():
+        try:
+            await action()
+        except Exception as exc:  # the committed batch stands: an action may be lost, never redeliver it
+            log.warning("after-commit action failed", consumer=consumer, error=repr(exc))
+
+
 class InfrastructureUnavailableError(Exception):
     """The database or broker is down: retry forever, never blame the event."""
 
@@ -317,6 +343,8 @@ class ConsumerRunner(Generic[E]):
                     previous.cancel()
                     with contextlib.suppress(BaseException):
                         await previous
+        if _AFTER_COMMIT in session.info:
+            await run_after_commit_actions(session, self.name)
         self._count_handled(handled)
 
     def _decode_into(
@@ -337,6 +365,8 @@ class ConsumerRunner(Generic[E]):
         handled: Counter[str] = Counter()
         async with self.sessions() as session, session.begin():
             await self._apply_slice(session, await driver_connection(session), [event], True, handled)
+        if _AFTER_COMMIT in session.info:
+            await run_after_commit_actions(session, self.name)
         self._count_handled(handled)
 
     def _count_handled(self, handled: Counter[str]) -> None:

@@ -7,6 +7,7 @@ event it came from (`event_time`), which the program pool reports.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -31,6 +32,7 @@ from shared.events.models import (
     ProgramUpdated,
 )
 from shared.events.values import ActorRole, DeclineReason, EndReasonCategory, EnrollmentStatus
+from shared.messaging.consumer import run_after_commit
 from shared.messaging.outbox import rewrite_waiting
 from shared.projection import apply_snapshot
 
@@ -216,7 +218,8 @@ def make_handler(forget_cached: ForgetCached | None = None) -> Handler:
     """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored.
 
     `forget_cached(person_id)` drops what the API keeps outside the database about an erased person (answers kept
-    for Idempotency-Key retries, which name partners and hold explanations); it runs once per applied erasure."""
+    for Idempotency-Key retries, which name partners and hold explanations); it runs once per applied erasure, after
+    the consumer's transaction commits (run_after_commit), its failure logged."""
 
     async def handle(session: AsyncSession, envelope: ContractEvent) -> None:
         data = envelope.data
@@ -224,7 +227,8 @@ def make_handler(forget_cached: ForgetCached | None = None) -> Handler:
             await on_profile_updated(session, data, envelope.time)
         elif isinstance(data, ProfileErased):
             if await on_profile_erased(session, data, envelope.time) and forget_cached is not None:
-                await forget_cached(data.person_id)
+                # After the commit: no Redis scan while the batch holds its row locks, none for a rolled-back one.
+                run_after_commit(session, functools.partial(forget_cached, data.person_id))
         elif isinstance(data, ProgramUpdated):
             await on_program_updated(session, data, envelope.time)
         elif isinstance(data, EnrollmentChanged):

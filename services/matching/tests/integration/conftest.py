@@ -24,6 +24,7 @@ from shared.db import session_factory
 from shared.events import samples
 from shared.events.envelope import EventEnvelope
 from shared.events.models import EnrollmentChanged, EventData, ProfileUpdated, ProgramUpdated
+from shared.messaging.consumer import run_after_commit_actions
 from shared.migrations import upgrade_to_head
 from shared.service import Runtime
 
@@ -72,6 +73,7 @@ class Feeder:
         for data in events:
             async with self.sessions() as session, session.begin():
                 await self.handle(session, EventEnvelope.wrap(data, time=at))
+            await run_after_commit_actions(session)
 
 
 @pytest.fixture

@@ -101,6 +101,30 @@ async def test_after_erasure_no_table_outbox_row_or_cached_response_holds_the_pe
     assert await stored_anywhere(runtime.engine, runtime.redis, values) == {}
 
 
+async def test_the_answers_kept_in_redis_are_forgotten_once_the_erasure_has_committed_not_inside_its_transaction(
+    client: httpx.AsyncClient,
+    settings: MatchingSettings,
+    feed: Feeder,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w, explanations = await seeded(client, settings, feed, runtime.engine)
+    scan = runtime.redis.scan_iter
+    seen_by_another_connection: list[dict[str, list[str]]] = []
+
+    async def scanning_after_the_commit(*args: Any, **kwargs: Any) -> Any:
+        # Inside the transaction, another connection would still see the snapshot (and its row locks held).
+        seen_by_another_connection.append(await stored_anywhere(runtime.engine, None, [PERSONAL["display_name"]]))
+        async for key in scan(*args, **kwargs):
+            yield key
+
+    monkeypatch.setattr(runtime.redis, "scan_iter", scanning_after_the_commit)
+    await erase(feed, w)
+
+    assert seen_by_another_connection == [{}], "the Redis clean-up ran once, after the erasure was committed"
+    assert await stored_anywhere(runtime.engine, runtime.redis, [*personal_values(), *explanations]) == {}
+
+
 async def test_an_erasure_delivered_again_or_of_a_stranger_changes_nothing_more(
     client: httpx.AsyncClient, settings: MatchingSettings, feed: Feeder, db: AsyncEngine
 ) -> None:
