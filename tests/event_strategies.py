@@ -307,22 +307,30 @@ def batches_of(consumed: tuple[type[EventData], ...], max_batches: int = 3) -> s
 
 
 Handler = Callable[[AsyncSession, EventEnvelope[EventData]], Awaitable[None]]
-Invariants = Callable[[AsyncEngine], Awaitable[None]]
+#: Something done with the database: storing what a test starts from, or checking invariants.
+DatabaseStep = Callable[[AsyncEngine], Awaitable[None]]
 
 
 def apply_batches(
-    database_url: str, handler: Callable[[], Handler], batches: Sequence[Sequence[EventData]], check: Invariants
+    database_url: str,
+    handler: Callable[[], Handler],
+    batches: Sequence[Sequence[EventData]],
+    check: DatabaseStep,
+    seed: DatabaseStep | None = None,
 ) -> None:
     """Apply each batch in one transaction through the service's handler, as its consumer does, then check.
 
     Runs its own event loop (hypothesis calls the test body synchronously, once per example), so the engine and the
-    handler are made inside it. Each example starts from empty tables, so its events meet only each other.
+    handler are made inside it. Each example starts from empty tables, so its events meet only each other (and
+    what `seed` stores first, e.g. the matches a service creates itself).
     """
 
     async def run() -> None:
         engine = create_async_engine(database_url, pool_size=2, max_overflow=0)
         try:
             await _empty_tables(engine)
+            if seed is not None:
+                await seed(engine)
             sessions = session_factory(engine)
             handle = handler()
             for batch in batches:
@@ -344,3 +352,9 @@ async def _empty_tables(engine: AsyncEngine) -> None:
             )
         ).scalars()
         await conn.execute(text(f"TRUNCATE {', '.join(f'{n!s}' for n in names)} CASCADE"))
+
+
+async def rows(engine: AsyncEngine, sql: str) -> list[Any]:
+    """Every row a query returns, as tuples (for an invariant's message)."""
+    async with engine.connect() as conn:
+        return [tuple(row) for row in (await conn.execute(text(sql))).all()]
