@@ -84,9 +84,12 @@ async def catalogue_keys_for_person(session: AsyncSession, tenant_id: uuid.UUID,
 # --- participants --------------------------------------------------------------------------------------------------
 
 
+_PROFILE_COLUMNS = set(ProfileFields.model_fields)
+
+
 def profile_values(fields: ProfileFields) -> dict[str, Any]:
     """Column values of a profile: scalars as they are, nested values as JSON."""
-    dumped = fields.model_dump(mode="json")
+    dumped = fields.model_dump(mode="json", include=_PROFILE_COLUMNS)  # a subclass's other fields are no columns
     return dumped | {
         "campus_id": fields.campus_id,
         "manager_person_id": fields.manager_person_id,

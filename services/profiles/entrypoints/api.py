@@ -10,7 +10,7 @@ Who may call what (every query is scoped by the token's tenant; anything of anot
   their programs; anyone else is a 404, as if the person did not exist. A participant reads, edits and erases
   only themselves, and may not change the fields the organisation sets (identity and structure that matching's
   hard rules use: external_id, email, campus, department, team, manager, reporting line, role level, tenure
-  start): 403. A coordinator creates a person, then enrols them to reach them again;
+  start): 403. A coordinator creates a person into one of their programs (the create names it and enrols them);
 - enrolments and imports: coordinators of the program and operators. Enrolling (or importing) a person who
   already exists in the tenant into one's own program is how programs start, and is what gives the coordinator
   the person: the answer is the enrolment or the import's report, never the stored profile.
@@ -33,6 +33,7 @@ from services.profiles.adapters import repository as repo
 from services.profiles.adapters.orm import campuses, enrolments, organisations, participants, programs
 from services.profiles.domain.catalogue import DEFAULT_FUNCTION_CATALOGUE
 from services.profiles.domain.model import (
+    EnrolmentFields,
     EnrolmentPatch,
     NeedsInventory,
     OfferInventory,
@@ -71,6 +72,7 @@ from services.profiles.entrypoints.schemas import (
     OrganisationOut,
     OrganisationPatch,
     Page,
+    ParticipantIn,
     ParticipantOut,
     ProgramOut,
 )
@@ -585,10 +587,28 @@ async def _check_what_the_write_sets(
     "/participants", status_code=201, responses=CREATE_RESPONSES, tags=["participants"], dependencies=IDEMPOTENT
 )
 async def create_participant(
-    body: ProfileFields, request: Request, response: Response, principal: CoordinatorOrOperatorPrincipal
+    body: ParticipantIn, request: Request, response: Response, principal: CoordinatorOrOperatorPrincipal
 ) -> ParticipantOut:
+    """Create a participant, enrolled at once in the program `enrolment` names.
+
+    A coordinator reaches only the people of their programs, so their create names one of them (a 422 naming
+    `enrolment` otherwise): the person and the enrolment are stored together, and the answer's ETag and Location
+    are then the coordinator's to use. An operator may create a person in no program."""
     async with transaction(request) as session:
         await _require_organisation(session, principal)
+        program = None
+        if body.enrolment is not None:
+            program = await repo.program_row(session, principal.tenant, body.enrolment.program_id)
+            if program is None or not principal.manages(body.enrolment.program_id):
+                raise invalid(
+                    ("enrolment", "program_id"), "not a program you coordinate", str(body.enrolment.program_id)
+                )
+        elif not principal.is_operator:
+            raise invalid(
+                ("enrolment",),
+                "a coordinator creates a person into one of their programs: name its program_id and the person's "
+                "role there (coordinators reach only the people of their programs)",
+            )
         await _check_what_the_write_sets(session, principal, body, None)
         row = await repo.insert_returning(
             session,
@@ -596,6 +616,8 @@ async def create_participant(
             {"id": new_id(), "tenant_id": principal.tenant, **repo.profile_values(body), "needs": [], "offers": []},
         )
         await add_events(session, [repo.profile_event(row)])
+        if body.enrolment is not None and program is not None:
+            await _insert_enrolment(session, principal, program, row["id"], body.enrolment)
     set_etag(response, row["version"])
     return _participant(row)
 
@@ -856,23 +878,31 @@ async def create_enrolment(
         program = await _managed_program(session, principal, program_id)
         if await repo.participant_row(session, principal.tenant, body.person_id) is None:
             raise invalid(("person_id",), "no such participant in this organisation", str(body.person_id))
-        row = await repo.insert_returning(
-            session,
-            enrolments,
-            {
-                "id": new_id(),
-                "tenant_id": principal.tenant,
-                "program_id": program_id,
-                "person_id": body.person_id,
-                "role": body.role.value,
-                "capacity": effective_capacity(body.role, body.capacity, program["default_mentor_capacity"]),
-                "status": body.status.value,
-                "cohort": body.cohort,
-            },
-        )
-        await add_events(session, [repo.enrolment_event(row)])
+        row = await _insert_enrolment(session, principal, program, body.person_id, body)
     set_etag(response, row["version"])
     return _enrolment(row)
+
+
+async def _insert_enrolment(
+    session: AsyncSession, principal: Principal, program: RowMapping, person_id: uuid.UUID, fields: EnrolmentFields
+) -> RowMapping:
+    """Store the person's new enrolment in `program` with its EnrollmentChanged."""
+    row = await repo.insert_returning(
+        session,
+        enrolments,
+        {
+            "id": new_id(),
+            "tenant_id": principal.tenant,
+            "program_id": program["id"],
+            "person_id": person_id,
+            "role": fields.role.value,
+            "capacity": effective_capacity(fields.role, fields.capacity, program["default_mentor_capacity"]),
+            "status": fields.status.value,
+            "cohort": fields.cohort,
+        },
+    )
+    await add_events(session, [repo.enrolment_event(row)])
+    return row
 
 
 @router.get("/programs/{program_id}/enrolments", responses=READ_RESPONSES, tags=["enrolments"])

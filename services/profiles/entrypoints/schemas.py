@@ -86,6 +86,22 @@ class EnrolmentIn(EnrolmentFields):
     person_id: UUID
 
 
+class NewPersonEnrolment(EnrolmentFields):
+    """The program a new person is enrolled in as they are created."""
+
+    program_id: UUID
+
+
+class ParticipantIn(ProfileFields):
+    """A new participant, and the program they join (a coordinator's must name one of their programs)."""
+
+    enrolment: NewPersonEnrolment | None = Field(
+        default=None,
+        description="Enrols the person in this program in the same transaction. Required of a coordinator (one of "
+        "their programs: whom they create they reach only through an enrolment); optional for an operator.",
+    )
+
+
 class EnrolmentOut(BaseModel):
     id: UUID
     tenant_id: UUID

@@ -118,6 +118,11 @@ def profile(email: str, **overrides: Any) -> dict[str, Any]:
     } | overrides
 
 
+def enrolled_in(program_id: uuid.UUID, role: str = "mentee") -> dict[str, Any]:
+    """The part of a POST /v1/participants body that enrols the new person (required of a coordinator)."""
+    return {"enrolment": {"program_id": str(program_id), "role": role}}
+
+
 def program(**overrides: Any) -> dict[str, Any]:
     return {"name": "Peer mentoring 2026", "starts_on": "2026-01-10", "ends_on": "2026-07-10"} | overrides
 
@@ -133,16 +138,12 @@ async def make_tenant(api: Api, name: str = "Org") -> Tenant:
     program_id = uuid.UUID(created.json()["id"])
     coordinator = api.token(tenant, Role.COORDINATOR, programs=(program_id,))
     person = await api.client.post(
-        "/v1/participants", json=profile(f"ada-{uuid.uuid4().hex[:6]}@example.org"), headers=coordinator
+        "/v1/participants",
+        json=profile(f"ada-{uuid.uuid4().hex[:6]}@example.org") | enrolled_in(program_id),
+        headers=coordinator,
     )
     assert person.status_code == 201, person.text
     person_id = uuid.UUID(person.json()["id"])
-    enrolled = await api.client.post(
-        f"/v1/programs/{program_id}/enrolments",
-        json={"person_id": str(person_id), "role": "mentee"},
-        headers=coordinator,
-    )
-    assert enrolled.status_code == 201, enrolled.text
     return Tenant(
         id=tenant,
         campus_id=uuid.UUID(campus["id"]),

@@ -7,13 +7,17 @@ from typing import Any
 
 import pytest
 
-from services.profiles.tests.integration.conftest import Api, Tenant, profile, program
+from services.profiles.tests.integration.conftest import Api, Tenant, enrolled_in, profile, program
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_created_participant_is_read_back_with_its_etag(api: Api, tenant: Tenant) -> None:
-    created = await api.client.post("/v1/participants", json=profile("grace@example.org"), headers=tenant.coordinator)
+    created = await api.client.post(
+        "/v1/participants",
+        json=profile("grace@example.org") | enrolled_in(tenant.program_id),
+        headers=tenant.coordinator,
+    )
     assert created.status_code == 201
     person = created.json()
     read = await api.client.get(f"/v1/participants/{person['id']}", headers=tenant.operator)  # not enrolled yet
@@ -97,16 +101,21 @@ async def test_a_write_without_if_match_is_refused_with_428(api: Api, tenant: Te
 
 
 async def test_a_second_participant_with_the_same_email_is_a_conflict(api: Api, tenant: Tenant) -> None:
-    first = await api.client.post("/v1/participants", json=profile("same@example.org"), headers=tenant.coordinator)
-    second = await api.client.post("/v1/participants", json=profile("same@example.org"), headers=tenant.coordinator)
+    body = profile("same@example.org") | enrolled_in(tenant.program_id)
+    first = await api.client.post("/v1/participants", json=body, headers=tenant.coordinator)
+    second = await api.client.post("/v1/participants", json=body, headers=tenant.coordinator)
     assert first.status_code == 201
     assert second.status_code == 409
 
 
 async def test_the_same_email_may_exist_in_two_organisations(api: Api, tenant: Tenant, other_tenant: Tenant) -> None:
-    a = await api.client.post("/v1/participants", json=profile("both@example.org"), headers=tenant.coordinator)
-    b = await api.client.post("/v1/participants", json=profile("both@example.org"), headers=other_tenant.coordinator)
-    assert (a.status_code, b.status_code) == (201, 201)
+    created = [
+        await api.client.post(
+            "/v1/participants", json=profile("both@example.org") | enrolled_in(t.program_id), headers=t.coordinator
+        )
+        for t in (tenant, other_tenant)
+    ]
+    assert [response.status_code for response in created] == [201, 201]
 
 
 async def test_list_filters_by_text_program_role_and_campus_and_pages(api: Api, tenant: Tenant) -> None:
@@ -152,7 +161,11 @@ async def test_a_coordinator_of_another_organisation_gets_404(api: Api, tenant: 
 
 
 async def test_a_participant_reads_only_themselves(api: Api, tenant: Tenant) -> None:
-    other = await api.client.post("/v1/participants", json=profile("other@example.org"), headers=tenant.coordinator)
+    other = await api.client.post(
+        "/v1/participants",
+        json=profile("other@example.org") | enrolled_in(tenant.program_id),
+        headers=tenant.coordinator,
+    )
     assert (await api.client.get(f"/v1/participants/{tenant.person_id}", headers=tenant.participant)).status_code == 200
     assert (
         await api.client.get(f"/v1/participants/{other.json()['id']}", headers=tenant.participant)

@@ -10,7 +10,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 
-from services.profiles.tests.integration.conftest import Api, Tenant, profile
+from services.profiles.tests.integration.conftest import Api, Tenant, enrolled_in, profile
 from tests.erasure_scan import stored_anywhere, text_values
 
 pytestmark = pytest.mark.integration
@@ -43,17 +43,11 @@ async def enter_person(api: Api, tenant: Tenant) -> tuple[uuid.UUID, str, int]:
     email = f"zq-{uuid.uuid4().hex[:6]}@example.org"
     created = await api.client.post(
         "/v1/participants",
-        json=profile(email, **PERSONAL),
+        json=profile(email, **PERSONAL) | enrolled_in(tenant.program_id, "mentor"),
         headers={**tenant.coordinator, "Idempotency-Key": f"create-{uuid.uuid4().hex}"},
     )
     assert created.status_code == 201, created.text
     person_id = uuid.UUID(created.json()["id"])
-    enrolled = await api.client.post(
-        f"/v1/programs/{tenant.program_id}/enrolments",
-        json={"person_id": str(person_id), "role": "mentor"},
-        headers=tenant.coordinator,
-    )
-    assert enrolled.status_code == 201, enrolled.text
     edited = await api.client.patch(
         f"/v1/participants/{person_id}",
         json={"team": PERSONAL["team"]},
@@ -107,7 +101,7 @@ async def test_another_persons_cached_answers_and_waiting_snapshots_stay(api: Ap
     other_email = f"other-{uuid.uuid4().hex[:6]}@example.org"
     other = await api.client.post(
         "/v1/participants",
-        json=profile(other_email, display_name="Other Keeper"),
+        json=profile(other_email, display_name="Other Keeper") | enrolled_in(tenant.program_id),
         headers={**tenant.coordinator, "Idempotency-Key": f"other-{uuid.uuid4().hex}"},
     )
     assert other.status_code == 201, other.text

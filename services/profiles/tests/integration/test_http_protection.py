@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from services.profiles.entrypoints.api import build_app
-from services.profiles.tests.integration.conftest import Api, Tenant, profile
+from services.profiles.tests.integration.conftest import Api, Tenant, enrolled_in, profile
 from shared.auth.principal import Role
 from shared.service import Runtime
 
@@ -15,8 +15,12 @@ pytestmark = pytest.mark.integration
 
 async def test_a_retried_post_with_the_same_idempotency_key_creates_one_participant(api: Api, tenant: Tenant) -> None:
     headers = {**tenant.coordinator, "Idempotency-Key": "create-kim-1"}
-    first = await api.client.post("/v1/participants", json=profile("kim@example.org"), headers=headers)
-    retry = await api.client.post("/v1/participants", json=profile("kim@example.org"), headers=headers)
+    first = await api.client.post(
+        "/v1/participants", json=profile("kim@example.org") | enrolled_in(tenant.program_id), headers=headers
+    )
+    retry = await api.client.post(
+        "/v1/participants", json=profile("kim@example.org") | enrolled_in(tenant.program_id), headers=headers
+    )
     assert (first.status_code, retry.status_code) == (201, 201), retry.text
     assert retry.json()["id"] == first.json()["id"]
     assert retry.headers.get("Idempotent-Replayed") == "true"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from services.profiles.entrypoints.api import build_app
-from services.profiles.tests.integration.conftest import Api, Tenant, make_tenant, profile, program
+from services.profiles.tests.integration.conftest import Api, Tenant, enrolled_in, make_tenant, profile, program
 from shared.auth.principal import Role
 from tests.isolation import KIT_ROUTES, RouteKey, api_routes
 
@@ -205,7 +205,9 @@ MATRIX: list[tuple[str, Maker, dict[str, str | int]]] = [
      allowed(("coordinator", 403), ("other_coordinator", 403), ("participant", 403), ("foreign_coordinator", 403),
              ("foreign_operator", 404))),
     ("default catalogue", fixed("GET", "/v1/function-catalogue"), allowed(("foreign_participant", OK))),
-    ("create participant", lambda s: _post("/v1/participants", profile(f"{uuid.uuid4().hex[:8]}@example.org")), STAFF_OWN_TENANT),
+    # Into program A (required of a coordinator): only A's staff may name it.
+    ("create participant", lambda s: _post("/v1/participants", profile(f"{uuid.uuid4().hex[:8]}@example.org") | enrolled_in(s.a.program_id)),
+     allowed(("participant", 403), ("other_coordinator", 422), ("foreign_coordinator", 422), ("foreign_operator", 422))),
     ("list participants", fixed("GET", "/v1/participants"), STAFF_OWN_TENANT),
     ("read participant", lambda s: _person_call(s, "GET"), SELF_OR_PROGRAM_STAFF_OF_A),
     ("read another participant", fixed("GET", "/v1/participants/{a.person_id}", self_person=uuid.uuid4()),
@@ -316,17 +318,21 @@ ORGANISATION_FIELD_CHANGES: list[tuple[str, Any]] = [
 
 async def _managed_person(api: Api, tenant: Tenant) -> tuple[uuid.UUID, dict[str, str]]:
     """A participant whose coordinator set a manager, reporting line and level: (person id, their token)."""
-    manager = await api.client.post("/v1/participants", json=profile("boss@example.org"), headers=tenant.coordinator)
+    manager = await api.client.post(
+        "/v1/participants",
+        json=profile("boss@example.org") | enrolled_in(tenant.program_id),
+        headers=tenant.coordinator,
+    )
     person = await api.client.post(
         "/v1/participants",
         json=profile(
             "report@example.org", manager_person_id=manager.json()["id"], reporting_line_id="line-1", role_level=2
-        ),
+        )
+        | enrolled_in(tenant.program_id),
         headers=tenant.coordinator,
     )
     assert person.status_code == 201, person.text
     person_id = uuid.UUID(person.json()["id"])
-    await enrol(api, tenant.program_id, person_id, tenant.coordinator)
     return person_id, api.token(tenant.id, Role.PARTICIPANT, person_id=person_id)
 
 
@@ -624,3 +630,37 @@ async def test_a_coordinators_import_enrols_a_person_of_another_program_but_keep
     )
     assert (by_operator.json()["rows_imported"], by_operator.json()["rows_profile_kept"]) == (1, 0)
     assert (await api.client.get(url, headers=a.operator)).json()["display_name"] == "Overwritten"
+
+
+async def test_a_coordinator_creates_a_person_into_a_program_they_run_and_reaches_them_after(scene: Scene) -> None:
+    api, a = scene.api, scene.a
+
+    unnamed = await api.client.post("/v1/participants", json=profile("unnamed@example.org"), headers=a.coordinator)
+    not_theirs = await api.client.post(
+        "/v1/participants",
+        json=profile("elsewhere@example.org")
+        | {"enrolment": {"program_id": str(scene.other_program_id), "role": "mentee"}},
+        headers=a.coordinator,
+    )
+    created = await api.client.post(
+        "/v1/participants",
+        json=profile("created@example.org") | {"enrolment": {"program_id": str(a.program_id), "role": "mentor"}},
+        headers=a.coordinator,
+    )
+
+    assert unnamed.status_code == 422, unnamed.text
+    assert unnamed.json()["detail"][0]["loc"] == ["body", "enrolment"]
+    assert not_theirs.status_code == 422, not_theirs.text
+    assert not_theirs.json()["detail"][0]["loc"] == ["body", "enrolment", "program_id"]
+    operator_lists = await api.client.get("/v1/participants", params={"q": "@example.org"}, headers=a.operator)
+    emails = {item["email"] for item in operator_lists.json()["items"]}
+    assert {"unnamed@example.org", "elsewhere@example.org"}.isdisjoint(emails)  # refused: nothing stored
+    assert created.status_code == 201, created.text
+    person_id = created.json()["id"]
+    read = await api.client.get(f"/v1/participants/{person_id}", headers=a.coordinator)
+    assert read.status_code == 200, read.text
+    assert read.headers["ETag"] == created.headers["ETag"]
+    enrolments = await api.client.get(f"/v1/participants/{person_id}/enrolments", headers=a.coordinator)
+    assert [(e["program_id"], e["role"]) for e in enrolments.json()["items"]] == [(str(a.program_id), "mentor")]
+    by_operator = await api.client.post("/v1/participants", json=profile("op@example.org"), headers=a.operator)
+    assert by_operator.status_code == 201, by_operator.text

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from services.profiles.adapters.orm import participants
-from services.profiles.tests.integration.conftest import Api, Tenant, profile, program
+from services.profiles.tests.integration.conftest import Api, Tenant, enrolled_in, profile, program
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,9 @@ async def test_an_invalid_profile_is_refused_naming_the_field(
     api: Api, tenant: Tenant, rule: str, change: dict[str, Any], loc: tuple[str | int, ...]
 ) -> None:
     response = await api.client.post(
-        "/v1/participants", json=profile("v@example.org") | change, headers=tenant.coordinator
+        "/v1/participants",
+        json=profile("v@example.org") | change | enrolled_in(tenant.program_id),
+        headers=tenant.coordinator,
     )
     assert response.status_code == 422, rule
     assert names_field(response, loc), response.json()
@@ -127,7 +129,9 @@ async def test_a_coordinator_registers_an_upcoming_starter_up_to_a_year_ahead(ap
     # Onboarding ("buddy") programs match new hires with peers before their first day.
     starts = (date.today() + timedelta(days=300)).isoformat()
     created = await api.client.post(
-        "/v1/participants", json=profile("starter@example.org", tenure_start=starts), headers=tenant.coordinator
+        "/v1/participants",
+        json=profile("starter@example.org", tenure_start=starts) | enrolled_in(tenant.program_id),
+        headers=tenant.coordinator,
     )
     assert created.status_code == 201, created.text
     assert created.json()["tenure_start"] == starts
@@ -234,7 +238,7 @@ ENROLMENT_RULES: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
 async def test_an_invalid_enrolment_is_refused_naming_the_field(
     api: Api, tenant: Tenant, rule: str, change: dict[str, Any], loc: tuple[str | int, ...]
 ) -> None:
-    person = await api.client.post("/v1/participants", json=profile("e@example.org"), headers=tenant.coordinator)
+    person = await api.client.post("/v1/participants", json=profile("e@example.org"), headers=tenant.operator)
     body = {"person_id": person.json()["id"]} | change
     response = await api.client.post(
         f"/v1/programs/{tenant.program_id}/enrolments", json=body, headers=tenant.coordinator
