@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -305,6 +306,16 @@ def batches_of(consumed: tuple[type[EventData], ...], max_batches: int = 3) -> s
 
     return batches()
 
+
+#: Settings of a handler totality test: 60 examples of up to 3 batches each stay within ~15 s on a real database.
+#: No shrinking (it ran for over five minutes there): the failing batches are printed as generated. The database
+#: fixture is function-scoped on purpose: apply_batches empties its tables for every example.
+totality_settings = settings(
+    max_examples=60,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 Handler = Callable[[AsyncSession, EventEnvelope[EventData]], Awaitable[None]]
 #: Something done with the database: storing what a test starts from, or checking invariants.

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
+import structlog
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +51,8 @@ from shared.projection import apply_snapshot
 
 RECOVERY_MARGIN = 0.1
 _CONTRACT_REASONS = {reason.value for reason in AtRiskReason}
+
+log = structlog.get_logger(__name__)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Projection of other services' events
@@ -193,7 +196,9 @@ async def apply_match_ended(session: AsyncSession, event: MatchEnded) -> None:
     )
 
 
-async def apply_check_in_due(session: AsyncSession, event: CheckInDue, now: datetime) -> None:
+async def _check_ins_match(session: AsyncSession, event: CheckInDue | CheckInMissed) -> repo.MatchRow | None:
+    """The check-in's match, stored first if this event names it first; None when its id is another tenant's match
+    (that tenant's rows are not this event's to change: the event is ignored, with a log line)."""
     await repo.ensure_match(
         session,
         tenant_id=event.tenant_id,
@@ -203,13 +208,21 @@ async def apply_check_in_due(session: AsyncSession, event: CheckInDue, now: date
         mentee_id=event.mentee_person_id,
         started_on=event.due_at.date(),
     )
+    match = await repo.get_match(session, event.tenant_id, event.match_id)
+    if match is None:
+        log.warning("check_in_event_for_another_tenants_match", type=type(event).__name__, match_id=str(event.match_id))
+    return match
+
+
+async def apply_check_in_due(session: AsyncSession, event: CheckInDue, now: datetime) -> None:
+    match = await _check_ins_match(session, event)
+    if match is None:
+        return
     await session.execute(
         insert(check_ins)
         .values(check_in_id=event.check_in_id, tenant_id=event.tenant_id, match_id=event.match_id, due_at=event.due_at)
         .on_conflict_do_nothing(index_elements=[check_ins.c.check_in_id])
     )
-    match = await repo.get_match(session, event.tenant_id, event.match_id)
-    assert match is not None
     if match.ended_on is None:
         settings = await repo.program_settings(session, event.tenant_id, event.program_id)
         opened = open_pulses(
@@ -244,15 +257,8 @@ async def apply_check_in_due(session: AsyncSession, event: CheckInDue, now: date
 
 
 async def apply_check_in_missed(session: AsyncSession, event: CheckInMissed, now: datetime) -> None:
-    await repo.ensure_match(
-        session,
-        tenant_id=event.tenant_id,
-        match_id=event.match_id,
-        program_id=event.program_id,
-        mentor_id=event.mentor_person_id,
-        mentee_id=event.mentee_person_id,
-        started_on=event.due_at.date(),
-    )
+    if await _check_ins_match(session, event) is None:
+        return
     await session.execute(
         insert(check_ins)
         .values(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,7 +19,7 @@ from services.matching.application.projection import CONSUMED, make_handler
 from services.matching.domain.lifecycle import MatchState
 from shared.events import samples
 from shared.events.models import EventData
-from tests.event_strategies import PAIRS, DatabaseStep, apply_batches, batches_of, rows
+from tests.event_strategies import PAIRS, DatabaseStep, apply_batches, batches_of, rows, totality_settings
 
 pytestmark = pytest.mark.integration
 
@@ -75,13 +75,7 @@ async def assert_matching_invariants(engine: AsyncEngine) -> None:
     assert open_in_stopped == [], "a closed or archived program keeps a match it no longer lets run"
 
 
-# No shrinking: on a real database it is slow; the failing batches are printed as generated.
-@settings(
-    max_examples=60,
-    deadline=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@totality_settings
 @given(
     batches=batches_of(CONSUMED),
     states=st.lists(st.sampled_from(STORED_STATES), min_size=len(PAIRS), max_size=len(PAIRS)),

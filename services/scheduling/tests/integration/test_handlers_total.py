@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.scheduling.application.projection import CONSUMED, make_handler
@@ -18,7 +18,7 @@ from shared.clock import MovableClock
 from shared.events import samples
 from shared.events.models import EventData
 from shared.events.values import ProgramStatus
-from tests.event_strategies import apply_batches, batches_of
+from tests.event_strategies import apply_batches, batches_of, totality_settings
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +44,7 @@ async def assert_scheduling_invariants(engine: AsyncEngine) -> None:
     assert planned_without_program == [], "a match was planned without its program's settings"
 
 
-# No shrinking: on a real database it ran for over five minutes; the failing batches are printed as generated.
-@settings(
-    max_examples=60,
-    deadline=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@totality_settings
 @given(batches=batches_of(CONSUMED))
 def test_every_valid_event_scheduling_consumes_is_applied_or_ignored_and_check_ins_stay_consistent(
     migrated: str, batches: list[list[EventData]]

@@ -1,0 +1,95 @@
+"""Every valid event feedback subscribes to is applied or ignored, never raised on, whatever order it comes in.
+
+Generated batches (tests.event_strategies: unknown matches and programs, check-ins and meetings of matches never
+seen or already ended, older snapshots, erasures, far-past and far-future times, duplicates, whole match stories in
+order or shuffled) go through the consumer's handler on a real PostgreSQL, a batch per transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.feedback.bootstrap import DEFINITION
+from services.feedback.entrypoints.handlers import make_handler
+from shared.clock import MovableClock
+from shared.events import samples
+from shared.events.models import (
+    CheckInDue,
+    CheckInMissed,
+    EnrollmentChanged,
+    EventData,
+    MatchAccepted,
+    MatchEnded,
+    MeetingCompleted,
+    ProfileErased,
+    ProfileUpdated,
+    ProgramUpdated,
+)
+from shared.migrations import upgrade_to_head
+from tests.event_strategies import apply_batches, batches_of, rows, totality_settings
+
+pytestmark = pytest.mark.integration
+
+#: The types make_handler dispatches on (it subscribes to whole topics and acknowledges the rest).
+CONSUMED = (
+    ProgramUpdated,
+    ProfileUpdated,
+    EnrollmentChanged,
+    ProfileErased,
+    MatchAccepted,
+    MatchEnded,
+    CheckInDue,
+    CheckInMissed,
+    MeetingCompleted,
+)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def migrated(database_url: str) -> str:
+    await asyncio.to_thread(upgrade_to_head, DEFINITION.migrations_dir, database_url)
+    return database_url
+
+
+async def assert_feedback_invariants(engine: AsyncEngine) -> None:
+    flagged = await rows(engine, "SELECT match_id FROM matches WHERE at_risk AND ended_on IS NOT NULL")
+    assert flagged == [], "an ended match is on the at-risk list"
+    unexplained = await rows(engine, "SELECT match_id FROM matches WHERE at_risk AND at_risk_since IS NULL")
+    assert unexplained == [], "an at-risk match does not say since when"
+    foreign = await rows(
+        engine,
+        "SELECT c.check_in_id FROM check_ins c JOIN matches m USING (match_id) WHERE c.tenant_id <> m.tenant_id",
+    )
+    assert foreign == [], "a check-in is stored under another tenant than its match"
+
+
+@totality_settings
+@given(batches=batches_of(CONSUMED))
+def test_every_valid_event_feedback_consumes_is_applied_or_ignored_and_match_health_stays_consistent(
+    migrated: str, batches: list[list[EventData]]
+) -> None:
+    apply_batches(migrated, lambda: make_handler(MovableClock(NOW)), batches, assert_feedback_invariants)
+
+
+@pytest.mark.parametrize("check_in_event", [samples.check_in_due, samples.check_in_missed])
+async def test_a_check_in_event_naming_another_tenants_match_is_ignored_and_changes_nothing(
+    migrated: str, check_in_event: Callable[..., CheckInDue | CheckInMissed]
+) -> None:
+    # Found by the test above: CheckInDue asserted the match existed in the event's tenant (the valid event raised,
+    # was retried and dead-lettered), and CheckInMissed stored a check-in of the other tenant's match.
+    ours = samples.match_accepted()
+    theirs = check_in_event(tenant_id=samples.OTHER_TENANT_ID)
+
+    async def nothing_of_the_other_tenant(engine: AsyncEngine) -> None:
+        assert await rows(engine, "SELECT tenant_id FROM matches") == [(samples.TENANT_ID,)]
+        assert await rows(engine, "SELECT check_in_id FROM check_ins") == []
+        assert await rows(engine, "SELECT pulse_id FROM pulses") == []
+
+    await asyncio.to_thread(
+        apply_batches, migrated, lambda: make_handler(MovableClock(NOW)), [[ours, theirs]], nothing_of_the_other_tenant
+    )
