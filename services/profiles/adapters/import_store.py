@@ -210,14 +210,18 @@ def _resolve(rows: Sequence[ParsedRow], existing: Sequence[Any]) -> tuple[dict[u
 
 
 def _consent_errors(
-    rows: Sequence[ParsedRow], existing: Sequence[Any], chosen: dict[uuid.UUID, int], update_columns: frozenset[str]
+    rows: Sequence[ParsedRow],
+    existing: Sequence[Any],
+    chosen: dict[uuid.UUID, int],
+    update_columns: frozenset[str],
+    profile_kept: set[uuid.UUID],
 ) -> list[RowError]:
     """Rows that withdraw consent to affinity matching from a person whose stored affinity attributes the file
     leaves in place (it has no affinity_attributes column): refused, as the API refuses the same change, and
     removed from `chosen` before anything is written."""
     if "consent" not in update_columns or "affinity_attributes" in update_columns:
         return []
-    holding = {r.id for r in existing if r.holds_affinity}
+    holding = {r.id for r in existing if r.holds_affinity} - profile_kept
     refused = {
         person_id: index
         for person_id, index in chosen.items()
@@ -426,9 +430,10 @@ async def write_batch(session: AsyncSession, target: ImportTarget, batch: Prepar
     ).all()
     chosen, conflicts = _resolve(rows, existing)
     errors.extend(conflicts)
-    errors.extend(_consent_errors(rows, existing, chosen, target.update_columns))
     refused, profile_kept = await _outside_reach(session, target, rows, existing, chosen)
     errors.extend(refused)
+    # After _outside_reach: a row keeping the stored profile writes no consent, so it is never refused for one.
+    errors.extend(_consent_errors(rows, existing, chosen, target.update_columns, profile_kept))
     events: list[EventData] = []
     if chosen:
         updating = {pid: index for pid, index in chosen.items() if pid not in profile_kept}

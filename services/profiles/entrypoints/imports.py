@@ -268,7 +268,8 @@ async def import_participants(
     enrols no one and is a row error. An operator's rows update whoever they match.
     The report holds counts and the file's row errors, never a stored profile, person id or other program of a
     matched person; it tells no more than that profile does (a row withdrawing consent is refused when the person
-    holds affinity attributes, which the coordinator reads once a row without that withdrawal enrols them).
+    holds affinity attributes, and only when it would write the profile: for a person of the coordinator's programs
+    or an operator's import).
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in {"text/csv", "application/csv", "text/plain"}:

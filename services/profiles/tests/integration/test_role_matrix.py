@@ -664,3 +664,31 @@ async def test_a_coordinator_creates_a_person_into_a_program_they_run_and_reache
     assert [(e["program_id"], e["role"]) for e in enrolments.json()["items"]] == [(str(a.program_id), "mentor")]
     by_operator = await api.client.post("/v1/participants", json=profile("op@example.org"), headers=a.operator)
     assert by_operator.status_code == 201, by_operator.text
+
+
+async def test_a_coordinators_row_withdrawing_consent_from_a_person_of_another_program_enrols_them_consent_kept(
+    scene: Scene, elsewhere: uuid.UUID
+) -> None:
+    api, a = scene.api, scene.a
+    url = f"/v1/participants/{elsewhere}"
+    theirs = await api.client.patch(
+        url,
+        json={"consent": {"affinity_matching": True}, "affinity_attributes": ["caregiver"]},
+        headers={**a.operator, "If-Match": '"1"'},
+    )
+    assert theirs.status_code == 200, theirs.text
+    csv = (
+        "email,display_name,tenure_start,time_zone,consent_affinity_matching,role\n"
+        f"{theirs.json()['email']},M,2020-01-01,UTC,false,mentee\n"
+    ).encode()
+
+    imported = await api.client.post(
+        f"/v1/programs/{a.program_id}/imports", content=csv, headers={**a.coordinator, "Content-Type": "text/csv"}
+    )
+
+    # The row writes nothing of the profile, so the stored attributes and their consent are no reason to refuse it.
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["errors"] == []
+    assert imported.json()["profile_kept_rows"] == [2]
+    kept = (await api.client.get(url, headers=a.coordinator)).json()
+    assert (kept["consent"]["affinity_matching"], kept["affinity_attributes"]) == (True, ["caregiver"])
