@@ -204,6 +204,12 @@ def import_command(
             f"{report['rows_processed']} rows: "
             f"{report['rows_imported']} imported, {report['rows_unchanged']} unchanged, "
             f"[{'red' if report['rows_failed'] else 'green'}]{report['rows_failed']} failed[/]"
+            # People of another program a coordinator enrolled without changing their profile (profiles' import rule).
+            + (
+                f", {report['rows_profile_kept']} enrolled with their profile kept (also in another program)"
+                if report.get("rows_profile_kept")
+                else ""
+            )
         )
         if errors:
             table = Table(title="rows that were not imported")

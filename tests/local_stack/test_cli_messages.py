@@ -335,6 +335,35 @@ def test_the_import_error_table_cuts_no_message_short(tmp_path: Path) -> None:
     assert result.output.count("q") == 2 * 70, result.output  # its column and message cells, every letter
 
 
+class ProfilesKeepingTwoProfiles(ProfilesWithoutParticipants):
+    """A coordinator's import whose rows all went through, two of them people of another program (enrolled, their
+    stored profile kept)."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.drain_body()
+        report = {"id": str(uuid.uuid4()), "status": "completed", "rows_processed": 5, "rows_imported": 3}
+        self.answer(
+            {
+                **report,
+                "rows_unchanged": 0,
+                "rows_failed": 0,
+                "rows_profile_kept": 2,
+                "errors": [],
+                "errors_truncated": False,
+            }
+        )
+
+
+def test_the_import_summary_counts_the_people_enrolled_with_their_profile_kept(tmp_path: Path) -> None:
+    (tmp_path / "people.csv").write_text("external_id\n")
+    with demo_services([(1, 1)], ProfilesKeepingTwoProfiles) as (url, _):  # type: ignore[arg-type]
+        (tmp_path / "state.json").write_text(json.dumps(state(this_process(), services={"profiles": url})))
+        result = run_with(ON_PATH, tmp_path, "import", str(tmp_path / "people.csv"), *SOME_PROGRAM)
+
+    assert result.exit_code == 0, result.output
+    assert "2 enrolled with their profile kept" in shown(result)  # 3 + 0 + 0 of 5 rows did not add up
+
+
 # --- the demo's guide ----------------------------------------------------------------------------------------------
 
 
