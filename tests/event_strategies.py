@@ -365,7 +365,7 @@ async def _empty_tables(engine: AsyncEngine) -> None:
         await conn.execute(text(f"TRUNCATE {', '.join(f'{n!s}' for n in names)} CASCADE"))
 
 
-async def rows(engine: AsyncEngine, sql: str) -> list[Any]:
+async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     """Every row a query returns, as tuples (for an invariant's message)."""
     async with engine.connect() as conn:
-        return [tuple(row) for row in (await conn.execute(text(sql))).all()]
+        return [tuple(row) for row in (await conn.execute(text(sql), params)).all()]

@@ -167,7 +167,7 @@ async def apply_match_accepted(session: AsyncSession, event: MatchAccepted) -> N
         )
     )
     # Scheduling's meetings may have arrived before the match did (topics are not ordered against each other).
-    await repo.refresh_first_meeting(session, event.match_id)
+    await repo.refresh_first_meeting(session, event.tenant_id, event.match_id)
 
 
 async def apply_match_ended(session: AsyncSession, event: MatchEnded) -> None:
@@ -285,10 +285,12 @@ async def apply_meeting_completed(session: AsyncSession, event: MeetingCompleted
     )
     if held_on is not None and event.check_in_id is not None:
         await session.execute(
-            update(check_ins).where(check_ins.c.check_in_id == event.check_in_id).values(completed=True)
+            update(check_ins)
+            .where(check_ins.c.tenant_id == event.tenant_id, check_ins.c.check_in_id == event.check_in_id)
+            .values(completed=True)
         )
     # The first held meeting clears no_first_meeting (and a held one marked missed later brings it back).
-    await repo.refresh_first_meeting(session, event.match_id)
+    await repo.refresh_first_meeting(session, event.tenant_id, event.match_id)
     await recompute_health(session, event.tenant_id, event.match_id, now)
 
 

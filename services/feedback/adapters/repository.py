@@ -284,10 +284,18 @@ def first_meeting_of(match: MatchRow, within_days: int) -> FirstMeeting | None:
     )
 
 
-async def refresh_first_meeting(session: AsyncSession, match_id: UUID) -> None:
+async def refresh_first_meeting(session: AsyncSession, tenant_id: UUID, match_id: UUID) -> None:
     """Recompute the match's first meeting from its meetings (a later sequence can turn a held one into missed)."""
-    first_held = select(func.min(meetings.c.held_on)).where(meetings.c.match_id == match_id).scalar_subquery()
-    await session.execute(update(matches).where(matches.c.match_id == match_id).values(first_meeting_on=first_held))
+    first_held = (
+        select(func.min(meetings.c.held_on))
+        .where(meetings.c.tenant_id == tenant_id, meetings.c.match_id == match_id)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(matches)
+        .where(matches.c.tenant_id == tenant_id, matches.c.match_id == match_id)
+        .values(first_meeting_on=first_held)
+    )
 
 
 async def parties_with_open_concerns(session: AsyncSession, match_id: UUID) -> set[UUID]:

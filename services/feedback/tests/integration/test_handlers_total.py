@@ -30,6 +30,7 @@ from shared.events.models import (
     ProfileUpdated,
     ProgramUpdated,
 )
+from shared.events.values import MeetingOutcome
 from shared.migrations import upgrade_to_head
 from tests.event_strategies import apply_batches, batches_of, rows, totality_settings
 
@@ -92,4 +93,21 @@ async def test_a_check_in_event_naming_another_tenants_match_is_ignored_and_chan
 
     await asyncio.to_thread(
         apply_batches, migrated, lambda: make_handler(MovableClock(NOW)), [[ours, theirs]], nothing_of_the_other_tenant
+    )
+
+
+async def test_a_meeting_held_in_another_tenant_neither_completes_nor_first_meets_this_tenants_match_of_the_same_id(
+    migrated: str,
+) -> None:
+    ours = [samples.match_accepted(), samples.check_in_due()]
+    theirs = samples.meeting_completed(tenant_id=samples.OTHER_TENANT_ID, outcome=MeetingOutcome.HELD)
+
+    async def our_check_in_still_open(engine: AsyncEngine) -> None:
+        assert await rows(engine, "SELECT completed FROM check_ins WHERE check_in_id = :c", c=samples.CHECK_IN_ID) == [
+            (False,)
+        ]
+        assert await rows(engine, "SELECT first_meeting_on FROM matches") == [(None,)]
+
+    await asyncio.to_thread(
+        apply_batches, migrated, lambda: make_handler(MovableClock(NOW)), [ours, [theirs]], our_check_in_still_open
     )
