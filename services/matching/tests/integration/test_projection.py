@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -93,6 +94,20 @@ async def test_an_erased_person_vanishes_and_their_open_proposals_and_matches_ar
     assert gone.status_code == 404
 
 
+async def active_match(w: World, client: Any, settings: Any, feed: Feeder) -> dict[str, Any]:
+    """Amara's request to Lukas in w's program, accepted: an active match."""
+    await feed(w.program())
+    await feed(*w.mentee("amara"), *w.mentor("lukas"))
+    requests = f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/requests"
+    match: dict[str, Any] = (
+        await client.post(
+            requests, json={"mentor_person_id": str(w.id("lukas"))}, headers=w.as_person(settings, "amara")
+        )
+    ).json()
+    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    return match
+
+
 @pytest.mark.parametrize(
     ("leaving", "how", "rematch_offered"),
     [
@@ -106,15 +121,7 @@ async def test_a_mentor_leaving_the_program_offers_their_mentee_a_new_match_and_
     client, settings, feed: Feeder, db: AsyncEngine, leaving: str, how: str, rematch_offered: bool
 ) -> None:
     w = World()
-    await feed(w.program())
-    await feed(*w.mentee("amara"), *w.mentor("lukas"))
-    requests = f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/requests"
-    match = (
-        await client.post(
-            requests, json={"mentor_person_id": str(w.id("lukas"))}, headers=w.as_person(settings, "amara")
-        )
-    ).json()
-    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    await active_match(w, client, settings, feed)
     if how == "withdrawn":
         role, capacity = ("mentor", 2) if leaving == "lukas" else ("mentee", 0)
         await feed(w.enrol(leaving, role, capacity=capacity, version=2, status="withdrawn"))
@@ -128,15 +135,7 @@ async def test_match_at_risk_marks_the_match_for_coordinators_and_the_newest_eva
     client, settings, feed: Feeder
 ) -> None:
     w = World()
-    await feed(w.program())
-    await feed(*w.mentee("amara"), *w.mentor("lukas"))
-    requests = f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/requests"
-    match = (
-        await client.post(
-            requests, json={"mentor_person_id": str(w.id("lukas"))}, headers=w.as_person(settings, "amara")
-        )
-    ).json()
-    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    match = await active_match(w, client, settings, feed)
 
     def at_risk(flag: bool, minutes: int) -> EventData:
         return samples.match_at_risk(
@@ -162,15 +161,7 @@ async def test_an_ended_match_leaves_the_at_risk_list_and_a_late_evaluation_does
     client, settings, feed: Feeder
 ) -> None:
     w = World()
-    await feed(w.program())
-    await feed(*w.mentee("amara"), *w.mentor("lukas"))
-    requests = f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/requests"
-    match = (
-        await client.post(
-            requests, json={"mentor_person_id": str(w.id("lukas"))}, headers=w.as_person(settings, "amara")
-        )
-    ).json()
-    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    match = await active_match(w, client, settings, feed)
     flagged = {"tenant_id": w.tenant, "match_id": match["match_id"], "program_id": w.program_id}
     await feed(samples.match_at_risk(**flagged, evaluated_at=START + timedelta(minutes=10)))
     coordinator = w.as_coordinator(settings)
@@ -190,15 +181,7 @@ async def test_a_withdrawn_enrolment_ends_the_persons_matches_in_that_program(
     client, settings, feed: Feeder, db: AsyncEngine
 ) -> None:
     w = World()
-    await feed(w.program())
-    await feed(*w.mentee("amara"), *w.mentor("lukas"))
-    requests = f"/v1/programs/{w.program_id}/mentees/{w.id('amara')}/requests"
-    match = (
-        await client.post(
-            requests, json={"mentor_person_id": str(w.id("lukas"))}, headers=w.as_person(settings, "amara")
-        )
-    ).json()
-    await client.post(f"/v1/matches/{match['match_id']}/accept", headers=w.as_person(settings, "lukas"))
+    match = await active_match(w, client, settings, feed)
     await feed(w.enrol("lukas", "mentor", capacity=2, version=2, status="withdrawn"))
     states = dict(await rows(db, "SELECT match_id::text, state FROM matches"))
     assert states == {match["match_id"]: "ended"}
