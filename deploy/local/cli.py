@@ -149,11 +149,12 @@ def up(
     signals.install()
     running = threading.Event()
     try:
-        code = _start_and_watch(stack, ready_timeout, demo, running)
+        code = _start_and_watch(stack, ready_timeout, demo, running, signals)
     except typer.Exit as exc:  # a command's own failure, already reported
         signals.stopping()
         code = exc.exit_code
     except StopRequested as stop:
+        signals.handled()
         signals.stopping()
         # Cut short during start-up: a shell's code for a command ended by that signal. Once the stack runs, a stop
         # signal (Ctrl-C, `mentorloom down`) is how it is meant to end.
@@ -190,12 +191,16 @@ def _refuse_a_second_stack(data_dir: Path) -> None:
         raise typer.Exit(code=2)
 
 
-def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, running: threading.Event) -> int:
+def _start_and_watch(
+    stack: LocalStack, ready_timeout: float, demo: bool, running: threading.Event, signals: StopSignals
+) -> int:
     """Start everything, wait until the services are ready, run the demo, then watch the services; the exit code
-    when one of them fails. A stop signal raises StopRequested from wherever this is."""
+    when one of them fails. A stop signal raises StopRequested from wherever this is (and from the waiting loops
+    again, should its first raise have been lost in a finalizer)."""
     stack.start_infrastructure(report=_step)
+    signals.raise_if_lost()
     stack.start_services(report=_step)
-    ready = stack.wait_until_ready(ready_timeout) if stack.services else {}
+    ready = stack.wait_until_ready(ready_timeout, keep_going=signals.raise_if_lost) if stack.services else {}
     _print_status(stack.state(), ready)
     not_ready = [service for service, is_ready in ready.items() if not is_ready]
     for service in not_ready:
@@ -213,6 +218,7 @@ def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, runnin
         except Exception as exc:  # the platform still runs; the demo is a bonus
             _warn(f"[red]The demo failed:[/red] {escape(str(exc))}; the platform itself runs.")
     print_guide(stack.data_dir)
+    signals.raise_if_lost()  # a stop during the demo still ends start-up with 128 + the signal
     running.set()  # before saying so: a Ctrl-C prompted by the message is the normal end
     console.print(
         f"[bold green]Mentorloom is running.[/bold green] Ctrl-C (or `{escape(command('down'))}`) stops everything."
@@ -226,6 +232,7 @@ def _start_and_watch(stack: LocalStack, ready_timeout: float, demo: bool, runnin
                     "Stopping everything."
                 )
                 return 1
+        signals.raise_if_lost()
         time.sleep(1.0)
 
 

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -121,10 +122,15 @@ class LocalStack:
             self.write_state()
             report(f"service {service} starting on http://127.0.0.1:{self.api_ports[service]} (log: {proc.log_path})")
 
-    def wait_until_ready(self, timeout: float = 120.0) -> dict[str, bool]:
+    def wait_until_ready(
+        self, timeout: float = 120.0, keep_going: Callable[[], None] = lambda: None
+    ) -> dict[str, bool]:
+        """Which services answered /readyz within `timeout`; `keep_going` is called on every round (it raises to stop
+        the wait: the launcher's StopSignals.raise_if_lost)."""
         deadline = time.monotonic() + timeout
         ready = dict.fromkeys(self.services, False)
         while time.monotonic() < deadline and not all(ready.values()):
+            keep_going()
             for service, port in self.api_ports.items():
                 if ready[service]:
                     continue
@@ -405,6 +411,7 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self._handled = False
 
     def install(self) -> None:
         for sig in self.SIGNALS:
@@ -414,6 +421,18 @@ class StopSignals:
         """From now on signals are only noted: the launcher is stopping anyway."""
         if self.received is None:
             self.received = 0
+
+    def raise_if_lost(self) -> None:
+        """Raise StopRequested again for a signal whose first raise was lost. A signal handler's exception raised
+        while a finalizer runs (the garbage collector freeing an HTTP client's socket during the readiness polls)
+        is only printed as 'Exception ignored in …': the launcher then went on waiting for a service. The launcher's
+        waiting loops call this; once it is stopping (received is 0 or was handled) there is nothing to raise."""
+        if self.received and not self._handled:
+            raise StopRequested(self.received)
+
+    def handled(self) -> None:
+        """The launcher has caught the StopRequested: raise_if_lost has nothing more to raise."""
+        self._handled = True
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.received is None:

@@ -12,7 +12,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +23,7 @@ from deploy.local import cli, dead_letter_table
 from deploy.local.cli import app as mentorloom
 from deploy.local.invocation import DEV_SCRIPT_VARIABLE, tool_command
 from deploy.local.output import cells
+from deploy.local.stack import LocalStack, StopSignals
 from tests.local_stack.test_cli_errors import (
     PROJECT_ROOT,
     DemoServices,
@@ -145,7 +146,8 @@ def test_up_says_it_runs_naming_the_down_command_the_user_can_type(
             monkeypatch.setenv(name, value)
     monkeypatch.setattr(cli, "print_guide", lambda _: None)
 
-    code = cli._start_and_watch(StackRunningUntilAServiceExits(tmp_path), 1.0, False, threading.Event())  # type: ignore[arg-type]
+    stack = cast(LocalStack, StackRunningUntilAServiceExits(tmp_path))
+    code = cli._start_and_watch(stack, 1.0, False, threading.Event(), StopSignals())
 
     assert code == 1
     assert f"Mentorloom is running. Ctrl-C (or `{tool} down`) stops everything." in words(capsys.readouterr().out)
