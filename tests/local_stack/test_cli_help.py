@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -54,3 +56,27 @@ def test_dev_without_a_command_prints_its_header_comment_and_no_line_of_code() -
     assert "./dev up" in shown
     assert "./dev test" in shown
     assert "set -euo pipefail" not in shown  # the help printed a fixed line range that ran into the script
+
+
+def test_dev_test_fails_when_the_linter_fails_even_if_every_test_passes(tmp_path: Path) -> None:
+    # `echo … && ruff check . && …` on one line: `set -e` ignores a failure inside an && list that is not its last
+    # command, so a lint or type error scrolled past and the run ended with pytest's 0 (seen: CI passed with a ruff
+    # error in it). A copy of ./dev beside stand-in tools: ruff fails, the rest succeed.
+    shutil.copy(PROJECT_ROOT / "dev", tmp_path / "dev")
+    for name in ("requirements.lock", "pyproject.toml"):
+        (tmp_path / name).write_text("")
+    tools = tmp_path / ".venv" / "bin"
+    tools.mkdir(parents=True)
+    ran = tmp_path / "ran"
+    for tool, status in (("ruff", 1), ("mypy", 0), ("python", 0), ("pytest", 0)):
+        (tools / tool).write_text(f'#!/bin/sh\necho {tool} >> "{ran}"\nexit {status}\n')
+        (tools / tool).chmod(0o755)
+    stamp = subprocess.run(
+        "cat requirements.lock pyproject.toml | cksum", shell=True, cwd=tmp_path, capture_output=True, text=True
+    )
+    (tmp_path / ".venv" / ".installed").write_text(stamp.stdout)  # ensure_env finds the environment installed
+
+    result = subprocess.run([str(tmp_path / "dev"), "test"], capture_output=True, text=True, timeout=30, check=False)
+
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "pytest" not in ran.read_text().split()
