@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.db import advisory_lock_key, asyncpg_dsn, driver_connection
-from shared.events.envelope import EventEnvelope, TextEncodedEvent, encode_text
+from shared.events.envelope import EventEnvelope, TextEncodedEvent, encode_data, encode_text
 from shared.events.models import EventData
 from shared.events.registry import spec_for
 from shared.messaging.partitioning import partitions_for_keys
@@ -114,7 +114,7 @@ async def rewrite_waiting(
     ).all()
     for row_id, value in rows:
         data = event_type.model_validate_json(value).model_dump(mode="json")
-        changed = event_type.model_validate(change(data)).model_dump_json().encode()
+        changed = encode_data(event_type.model_validate(change(data)))  # the bytes message_for writes
         await session.execute(update(OUTBOX).where(OUTBOX.c.id == row_id).values(value=changed))
     return len(rows)
 

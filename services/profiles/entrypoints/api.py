@@ -46,7 +46,6 @@ from services.profiles.domain.model import (
     tenure_start_refusal,
 )
 from services.profiles.domain.ownership import organisation_fields_changed, refusal_message
-from services.profiles.entrypoints.erasure import forget_cached_answers
 from services.profiles.entrypoints.http import (
     AUTH_RESPONSES,
     CREATE_RESPONSES,
@@ -762,7 +761,9 @@ async def erase_participant(
         if erased is None:
             raise stale()
         await add_events(session, [erased])
-    await forget_cached_answers(request.app.state.runtime, person_id)
+    # After the commit, so the erasure stands whatever Redis does: the kept answers of the POSTs that returned the
+    # person's profile (the same clean-up matching's consumer runs).
+    await request.app.state.runtime.forget_answers_naming(person_id)
     return Response(status_code=204)
 
 
