@@ -154,7 +154,6 @@ def up(
         signals.stopping()
         code = exc.exit_code
     except StopRequested as stop:
-        signals.handled()
         signals.stopping()
         # Cut short during start-up: a shell's code for a command ended by that signal. Once the stack runs, a stop
         # signal (Ctrl-C, `mentorloom down`) is how it is meant to end.

@@ -411,7 +411,7 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self._handled = False
+        self._stopping = False
 
     def install(self) -> None:
         for sig in self.SIGNALS:
@@ -419,6 +419,7 @@ class StopSignals:
 
     def stopping(self) -> None:
         """From now on signals are only noted: the launcher is stopping anyway."""
+        self._stopping = True
         if self.received is None:
             self.received = 0
 
@@ -426,13 +427,9 @@ class StopSignals:
         """Raise StopRequested again for a signal whose first raise was lost. A signal handler's exception raised
         while a finalizer runs (the garbage collector freeing an HTTP client's socket during the readiness polls)
         is only printed as 'Exception ignored in …': the launcher then went on waiting for a service. The launcher's
-        waiting loops call this; once it is stopping (received is 0 or was handled) there is nothing to raise."""
-        if self.received and not self._handled:
+        waiting loops call this; once it is stopping there is nothing to raise."""
+        if self.received and not self._stopping:
             raise StopRequested(self.received)
-
-    def handled(self) -> None:
-        """The launcher has caught the StopRequested: raise_if_lost has nothing more to raise."""
-        self._handled = True
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.received is None:

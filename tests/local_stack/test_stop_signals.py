@@ -43,7 +43,7 @@ def test_once_the_launcher_has_caught_the_stop_nothing_is_raised_again() -> None
     signals = StopSignals()
     with pytest.raises(StopRequested):
         signals._handle(signal.SIGTERM, None)
-    signals.handled()
+    signals.stopping()  # what the launcher does once it has caught it
     signals.raise_if_lost()  # would raise StopRequested for the caught signal
     signals._handle(signal.SIGINT, None)  # a second Ctrl-C during the orderly stop is only noted
     assert signals.received == signal.SIGTERM
