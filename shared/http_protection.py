@@ -50,7 +50,7 @@ from fastapi import FastAPI, Header
 from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -249,6 +249,10 @@ class StoredResponse:
         )
 
 
+def _key_text(key: bytes | str) -> str:
+    return key.decode(errors="replace") if isinstance(key, bytes) else key
+
+
 async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: str) -> int | None:
     """Delete the service's responses kept for Idempotency-Key retries whose body holds `needle` (an erased person's
     id: an answer naming them may hold their name, e-mail or what was written from their profile, kept a day
@@ -256,12 +260,22 @@ async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: s
     like an erasure, not a request path. A retry with a forgotten key runs the request again, as one arriving after
     the record expired would. Redis failing is logged, not raised: the caller's erasure stands, Redis holds only
     what may be lost, and the records expire with the idempotency TTL. A record that cannot be read is deleted and
-    logged: it may name the person, and a replay of it would fail anyway."""
+    logged: it may name the person, and a replay of it would fail anyway. A key of another Redis type (not a string,
+    so not written here) is logged and left alone, and the walk goes on."""
     wanted = needle.encode()
     forgotten = 0
     try:
         async for key in redis.scan_iter(match=f"idem:{service}:*", count=500):
-            raw = await redis.get(key)
+            try:
+                raw = await redis.get(key)
+            except ResponseError as exc:
+                if not str(exc).startswith("WRONGTYPE"):
+                    raise
+                # Not a record written here (those are strings): the walk goes on, the rest must still go.
+                log.warning(
+                    "stored_response_of_another_type_skipped", service=service, key=_key_text(key), error=str(exc)
+                )
+                continue
             if raw is None:
                 continue
             try:
@@ -270,7 +284,7 @@ async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: s
                 log.warning(
                     "stored_response_unreadable_deleted",
                     service=service,
-                    key=key.decode(errors="replace") if isinstance(key, bytes) else str(key),
+                    key=_key_text(key),
                     error=f"{type(exc).__name__}: {exc}",
                 )
                 names_needle = True

@@ -169,26 +169,53 @@ async def test_the_response_is_kept_under_service_tenant_subject_and_key_for_the
     assert 0 < ttl <= 600
 
 
-async def test_forgetting_an_erased_persons_responses_deletes_a_record_it_cannot_read_and_goes_on(
-    redis_url: str,
-) -> None:
-    person = str(uuid.uuid4())
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Any]:
     client: Any = aioredis.from_url(redis_url)
     try:
-        naming = http_protection.StoredResponse("f", 201, [], f'{{"person_id": "{person}"}}'.encode())
-        await client.set("idem:testsvc:t:u:broken", b"{not json")
-        await client.set("idem:testsvc:t:u:naming", naming.dumps())
-        with capture_logs() as logs:
-            forgotten = await http_protection.forget_stored_responses(client, "testsvc", person)
-        left = sorted(key.decode() for key in await client.keys("idem:testsvc:*"))
+        yield client
     finally:
         await client.aclose()
 
+
+def record_naming(person: str) -> bytes:
+    return http_protection.StoredResponse("f", 201, [], f'{{"person_id": "{person}"}}'.encode()).dumps()
+
+
+async def forget_and_look(redis: Any, person: str, logged: str) -> tuple[int | None, list[str], list[str]]:
+    """forget_stored_responses of "testsvc": how many it forgot, the keys left, the keys logged as `logged`."""
+    with capture_logs() as logs:
+        forgotten = await http_protection.forget_stored_responses(redis, "testsvc", person)
+    left = sorted(key.decode() for key in await redis.keys("idem:testsvc:*"))
+    return forgotten, left, [entry["key"] for entry in logs if entry["event"] == logged]
+
+
+async def test_forgetting_an_erased_persons_responses_deletes_a_record_it_cannot_read_and_goes_on(redis: Any) -> None:
+    person = str(uuid.uuid4())
+    await redis.set("idem:testsvc:t:u:broken", b"{not json")
+    await redis.set("idem:testsvc:t:u:naming", record_naming(person))
+
+    forgotten, left, logged = await forget_and_look(redis, person, "stored_response_unreadable_deleted")
+
     assert forgotten == 2, "the record naming the person and the unreadable one, which may name them too"
     assert left == []
-    assert [entry["key"] for entry in logs if entry["event"] == "stored_response_unreadable_deleted"] == [
-        "idem:testsvc:t:u:broken"
-    ]
+    assert logged == ["idem:testsvc:t:u:broken"]
+
+
+async def test_forgetting_an_erased_persons_responses_skips_a_key_of_another_redis_type_and_goes_on(
+    redis: Any,
+) -> None:
+    person = str(uuid.uuid4())
+    # A hash under the service's prefix: GET on it fails with WRONGTYPE, which ended the whole walk.
+    await redis.hset("idem:testsvc:t:u:a-hash", mapping={"person_id": "someone else"})
+    for number in range(20):
+        await redis.set(f"idem:testsvc:t:u:naming-{number}", record_naming(person))
+
+    forgotten, left, logged = await forget_and_look(redis, person, "stored_response_of_another_type_skipped")
+
+    assert forgotten == 20, "every record naming the person, wherever the hash came in the walk"
+    assert left == ["idem:testsvc:t:u:a-hash"], "a key this module did not write is left alone"
+    assert logged == ["idem:testsvc:t:u:a-hash"]
 
 
 async def test_the_same_key_with_a_different_body_is_refused_and_not_run(
