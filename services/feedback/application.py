@@ -268,7 +268,12 @@ async def apply_check_in_missed(session: AsyncSession, event: CheckInMissed, now
             due_at=event.due_at,
             missed=True,
         )
-        .on_conflict_do_update(index_elements=[check_ins.c.check_in_id], set_={"missed": True})
+        # Only this tenant's check-in: another tenant's of the same id is not ours to mark (as in 35d8049).
+        .on_conflict_do_update(
+            index_elements=[check_ins.c.check_in_id],
+            set_={"missed": True},
+            where=check_ins.c.tenant_id == event.tenant_id,
+        )
     )
     await recompute_health(session, event.tenant_id, event.match_id, now)
 
@@ -280,7 +285,10 @@ async def apply_meeting_completed(session: AsyncSession, event: MeetingCompleted
         insert(meetings)
         .values(meeting_id=event.meeting_id, **values)
         .on_conflict_do_update(
-            index_elements=[meetings.c.meeting_id], set_=values, where=meetings.c.sequence <= event.sequence
+            index_elements=[meetings.c.meeting_id],
+            set_=values,
+            # Another tenant's meeting of the same id must not take over this tenant's row.
+            where=(meetings.c.sequence <= event.sequence) & (meetings.c.tenant_id == event.tenant_id),
         )
     )
     if held_on is not None and event.check_in_id is not None:

@@ -111,3 +111,48 @@ async def test_a_meeting_held_in_another_tenant_neither_completes_nor_first_meet
     await asyncio.to_thread(
         apply_batches, migrated, lambda: make_handler(MovableClock(NOW)), [ours, [theirs]], our_check_in_still_open
     )
+
+
+async def test_a_meeting_of_another_tenant_with_the_same_id_leaves_this_tenants_meeting_as_it_was(
+    migrated: str,
+) -> None:
+    held = samples.meeting_completed(outcome=MeetingOutcome.HELD)
+    ours = [samples.match_accepted(), held]
+    # A later sequence, so only the tenant condition can keep the other tenant's event off our row.
+    theirs = samples.meeting_completed(
+        tenant_id=samples.OTHER_TENANT_ID,
+        match_id=samples.sample_id("match:of-another-tenant"),
+        outcome=MeetingOutcome.MISSED,
+        sequence=5,
+    )
+
+    async def our_meeting_kept(engine: AsyncEngine) -> None:
+        held_on = held.starts_at.date()
+        assert await rows(engine, "SELECT tenant_id, match_id, held_on, sequence FROM meetings") == [
+            (samples.TENANT_ID, samples.MATCH_ID, held_on, 0)
+        ]
+        assert await rows(engine, "SELECT first_meeting_on FROM matches") == [(held_on,)]
+
+    await asyncio.to_thread(
+        apply_batches, migrated, lambda: make_handler(MovableClock(NOW)), [ours, [theirs]], our_meeting_kept
+    )
+
+
+async def test_a_check_in_missed_in_another_tenant_with_the_same_id_leaves_this_tenants_check_in_open(
+    migrated: str,
+) -> None:
+    ours = [samples.match_accepted(), samples.check_in_due()]
+    their_match = samples.sample_id("match:of-another-tenant")
+    theirs = [
+        samples.match_accepted(tenant_id=samples.OTHER_TENANT_ID, match_id=their_match),
+        samples.check_in_missed(tenant_id=samples.OTHER_TENANT_ID, match_id=their_match),
+    ]
+
+    async def our_check_in_open(engine: AsyncEngine) -> None:
+        assert await rows(engine, "SELECT tenant_id, match_id, missed FROM check_ins") == [
+            (samples.TENANT_ID, samples.MATCH_ID, False)
+        ]
+
+    await asyncio.to_thread(
+        apply_batches, migrated, lambda: make_handler(MovableClock(NOW)), [ours, theirs], our_check_in_open
+    )
