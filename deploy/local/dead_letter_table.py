@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deploy.local.output import cells
-from shared.messaging.dlq import DeadLetter
+from shared.messaging.dlq import DeadLetter, shortened
 
 COLUMNS = ("partition:offset", "reason", "type", "event id", "error")
 COPIED = ("partition:offset", "event id")  # what a user copies (into --at, a search): never wrapped
@@ -26,7 +26,9 @@ Row = tuple[Text, ...]
 
 def row(d: DeadLetter) -> Row:
     """A dead letter's cells, as text: an error's "[...]" is not rich markup."""
-    return cells(d.position, d.reason, d.event_type or "-", d.event_id or "-", f"{d.error_type}: {d.error[:80]}")
+    return cells(
+        d.position, d.reason, d.event_type or "-", d.event_id or "-", f"{d.error_type}: {shortened(d.error, 80)}"
+    )
 
 
 def table(title: str, rows: Sequence[Row] = (), widths: Sequence[int] | None = None, *, header: bool = True) -> Table:

@@ -6,7 +6,9 @@
                                           [--at P:O ... | --from P:O]
 
 List shows the first 1,000 unless told otherwise, and says how many there are and which it left out; with --at it
-shows just the dead letters at those positions.
+shows just the dead letters at those positions. --json gives each letter's whole value (as text when it is UTF-8, else
+in value_base64; value_encoding says which) and value_size in bytes; the text lines shorten a long error and say by
+how much.
 Replay republishes the original bytes and headers (without the dlq_* ones) to the original topic: every dead letter,
 those --at, or every one from a position on (--from). A replay an error stops says how many it replayed and what to
 give it to replay the rest.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -79,12 +82,26 @@ class DeadLetter:
         return Position(self.partition, self.offset)
 
     def summary(self) -> dict[str, object]:
+        """The letter as --json lists it: the whole value (an operator pipes it to jq), as text when it is UTF-8, else
+        in ``value_base64``; ``value_encoding`` says which, ``value_size`` counts its bytes."""
         data = asdict(self)
         data.pop("headers")
         data.pop("raw_key")
         data.pop("raw_value")
-        data["value"] = self.value[:500].decode(errors="replace")
+        try:
+            data["value"], data["value_base64"], data["value_encoding"] = self.value.decode(), None, "utf-8"
+        except UnicodeDecodeError:
+            encoded = base64.b64encode(self.value).decode()
+            data["value"], data["value_base64"], data["value_encoding"] = None, encoded, "base64"
+        data["value_size"] = len(self.value)
         return data
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters for a table cell, saying how many it left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (+{len(text) - limit} characters)"
 
 
 class NotADeadLetterTopicError(ValueError):
@@ -603,7 +620,7 @@ def _print_listing(args: argparse.Namespace, settings: KafkaSettings) -> None:
         if args.json:
             writer.write(d.summary())
         else:
-            fields = (d.reason, d.event_type or "-", d.event_id or "-", f"{d.error_type}: {d.error[:120]}")
+            fields = (d.reason, d.event_type or "-", d.event_id or "-", f"{d.error_type}: {shortened(d.error, 120)}")
             # One line of tab-separated fields per letter: an error's line breaks and tabs become spaces.
             print("\t".join([str(d.position), *(" ".join(text.split()) for text in fields)]))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gc
 import json
@@ -921,3 +922,47 @@ def test_a_listing_whose_reader_stops_reading_ends_quietly_not_blaming_the_broke
         _, said = listing.communicate(timeout=60)
 
     assert (listing.returncode, said) == (1, b"")
+
+
+# --- what a listing shows of a letter is whole, or says what it left out ------------------------------------------
+
+
+async def test_both_json_listings_carry_each_letters_whole_value_as_text_or_base64_with_its_size(
+    kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The value was cut to its first 500 bytes without a word: a JSON event of 2 kB came out as invalid JSON.
+    original = f"t.whole.{unique}"
+    event = json.dumps({"note": "é" * 1000, "end": True}).encode()
+    binary = bytes(range(256)) * 3
+    sent = [(None, event, letter_headers(original, "e0")), (None, binary, letter_headers(original, "e1"))]
+    dead = await send_letters(kafka_bootstrap, original, sent)
+
+    assert await asyncio.to_thread(main, ["list", "--bootstrap", kafka_bootstrap, "--topic", dead, "--json"]) == 0
+    as_json = capsys.readouterr().out
+    result = await asyncio.to_thread(
+        CliRunner().invoke, mentorloom, ["dlq", "list", dead, "--bootstrap", kafka_bootstrap, "--json"]
+    )
+
+    text, other = json.loads(as_json)
+    assert json.loads(text["value"]) == {"note": "é" * 1000, "end": True}
+    assert (text["value_encoding"], text["value_base64"], text["value_size"]) == ("utf-8", None, len(event))
+    assert (other["value_encoding"], other["value"], other["value_size"]) == ("base64", None, 768)
+    assert base64.b64decode(other["value_base64"]) == binary
+    assert result.stdout == as_json
+
+
+async def test_both_text_listings_say_how_much_of_a_long_error_they_left_out(
+    kafka_bootstrap: str, unique: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = f"t.long.error.{unique}"
+    error = "x" * 300
+    dead = await send_letters(kafka_bootstrap, original, [(None, b"{}", with_error(original, "e0", error.encode()))])
+
+    assert await asyncio.to_thread(main, ["list", "--bootstrap", kafka_bootstrap, "--topic", dead]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    table = await asyncio.to_thread(
+        CliRunner().invoke, mentorloom, ["dlq", "list", dead, "--bootstrap", kafka_bootstrap]
+    )
+
+    assert line.endswith("\tRuntimeError: " + "x" * 120 + "… (+180 characters)")
+    assert "x" * 80 + "…(+220characters)" in "".join(table.stdout.replace("│", "").split())
