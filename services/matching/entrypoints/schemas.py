@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.matching.application.choosing import MenteeShortlist
 from services.matching.application.pool import ProgramPool
+from services.matching.application.projection import ERASED_EXPLANATION
 from services.matching.domain.lifecycle import MatchState
 from shared.events.values import (
     ActorRole,
@@ -138,16 +139,34 @@ class ContractFactorOut(BaseModel):
     contribution: float = Field(ge=0, le=1)
 
 
-def _party_is_told_why(values: dict[str, Any], party: str | None) -> bool:
-    """Either party may leave without explaining it to the other: a party reads the category of their own end, and of
-    the program's end (the system's planned_end_reached is nobody's private reason)."""
-    if party is None:
-        return False
-    planned = (values["closed_by"], values["end_reason_category"]) == (
-        ActorRole.SYSTEM.value,
-        EndReasonCategory.PLANNED_END_REACHED.value,
-    )
-    return values["closed_by"] == party or planned
+#: What a party is told of an end the system made. Leaving the program and the program's end are facts of the program,
+#: nobody's explanation. An erasure is told as leaving: the person is gone from the program either way (an erasure
+#: ends all their enrolments), and that they asked to be forgotten is theirs; other system categories are not told.
+_SYSTEM_END_TOLD = {
+    EndReasonCategory.PLANNED_END_REACHED.value: EndReasonCategory.PLANNED_END_REACHED,
+    EndReasonCategory.LEFT_PROGRAM.value: EndReasonCategory.LEFT_PROGRAM,
+    EndReasonCategory.PARTICIPANT_ERASED.value: EndReasonCategory.LEFT_PROGRAM,
+}
+
+#: The stored explanation of an erased participant's matches, as their partner reads it (without the erasure).
+ERASED_EXPLANATION_TOLD = "removed: a participant of this match is no longer in the program"
+
+
+def _category_told(values: dict[str, Any], party: str | None) -> EndReasonCategory | None:
+    """The end reason category as a mentee or mentor reads it. Either party may leave without explaining it to the
+    other (DOMAIN: exit route): a party reads the category of their own end, not of their partner's. A coordinator's
+    end is told as coordinator_decision: a coordinator often ends a match on one party's behalf, and the category
+    they chose may be that party's reason told in private."""
+    closed_by, category = values["closed_by"], values["end_reason_category"]
+    if party is None or category is None:
+        return None
+    if closed_by == party:
+        return EndReasonCategory(category)
+    if closed_by == ActorRole.COORDINATOR.value:
+        return EndReasonCategory.COORDINATOR_DECISION
+    if closed_by == ActorRole.SYSTEM.value:
+        return _SYSTEM_END_TOLD.get(category)
+    return None
 
 
 class MatchOut(BaseModel):
@@ -160,7 +179,12 @@ class MatchOut(BaseModel):
     round_id: uuid.UUID | None
     score: float = Field(ge=0, le=1)
     breakdown: list[ContractFactorOut]
-    explanation: str
+    explanation: str = Field(
+        description=(
+            "Why the pair was proposed. Once a participant of the match is erased it names them no more: "
+            f"{ERASED_EXPLANATION!r} for coordinators, {ERASED_EXPLANATION_TOLD!r} for the other party."
+        )
+    )
     mentee_accepted: bool
     mentor_accepted: bool
     created_at: datetime
@@ -171,8 +195,13 @@ class MatchOut(BaseModel):
     closed_by: ActorRole | None
     decline_reason: DeclineReason | None
     end_reason_category: EndReasonCategory | None = Field(
-        description="Shown to the program's coordinators and to the party who ended the match, not to the other;"
-        " planned_end_reached set by the system (the program's last day passed) is shown to both."
+        description=(
+            "Coordinators read the category as set. The mentee and mentor read: the category of an end they made "
+            "themselves (null for their partner's end: nobody explains leaving to the other); coordinator_decision "
+            "for a coordinator's end, whatever category the coordinator chose; for the system's ends, "
+            "planned_end_reached (the program's last day passed, or it was archived) and left_program (one of them "
+            "left the program, or was erased: a partner is never told of an erasure)."
+        )
     )
     end_reason_private: str | None = Field(description="Shown to the program's coordinators only.")
     at_risk: bool | None = Field(description="Coordinators only (null for the match's mentee and mentor).")
@@ -195,8 +224,9 @@ class MatchOut(BaseModel):
             # Feedback derives the at-risk signal from both people's private pulses (a flagged concern, the other's
             # low ratings): it is for coordinators to act on, never shown to the partner.
             values.update(at_risk=None, at_risk_reasons=[], at_risk_health=None)
-            if not _party_is_told_why(values, party):
-                values["end_reason_category"] = None
+            values["end_reason_category"] = _category_told(values, party)
+            if values["explanation"] == ERASED_EXPLANATION:
+                values["explanation"] = ERASED_EXPLANATION_TOLD
         values["partner"] = partner
         return cls.model_validate(values)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
+import pytest
 
 from services.matching.settings import MatchingSettings
 from services.matching.tests.integration.conftest import START, Feeder, World
@@ -37,6 +39,17 @@ async def _read(client: httpx.AsyncClient, match_id: str, headers: dict[str, str
     response = await client.get(f"/v1/matches/{match_id}", headers=headers)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
+    return body
+
+
+async def _end(
+    client: httpx.AsyncClient, match_id: str, headers: dict[str, str], category: str, private: str | None = None
+) -> dict[str, Any]:
+    ended = await client.post(
+        f"/v1/matches/{match_id}/end", json={"reason_category": category, "private_reason": private}, headers=headers
+    )
+    assert ended.status_code == 200, ended.text
+    body: dict[str, Any] = ended.json()
     return body
 
 
@@ -126,17 +139,70 @@ async def test_the_reason_category_of_an_ended_match_is_shown_to_who_ended_it_an
     client, settings, feed: Feeder
 ) -> None:
     w, match_id = await _amara_and_lukas_matched(client, settings, feed)
-    ended = await client.post(
-        f"/v1/matches/{match_id}/end",
-        json={"reason_category": "not_a_good_fit"},
-        headers=w.as_person(settings, "amara"),
-    )
-    assert ended.json()["match"]["end_reason_category"] == "not_a_good_fit"
+    ended = await _end(client, match_id, w.as_person(settings, "amara"), "not_a_good_fit")
+    assert ended["match"]["end_reason_category"] == "not_a_good_fit"
 
     partner = await _read(client, match_id, w.as_person(settings, "lukas"))
     assert (partner["state"], partner["closed_by"], partner["end_reason_category"]) == ("ended", "mentee", None)
     coordinator = await _read(client, match_id, w.as_coordinator(settings))
     assert coordinator["end_reason_category"] == "not_a_good_fit"
+
+
+async def _withdraw(feed: Feeder, w: World, name: str) -> None:
+    role, capacity = ("mentor", 2) if name == "lukas" else ("mentee", 0)
+    await feed(w.enrol(name, role, capacity=capacity, version=2, status="withdrawn"))
+
+
+@pytest.mark.parametrize("leaving", ["lukas", "amara"])
+async def test_both_parties_are_told_the_match_ended_because_one_of_them_left_the_program(
+    client, settings, feed: Feeder, leaving: str
+) -> None:
+    w, match_id = await _amara_and_lukas_matched(client, settings, feed)
+    await _withdraw(feed, w, leaving)
+
+    for party in ("amara", "lukas"):
+        seen = await _read(client, match_id, w.as_person(settings, party))
+        assert (seen["state"], seen["closed_by"], seen["end_reason_category"]) == (
+            "ended",
+            "system",
+            "left_program",
+        ), f"{party}: leaving the program is a fact of the program, nobody's explanation"
+
+
+async def test_the_partner_of_an_erased_participant_is_told_they_left_the_program_never_that_they_were_erased(
+    client, settings, feed: Feeder
+) -> None:
+    w, match_id = await _amara_and_lukas_matched(client, settings, feed)
+    await feed(samples.profile_erased(tenant_id=w.tenant, person_id=w.id("lukas"), version=2, erased_at=START))
+
+    seen = await _read(client, match_id, w.as_person(settings, "amara"))
+    assert (seen["state"], seen["closed_by"], seen["end_reason_category"]) == ("ended", "system", "left_program")
+    listed = (await client.get("/v1/me/matches", headers=w.as_person(settings, "amara"))).json()["items"]
+    for said in (seen, *listed):
+        assert "erase" not in json.dumps(said).lower(), said
+    coordinator = await _read(client, match_id, w.as_coordinator(settings))
+    assert coordinator["end_reason_category"] == "participant_erased", "coordinators are told what happened"
+
+
+async def test_both_parties_are_told_the_coordinator_ended_their_match_not_the_category_the_coordinator_chose(
+    client, settings, feed: Feeder
+) -> None:
+    w, match_id = await _amara_and_lukas_matched(client, settings, feed)
+    # A coordinator often ends a match on one party's behalf: the category may be that party's reason, told in private.
+    await _end(client, match_id, w.as_coordinator(settings), "personal_reasons", "Amara asked me; family matters.")
+
+    for party in ("amara", "lukas"):
+        seen = await _read(client, match_id, w.as_person(settings, party))
+        assert (seen["closed_by"], seen["end_reason_category"], seen["end_reason_private"]) == (
+            "coordinator",
+            "coordinator_decision",
+            None,
+        ), party
+    coordinator = await _read(client, match_id, w.as_coordinator(settings))
+    assert (coordinator["end_reason_category"], coordinator["end_reason_private"]) == (
+        "personal_reasons",
+        "Amara asked me; family matters.",
+    )
 
 
 async def test_a_party_sees_their_partners_name_time_zone_and_languages_and_the_email_only_with_consent(
