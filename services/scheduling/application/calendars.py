@@ -7,6 +7,7 @@ import secrets
 import uuid
 from datetime import datetime
 
+import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,10 +15,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.scheduling.adapters.orm import calendar_feeds, people
 from services.scheduling.adapters.repository import meeting_from_row
 from services.scheduling.application.meetings import meetings_of_person, occurrence_keys
-from services.scheduling.domain.ical import participant_feed
+from services.scheduling.domain.errors import InvalidAvailabilityError
+from services.scheduling.domain.ical import load_zone, participant_feed
 
 FEED_TOKEN_BYTES = 32  # 256 bits: unguessable, so a fast hash is enough to store it
 FEED_MEETING_LIMIT = 500
+
+log = structlog.get_logger(__name__)
+
+
+async def calendar_time_zone(session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID) -> str | None:
+    """The zone a person's calendars are written in: their stored zone if this tzdata still loads it, else None (UTC).
+
+    A zone tzdata later removed or renamed (or a row written before validation) must not turn a feed into a 422: a
+    subscribed calendar client shows no error to anyone, it just stops updating. The log line says why."""
+    time_zone = (
+        await session.execute(
+            select(people.c.time_zone).where(people.c.person_id == person_id, people.c.tenant_id == tenant_id)
+        )
+    ).scalar_one_or_none()
+    try:
+        load_zone(time_zone)
+    except InvalidAvailabilityError:
+        log.warning("time_zone_unloadable_calendar_in_utc", time_zone=time_zone)
+        return None
+    return time_zone
 
 
 def token_hash(token: str) -> str:
@@ -51,13 +73,7 @@ async def feed_for_token(session: AsyncSession, token: str, now: datetime) -> by
     ).first()
     if owner is None:
         return None
-    time_zone = (
-        await session.execute(
-            select(people.c.time_zone).where(
-                people.c.person_id == owner.person_id, people.c.tenant_id == owner.tenant_id
-            )
-        )
-    ).scalar_one_or_none()
+    time_zone = await calendar_time_zone(session, owner.tenant_id, owner.person_id)
     rows = await meetings_of_person(session, owner.tenant_id, owner.person_id, FEED_MEETING_LIMIT)
     keys = await occurrence_keys(session, [r.check_in_id for r in rows if r.check_in_id is not None])
     meetings = [meeting_from_row(r, keys.get(r.check_in_id)) for r in rows]

@@ -68,7 +68,8 @@ def ical_status(state: MeetingState) -> str:
     return _STATUS[state]
 
 
-def _zone(time_zone: str | None) -> ZoneInfo | None:
+def load_zone(time_zone: str | None) -> ZoneInfo | None:
+    """The zone named (None: UTC); InvalidAvailabilityError when this tzdata cannot load it."""
     if time_zone is None:
         return None
     try:
@@ -133,7 +134,7 @@ def meeting_ics(
 ) -> bytes:
     """The ``.ics`` download of one meeting: one event, no METHOD (see the module's docstring)."""
     require_aware(now, "now")
-    zone = _zone(time_zone)
+    zone = load_zone(time_zone)
     event = _event(
         meeting,
         now=now,
@@ -155,7 +156,7 @@ def participant_feed(
 ) -> bytes:
     """A participant's subscribable feed: every meeting given, ordered by start, in their zone or UTC."""
     require_aware(now, "now")
-    zone = _zone(time_zone)
+    zone = load_zone(time_zone)
     ordered = sorted(meetings, key=lambda m: (m.starts_at, m.meeting_id))
     events = [
         _event(

@@ -330,7 +330,7 @@ async def download_meeting_ics(meeting_id: MeetingId, principal: AnyRolePrincipa
     row, match, meeting = await meeting_cases.visible_meeting(db, principal, meeting_id)
     time_zone = None
     if principal.person_id is not None:
-        time_zone = (await load_person(db, match.tenant_id, principal.person_id)).time_zone
+        time_zone = await calendars.calendar_time_zone(db, match.tenant_id, principal.person_id)
     body = meeting_ics(meeting, now=now.now(), time_zone=time_zone)
     return Response(
         body,

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from icalendar import Calendar
+from sqlalchemy import text
+from structlog.testing import capture_logs
 
 from services.scheduling.application.sweeper import sweep
 from services.scheduling.settings import SchedulingSettings
@@ -206,6 +208,34 @@ async def test_meeting_ics_and_private_feed_parse_back_with_stable_uid_sequence_
     assert (await client.get(rotated_path)).status_code == 200
     assert (await client.delete("/v1/me/calendar-feed", headers=mentee)).status_code == 204
     assert (await client.get(rotated_path)).status_code == 404, "revoked"
+
+
+async def test_a_stored_time_zone_that_no_longer_loads_serves_the_feed_and_the_ics_in_utc_and_logs_it(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, db
+):
+    start = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)
+    mentee, _, mid = await proposed_by_mentee(client, pair, settings, start)
+    feed_path = httpx.URL((await client.post("/v1/me/calendar-feed", headers=mentee)).json()["url"]).path
+    _, match = pair
+    # A zone tzdata removed later, or a row written before validation: the name is kept, it just cannot be loaded.
+    async with db.begin() as conn:
+        await conn.execute(
+            text("UPDATE people SET time_zone = 'Mars/Olympus_Mons' WHERE person_id = :p"),
+            {"p": match.mentee_person_id},
+        )
+
+    with capture_logs() as logs:
+        feed = await client.get(feed_path)
+        ics = await client.get(f"/v1/meetings/{mid}/ics", headers=mentee)
+
+    for response in (feed, ics):
+        assert response.status_code == 200, response.text
+        calendar = Calendar.from_ical(response.content)
+        starts = calendar.walk("VEVENT")[0].decoded("DTSTART")
+        assert (starts, starts.utcoffset(), calendar.walk("VTIMEZONE")) == (start, timedelta(0), [])
+        assert "X-WR-TIMEZONE" not in calendar
+    unloadable = [entry for entry in logs if entry["event"] == "time_zone_unloadable_calendar_in_utc"]
+    assert [entry["time_zone"] for entry in unloadable] == ["Mars/Olympus_Mons"] * 2
 
 
 async def test_participants_see_only_their_matches_and_coordinators_only_their_programs(
