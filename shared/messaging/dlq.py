@@ -13,7 +13,8 @@ Replay republishes the original bytes and headers (without the dlq_* ones) to th
 those --at, or every one from a position on (--from). A replay an error stops says how many it replayed and what to
 give it to replay the rest.
 Replaying is safe to repeat: the consumers' inbox ignores an event id that was already applied.
-Both read the topic a chunk at a time and print as they read, so memory does not grow with it.
+Both read the topic a chunk at a time and print as they read, so memory does not grow with it. --from starts each
+partition where the position says (a seek): the letters before it are not read again.
 """
 
 from __future__ import annotations
@@ -119,14 +120,36 @@ def require_dead_letter_topic(topic: str) -> None:
         )
 
 
+def partition_starts(start: Sequence[Position]) -> dict[int, int | None]:
+    """Where reading from ``start`` begins in each partition (stream_topic_to_end's ``starts``): the partitions it
+    names from their offsets, those before the last it names and not named not at all, those after from their
+    beginning. So one position P:O reads, in partition:offset order, every letter from it on; a cursor naming each
+    partition up to the last it reads (as a listing's note gives it) goes on in each where the page left it."""
+    named = {p.partition: p.offset for p in start}
+    return {partition: named.get(partition) for partition in range(max(named, default=-1) + 1)}
+
+
 async def stream_dead_letters(
-    bootstrap: str, topic: str, *, chunk_size: int = CHUNK_SIZE, settings: KafkaSettings | None = None
+    bootstrap: str,
+    topic: str,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    settings: KafkaSettings | None = None,
+    start: Sequence[Position] = (),
 ) -> AsyncGenerator[list[DeadLetter], None]:
     """The dead letters of a topic in chunks of at most ``chunk_size`` (stream_topic_to_end), without joining a group
-    (inspection changes nothing). Close it (``contextlib.aclosing``) when stopping early. Raises
-    NoSuchDeadLetterTopicError when the broker has no such topic."""
+    (inspection changes nothing); from ``start`` on (partition_starts: the letters before it are not read), else all.
+    Close it (``contextlib.aclosing``) when stopping early. Raises NoSuchDeadLetterTopicError when the broker has no
+    such topic."""
     require_dead_letter_topic(topic)
-    chunks = stream_topic_to_end(bootstrap, topic, chunk_size=chunk_size, settings=settings, require_topic=True)
+    chunks = stream_topic_to_end(
+        bootstrap,
+        topic,
+        chunk_size=chunk_size,
+        settings=settings,
+        require_topic=True,
+        starts=partition_starts(start),
+    )
     async with contextlib.aclosing(chunks):
         try:
             async for chunk in chunks:
@@ -396,7 +419,8 @@ async def replay_dead_letters(
     """Republish dead letters (all, those at the given positions, or all from ``start`` on in partition:offset order)
     to their original topics; how many.
 
-    All of them are read and sent a chunk at a time (memory does not grow with the topic). Given positions are all
+    All of them are read and sent a chunk at a time (memory does not grow with the topic); from ``start``, each
+    partition is read from where it begins (partition_starts), not from the topic's start. Given positions are all
     found first: raises UnknownDeadLetterError, replaying nothing, when one holds no dead letter (a typo must not
     pass for a replay). A broker error part way raises ReplayStoppedError, which says how many were replayed and
     where to go on from; ``progress`` follows it as it goes."""
@@ -406,7 +430,9 @@ async def replay_dead_letters(
     progress.wanted, progress.start = (None if positions is None else sorted(set(positions))), start
     try:
         if positions is None:
-            letters = _from(start, stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings))
+            letters = stream_dead_letters(
+                bootstrap, topic, chunk_size=chunk_size, settings=settings, start=() if start is None else [start]
+            )
             async with contextlib.aclosing(letters):
                 await _republish(bootstrap, letters, settings, progress)
         else:
@@ -418,17 +444,6 @@ async def replay_dead_letters(
     except BROKER_ERRORS as error:
         raise progress.stopped(topic, broker_failure(error)) from error
     return progress.replayed
-
-
-async def _from(
-    start: Position | None, chunks: AsyncGenerator[list[DeadLetter], None]
-) -> AsyncGenerator[list[DeadLetter], None]:
-    """The chunks' letters at ``start`` or after it (all when None)."""
-    async with contextlib.aclosing(chunks):
-        async for chunk in chunks:
-            kept = chunk if start is None else [d for d in chunk if d.position >= start]
-            if kept:
-                yield kept
 
 
 async def _one_chunk(letters: list[DeadLetter]) -> AsyncIterator[list[DeadLetter]]:

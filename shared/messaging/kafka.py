@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Collection, Iterable, Sequence
+from collections.abc import AsyncGenerator, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -117,6 +117,7 @@ async def stream_topic_to_end(
     limit_seconds: float = 60.0,
     settings: KafkaSettings | None = None,
     require_topic: bool = False,
+    starts: Mapping[int, int | None] | None = None,
 ) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
     """Every record a topic held when reading started, in chunks of at most ``chunk_size`` records of one partition,
     by partition and offset, without joining a group (reading changes nothing). Only one chunk is held at a time, so
@@ -128,16 +129,25 @@ async def stream_topic_to_end(
     are left out: a replay whose letters are dead-lettered again must not read them again, and so never end. Raises
     TimeoutError when ``limit_seconds`` pass waiting for the broker (the time the caller spends on a chunk does not
     count). ``require_topic``: raise UnknownTopicError when the broker has no such topic (else it reads as empty).
+    ``starts``: where to begin in each partition it names (an offset, or None: not at all), each seeked to, so that
+    what lies before is not fetched; the partitions it does not name are read from their beginning.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+    first = starts or {}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **client_options(settings)
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        # A start the broker no longer holds (retention deleted it): from the first it holds, not past them all.
+        auto_offset_reset="earliest",
+        **client_options(settings),
     )
     try:
         await consumer.start()  # inside: a broker that cannot be reached still leaves a closed consumer
         known = await consumer.topics()  # the cluster's metadata, which partitions_for_topic reads
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        numbers = sorted(consumer.partitions_for_topic(topic) or ())
+        partitions = [TopicPartition(topic, p) for p in numbers if first.get(p, 0) is not None]
         if require_topic and topic not in known:
             raise UnknownTopicError(topic, known)
         if not partitions:
@@ -145,7 +155,12 @@ async def stream_topic_to_end(
         consumer.assign(partitions)
         await seek_past_the_last_record(consumer, partitions, limit_seconds=limit_seconds)
         ends = {partition: await consumer.position(partition) for partition in partitions}
-        await consumer.seek_to_beginning(*partitions)
+        from_beginning = [partition for partition in partitions if not first.get(partition.partition)]
+        if from_beginning:
+            await consumer.seek_to_beginning(*from_beginning)
+        for partition in partitions:
+            if offset := first.get(partition.partition):
+                consumer.seek(partition, offset)
         for partition in partitions:
             deadline = time.monotonic() + limit_seconds
             while await consumer.position(partition) < ends[partition]:

@@ -328,6 +328,32 @@ async def test_a_replay_at_a_position_past_the_first_chunk_sends_that_letter_alo
     assert [dict(r.headers)["ce_id"] for r in await read_topic_to_end(kafka_bootstrap, original)] == [b"p1-7"]
 
 
+@pytest.mark.parametrize(
+    ("start", "chunk_sizes", "replayed"),
+    [
+        (Position(0, 11), [2, 5, 4], ["p0-11", "p0-12", *(f"p1-{i}" for i in range(9))]),
+        (Position(1, 4), [5], [f"p1-{i}" for i in range(4, 9)]),
+    ],
+)
+async def test_a_replay_from_a_position_reads_no_letter_before_it_and_replays_every_one_from_it(
+    kafka_bootstrap: str,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    start: Position,
+    chunk_sizes: list[int],
+    replayed: list[str],
+) -> None:
+    # Resuming near the end of a long topic read it all again from the start and dropped what came before.
+    original = f"t.replay.from.{unique}"
+    dead = await send_dead_letters(kafka_bootstrap, original, [13, 9])
+    read = chunk_sizes_the_dead_letter_tool_reads(monkeypatch)
+
+    assert await replay_dead_letters(kafka_bootstrap, dead, start=start, chunk_size=5) == len(replayed)
+
+    assert read == chunk_sizes
+    assert await republished_ids(kafka_bootstrap, original) == Counter(replayed)
+
+
 # --- a replay that stops part way says how far it got --------------------------------------------------------------
 
 
