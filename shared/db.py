@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+T = TypeVar("T")
+
+#: Rows or ids per statement built from a list of unbounded length: asyncpg sends at most 32,767 query arguments, and
+#: 1,000 keeps even a 15-column row per item (a check-in) far below that.
+STATEMENT_CHUNK = 1_000
+
+
+def chunks(items: Sequence[T], size: int = STATEMENT_CHUNK) -> Iterator[Sequence[T]]:
+    """`items` in consecutive slices of at most `size`, in order (nothing for an empty sequence)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
 
 # Deterministic constraint names so Alembic migrations are stable across machines.
 NAMING_CONVENTION = {

@@ -21,6 +21,7 @@ from services.scheduling.adapters.repository import (
 from services.scheduling.domain.model import CheckIn, CheckInState
 from services.scheduling.domain.plan import cancellations_on_match_end, plan_checkins, replan
 from services.scheduling.domain.rhythm import missed_deadline
+from shared.db import chunks
 
 
 def _rows(match: MatchRecord, program: ProgramSettings, planned: Iterable[CheckIn]) -> list[dict[str, object]]:
@@ -46,14 +47,10 @@ def _rows(match: MatchRecord, program: ProgramSettings, planned: Iterable[CheckI
     ]
 
 
-#: Check-in rows per INSERT: 15 columns each stay under asyncpg's 32,767 query arguments (a long program with a daily
-#: cadence plans thousands of check-ins for one match).
-INSERT_CHUNK = 1_000
-
-
 async def _insert(session: AsyncSession, rows: list[dict[str, object]]) -> None:
-    for start in range(0, len(rows), INSERT_CHUNK):
-        stmt = insert(check_ins).values(rows[start : start + INSERT_CHUNK])
+    # In chunks: a long program with a daily cadence plans thousands of check-ins for one match, 15 arguments each.
+    for chunk in chunks(rows):
+        stmt = insert(check_ins).values(list(chunk))
         # The occurrence key is unique: a redelivered plan inserts nothing twice.
         await session.execute(stmt.on_conflict_do_nothing(index_elements=["occurrence_key"]))
 
@@ -83,11 +80,12 @@ async def cancel_checkins(
     states: tuple[CheckInState, ...] = (CheckInState.SCHEDULED,),
 ) -> None:
     """Cancel the named check-ins that are still in one of `states` (a concurrent sweep may have moved one on)."""
-    if occurrence_keys:
+    # In chunks: a long plan (a daily rhythm over decades) names more keys than one statement's arguments can hold.
+    for chunk in chunks(occurrence_keys):
         await session.execute(
             update(check_ins)
             .where(
-                check_ins.c.occurrence_key.in_(occurrence_keys),
+                check_ins.c.occurrence_key.in_(chunk),
                 check_ins.c.state.in_([state.value for state in states]),
             )
             .values(state=CheckInState.CANCELLED.value, settled_at=now)

@@ -12,9 +12,11 @@ import pytest
 from hypothesis import given
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.scheduling.application.checkins import cancel_checkins
 from services.scheduling.application.projection import CONSUMED, make_handler
 from services.scheduling.tests.integration.conftest import START, Feeder, rows, scalar
 from shared.clock import MovableClock
+from shared.db import session_factory
 from shared.events import samples
 from shared.events.models import EventData
 from shared.events.values import ProgramStatus
@@ -52,13 +54,33 @@ def test_every_valid_event_scheduling_consumes_is_applied_or_ignored_and_check_i
     apply_batches(migrated, lambda: make_handler(MovableClock(START)), batches, assert_scheduling_invariants)
 
 
+async def accept_match_in_program(feed: Feeder, ends_on: date, cadence_days: int) -> None:
+    """The sample match, accepted in an active program from 2026-01-01 to `ends_on` with check-ins every so often."""
+    program = samples.program_updated(
+        starts_on=date(2026, 1, 1), ends_on=ends_on, check_in_cadence_days=cadence_days, status=ProgramStatus.ACTIVE
+    )
+    await feed(program, samples.match_accepted(activated_at=datetime(2026, 1, 5, tzinfo=UTC)))
+
+
 async def test_a_match_in_a_ten_year_program_with_daily_check_ins_gets_its_whole_plan(
     feed: Feeder, db: AsyncEngine
 ) -> None:
     # Found by the test above: 3,650 check-ins in one INSERT exceeded asyncpg's 32,767 query arguments.
-    program = samples.program_updated(
-        starts_on=date(2026, 1, 1), ends_on=date(2036, 1, 1), check_in_cadence_days=1, status=ProgramStatus.ACTIVE
-    )
-    await feed(program, samples.match_accepted(activated_at=datetime(2026, 1, 5, tzinfo=UTC)))
+    await accept_match_in_program(feed, date(2036, 1, 1), cadence_days=1)
     planned = await scalar(db, "SELECT count(*) FROM check_ins WHERE match_id = :m", m=samples.MATCH_ID)
     assert planned > 3_000
+
+
+async def test_cancelling_more_check_ins_than_one_statement_takes_cancels_every_one(
+    feed: Feeder, db: AsyncEngine
+) -> None:
+    # A daily rhythm over ~90 years ends with ~33,000 open check-ins: past asyncpg's 32,767 arguments of one
+    # UPDATE ... IN (...). Made-up keys stand in for most of them (planning that many takes half a minute).
+    await accept_match_in_program(feed, date(2027, 1, 1), cadence_days=7)
+    planned = [key for (key,) in await rows(db, "SELECT occurrence_key FROM check_ins")]
+    absent = [f"{samples.MATCH_ID}:regular:{seq}" for seq in range(1_000, 34_000)]
+
+    async with session_factory(db)() as session, session.begin():
+        await cancel_checkins(session, absent + planned, datetime(2026, 2, 1, tzinfo=UTC))
+
+    assert await rows(db, "SELECT DISTINCT state FROM check_ins") == [("cancelled",)]
