@@ -254,9 +254,9 @@ def _key_text(key: bytes | str) -> str:
 
 
 async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: str) -> int | None:
-    """Delete the service's responses kept for Idempotency-Key retries whose body holds `needle` (an erased person's
-    id: an answer naming them may hold their name, e-mail or what was written from their profile, kept a day
-    otherwise); how many, or None when Redis failed. Walks the service's records with SCAN, so it suits a rare act
+    """Delete the service's responses kept for Idempotency-Key retries whose body or key holds `needle` (an erased
+    person's id: an answer naming them may hold their name, e-mail or what was written from their profile, kept a day
+    otherwise; the key holds the caller's token subject); how many, or None when Redis failed. Walks the service's records with SCAN, so it suits a rare act
     like an erasure, not a request path. A retry with a forgotten key runs the request again, as one arriving after
     the record expired would. Redis failing is logged, not raised: the caller's erasure stands, Redis holds only
     what may be lost, and the records expire with the idempotency TTL. A record that cannot be read is deleted and
@@ -279,7 +279,8 @@ async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: s
             if raw is None:
                 continue
             try:
-                names_needle = wanted in StoredResponse.loads(raw).body
+                # The key names the caller: the person's own answers, when their token's subject is their id.
+                names_needle = wanted in _key_text(key).encode() or wanted in StoredResponse.loads(raw).body
             except (ValueError, KeyError, TypeError) as exc:  # bad JSON, base64 or shape
                 log.warning(
                     "stored_response_unreadable_deleted",

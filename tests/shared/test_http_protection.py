@@ -202,6 +202,19 @@ async def test_forgetting_an_erased_persons_responses_deletes_a_record_it_cannot
     assert logged == ["idem:testsvc:t:u:broken"]
 
 
+async def test_forgetting_an_erased_persons_responses_deletes_those_kept_under_their_own_subject(redis: Any) -> None:
+    person = str(uuid.uuid4())
+    # Their own answer (a calendar feed's URL, say) names them only in its key, when their token's subject is their id.
+    own = http_protection.StoredResponse("f", 201, [], b'{"url": "https://example.org/feeds/secret"}').dumps()
+    await redis.set(f"idem:testsvc:t:{person}:k1", own)
+    await redis.set("idem:testsvc:t:someone-else:k2", own)
+
+    forgotten, left, _ = await forget_and_look(redis, person, "")
+
+    assert forgotten == 1
+    assert left == ["idem:testsvc:t:someone-else:k2"]
+
+
 async def test_forgetting_an_erased_persons_responses_skips_a_key_of_another_redis_type_and_goes_on(
     redis: Any,
 ) -> None:
