@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.messaging.consumer import run_after_commit
+
+#: Drops what a service keeps outside its database about an erased person (the bootstrap wires
+#: shared.service.Runtime.forget_answers_naming: the answers its API keeps in Redis for Idempotency-Key retries).
+ForgetPerson = Callable[[uuid.UUID], Awaitable[object]]
 
 
 async def apply_snapshot(
@@ -27,3 +35,11 @@ async def apply_snapshot(
         ).returning(*(table.c[name] for name in key))
     )
     return applied.first() is not None
+
+
+def forget_after_commit(session: AsyncSession, forget: ForgetPerson | None, person_id: uuid.UUID) -> None:
+    """Have an erasure handler's `forget(person_id)` run once the consumer's transaction commits (run_after_commit):
+    no Redis scan while the batch holds its row locks, none for a batch rolled back, and its failure logged, never
+    failing the erasure. `forget` None (a handler built without Redis) forgets nothing."""
+    if forget is not None:
+        run_after_commit(session, functools.partial(forget, person_id))

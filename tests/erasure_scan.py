@@ -81,6 +81,12 @@ async def redis_keys_containing(redis: Any, needle: str) -> list[str]:
     return found
 
 
+async def kept_answers_naming(redis: Any, needle: str) -> list[str]:
+    """The Redis keys naming `needle` (redis_keys_containing), but for the rate limit's counters (``rl:…``): named by
+    the caller's token subject (a person id in these tests), they hold a count and expire within the minute."""
+    return [key for key in await redis_keys_containing(redis, needle) if not key.startswith("rl:")]
+
+
 def _readable(value: bytes) -> list[bytes]:
     """A string value, plus the body of a response kept for an Idempotency-Key retry (stored base64-encoded)."""
     try:

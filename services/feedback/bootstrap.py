@@ -19,7 +19,7 @@ from shared.settings import clock_of
 
 
 def projection_handler(runtime: Runtime) -> EventHandler:
-    return make_handler(clock_of(runtime.settings))
+    return make_handler(clock_of(runtime.settings), runtime.forget_answers_naming)
 
 
 async def run_sweeper(runtime: Runtime, stop: asyncio.Event) -> None:

@@ -31,7 +31,7 @@ def build_service_app(runtime: Runtime) -> FastAPI:
 
 
 def projection_handler(runtime: Runtime) -> Handler:
-    return make_handler(service_clock(runtime))
+    return make_handler(service_clock(runtime), runtime.forget_answers_naming)
 
 
 async def run_sweeper(runtime: Runtime, stop: asyncio.Event) -> None:

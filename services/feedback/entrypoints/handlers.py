@@ -22,17 +22,21 @@ from shared.events.models import (
     ProgramUpdated,
 )
 from shared.events.registry import MATCHING_TOPIC, PROFILES_TOPIC, SCHEDULING_TOPIC
+from shared.projection import ForgetPerson, forget_after_commit
 
 CONSUMED_TOPICS = (PROFILES_TOPIC, MATCHING_TOPIC, SCHEDULING_TOPIC)
 
 EventHandler = Callable[[AsyncSession, EventEnvelope[EventData]], Awaitable[None]]
 
 
-def make_handler(clock: Clock | None = None) -> EventHandler:
+def make_handler(clock: Clock | None = None, forget_kept: ForgetPerson | None = None) -> EventHandler:
     """The projection's handler; events it does not need (e.g. MatchProposed) are acknowledged and ignored.
 
     `clock` (default: the system's) decides which check-ins are already due, and whether the first-meeting
-    milestone has passed, when the match's health is assessed.
+    milestone has passed, when the match's health is assessed. `forget_kept(person_id)` drops the answers the API
+    keeps in Redis for Idempotency-Key retries that name an erased person (a pulse answer holds their note, an
+    agreement their answers); it runs after the consumer's transaction commits, for every erasure delivered, as the
+    erasure itself does its whole work again.
     """
     service_clock: Clock = clock or SystemClock()
 
@@ -47,6 +51,7 @@ def make_handler(clock: Clock | None = None) -> EventHandler:
                 await app.apply_enrollment_changed(session, data)
             case ProfileErased():
                 await app.apply_profile_erased(session, data, service_clock.now())
+                forget_after_commit(session, forget_kept, data.person_id)
             case MatchAccepted():
                 await app.apply_match_accepted(session, data)
             case MatchEnded():

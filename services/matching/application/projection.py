@@ -7,7 +7,6 @@ event it came from (`event_time`), which the program pool reports.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -32,9 +31,8 @@ from shared.events.models import (
     ProgramUpdated,
 )
 from shared.events.values import ActorRole, DeclineReason, EndReasonCategory, EnrollmentStatus
-from shared.messaging.consumer import run_after_commit
 from shared.messaging.outbox import rewrite_waiting
-from shared.projection import apply_snapshot
+from shared.projection import ForgetPerson, apply_snapshot, forget_after_commit
 
 ContractEvent = EventEnvelope[EventData]
 Handler = Callable[[AsyncSession, ContractEvent], Awaitable[None]]
@@ -211,10 +209,7 @@ async def on_match_at_risk(session: AsyncSession, event: MatchAtRisk) -> None:
     )
 
 
-ForgetCached = Callable[[uuid.UUID], Awaitable[object]]
-
-
-def make_handler(forget_cached: ForgetCached | None = None) -> Handler:
+def make_handler(forget_cached: ForgetPerson | None = None) -> Handler:
     """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored.
 
     `forget_cached(person_id)` drops what the API keeps outside the database about an erased person (answers kept
@@ -226,9 +221,8 @@ def make_handler(forget_cached: ForgetCached | None = None) -> Handler:
         if isinstance(data, ProfileUpdated):
             await on_profile_updated(session, data, envelope.time)
         elif isinstance(data, ProfileErased):
-            if await on_profile_erased(session, data, envelope.time) and forget_cached is not None:
-                # After the commit: no Redis scan while the batch holds its row locks, none for a rolled-back one.
-                run_after_commit(session, functools.partial(forget_cached, data.person_id))
+            if await on_profile_erased(session, data, envelope.time):
+                forget_after_commit(session, forget_cached, data.person_id)
         elif isinstance(data, ProgramUpdated):
             await on_program_updated(session, data, envelope.time)
         elif isinstance(data, EnrollmentChanged):

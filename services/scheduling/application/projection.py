@@ -36,7 +36,7 @@ from shared.events.models import (
 )
 from shared.events.values import ActorRole, MeetingCancelReason
 from shared.messaging.outbox import add_events
-from shared.projection import apply_snapshot
+from shared.projection import ForgetPerson, apply_snapshot, forget_after_commit
 
 ContractEvent = EventEnvelope[EventData]
 Handler = Callable[[AsyncSession, ContractEvent], Awaitable[None]]
@@ -179,13 +179,14 @@ async def on_profile_updated(session: AsyncSession, event: ProfileUpdated) -> No
     await apply_snapshot(session, people, {"person_id": event.person_id}, values)
 
 
-async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> None:
+async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> bool:
     """Forget the person's time zone, availability and calendar feed, and cancel their open meetings.
 
     What stays is the person id: on the people row with the erasure's version (a late snapshot is older, so it is not
     applied; a redelivered erasure finds nothing newer to do), and on their matches' meetings, check-ins and
     reminders, which are the partner's history too and what the program's check-in lists count. Scheduling holds
-    nothing else about a person: meetings carry times and a format, no text."""
+    nothing else about a person: meetings carry times and a format, no text. Returns whether it was applied (not a
+    redelivered or older erasure)."""
     values = {
         "tenant_id": event.tenant_id,
         "version": event.version,
@@ -194,7 +195,7 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> None
         "erased": True,
     }
     if not await apply_snapshot(session, people, {"person_id": event.person_id}, values):
-        return
+        return False
     # The feed URL would keep publishing the person's meeting times: revoke it with the rest of their data.
     await session.execute(
         delete(calendar_feeds).where(
@@ -208,10 +209,15 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> None
         MeetingCancelReason.PARTICIPANT_ERASED,
         event.erased_at,
     )
+    return True
 
 
-def make_handler(clock: Clock) -> Handler:
-    """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored."""
+def make_handler(clock: Clock, forget_kept: ForgetPerson | None = None) -> Handler:
+    """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored.
+
+    `forget_kept(person_id)` drops the answers the API keeps in Redis for Idempotency-Key retries that name an erased
+    person (a meeting names both parties); it runs once per applied erasure, after the consumer's transaction
+    commits."""
 
     async def handle(session: AsyncSession, envelope: ContractEvent) -> None:
         data = envelope.data
@@ -224,6 +230,8 @@ def make_handler(clock: Clock) -> Handler:
         elif isinstance(data, ProfileUpdated):
             await on_profile_updated(session, data)
         elif isinstance(data, ProfileErased):
-            await on_profile_erased(session, data)
+            applied = await on_profile_erased(session, data)
+            if applied:  # a redelivered or older erasure has nothing new to forget
+                forget_after_commit(session, forget_kept, data.person_id)
 
     return handle

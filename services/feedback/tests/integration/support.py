@@ -16,13 +16,13 @@ from sqlalchemy import text
 
 from services.feedback.bootstrap import DEFINITION
 from services.feedback.entrypoints.api import build_app
-from services.feedback.entrypoints.handlers import CONSUMED_TOPICS, make_handler
+from services.feedback.entrypoints.handlers import CONSUMED_TOPICS, EventHandler, make_handler
 from shared.auth import Role, mint_dev_token
 from shared.clock import Clock
 from shared.events import samples
 from shared.events.envelope import EventEnvelope, decode
 from shared.events.models import EventData
-from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.consumer import ConsumerRunner, run_after_commit_actions
 from shared.messaging.kafka import read_topic_to_end
 from shared.migrations import upgrade_to_head
 from shared.service import Runtime
@@ -99,13 +99,20 @@ def token(
     return {"Authorization": f"Bearer {minted}"}
 
 
-async def apply(runtime: Runtime, *events: EventData | EventEnvelope[EventData], clock: Clock | None = None) -> None:
-    """Project events straight through the handler (tests that are not about delivery)."""
-    handle = make_handler(clock)
+async def apply(
+    runtime: Runtime,
+    *events: EventData | EventEnvelope[EventData],
+    clock: Clock | None = None,
+    handle: EventHandler | None = None,
+) -> None:
+    """Project events straight through the handler (tests that are not about delivery), each in its own transaction,
+    then what it left to run after the commit; `handle` defaults to one on `clock` that forgets nothing in Redis."""
+    handle = handle or make_handler(clock)
     for event in events:
         envelope = event if isinstance(event, EventEnvelope) else EventEnvelope.wrap(event)
         async with runtime.sessions() as session, session.begin():
             await handle(session, envelope)
+        await run_after_commit_actions(session)
 
 
 def program(people: People, **overrides: Any) -> EventData:

@@ -1,9 +1,11 @@
-"""Right to be forgotten: after ProfileErased no row of the feedback database leads back to the person, on a real
-PostgreSQL; the program's report is unchanged and the partner sees nothing the erased person wrote."""
+"""Right to be forgotten: after ProfileErased no row of the feedback database leads back to the person, nor any
+answer its API keeps in Redis for Idempotency-Key retries, on a real PostgreSQL and Redis; the program's report is
+unchanged and the partner sees nothing the erased person wrote."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +17,7 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.feedback.bootstrap import DEFINITION
+from services.feedback.bootstrap import DEFINITION, projection_handler
 from services.feedback.domain.agreement import (
     AgreedPlan,
     AgreementAnswers,
@@ -33,6 +35,7 @@ from services.feedback.tests.integration.support import (
     apply,
     check_in_due,
     count,
+    migrated_runtime,
     program,
     token,
 )
@@ -42,7 +45,7 @@ from shared.events.envelope import EventEnvelope
 from shared.events.models import EventData
 from shared.migrations import alembic_config
 from shared.service import Runtime
-from tests.erasure_scan import columns_containing
+from tests.erasure_scan import columns_containing, kept_answers_naming
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +54,21 @@ CAMPUS_A, CAMPUS_B = uuid4(), uuid4()
 GOOD = {"usefulness": 4, "trust": 5, "meeting_happened": True, "goal_progress": 60}
 # Everything the erased person writes carries one of these, so a scan can tell whether any of it is left.
 SECRETS = ("secret-note", "secret-hopes", "secret-boundary", "secret-goal", "secret-plan", "secret-progress")
+
+
+@pytest.fixture
+async def runtime(database_url: str, redis_url: str) -> AsyncIterator[Runtime]:
+    """On a real Redis, so the API keeps its answers for Idempotency-Key retries there (as deployed)."""
+    built = await migrated_runtime(database_url, redis_url=redis_url)
+    try:
+        yield built
+    finally:
+        await built.close()
+
+
+def once(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` with a fresh Idempotency-Key: the answer to the POST is kept in Redis for a retry."""
+    return {**headers, "Idempotency-Key": uuid4().hex}
 
 
 def agreement_answers(marker: str) -> dict[str, Any]:
@@ -104,7 +122,7 @@ async def answer_open_pulse(
     response = await client.post(
         f"/v1/pulses/{pulse['pulse_id']}/answers",
         json={"answers": answers, "concern_flagged": concern},
-        headers=headers,
+        headers=once(headers),
     )
     assert response.status_code == 200, response.text
 
@@ -141,10 +159,10 @@ async def seeded(runtime: Runtime, client: httpx.AsyncClient) -> Program:
     await answer_open_pulse(client, mentor_token, first.match, "the mentor's own note")
     await answer_open_pulse(client, mentee_token, second.match, "secret-note: please step in", concern=True)
     surveys = f"/v1/matches/{first.match}/surveys"
-    await ok(client.post(surveys, json={"kind": "before", "answers": {"q1": 2, "q2": 3}}, headers=mentee_token))
-    await ok(client.post(surveys, json={"kind": "after", "answers": {"q1": 4, "q2": 5}}, headers=mentee_token))
-    await ok(client.post(surveys, json={"kind": "before", "answers": {"q1": 3}}, headers=mentor_token))
-    await ok(client.post(surveys, json={"kind": "after", "answers": {"q1": 4}}, headers=mentor_token))
+    await ok(client.post(surveys, json={"kind": "before", "answers": {"q1": 2, "q2": 3}}, headers=once(mentee_token)))
+    await ok(client.post(surveys, json={"kind": "after", "answers": {"q1": 4, "q2": 5}}, headers=once(mentee_token)))
+    await ok(client.post(surveys, json={"kind": "before", "answers": {"q1": 3}}, headers=once(mentor_token)))
+    await ok(client.post(surveys, json={"kind": "after", "answers": {"q1": 4}}, headers=once(mentor_token)))
     agreement = f"/v1/matches/{first.match}/agreement"
     await ok(client.put(f"{agreement}/answers", json=agreement_answers("secret"), headers=mentee_token))
     await ok(client.put(f"{agreement}/answers", json=agreement_answers("mentor"), headers=mentor_token))
@@ -157,8 +175,8 @@ async def seeded(runtime: Runtime, client: httpx.AsyncClient) -> Program:
     )
     goal = plan["plan"]["goals"][0]["goal_id"]
     progress = f"{agreement}/goals/{goal}/progress"
-    await ok(client.post(progress, json={"percent": 20, "note": "secret-progress"}, headers=mentee_token))
-    await ok(client.post(progress, json={"percent": 40, "note": "mentor progress"}, headers=mentor_token))
+    await ok(client.post(progress, json={"percent": 20, "note": "secret-progress"}, headers=once(mentee_token)))
+    await ok(client.post(progress, json={"percent": 40, "note": "mentor progress"}, headers=once(mentor_token)))
     await apply(runtime, samples.match_ended(**second.pair, ended_at=NOW - timedelta(hours=1)))
     return Program(base, mentee, first, second)
 
@@ -189,13 +207,18 @@ async def test_after_erasure_no_row_of_any_table_carries_the_person_id_or_their_
     assert "matches.health_reasons" in before
     for secret in SECRETS:
         assert await rows_containing(runtime, secret), secret
+    # And among the answers kept for Idempotency-Key retries: the partner's progress answer holds the agreement.
+    assert await kept_answers_naming(runtime.redis, str(scenario.mentee))
+    assert await kept_answers_naming(runtime.redis, "secret-progress")
 
     answered = "SELECT count(*) FROM surveys WHERE before_answers IS NOT NULL AND after_answers IS NOT NULL"
     assert await count(runtime, answered) == 2
 
-    await apply(runtime, erased(scenario))
+    await apply(runtime, erased(scenario), handle=projection_handler(runtime))
 
     assert await rows_containing(runtime, str(scenario.mentee)) == []
+    for needle in (str(scenario.mentee), *SECRETS):
+        assert await kept_answers_naming(runtime.redis, needle) == [], needle
     # Their per-question survey answers go (the reports count the scores); the partner's stay.
     assert await count(runtime, answered) == 1
     assert await rows_containing(runtime, scenario.mentee.hex) == []

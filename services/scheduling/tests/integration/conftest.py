@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.scheduling.application.projection import make_handler
+from services.scheduling.application.projection import Handler, make_handler
 from services.scheduling.bootstrap import DEFINITION
 from services.scheduling.entrypoints.api import build_app
 from services.scheduling.settings import SchedulingSettings
@@ -23,6 +23,7 @@ from shared.clock import MovableClock
 from shared.db import session_factory
 from shared.events.envelope import EventEnvelope
 from shared.events.models import EventData
+from shared.messaging.consumer import run_after_commit_actions
 from shared.migrations import upgrade_to_head
 from shared.service import Runtime
 
@@ -64,21 +65,23 @@ async def db(migrated: str) -> AsyncIterator[AsyncEngine]:
 
 
 class Feeder:
-    """Applies contract events through the consumer's handler, each in its own transaction (as the consumer does)."""
+    """Applies contract events through `handle`, each in its own transaction, then what the handler left to run
+    after the commit (as the consumer does)."""
 
-    def __init__(self, engine: AsyncEngine, clock: MovableClock) -> None:
+    def __init__(self, engine: AsyncEngine, handle: Handler) -> None:
         self.sessions = session_factory(engine)
-        self.handle = make_handler(clock)
+        self.handle = handle
 
     async def __call__(self, *events: EventData) -> None:
         for data in events:
             async with self.sessions() as session, session.begin():
                 await self.handle(session, EventEnvelope.wrap(data))
+            await run_after_commit_actions(session)
 
 
 @pytest.fixture
 def feed(db: AsyncEngine, clock: MovableClock) -> Feeder:
-    return Feeder(db, clock)
+    return Feeder(db, make_handler(clock))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Right to be forgotten in scheduling, on a real PostgreSQL and Redis: after ProfileErased no table, outbox row or
-cached response holds the person's time zone or availability, and their calendar feed is gone. Their id stays on
-the meetings and check-ins of their matches (see on_profile_erased for why)."""
+cached response holds the person's time zone or availability, no answer kept for an Idempotency-Key retry names them,
+and their calendar feed is gone. Their id stays on the meetings and check-ins of their matches (see on_profile_erased
+for why)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.scheduling.bootstrap import projection_handler
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import Feeder, rows, scalar, token
 from services.scheduling.tests.integration.scenario import Scenario
@@ -18,7 +20,7 @@ from shared.clock import MovableClock
 from shared.events import samples
 from shared.events.models import MatchAccepted
 from shared.service import Runtime
-from tests.erasure_scan import stored_anywhere
+from tests.erasure_scan import kept_answers_naming, stored_anywhere
 
 pytestmark = pytest.mark.integration
 
@@ -67,23 +69,34 @@ async def seeded(
     return s, match
 
 
+@pytest.fixture
+def erasing(db: AsyncEngine, runtime: Runtime) -> Feeder:
+    """The consumer's handler as the service wires it, so an erasure also forgets what its API keeps in Redis."""
+    return Feeder(db, projection_handler(runtime))
+
+
 async def erase(feed: Feeder, s: Scenario, match: MatchAccepted, version: int = 2) -> None:
     person = match.mentee_person_id
     erased_at = datetime(2026, 2, 3, tzinfo=UTC)
     await feed(samples.profile_erased(tenant_id=s.tenant_id, person_id=person, version=version, erased_at=erased_at))
 
 
-async def test_after_erasure_no_table_outbox_row_or_cached_response_holds_the_persons_zone_or_hours(
-    seeded: tuple[Scenario, MatchAccepted], feed: Feeder, runtime: Runtime, db: AsyncEngine
+async def test_after_erasure_no_table_outbox_row_or_cached_response_holds_the_persons_zone_hours_or_id(
+    seeded: tuple[Scenario, MatchAccepted], erasing: Feeder, runtime: Runtime, db: AsyncEngine
 ) -> None:
     s, match = seeded
+    person = str(match.mentee_person_id)
     before = await stored_anywhere(db, runtime.redis, PERSONAL)
     assert before == {value: ["people.availability" if ":" in value else "people.time_zone"] for value in PERSONAL}
     assert await scalar(db, "SELECT count(*) FROM calendar_feeds WHERE person_id = :p", p=match.mentee_person_id)
+    # The answers kept for the proposal and the partner's accept name the person in their body, the feed's in its key
+    # (their token's subject is their id). Their id stays in the tables on purpose, so only Redis is scanned for it.
+    assert len(await kept_answers_naming(runtime.redis, person)) == 3
 
-    await erase(feed, s, match)
+    await erase(erasing, s, match)
 
     assert await stored_anywhere(db, runtime.redis, PERSONAL) == {}
+    assert await kept_answers_naming(runtime.redis, person) == []
     assert not await scalar(db, "SELECT count(*) FROM calendar_feeds WHERE person_id = :p", p=match.mentee_person_id)
 
 
