@@ -18,6 +18,7 @@ from services.matching.application.translate import participant_of, policy_of
 from services.matching.domain.lifecycle import OPEN_STATES, MatchState
 from services.matching.domain.model import MatchHistory, MentorCapacity, Participant, ProgramPolicy
 from services.matching.domain.program_term import why_no_new_matches
+from shared.db import chunks
 from shared.events.models import ProfileUpdated, ProgramUpdated
 from shared.events.values import DeclineReason, EnrollmentRole, EnrollmentStatus, MatchOrigin
 
@@ -195,19 +196,18 @@ async def lock_enrolments(
     mentee's open requests and mentors per mentee. The second one waits for the first to commit and then counts
     its match (READ COMMITTED: each statement sees what committed before it started).
     """
-    wanted = sorted(set(person_ids))
-    if not wanted:
-        return
-    await session.execute(
-        select(enrolments.c.enrollment_id)
-        .where(
-            enrolments.c.tenant_id == tenant,
-            enrolments.c.program_id == program_id,
-            enrolments.c.person_id.in_(wanted),
+    # In chunks (a cohort round's approval names both people of every pair); ascending across the chunks too.
+    for wanted in chunks(sorted(set(person_ids))):
+        await session.execute(
+            select(enrolments.c.enrollment_id)
+            .where(
+                enrolments.c.tenant_id == tenant,
+                enrolments.c.program_id == program_id,
+                enrolments.c.person_id.in_(wanted),
+            )
+            .order_by(enrolments.c.person_id, enrolments.c.enrollment_id)
+            .with_for_update()
         )
-        .order_by(enrolments.c.person_id, enrolments.c.enrollment_id)
-        .with_for_update()
-    )
 
 
 def row_dict(row: Any) -> dict[str, Any]:

@@ -8,10 +8,15 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.matching.application.program_data import lock_enrolments
 from services.matching.settings import MatchingSettings
 from services.matching.tests.integration.conftest import START, Feeder, World, outbox_payloads, rows
+from shared.db import session_factory
 from shared.events import samples
 
 PROPOSED = "org.mentorloom.match.proposed.v1"
@@ -226,3 +231,21 @@ async def test_two_mentors_accepting_one_mentees_requests_at_once_leave_the_ment
     assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
     states = await rows(db, "SELECT state FROM matches WHERE program_id = :p ORDER BY state", p=w.program_id)
     assert [s[0] for s in states] == ["active", "declined"]
+
+
+async def test_approving_a_round_of_more_people_than_one_statement_takes_still_locks_their_enrolments(
+    feed: Feeder, db: AsyncEngine
+) -> None:
+    # A cohort round of tens of thousands of pairs locks both people of each: past asyncpg's 32,767 arguments of
+    # one SELECT ... IN (...) FOR UPDATE. Made-up ids stand in for most of them.
+    w = World()
+    await feed(w.program(), *w.mentor("lukas"))
+    many = [uuid.uuid4() for _ in range(40_000)] + [w.id("lukas")]
+
+    async with session_factory(db)() as session, session.begin():
+        await lock_enrolments(session, w.tenant, w.program_id, many)
+        async with db.connect() as other:
+            with pytest.raises(DBAPIError, match="could not obtain lock"):
+                await other.execute(
+                    text("SELECT 1 FROM enrolments WHERE person_id = :p FOR UPDATE NOWAIT"), {"p": w.id("lukas")}
+                )
