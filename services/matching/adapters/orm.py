@@ -90,6 +90,9 @@ matches = Table(
     Column("end_reason_category", Text, nullable=True),
     # The participant's own words on why it ended: coordinators only, never on the bus.
     Column("end_reason_private", Text, nullable=True),
+    # Once ended: whether the mentee is offered a new match, as its MatchEnded said. Null while open, and for system
+    # ends a person's leaving made before revision 0005 (who left was not kept).
+    Column("rematch_offered", Boolean, nullable=True),
     Column("at_risk", Boolean, nullable=False, server_default=text("false")),
     Column("at_risk_reasons", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("at_risk_health", Float, nullable=True),

@@ -253,6 +253,7 @@ async def end(
         closed_by=actor.value,
         end_reason_category=category.value,
         end_reason_private=private_reason,
+        rematch_offered=True,
     )
     await add_events(
         session,
@@ -279,7 +280,12 @@ async def close_open(
     if new.state is MatchState.ENDED:
         # An ended match leaves the coordinator's at-risk list (it is for relationships that can still be saved);
         # its last reasons and health stay readable.
-        values = {"closed_at": now, "closed_by": actor.value, "end_reason_category": end_category.value}
+        values = {
+            "closed_at": now,
+            "closed_by": actor.value,
+            "end_reason_category": end_category.value,
+            "rematch_offered": rematch_offered,
+        }
         await _store(session, row, new, at_risk=False, **values)
         event: EventData = MatchEnded(
             **_pair(row), ended_at=now, ended_by=actor, reason_category=end_category, rematch_offered=rematch_offered

@@ -204,6 +204,14 @@ class MatchOut(BaseModel):
         )
     )
     end_reason_private: str | None = Field(description="Shown to the program's coordinators only.")
+    rematch_offered: bool | None = Field(
+        description=(
+            "Once the match ended, whether its mentee is offered a new match (as the match.ended event says), shown "
+            "to both parties and coordinators: true when a party or a coordinator ended it or the mentor left the "
+            "program, false when the mentee left or the program ended. Null while the match has not ended, and for "
+            "a match the system ended before 2026-12-08 because one of them left the program (not recorded)."
+        )
+    )
     at_risk: bool | None = Field(description="Coordinators only (null for the match's mentee and mentor).")
     at_risk_reasons: list[AtRiskReason] = Field(description="Coordinators only (empty for the mentee and mentor).")
     at_risk_health: float | None = Field(description="Coordinators only (null for the mentee and mentor).")

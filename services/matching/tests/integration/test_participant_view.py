@@ -7,10 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.matching.settings import MatchingSettings
-from services.matching.tests.integration.conftest import START, Feeder, World
+from services.matching.tests.integration.conftest import START, Feeder, World, outbox_payloads
 from shared.events import samples
+from shared.events.values import ProgramStatus
 
 
 async def _active(client: httpx.AsyncClient, settings: MatchingSettings, w: World, mentee: str, mentor: str) -> str:
@@ -203,6 +205,39 @@ async def test_both_parties_are_told_the_coordinator_ended_their_match_not_the_c
         "personal_reasons",
         "Amara asked me; family matters.",
     )
+
+
+@pytest.mark.parametrize(
+    ("how", "offered"),
+    [
+        ("amara ends it", True),
+        ("lukas ends it", True),
+        ("the coordinator ends it", True),
+        ("lukas leaves the program", True),
+        ("lukas is erased", True),
+        ("amara leaves the program", False),
+        ("the program is archived", False),
+    ],
+)
+async def test_both_parties_read_whether_the_mentee_is_offered_a_new_match_as_the_match_ended_event_says(
+    client, settings, feed: Feeder, db: AsyncEngine, how: str, offered: bool
+) -> None:
+    w, match_id = await _amara_and_lukas_matched(client, settings, feed)
+    assert (await _read(client, match_id, w.as_person(settings, "amara")))["rematch_offered"] is None, "still active"
+    if how.endswith("ends it"):
+        ender = w.as_coordinator(settings) if how.startswith("the") else w.as_person(settings, how.split()[0])
+        await _end(client, match_id, ender, "no_time")
+    elif how.endswith("leaves the program"):
+        await _withdraw(feed, w, how.split()[0])
+    elif how.endswith("erased"):
+        await feed(samples.profile_erased(tenant_id=w.tenant, person_id=w.id("lukas"), version=2, erased_at=START))
+    else:
+        await feed(w.program(version=2).model_copy(update={"status": ProgramStatus.ARCHIVED}))
+
+    for reader in (w.as_person(settings, "amara"), w.as_person(settings, "lukas"), w.as_coordinator(settings)):
+        assert (await _read(client, match_id, reader))["rematch_offered"] is offered
+    (ended,) = await outbox_payloads(db, "org.mentorloom.match.ended.v1")
+    assert ended["rematch_offered"] is offered
 
 
 async def test_a_party_sees_their_partners_name_time_zone_and_languages_and_the_email_only_with_consent(
