@@ -410,6 +410,15 @@ def _positions_argument(texts: list[str] | None, option: str) -> list[Position] 
         raise typer.BadParameter(str(error), param_hint=option) from error
 
 
+def _cursor_argument(text: str | None) -> tuple[Position, ...]:
+    from shared.messaging.dlq import parse_cursor
+
+    try:
+        return () if text is None else parse_cursor(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--from") from error
+
+
 AtOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -438,9 +447,17 @@ def dlq_list(
         int | None, typer.Option(min=1, help="Show at most this many, in partition:offset order (default 1000).")
     ] = None,
     offset: Annotated[
-        int | None, typer.Option(min=0, help="Skip this many first (the next page: --offset 1000).")
+        int | None, typer.Option(min=0, help="Skip this many first (the next page is --from, as the note names it).")
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Show every one from --offset on (no --limit).")] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="PARTITION:OFFSET[,…]",
+            help="Show those from these positions on, one per partition: the next page, as a listing's note names it.",
+        ),
+    ] = None,
     at: AtOption = None,
 ) -> None:
     """List dead letters with their error headers (the first 1,000 unless told otherwise; it says so)."""
@@ -448,9 +465,12 @@ def dlq_list(
     from shared.messaging.dlq import CHUNK_SIZE, PAGE_SIZE, DeadLetter, JsonArrayWriter, at_heading, find_dead_letters
     from shared.messaging.dlq import show_dead_letters as show_letters
 
-    _dlq_options("list", at=at is not None, start=False, page=limit is not None or offset is not None or show_all)
+    _dlq_options(
+        "list", at=at is not None, start=start is not None, page=limit is not None or offset is not None or show_all
+    )
     _dead_letter_topic_argument(topic, bootstrap)
     positions = _positions_argument(at, "--at")
+    cursor = _cursor_argument(start)
     page_size = None if show_all else (limit or PAGE_SIZE)
     writer = JsonArrayWriter(sys.stdout)
     rows: list[tuple[Text, ...]] = []  # a page of at most PAGE_SIZE (or --at) rows for the table
@@ -473,7 +493,9 @@ def dlq_list(
                 heading, note = at_heading(topic, found), None
             elif as_json or (page_size is not None and page_size <= PAGE_SIZE):
                 listing = asyncio.run(  # counts them all while streaming
-                    show_letters(broker, topic, show, offset=offset or 0, limit=page_size, settings=settings)
+                    show_letters(
+                        broker, topic, show, offset=offset or 0, limit=page_size, settings=settings, start=cursor
+                    )
                 )
                 heading, note = listing.heading(), listing.note()
             else:  # a table of any length: measured and counted by a first reading, printed by a second
@@ -486,6 +508,7 @@ def dlq_list(
                         offset=offset or 0,
                         limit=page_size,
                         settings=settings,
+                        start=cursor,
                     )
                 )
                 heading, note = listing.heading(), listing.note()
@@ -500,6 +523,7 @@ def dlq_list(
                             limit=page_size,
                             settings=settings,
                             until=listing.ends,  # the letters counted, not those added since
+                            start=cursor,
                         )
                     )
                     printer.close()

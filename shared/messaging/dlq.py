@@ -1,12 +1,14 @@
 """Inspect and replay dead letters.
 
     python -m shared.messaging.dlq list   --bootstrap HOST:PORT --topic mentorloom.profiles.v1.dlq [--json]
-                                          [--limit N] [--offset N] [--all] [--at P:O ...]
+                                          [--limit N] [--offset N] [--all] [--from P:O[,P:O...]] [--at P:O ...]
     python -m shared.messaging.dlq replay --bootstrap HOST:PORT --topic mentorloom.profiles.v1.dlq
                                           [--at P:O ... | --from P:O]
 
 List shows the first 1,000 unless told otherwise, and says how many there are and which it left out; with --at it
-shows just the dead letters at those positions. --json gives each letter's whole value (as text when it is UTF-8, else
+shows just the dead letters at those positions. A listing that leaves letters out names the next page by the positions
+it begins at (--from 0:17,1:4, one per partition), not by a count: letters that arrive in the meantime, in any
+partition, are then neither shown twice nor passed over. --json gives each letter's whole value (as text when it is UTF-8, else
 in value_base64; value_encoding says which) and value_size in bytes; the text lines shorten a long error and say by
 how much.
 Replay republishes the original bytes and headers (without the dlq_* ones) to the original topic: every dead letter,
@@ -178,14 +180,17 @@ class Listing:
     offset: int
     shown: int
     ends: dict[int, int] = field(default_factory=dict)  # partition → the offset after the last letter read
+    start: tuple[Position, ...] = ()  # where it read from (--from), else the topic's start
+    following: tuple[Position, ...] = ()  # the cursor after the last letter shown: where the next page begins
 
     def heading(self) -> str:
+        since = f" from {cursor_text(self.start)}" if self.start else ""
         if self.shown in (0, self.total):
-            return f"{self.total} dead letter(s) in {self.topic}"
-        return f"dead letters {self.offset + 1}–{self.offset + self.shown} of {self.total} in {self.topic}"
+            return f"{self.total} dead letter(s){since} in {self.topic}"
+        return f"dead letters {self.offset + 1}–{self.offset + self.shown} of {self.total}{since} in {self.topic}"
 
     def note(self) -> str | None:
-        return page_note(self.total, self.offset, self.shown)
+        return page_note(self.total, self.offset, self.shown, start=self.start, following=self.following)
 
 
 @dataclass(frozen=True)
@@ -195,16 +200,37 @@ class DeadLetterPage(Listing):
     letters: list[DeadLetter] = field(default_factory=list)
 
 
-def page_note(total: int, offset: int, shown: int) -> str | None:
-    """What a listing that leaves dead letters out says: which of how many it shows and how to see the others; None
-    when it shows them all."""
+def page_note(
+    total: int, offset: int, shown: int, *, start: Sequence[Position] = (), following: Sequence[Position] = ()
+) -> str | None:
+    """What a listing that leaves dead letters out says: which of how many (from ``start``) it shows and how to see
+    the others; None when it shows them all. The next page is named by the positions it begins at (``following``),
+    not by a count: letters that arrive meanwhile, in any partition, would shift a count, so that the next page showed
+    some letters again and others never."""
     if shown == total:
         return None
+    since = f" from {cursor_text(start)}" if start else ""
     if shown == 0:
-        return f"No dead letters shown: --offset {offset} is past the last of the {total}."
+        return f"No dead letters shown: --offset {offset} is past the last of the {total}{since}."
     last = offset + shown
-    more = f"; the next with --offset {last}, or every one with --all" if last < total else ""
-    return f"Showed dead letters {offset + 1}–{last} of {total}{more}."
+    more = f"; the next with --from {cursor_text(following)}, or every one with --all" if last < total else ""
+    return f"Showed dead letters {offset + 1}–{last} of {total}{since}{more}."
+
+
+def cursor_text(positions: Sequence[Position]) -> str:
+    """Positions as --from takes them: ``0:17,1:4``."""
+    return ",".join(map(str, positions))
+
+
+def next_page(start: Sequence[Position], ends: Mapping[int, int], last: Position) -> tuple[Position, ...]:
+    """Where the page after one that ended at ``last`` begins (partition_starts reads it so): in each partition before
+    last's, after the letters this reading held (``ends``; those that arrive later come after it), in last's after
+    it; the partitions ``start`` left out stay out, and those after last's are read from their beginning."""
+    begins = partition_starts(start)
+    before = (
+        Position(p, ends.get(p, begins.get(p) or 0)) for p in range(last.partition) if begins.get(p, 0) is not None
+    )
+    return (*before, Position(last.partition, last.offset + 1))
 
 
 async def show_dead_letters(
@@ -217,25 +243,32 @@ async def show_dead_letters(
     chunk_size: int = CHUNK_SIZE,
     settings: KafkaSettings | None = None,
     until: Mapping[int, int] | None = None,
+    start: Sequence[Position] = (),
 ) -> Listing:
     """Pass the dead letters from ``offset`` on (at most ``limit``; None: all) to ``show`` as they are read, in
     partition:offset order, and say how many the topic has: it is read to the end to count them, holding a chunk.
-    ``until``: read only the letters an earlier listing read (its ``ends``), not those added since."""
+    ``until``: read only the letters an earlier listing read (its ``ends``), not those added since. ``start``: only
+    those from these positions on (partition_starts; a listing's ``following``), counting those."""
     if offset < 0 or (limit is not None and limit < 1):
         raise ValueError(f"offset must be at least 0 and limit at least 1, not {offset} and {limit}")
     stop = None if limit is None else offset + limit
     total = shown = 0
     ends: dict[int, int] = {}
-    async for chunk in stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings):
+    last: Position | None = None
+    async for chunk in stream_dead_letters(bootstrap, topic, chunk_size=chunk_size, settings=settings, start=start):
         if until is not None:
             chunk = [d for d in chunk if d.offset < until.get(d.partition, 0)]
         for letter in chunk[max(offset - total, 0) : None if stop is None else max(stop - total, 0)]:
             show(letter)
             shown += 1
+            last = letter.position
         total += len(chunk)
         if chunk:
             ends[chunk[-1].partition] = chunk[-1].offset + 1
-    return Listing(topic=topic, total=total, offset=offset, shown=shown, ends=ends)
+    following = () if last is None else next_page(start, ends, last)
+    return Listing(
+        topic=topic, total=total, offset=offset, shown=shown, ends=ends, start=tuple(start), following=following
+    )
 
 
 async def list_dead_letters(
@@ -246,11 +279,19 @@ async def list_dead_letters(
     limit: int | None = PAGE_SIZE,
     chunk_size: int = CHUNK_SIZE,
     settings: KafkaSettings | None = None,
+    start: Sequence[Position] = (),
 ) -> DeadLetterPage:
     """show_dead_letters, keeping the page's letters."""
     letters: list[DeadLetter] = []
     listing = await show_dead_letters(
-        bootstrap, topic, letters.append, offset=offset, limit=limit, chunk_size=chunk_size, settings=settings
+        bootstrap,
+        topic,
+        letters.append,
+        offset=offset,
+        limit=limit,
+        chunk_size=chunk_size,
+        settings=settings,
+        start=start,
     )
     return DeadLetterPage(**asdict(listing), letters=letters)
 
@@ -288,6 +329,15 @@ def parse_position(text: str) -> Position:
     if not colon or not partition.isdigit() or not offset.isdigit():
         raise ValueError(f"{text!r} is not PARTITION:OFFSET (e.g. 0:17, as `dlq list` shows it)")
     return Position(int(partition), int(offset))
+
+
+def parse_cursor(text: str) -> tuple[Position, ...]:
+    """``P:O[,P:O...]``, one position per partition, as a listing's note names the next page (cursor_text)."""
+    positions = tuple(parse_position(part) for part in text.split(","))
+    partitions = [p.partition for p in positions]
+    if len(set(partitions)) < len(partitions):
+        raise ValueError(f"{text!r} names a partition twice; give one PARTITION:OFFSET per partition")
+    return positions
 
 
 async def find_dead_letters(
@@ -531,10 +581,8 @@ def option_conflict(command: str, *, at: bool, start: bool, page: bool) -> str |
     """Why these options do not go together for ``command`` (list or replay), or None; both entry points say it."""
     if command == "replay" and page:
         return "--limit, --offset and --all are for list; replay sends every dead letter, those --at, or from --from"
-    if command == "replay" and at and start:
+    if at and start:
         return "give --at (just those dead letters) or --from (every one from there on), not both"
-    if command == "list" and start:
-        return "--from is for replay; list pages with --offset, or shows given dead letters with --at"
     if command == "list" and at and page:
         return "--at shows just the dead letters at those positions; --limit, --offset and --all page a listing"
     return None
@@ -544,6 +592,13 @@ def _position_argument(text: str) -> Position:
     try:
         return parse_position(text)
     except ValueError as error:  # argparse shows an ArgumentTypeError's message, not a ValueError's
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _cursor_argument(text: str) -> tuple[Position, ...]:
+    try:
+        return parse_cursor(text)
+    except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
@@ -564,9 +619,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--from",
         dest="start",
-        type=_position_argument,
+        type=_cursor_argument,
         metavar="PARTITION:OFFSET",
-        help="replay: every dead letter from this position on, in partition:offset order (to go on after a stop)",
+        help="every dead letter from this position on, in partition:offset order: replay (to go on after a stop) "
+        "or list (the next page, as a listing's note names it: one PARTITION:OFFSET per partition, comma-separated)",
     )
     parser.add_argument(
         "--json", action="store_true", help="machine-readable output (list: a page note goes to stderr)"
@@ -576,13 +632,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=_count_argument(1),
         help=f"list: show at most this many, in partition:offset order (default {PAGE_SIZE:,})",
     )
-    parser.add_argument("--offset", type=_count_argument(0), help="list: skip this many first (the next page)")
+    parser.add_argument(
+        "--offset",
+        type=_count_argument(0),
+        help="list: skip this many first (the next page is --from, as the note names it)",
+    )
     parser.add_argument("--all", action="store_true", help="list: show every one from --offset on (no --limit)")
     args = parser.parse_args(argv)
     page = args.limit is not None or args.offset is not None or args.all
     conflict = option_conflict(args.command, at=args.at is not None, start=args.start is not None, page=page)
     if conflict:
         parser.error(conflict)  # exits 2, as for any other bad argument
+    if args.command == "replay" and args.start is not None and len(args.start) > 1:
+        parser.error("argument --from: replay goes on from one PARTITION:OFFSET, as a stopped replay names it")
     try:
         require_dead_letter_topic(args.topic)
     except NotADeadLetterTopicError as error:
@@ -599,7 +661,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 replayed = asyncio.run(
                     replay_dead_letters(
-                        args.bootstrap, args.topic, args.at, start=args.start, settings=settings, progress=progress
+                        args.bootstrap,
+                        args.topic,
+                        args.at,
+                        start=None if args.start is None else args.start[0],
+                        settings=settings,
+                        progress=progress,
                     )
                 )
                 print(f"replayed {replayed} dead letter(s) from {args.topic}")
@@ -647,7 +714,15 @@ def _print_listing(args: argparse.Namespace, settings: KafkaSettings) -> None:
     else:
         limit = None if args.all else (args.limit or PAGE_SIZE)
         listing = asyncio.run(
-            show_dead_letters(args.bootstrap, args.topic, show, offset=args.offset or 0, limit=limit, settings=settings)
+            show_dead_letters(
+                args.bootstrap,
+                args.topic,
+                show,
+                offset=args.offset or 0,
+                limit=limit,
+                settings=settings,
+                start=args.start or (),
+            )
         )
         heading, note = listing.heading(), listing.note()
     if args.json:

@@ -29,7 +29,7 @@ from deploy.local.client import StackEndpoints
 from deploy.local.commands import reported_errors
 from deploy.local.demo import DemoError, run_demo
 from shared.events.registry import dead_letter_topic
-from shared.messaging.dlq import CHUNK_SIZE, page_note
+from shared.messaging.dlq import CHUNK_SIZE, Position, page_note
 from shared.messaging.kafka import ensure_topics, make_producer
 from tests.messaging.support import chunk_sizes_the_dead_letter_tool_reads, send_dead_letters
 
@@ -399,8 +399,8 @@ def test_a_listing_that_shows_every_dead_letter_says_nothing_more() -> None:
 
 
 def test_a_listing_cut_short_says_which_of_how_many_it_shows_and_how_to_see_the_rest() -> None:
-    assert page_note(total=2500, offset=0, shown=1000) == (
-        "Showed dead letters 1–1000 of 2500; the next with --offset 1000, or every one with --all."
+    assert page_note(total=2500, offset=0, shown=1000, following=(Position(0, 900), Position(1, 100))) == (
+        "Showed dead letters 1–1000 of 2500; the next with --from 0:900,1:100, or every one with --all."
     )
     assert page_note(total=2500, offset=2000, shown=500) == "Showed dead letters 2001–2500 of 2500."
     assert page_note(total=5, offset=9, shown=0) == "No dead letters shown: --offset 9 is past the last of the 5."
@@ -434,7 +434,7 @@ def test_dlq_list_pages_with_limit_offset_and_all_and_says_how_many_there_are(
 
     assert first.exit_code == 0, first.output
     assert f"dead letters 1–2 of 5 in {dead}" in words(first.output)
-    assert "Showed dead letters 1–2 of 5; the next with --offset 2, or every one with --all." in words(first.output)
+    assert "Showed dead letters 1–2 of 5; the next with --from 0:2, or every one with --all." in words(first.output)
     assert [d["event_id"] for d in json.loads(page.stdout)] == ["e2", "e3"]
     assert "Showed dead letters 3–4 of 5" in page.stderr
     assert [d["event_id"] for d in json.loads(every.stdout)] == [f"e{i}" for i in range(5)]
@@ -454,7 +454,7 @@ def test_dlq_list_counts_a_topic_larger_than_a_chunk_holding_a_chunk_at_a_time(
 
     assert page.exit_code == 0, page.output
     assert [d["event_id"] for d in json.loads(page.stdout)] == ["p0-699", "p1-0", "p1-1"]
-    assert "Showed dead letters 700–702 of 1200; the next with --offset 702" in words(page.stderr)
+    assert "Showed dead letters 700–702 of 1200; the next with --from 0:700,1:2" in words(page.stderr)
     assert sum(chunk_sizes) == 1200
     assert max(chunk_sizes) <= CHUNK_SIZE < 1200
 

@@ -6,8 +6,10 @@ import asyncio
 import base64
 import contextlib
 import gc
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +39,7 @@ from shared.messaging.dlq import (
     UnknownDeadLetterError,
     list_dead_letters,
     main,
+    parse_cursor,
     parse_position,
     read_dead_letters,
     replay_dead_letters,
@@ -121,6 +124,7 @@ async def test_a_replay_naming_a_position_without_a_letter_replays_nothing(kafka
 
 def test_a_position_is_partition_and_offset_as_the_list_shows_it() -> None:
     assert parse_position("3:17") == Position(3, 17)
+    assert parse_cursor("0:5,1:0") == (Position(0, 5), Position(1, 0))
     for text in ("17", "3:", ":17", "a:1", "1:-2", "1:2:3"):
         with pytest.raises(ValueError, match="PARTITION:OFFSET"):
             parse_position(text)
@@ -250,7 +254,7 @@ async def test_a_listing_counts_every_letter_and_keeps_only_the_page(kafka_boots
 
     assert [d.event_id for d in page.letters] == ["p0-5", "p0-6", "p1-0", "p1-1"]
     assert (page.total, page.heading()) == (13, f"dead letters 6–9 of 13 in {dead}")
-    assert page.note() == "Showed dead letters 6–9 of 13; the next with --offset 9, or every one with --all."
+    assert page.note() == "Showed dead letters 6–9 of 13; the next with --from 0:7,1:2, or every one with --all."
     assert [d.event_id for d in rest.letters] == ["p1-4", "p1-5"]
     assert rest.note() == "Showed dead letters 12–13 of 13."
     assert (past.letters, past.heading()) == ([], f"13 dead letter(s) in {dead}")
@@ -268,7 +272,7 @@ async def test_the_python_list_command_says_the_true_count_and_what_it_left_out(
     first = capsys.readouterr()
     assert len(first.out.splitlines()) == 1001
     assert first.out.splitlines()[-1] == f"dead letters 1–1000 of 1005 in {dead}"
-    assert first.err == "Showed dead letters 1–1000 of 1005; the next with --offset 1000, or every one with --all.\n"
+    assert first.err == "Showed dead letters 1–1000 of 1005; the next with --from 0:1000, or every one with --all.\n"
     assert await asyncio.to_thread(main, [*command, "--offset", "1000", "--json"]) == 0
     last = capsys.readouterr()
     assert await asyncio.to_thread(main, [*command, "--all", "--limit", "3", "--json"]) == 0
@@ -564,6 +568,8 @@ async def test_both_list_commands_say_when_a_position_given_holds_no_dead_letter
         (["list", "--at", "0:1", "--limit", "5"], "--at shows just the dead letters at those positions"),
         (["list", "--at", "0:1", "--all"], "--at shows just the dead letters at those positions"),
         (["replay", "--at", "0:1", "--from", "0:1"], "give --at (just those dead letters) or --from"),
+        (["list", "--at", "0:1", "--from", "0:1"], "give --at (just those dead letters) or --from"),
+        (["list", "--from", "0:1,1:2,0:3"], "names a partition twice"),
     ],
 )
 def test_both_commands_refuse_options_that_do_not_go_together_as_a_usage_error(
@@ -579,10 +585,10 @@ def test_both_commands_refuse_options_that_do_not_go_together_as_a_usage_error(
     assert said in " ".join(result.output.replace("│", " ").split())
 
 
-def test_the_python_command_refuses_the_other_commands_options_as_mentorloom_does_with_no_such_option(
+def test_the_python_replay_refuses_lists_options_and_a_from_of_several_positions_as_mentorloom_does(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for command, option, said in (("list", "--from=0:1", "--from is for replay"), ("replay", "--offset=5", "for list")):
+    for command, option, said in (("replay", "--offset=5", "for list"), ("replay", "--from=0:1,1:2", "one PARTITION")):
         with pytest.raises(SystemExit) as exited:
             main([command, "--bootstrap", "127.0.0.1:1", "--topic", "x.dlq", option])
         assert exited.value.code == 2
@@ -992,3 +998,64 @@ async def test_both_text_listings_say_how_much_of_a_long_error_they_left_out(
 
     assert line.endswith("\tRuntimeError: " + "x" * 120 + "… (+180 characters)")
     assert "x" * 80 + "…(+220characters)" in "".join(table.stdout.replace("│", "").split())
+
+
+# --- the next page a listing names holds the letters after it, however many arrive ---------------------------------
+
+
+async def add_letters(bootstrap: str, dead: str, original: str, letters: Sequence[tuple[int, str]]) -> None:
+    """Dead letters arriving on ``dead``: (partition, event id) each."""
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        for partition, event_id in letters:
+            await producer.send(dead, b"{}", headers=letter_headers(original, event_id), partition=partition)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def listed_page(entry_point: str, bootstrap: str, dead: str, options: Sequence[str]) -> tuple[list[str], str]:
+    """The event ids a JSON listing of 5 shows and the note it prints, by ``entry_point``."""
+    if entry_point == "python":
+        command = ["list", "--bootstrap", bootstrap, "--topic", dead, "--json", "--limit", "5", *options]
+        with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
+            assert await asyncio.to_thread(main, command) == 0
+        shown, note = out.getvalue(), err.getvalue()
+    else:
+        command = ["dlq", "list", dead, "--bootstrap", bootstrap, "--json", "--limit", "5", *options]
+        result = await asyncio.to_thread(CliRunner().invoke, mentorloom, command)
+        assert result.exit_code == 0, result.output
+        shown, note = result.stdout, result.stderr
+    return [d["event_id"] for d in json.loads(shown)], " ".join(note.split())
+
+
+@pytest.mark.parametrize("entry_point", ["python", "mentorloom"])
+async def test_paging_as_the_listing_says_shows_every_letter_once_while_letters_arrive_in_any_partition(
+    kafka_bootstrap: str, unique: str, entry_point: str
+) -> None:
+    # "the next with --offset N" counted positions in the stream as it was: a letter arriving in an earlier partition
+    # between two pages shifted the next page, which showed the last letter again and never showed the new one.
+    original = f"t.paging.{entry_point}.{unique}"
+    dead = await send_dead_letters(kafka_bootstrap, original, [5, 4, 3])
+    arriving = iter([[(0, "late-a"), (1, "late-b"), (2, "late-c")], [(0, "late-d")], []])
+    listed: list[str] = []
+    options: list[str] = []
+    notes: list[str] = []
+
+    for _ in range(6):  # four pages; more would be a listing that never ends
+        shown, note = await listed_page(entry_point, kafka_bootstrap, dead, options)
+        listed += shown
+        notes.append(note)
+        hint = re.search(r"the next with (--\S+) (\S+),", note)
+        if hint is None:
+            break
+        options = list(hint.groups())
+        await add_letters(kafka_bootstrap, dead, original, next(arriving, []))
+
+    every = [f"p{p}-{i}" for p, count in enumerate([5, 4, 3]) for i in range(count)]
+    assert Counter(listed) == Counter([*every, "late-a", "late-b", "late-c", "late-d"])
+    assert notes[:2] == [
+        "Showed dead letters 1–5 of 12; the next with --from 0:5, or every one with --all.",
+        "Showed dead letters 1–5 of 10 from 0:5; the next with --from 0:6,1:4, or every one with --all.",
+    ]
