@@ -82,6 +82,28 @@ async def test_after_erasure_no_table_outbox_row_or_cached_response_holds_the_pe
     assert await stored_anywhere(api.runtime.engine, api.runtime.redis, values) == {}
 
 
+async def test_after_erasure_an_earlier_imports_rejected_row_naming_the_person_leaves_none_of_their_data(
+    api: Api, tenant: Tenant
+) -> None:
+    person_id, email, version = await enter_person(api, tenant)
+    # A later import (its answer kept for an Idempotency-Key retry) with a row naming them that is refused: the
+    # import report keeps the row's number, column and message, which must not carry their e-mail, name or HR ids.
+    header = "external_id,email,display_name,department,team,tenure_start,time_zone,role\n"
+    named = [PERSONAL["external_id"], email, PERSONAL["display_name"], PERSONAL["department"], PERSONAL["team"]]
+    rejected = ",".join([*named, "2021-09-01", "Mars/Olympus", "mentor"]) + "\n"
+    imported = await api.client.post(
+        f"/v1/programs/{tenant.program_id}/imports",
+        content=(header + rejected).encode(),
+        headers={**tenant.coordinator, "Content-Type": "text/csv", "Idempotency-Key": f"import-{uuid.uuid4().hex}"},
+    )
+    assert imported.status_code == 201, imported.text
+    assert [(e["row_number"], e["column"]) for e in imported.json()["errors"]] == [(2, "time_zone")]
+
+    await erase(api, tenant, person_id, version)
+
+    assert await stored_anywhere(api.runtime.engine, api.runtime.redis, personal_values(email)) == {}
+
+
 async def test_the_erasure_itself_still_leaves_for_the_other_services(api: Api, tenant: Tenant) -> None:
     person_id, _, version = await enter_person(api, tenant)
     await erase(api, tenant, person_id, version)
