@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid4
 
 import structlog
 from sqlalchemy import and_, delete, select, update
@@ -555,7 +555,10 @@ async def record_survey(
         [
             FeedbackSubmitted(
                 tenant_id=match.tenant_id,
-                feedback_id=_survey_feedback_id(match.match_id, respondent_id, kind),
+                # Random: an id derived from (match id, person id) would let anyone knowing both find these answers
+                # in every copy of the event after an erasure. A survey is answered once (refused above), so no
+                # redelivery needs the same id again; the outbox keeps the one written here.
+                feedback_id=uuid4(),
                 match_id=match.match_id,
                 program_id=match.program_id,
                 kind=kind,
@@ -566,8 +569,3 @@ async def record_survey(
         ],
     )
     return score
-
-
-def _survey_feedback_id(match_id: UUID, respondent_id: UUID, kind: FeedbackKind) -> UUID:
-    """Deterministic: one survey of each kind per party and match."""
-    return uuid5(match_id, f"{respondent_id}:{kind.value}")

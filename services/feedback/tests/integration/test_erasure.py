@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import httpx
 import pytest
@@ -217,6 +217,11 @@ async def test_after_erasure_no_row_of_any_table_carries_the_person_id_or_their_
     await apply(runtime, erased(scenario), handle=projection_handler(runtime))
 
     assert await rows_containing(runtime, str(scenario.mentee)) == []
+    # A survey id once derived from (match id, person id) let anyone knowing both find their answers again (here in
+    # the outbox, downstream in every copy of the FeedbackSubmitted events): no such id may be left anywhere.
+    for kind in ("before_survey", "after_survey"):
+        derived = uuid5(scenario.first.match, f"{scenario.mentee}:{kind}")
+        assert await rows_containing(runtime, str(derived)) == [], kind
     for needle in (str(scenario.mentee), *SECRETS):
         assert await kept_answers_naming(runtime.redis, needle) == [], needle
     # Their per-question survey answers go (the reports count the scores); the partner's stay.
