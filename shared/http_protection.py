@@ -228,6 +228,9 @@ class StoredResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    # The caller's person id, when their token names one: an erasure must find the person's own answers (a pulse
+    # answer holds what they wrote), though neither the body nor a key made of the provider's subject names them.
+    person: str | None = None
 
     def dumps(self) -> bytes:
         record = {
@@ -235,6 +238,7 @@ class StoredResponse:
             "status": self.status,
             "headers": self.headers,
             "body": base64.b64encode(self.body).decode(),
+            "person": self.person,
         }
         return json.dumps(record).encode()
 
@@ -246,6 +250,7 @@ class StoredResponse:
             status=int(record["status"]),
             headers=[(name, value) for name, value in record["headers"]],
             body=base64.b64decode(record["body"]),
+            person=record.get("person"),  # absent from records written before it was kept
         )
 
 
@@ -253,10 +258,15 @@ def _key_text(key: bytes | str) -> str:
     return key.decode(errors="replace") if isinstance(key, bytes) else key
 
 
+def _names(record: StoredResponse, person: str) -> bool:
+    return record.person == person or person.encode() in record.body
+
+
 async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: str) -> int | None:
     """Delete the service's responses kept for Idempotency-Key retries whose body or key holds `needle` (an erased
     person's id: an answer naming them may hold their name, e-mail or what was written from their profile, kept a day
-    otherwise; the key holds the caller's token subject); how many, or None when Redis failed. Walks the service's records with SCAN, so it suits a rare act
+    otherwise; the key holds the caller's token subject), or that answered `needle` itself (the caller's person id
+    kept with the record); how many, or None when Redis failed. Walks the service's records with SCAN, so it suits a rare act
     like an erasure, not a request path. A retry with a forgotten key runs the request again, as one arriving after
     the record expired would. Redis failing is logged, not raised: the caller's erasure stands, Redis holds only
     what may be lost, and the records expire with the idempotency TTL. A record that cannot be read is deleted and
@@ -280,7 +290,7 @@ async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: s
                 continue
             try:
                 # The key names the caller: the person's own answers, when their token's subject is their id.
-                names_needle = wanted in _key_text(key).encode() or wanted in StoredResponse.loads(raw).body
+                names_needle = wanted in _key_text(key).encode() or _names(StoredResponse.loads(raw), needle)
             except (ValueError, KeyError, TypeError) as exc:  # bad JSON, base64 or shape
                 log.warning(
                     "stored_response_unreadable_deleted",
@@ -379,10 +389,20 @@ class IdempotencyMiddleware:
             if disconnect is not None:
                 return  # the client left before sending its whole body: nothing to do or to answer
             body = _SpooledBody(spool, receive)
-            await self._handle(scope, body, send, key, fingerprint, record_key, lock_key)
+            person = str(principal.person_id) if principal.person_id is not None else None
+            await self._handle(scope, body, send, key, fingerprint, record_key, lock_key, person=person)
 
     async def _handle(
-        self, scope: Scope, receive: Receive, send: Send, key: str, fingerprint: str, record_key: str, lock_key: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: str,
+        fingerprint: str,
+        record_key: str,
+        lock_key: str,
+        *,
+        person: str | None,
     ) -> None:
         lock = Lock(self.redis, lock_key, timeout=self.lock_seconds, blocking=False, thread_local=False)
         locked = False
@@ -410,7 +430,7 @@ class IdempotencyMiddleware:
         if stored is not None:
             await self._replay(send, StoredResponse.loads(stored), fingerprint, key)
             return
-        await self._run_and_store(scope, receive, send, fingerprint, record_key, lock)
+        await self._run_and_store(scope, receive, send, fingerprint, record_key, lock, person=person)
 
     async def _replay(self, send: Send, stored: StoredResponse, fingerprint: str, key: str) -> None:
         if stored.fingerprint != fingerprint:
@@ -422,7 +442,15 @@ class IdempotencyMiddleware:
         await _send_response(send, stored.status, stored.body, headers, json_body=False)
 
     async def _run_and_store(
-        self, scope: Scope, receive: Receive, send: Send, fingerprint: str, record_key: str, lock: Lock
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        fingerprint: str,
+        record_key: str,
+        lock: Lock,
+        *,
+        person: str | None,
     ) -> None:
         status = 0
         headers: list[tuple[str, str]] = []
@@ -436,7 +464,7 @@ class IdempotencyMiddleware:
             finished = True
             try:
                 if storable:
-                    record = StoredResponse(fingerprint, status, headers, b"".join(chunks))
+                    record = StoredResponse(fingerprint, status, headers, b"".join(chunks), person)
                     await self.redis.set(record_key, record.dumps(), ex=self.ttl_seconds)
             except RedisError as exc:
                 self.guard.failed("idempotency", exc)

@@ -215,6 +215,23 @@ async def test_forgetting_an_erased_persons_responses_deletes_those_kept_under_t
     assert left == ["idem:testsvc:t:someone-else:k2"]
 
 
+async def test_forgetting_an_erased_persons_responses_deletes_their_own_though_neither_key_nor_body_names_them(
+    replicas: tuple[Replica, Replica], protected_settings: ServiceSettings, tenant: uuid.UUID, redis: Any
+) -> None:
+    person, other = uuid.uuid4(), uuid.uuid4()
+    # An identity provider's subjects, not person ids: the person's answer (what they wrote) names them nowhere.
+    own = mint_dev_token(protected_settings, "idp-subject-17", tenant, ["participant"], person_id=person)
+    others = mint_dev_token(protected_settings, "idp-subject-18", tenant, ["participant"], person_id=other)
+    replica, _ = replicas
+    assert (await replica.http.post("/items", json={"name": "my words"}, headers=auth(own, "k1"))).status_code == 201
+    assert (await replica.http.post("/items", json={"name": "theirs"}, headers=auth(others, "k2"))).status_code == 201
+
+    forgotten, left, _ = await forget_and_look(redis, str(person), "")
+
+    assert forgotten == 1
+    assert left == [f"idem:testsvc:{tenant}:idp-subject-18:k2"]
+
+
 async def test_forgetting_an_erased_persons_responses_skips_a_key_of_another_redis_type_and_goes_on(
     redis: Any,
 ) -> None:
