@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.engine import Connection
 
+from shared.migrations import require_online
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | None = None
@@ -132,6 +134,7 @@ def _forget(bind: Connection, person_id: UUID, tenant_id: UUID, version: int) ->
 
 
 def upgrade() -> None:
+    require_online("feedback", revision, down_revision, "the people marked erased")
     bind = op.get_bind()
     erased = bind.execute(sa.text("SELECT person_id, tenant_id, version FROM people WHERE erased")).all()
     for person_id, tenant_id, version in erased:
