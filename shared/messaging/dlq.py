@@ -225,12 +225,20 @@ def cursor_text(positions: Sequence[Position]) -> str:
 def next_page(start: Sequence[Position], ends: Mapping[int, int], last: Position) -> tuple[Position, ...]:
     """Where the page after one that ended at ``last`` begins (partition_starts reads it so): in each partition before
     last's, after the letters this reading held (``ends``; those that arrive later come after it), in last's after
-    it; the partitions ``start`` left out stay out, and those after last's are read from their beginning."""
+    it, in those after last's where this page began them (``start``: a page filled by letters that arrived in an
+    earlier partition showed none of theirs), else from their beginning; the partitions ``start`` left out stay out."""
     begins = partition_starts(start)
-    before = (
-        Position(p, ends.get(p, begins.get(p) or 0)) for p in range(last.partition) if begins.get(p, 0) is not None
-    )
-    return (*before, Position(last.partition, last.offset + 1))
+    following: list[Position] = []
+    for p in range(max([last.partition, *begins]) + 1):
+        if p == last.partition:
+            following.append(Position(p, last.offset + 1))
+        elif begins.get(p, 0) is None:
+            continue
+        elif p < last.partition:
+            following.append(Position(p, ends.get(p, begins.get(p) or 0)))
+        else:
+            following.append(Position(p, begins[p] or 0))
+    return tuple(following)
 
 
 async def show_dead_letters(

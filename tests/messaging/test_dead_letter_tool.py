@@ -1030,6 +1030,27 @@ async def listed_page(entry_point: str, bootstrap: str, dead: str, options: Sequ
     return [d["event_id"] for d in json.loads(shown)], " ".join(note.split())
 
 
+async def page_as_the_notes_say(
+    entry_point: str, bootstrap: str, dead: str, original: str, arriving: Sequence[Sequence[tuple[int, str]]]
+) -> tuple[list[str], list[str]]:
+    """Pages of 5 from the first on, each from where the previous note names the next page, with ``arriving[i]``
+    added after page i: the event ids listed, in order, and each page's note."""
+    later = iter(arriving)
+    listed: list[str] = []
+    options: list[str] = []
+    notes: list[str] = []
+    for _ in range(8):  # more would be a listing that never ends
+        shown, note = await listed_page(entry_point, bootstrap, dead, options)
+        listed += shown
+        notes.append(note)
+        hint = re.search(r"the next with (--\S+) (\S+),", note)
+        if hint is None:
+            break
+        options = list(hint.groups())
+        await add_letters(bootstrap, dead, original, next(later, []))
+    return listed, notes
+
+
 @pytest.mark.parametrize("entry_point", ["python", "mentorloom"])
 async def test_paging_as_the_listing_says_shows_every_letter_once_while_letters_arrive_in_any_partition(
     kafka_bootstrap: str, unique: str, entry_point: str
@@ -1038,20 +1059,9 @@ async def test_paging_as_the_listing_says_shows_every_letter_once_while_letters_
     # between two pages shifted the next page, which showed the last letter again and never showed the new one.
     original = f"t.paging.{entry_point}.{unique}"
     dead = await send_dead_letters(kafka_bootstrap, original, [5, 4, 3])
-    arriving = iter([[(0, "late-a"), (1, "late-b"), (2, "late-c")], [(0, "late-d")], []])
-    listed: list[str] = []
-    options: list[str] = []
-    notes: list[str] = []
+    arriving = [[(0, "late-a"), (1, "late-b"), (2, "late-c")], [(0, "late-d")]]
 
-    for _ in range(6):  # four pages; more would be a listing that never ends
-        shown, note = await listed_page(entry_point, kafka_bootstrap, dead, options)
-        listed += shown
-        notes.append(note)
-        hint = re.search(r"the next with (--\S+) (\S+),", note)
-        if hint is None:
-            break
-        options = list(hint.groups())
-        await add_letters(kafka_bootstrap, dead, original, next(arriving, []))
+    listed, notes = await page_as_the_notes_say(entry_point, kafka_bootstrap, dead, original, arriving)
 
     every = [f"p{p}-{i}" for p, count in enumerate([5, 4, 3]) for i in range(count)]
     assert Counter(listed) == Counter([*every, "late-a", "late-b", "late-c", "late-d"])
@@ -1059,3 +1069,23 @@ async def test_paging_as_the_listing_says_shows_every_letter_once_while_letters_
         "Showed dead letters 1–5 of 12; the next with --from 0:5, or every one with --all.",
         "Showed dead letters 1–5 of 10 from 0:5; the next with --from 0:6,1:4, or every one with --all.",
     ]
+
+
+@pytest.mark.parametrize("entry_point", ["python", "mentorloom"])
+async def test_a_page_filled_by_letters_arriving_in_an_earlier_partition_names_a_next_page_that_goes_on_in_the_later_ones(
+    kafka_bootstrap: str, unique: str, entry_point: str
+) -> None:
+    # Page 2 starts from 0:2,1:2,2:1 and is filled by letters that arrived in partition 0 meanwhile: its next page
+    # must still begin partitions 1 and 2 where page 1 left them, not at their first letter again.
+    original = f"t.paging-later.{entry_point}.{unique}"
+    dead = await send_dead_letters(kafka_bootstrap, original, [2, 2, 2])
+    late = [(0, f"late-{i}") for i in range(6)]
+
+    listed, notes = await page_as_the_notes_say(entry_point, kafka_bootstrap, dead, original, [late])
+
+    every = [f"p{p}-{i}" for p in range(3) for i in range(2)]
+    assert Counter(listed) == Counter([*every, *(event_id for _, event_id in late)]), notes
+    assert (
+        notes[1]
+        == "Showed dead letters 1–5 of 7 from 0:2,1:2,2:1; the next with --from 0:7,1:2,2:1, or every one with --all."
+    )
