@@ -193,7 +193,12 @@ class MatchOut(BaseModel):
     activated_at: datetime | None
     closed_at: datetime | None
     closed_by: ActorRole | None
-    decline_reason: DeclineReason | None
+    decline_reason: DeclineReason | None = Field(
+        description=(
+            "Why a proposal did not become a match. The mentee and mentor read participant_unavailable where one of "
+            "them was erased (coordinators read participant_erased): a partner is never told of an erasure."
+        )
+    )
     end_reason_category: EndReasonCategory | None = Field(
         description=(
             "Coordinators read the category as set. The mentee and mentor read: the category of an end they made "
@@ -233,6 +238,9 @@ class MatchOut(BaseModel):
             # low ratings): it is for coordinators to act on, never shown to the partner.
             values.update(at_risk=None, at_risk_reasons=[], at_risk_health=None)
             values["end_reason_category"] = _category_told(values, party)
+            if values["decline_reason"] == DeclineReason.PARTICIPANT_ERASED.value:
+                # As a lapse by leaving the program: that the person asked to be forgotten is theirs.
+                values["decline_reason"] = DeclineReason.PARTICIPANT_UNAVAILABLE.value
             if values["explanation"] == ERASED_EXPLANATION:
                 values["explanation"] = ERASED_EXPLANATION_TOLD
         values["partner"] = partner

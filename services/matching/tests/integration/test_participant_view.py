@@ -15,7 +15,8 @@ from shared.events import samples
 from shared.events.values import ProgramStatus
 
 
-async def _active(client: httpx.AsyncClient, settings: MatchingSettings, w: World, mentee: str, mentor: str) -> str:
+async def _requested(client: httpx.AsyncClient, settings: MatchingSettings, w: World, mentee: str, mentor: str) -> str:
+    """The mentee asks the mentor: the proposal's match id."""
     requested = await client.post(
         f"/v1/programs/{w.program_id}/mentees/{w.id(mentee)}/requests",
         json={"mentor_person_id": str(w.id(mentor))},
@@ -23,17 +24,28 @@ async def _active(client: httpx.AsyncClient, settings: MatchingSettings, w: Worl
     )
     assert requested.status_code == 201, requested.text
     match_id: str = requested.json()["match_id"]
+    return match_id
+
+
+async def _active(client: httpx.AsyncClient, settings: MatchingSettings, w: World, mentee: str, mentor: str) -> str:
+    match_id = await _requested(client, settings, w, mentee, mentor)
     accepted = await client.post(f"/v1/matches/{match_id}/accept", headers=w.as_person(settings, mentor))
     assert accepted.json()["state"] == "active", accepted.text
     return match_id
 
 
-async def _amara_and_lukas_matched(
-    client: httpx.AsyncClient, settings: MatchingSettings, feed: Feeder
-) -> tuple[World, str]:
+async def _amara_and_lukas(feed: Feeder) -> World:
+    """A program with the mentee amara and the mentor lukas."""
     w = World()
     await feed(w.program())
     await feed(*w.mentee("amara"), *w.mentor("lukas"))
+    return w
+
+
+async def _amara_and_lukas_matched(
+    client: httpx.AsyncClient, settings: MatchingSettings, feed: Feeder
+) -> tuple[World, str]:
+    w = await _amara_and_lukas(feed)
     return w, await _active(client, settings, w, "amara", "lukas")
 
 
@@ -184,6 +196,24 @@ async def test_the_partner_of_an_erased_participant_is_told_they_left_the_progra
         assert "erase" not in json.dumps(said).lower(), said
     coordinator = await _read(client, match_id, w.as_coordinator(settings))
     assert coordinator["end_reason_category"] == "participant_erased", "coordinators are told what happened"
+
+
+async def test_the_partner_of_an_erased_participant_reads_their_open_proposal_lapsed_as_unavailable_never_erased(
+    client, settings, feed: Feeder
+) -> None:
+    w = await _amara_and_lukas(feed)
+    match_id = await _requested(client, settings, w, "amara", "lukas")
+    await feed(samples.profile_erased(tenant_id=w.tenant, person_id=w.id("lukas"), version=2, erased_at=START))
+
+    seen = await _read(client, match_id, w.as_person(settings, "amara"))
+    assert (seen["state"], seen["closed_by"], seen["decline_reason"]) == (
+        "declined",
+        "system",
+        "participant_unavailable",
+    )
+    assert "erase" not in json.dumps(seen).lower(), seen
+    coordinator = await _read(client, match_id, w.as_coordinator(settings))
+    assert coordinator["decline_reason"] == "participant_erased", "coordinators are told what happened"
 
 
 async def test_both_parties_are_told_the_coordinator_ended_their_match_not_the_category_the_coordinator_chose(
