@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -230,6 +231,43 @@ async def test_forgetting_an_erased_persons_responses_deletes_their_own_though_n
 
     assert forgotten == 1
     assert left == [f"idem:testsvc:{tenant}:idp-subject-18:k2"]
+
+
+def as_written_before_the_person_was_kept(raw: bytes) -> bytes:
+    """A record as the middleware wrote it before a4c6149: the same fields without ``person``."""
+    record = json.loads(raw)
+    del record["person"]
+    return json.dumps(record).encode()
+
+
+async def test_a_response_kept_before_records_held_the_callers_person_still_replays(
+    replicas: tuple[Replica, Replica], protected_settings: ServiceSettings, tenant: uuid.UUID, redis: Any
+) -> None:
+    person = uuid.uuid4()
+    token = mint_dev_token(protected_settings, "idp-subject-19", tenant, ["participant"], person_id=person)
+    replica, other_replica = replicas
+    first = await replica.http.post("/items", json={"name": "x"}, headers=auth(token, "old-key"))
+    key = f"idem:testsvc:{tenant}:idp-subject-19:old-key"
+    await redis.set(key, as_written_before_the_person_was_kept(await redis.get(key)), keepttl=True)
+
+    retry = await other_replica.http.post("/items", json={"name": "x"}, headers=auth(token, "old-key"))
+    reused = await other_replica.http.post("/items", json={"name": "y"}, headers=auth(token, "old-key"))
+
+    assert (retry.status_code, retry.json(), retry.headers["idempotent-replayed"]) == (201, first.json(), "true")
+    assert reused.status_code == 422, "the old record's fingerprint still guards its key"
+    assert other_replica.created == []
+
+
+async def test_forgetting_an_erased_persons_responses_finds_a_record_kept_before_they_held_the_person_by_its_body(
+    redis: Any,
+) -> None:
+    person = str(uuid.uuid4())
+    await redis.set("idem:testsvc:t:u:naming", as_written_before_the_person_was_kept(record_naming(person)))
+    await redis.set("idem:testsvc:t:u:other", as_written_before_the_person_was_kept(record_naming("someone-else")))
+
+    forgotten, left, unreadable = await forget_and_look(redis, person, "stored_response_unreadable_deleted")
+
+    assert (forgotten, left, unreadable) == (1, ["idem:testsvc:t:u:other"], [])
 
 
 async def test_forgetting_an_erased_persons_responses_skips_a_key_of_another_redis_type_and_goes_on(
