@@ -17,10 +17,11 @@ rather than a connection timeout, and the log gets one warning per pause instead
 **Idempotency** (after draft-ietf-httpapi-idempotency-key-header): a POST carrying ``Idempotency-Key`` from an
 authenticated caller is fingerprinted (method, path, query, body). The first such request takes an in-flight lock
 (``SET NX`` with expiry, via redis-py's `Lock`) and its response — 2xx or 4xx, never 5xx — is stored under
-``idem:{service}:{tenant}:{subject}:{key}`` for ``idempotency_ttl_seconds``. A retry with the same key and
-fingerprint gets the stored response with ``Idempotent-Replayed: true``; the same key with another fingerprint gets
-422; a retry while the first is still running gets 409. Unauthenticated POSTs are passed through: the endpoint
-refuses them anyway.
+``idem:{service}:{tenant}:{subject}:{key}`` for ``idempotency_ttl_seconds``, with the caller's person id when their
+token names one (so that an erasure finds the person's own answers: `forget_stored_responses`). A retry with the
+same key and fingerprint gets the stored response with ``Idempotent-Replayed: true``; the same key with another
+fingerprint gets 422; a retry while the first is still running gets 409. Unauthenticated POSTs are passed through:
+the endpoint refuses them anyway.
 
 **Rate limit**: a fixed one-minute window per token subject of a tenant (per client address without a valid token),
 counted with ``INCR`` + ``EXPIRE`` in one MULTI/EXEC transaction. A fixed window lets a client spend up to twice the
@@ -266,9 +267,9 @@ async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: s
     """Delete the service's responses kept for Idempotency-Key retries whose body or key holds `needle` (an erased
     person's id: an answer naming them may hold their name, e-mail or what was written from their profile, kept a day
     otherwise; the key holds the caller's token subject), or that answered `needle` itself (the caller's person id
-    kept with the record); how many, or None when Redis failed. Walks the service's records with SCAN, so it suits a rare act
-    like an erasure, not a request path. A retry with a forgotten key runs the request again, as one arriving after
-    the record expired would. Redis failing is logged, not raised: the caller's erasure stands, Redis holds only
+    kept with the record); how many, or None when Redis failed. Walks the service's records with SCAN, so it suits a
+    rare act like an erasure, not a request path. A retry with a forgotten key runs the request again, as one arriving
+    after the record expired would. Redis failing is logged, not raised: the caller's erasure stands, Redis holds only
     what may be lost, and the records expire with the idempotency TTL. A record that cannot be read is deleted and
     logged: it may name the person, and a replay of it would fail anyway. A key of another Redis type (not a string,
     so not written here) is logged and left alone, and the walk goes on."""
