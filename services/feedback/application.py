@@ -11,8 +11,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
-from sqlalchemy import and_, delete, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, any_, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.feedback.adapters import repository as repo
@@ -32,6 +33,7 @@ from services.feedback.domain.agreement import ExpectationsAgreement, forget_par
 from services.feedback.domain.health import HealthPolicy, RiskState, RiskTransition, assess_health, step_risk
 from services.feedback.domain.pulse import Pulse, QuestionKind, open_pulses, scores_only_payload
 from services.feedback.domain.reports import MENTEE, MENTOR
+from shared.db import chunks
 from shared.events.models import (
     CheckInDue,
     CheckInMissed,
@@ -46,7 +48,7 @@ from shared.events.models import (
     ProgramUpdated,
 )
 from shared.events.values import AtRiskReason, FeedbackKind, MeetingOutcome, ParticipantRole
-from shared.messaging.outbox import add_events
+from shared.messaging.outbox import add_events, rewrite_waiting
 from shared.projection import apply_snapshot
 
 RECOVERY_MARGIN = 0.1
@@ -225,6 +227,8 @@ async def apply_check_in_due(session: AsyncSession, event: CheckInDue, now: date
     )
     if match.ended_on is None:
         settings = await repo.program_settings(session, event.tenant_id, event.program_id)
+        # An erased side gets no pulse: nobody can answer it (the tombstone names the person in the event).
+        erased = await repo.erased_among(session, event.tenant_id, (event.mentor_person_id, event.mentee_person_id))
         opened = open_pulses(
             program_id=event.program_id,
             match_id=event.match_id,
@@ -233,26 +237,30 @@ async def apply_check_in_due(session: AsyncSession, event: CheckInDue, now: date
             party_ids=match.party_ids,  # as stored: an erased party's replacement id, never the event's person id
             config=settings.pulse_config,
         )
-        await session.execute(
-            insert(pulses)
-            .values(
-                [
-                    {
-                        "pulse_id": pulse.pulse_id,
-                        "tenant_id": event.tenant_id,
-                        "program_id": pulse.program_id,
-                        "match_id": pulse.match_id,
-                        "check_in_id": pulse.check_in_id,
-                        "respondent_id": pulse.respondent_id,
-                        "role": role,
-                        "opened_at": pulse.opened_at,
-                        "closes_at": pulse.closes_at,
-                    }
-                    for pulse, role in zip(opened, (MENTOR, MENTEE), strict=True)
-                ]
+        rows = [
+            {
+                "pulse_id": pulse.pulse_id,
+                "tenant_id": event.tenant_id,
+                "program_id": pulse.program_id,
+                "match_id": pulse.match_id,
+                "check_in_id": pulse.check_in_id,
+                "respondent_id": pulse.respondent_id,
+                "role": role,
+                "opened_at": pulse.opened_at,
+                "closes_at": pulse.closes_at,
+            }
+            for pulse, role, person_id in zip(
+                opened, (MENTOR, MENTEE), (event.mentor_person_id, event.mentee_person_id), strict=True
             )
-            .on_conflict_do_nothing(index_elements=[pulses.c.pulse_id])
-        )
+            if person_id not in erased
+        ]
+        if rows:
+            # A redelivered CheckInDue (same check-in, any event id) finds this side's pulse and opens nothing.
+            await session.execute(
+                insert(pulses)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[pulses.c.tenant_id, pulses.c.check_in_id, pulses.c.role])
+            )
     await recompute_health(session, event.tenant_id, event.match_id, now)
 
 
@@ -347,11 +355,8 @@ async def apply_profile_erased(session: AsyncSession, event: ProfileErased, now:
             .where(matches.c.match_id == match.match_id)
             .values({side: replacement, "health_reasons": reasons})
         )
-    await session.execute(
-        update(pulses)
-        .where(pulses.c.respondent_id == person_id, pulses.c.tenant_id == tenant_id)
-        .values(respondent_id=replacement, notes=None, concern_flagged=False)
-    )
+    match_ids = [match.match_id for match in their_matches]
+    await _forget_pulses_of(session, tenant_id, person_id, replacement, match_ids)
     # A coordinator's token subject is often their person id: the record of who resolved a concern goes too.
     await session.execute(
         update(pulses)
@@ -363,11 +368,14 @@ async def apply_profile_erased(session: AsyncSession, event: ProfileErased, now:
         .where(surveys.c.respondent_id == person_id, surveys.c.tenant_id == tenant_id)
         .values(respondent_id=replacement, before_answers=None, after_answers=None)
     )
-    match_ids = [match.match_id for match in their_matches]
     documents = (
         await session.execute(
             select(agreements.c.match_id, agreements.c.document)
-            .where(agreements.c.tenant_id == tenant_id, agreements.c.match_id.in_(match_ids))
+            # One array argument, however many matches: an IN list of each id would pass 32,767 query arguments.
+            .where(
+                agreements.c.tenant_id == tenant_id,
+                agreements.c.match_id == any_(bindparam("match_ids", match_ids, type_=ARRAY(PG_UUID(as_uuid=True)))),
+            )
             .with_for_update()
         )
     ).all()
@@ -381,6 +389,38 @@ async def apply_profile_erased(session: AsyncSession, event: ProfileErased, now:
     for match in their_matches:
         if match.ended_on is None:
             await recompute_health(session, tenant_id, match.match_id, now)
+
+
+async def _forget_pulses_of(
+    session: AsyncSession, tenant_id: UUID, person_id: UUID, replacement: UUID, match_ids: list[UUID]
+) -> None:
+    """The person's pulses keep their scores under `replacement`, lose their notes and concern flags, and get new
+    random ids: an id made before pulse ids were random was derived from (check-in id, person id), so anyone knowing
+    both could find the pulse. Their FeedbackSubmitted still waiting in the outbox carry the new id; those sent keep
+    theirs."""
+    old_ids = (
+        await session.execute(
+            select(pulses.c.pulse_id)
+            .where(pulses.c.respondent_id == person_id, pulses.c.tenant_id == tenant_id)
+            .order_by(pulses.c.pulse_id)
+            .with_for_update()
+        )
+    ).scalars()
+    new_ids = {str(old): str(uuid4()) for old in old_ids}
+    if not new_ids:
+        return
+    await session.execute(
+        update(pulses)
+        .where(pulses.c.pulse_id == bindparam("old_id"))
+        .values(pulse_id=bindparam("new_id"), respondent_id=replacement, notes=None, concern_flagged=False),
+        [{"old_id": UUID(old), "new_id": UUID(new)} for old, new in new_ids.items()],
+    )
+
+    def renamed(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "feedback_id": new_ids.get(data["feedback_id"], data["feedback_id"])}
+
+    for some in chunks([str(match_id) for match_id in match_ids]):  # an IN list: at most 32,767 arguments
+        await rewrite_waiting(session, some, FeedbackSubmitted, renamed)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.db import advisory_lock_key, asyncpg_dsn, driver_connection
-from shared.events.envelope import EventEnvelope, TextEncodedEvent, encode_data, encode_text
+from shared.events.envelope import H_SUBJECT, EventEnvelope, TextEncodedEvent, encode_data, encode_text
 from shared.events.models import EventData
 from shared.events.registry import spec_for
 from shared.messaging.partitioning import partitions_for_keys
@@ -104,18 +104,27 @@ async def rewrite_waiting(
 ) -> int:
     """Replace the data of the waiting events of this type and these keys with `change(data)`, keeping the envelope
     (headers, ce_id, position): for an erasure, where the event must still leave but without the person's data.
-    `change` gets and returns the event data as JSON-ready dict; the result is validated as `event_type`."""
+    `change` gets and returns the event data as JSON-ready dict; the result is validated as `event_type`. A change
+    of the field the event's subject is taken from changes its ce_subject header too (the key must not change)."""
     if not keys:
         return 0
+    spec = spec_for(event_type)
     rows = (
         await session.execute(
-            select(OUTBOX.c.id, OUTBOX.c.value).where(_waiting_of(keys, [event_type])).with_for_update()
+            select(OUTBOX.c.id, OUTBOX.c.headers, OUTBOX.c.value)
+            .where(_waiting_of(keys, [event_type]))
+            .with_for_update()
         )
     ).all()
-    for row_id, value in rows:
+    for row_id, headers, value in rows:
         data = event_type.model_validate_json(value).model_dump(mode="json")
-        changed = encode_data(event_type.model_validate(change(data)))  # the bytes message_for writes
-        await session.execute(update(OUTBOX).where(OUTBOX.c.id == row_id).values(value=changed))
+        event = event_type.model_validate(change(data))
+        values: dict[str, Any] = {"value": encode_data(event)}  # the bytes message_for writes
+        stored_headers = orjson.loads(headers)
+        subject = spec.subject_of(event)
+        if stored_headers.get(H_SUBJECT) != subject:
+            values["headers"] = orjson.dumps({**stored_headers, H_SUBJECT: subject}).decode()
+        await session.execute(update(OUTBOX).where(OUTBOX.c.id == row_id).values(values))
     return len(rows)
 
 

@@ -165,6 +165,8 @@ pulses = Table(
         postgresql_where=text("concern_flagged AND concern_resolved_at IS NULL"),
     ),
     Index("ix_pulses_respondent", "respondent_id", "opened_at"),
+    # One pulse per check-in and side: what keeps a redelivered CheckInDue from opening more (pulse ids are random).
+    Index("uq_pulses_check_in_role", "tenant_id", "check_in_id", "role", unique=True),
 )
 
 # Running usefulness totals per participation, kept in the transaction that stores each answered pulse: a

@@ -10,16 +10,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Self
-from uuid import UUID, uuid5
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 QuestionKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 Answer = int | bool | str
 Score = int | bool
-
-# Namespace for deterministic pulse ids: the same CheckInDue delivered twice opens the same two pulses.
-PULSE_ID_NAMESPACE = UUID("6f1c1c55-1f7e-4a53-9c39-0c1f2f0d6a01")
 
 
 class _Frozen(BaseModel):
@@ -108,10 +105,6 @@ class Pulse(_Frozen):
         return PulseStatus.OPEN if now < self.closes_at else PulseStatus.CLOSED
 
 
-def pulse_id_for(check_in_id: UUID, respondent_id: UUID) -> UUID:
-    return uuid5(PULSE_ID_NAMESPACE, f"{check_in_id}:{respondent_id}")
-
-
 def open_pulses(
     *,
     program_id: UUID,
@@ -121,12 +114,16 @@ def open_pulses(
     party_ids: tuple[UUID, UUID],
     config: PulseConfig,
 ) -> tuple[Pulse, Pulse]:
-    """One pulse per party for a CheckInDue; ids are derived so a redelivered event opens nothing new."""
+    """One pulse per party for a CheckInDue.
+
+    Ids are random: one derived from (check-in id, person id) led anyone knowing both to the person's answers after
+    an erasure. A redelivered event opens nothing new because the store keeps one pulse per check-in and side.
+    """
     if due_at.tzinfo is None:
         raise ValueError("due_at must be timezone-aware")
     first, second = (
         Pulse(
-            pulse_id=pulse_id_for(check_in_id, party_id),
+            pulse_id=uuid4(),
             program_id=program_id,
             match_id=match_id,
             check_in_id=check_in_id,

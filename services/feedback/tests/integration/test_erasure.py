@@ -28,6 +28,7 @@ from services.feedback.domain.agreement import (
     forget_party,
     submit_answers,
 )
+from services.feedback.domain.reports import MENTEE, MENTOR
 from services.feedback.entrypoints.handlers import make_handler
 from services.feedback.tests.integration.support import (
     People,
@@ -52,6 +53,8 @@ pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
 CAMPUS_A, CAMPUS_B = uuid4(), uuid4()
 GOOD = {"usefulness": 4, "trust": 5, "meeting_happened": True, "goal_progress": 60}
+# Pulse ids were once uuid5(this, "{check-in id}:{person id}"): anyone knowing both could compute one.
+PULSE_ID_NAMESPACE_BEFORE = UUID("6f1c1c55-1f7e-4a53-9c39-0c1f2f0d6a01")
 # Everything the erased person writes carries one of these, so a scan can tell whether any of it is left.
 SECRETS = ("secret-note", "secret-hopes", "secret-boundary", "secret-goal", "secret-plan", "secret-progress")
 
@@ -91,6 +94,7 @@ class Program:
     mentee: UUID
     first: People  # running: both answered pulses, surveys and the agreement; the mentee recorded the plan
     second: People  # ended after the mentee flagged a concern in it
+    check_ins: tuple[UUID, UUID]  # the one due check-in of each match, in that order
 
     @property
     def coordinator(self) -> UUID:
@@ -139,6 +143,7 @@ async def seeded(runtime: Runtime, client: httpx.AsyncClient) -> Program:
     mentee, mentor_one, mentor_two = uuid4(), uuid4(), uuid4()
     first = People(base.tenant, base.program, mentor_one, mentee, uuid4())
     second = People(base.tenant, base.program, mentor_two, mentee, uuid4())
+    check_ins = (uuid4(), uuid4())
     await apply(
         runtime,
         program(base, min_report_group_size=2),
@@ -150,8 +155,8 @@ async def seeded(runtime: Runtime, client: httpx.AsyncClient) -> Program:
         enrolment(base, mentor_two, "mentor"),
         accepted(first, NOW - timedelta(days=20)),
         accepted(second, NOW - timedelta(days=20)),
-        check_in_due(first, NOW - timedelta(hours=2)),
-        check_in_due(second, NOW - timedelta(hours=2)),
+        check_in_due(first, NOW - timedelta(hours=2), check_ins[0]),
+        check_in_due(second, NOW - timedelta(hours=2), check_ins[1]),
     )
     mentee_token = token(runtime, base.tenant, person=mentee)
     mentor_token = token(runtime, base.tenant, person=mentor_one)
@@ -178,7 +183,7 @@ async def seeded(runtime: Runtime, client: httpx.AsyncClient) -> Program:
     await ok(client.post(progress, json={"percent": 20, "note": "secret-progress"}, headers=once(mentee_token)))
     await ok(client.post(progress, json={"percent": 40, "note": "mentor progress"}, headers=once(mentor_token)))
     await apply(runtime, samples.match_ended(**second.pair, ended_at=NOW - timedelta(hours=1)))
-    return Program(base, mentee, first, second)
+    return Program(base, mentee, first, second, check_ins)
 
 
 def erased(scenario: Program, version: int = 10) -> EventData:
@@ -222,6 +227,12 @@ async def test_after_erasure_no_row_of_any_table_carries_the_person_id_or_their_
     for kind in ("before_survey", "after_survey"):
         derived = uuid5(scenario.first.match, f"{scenario.mentee}:{kind}")
         assert await rows_containing(runtime, str(derived)) == [], kind
+    # So did a pulse id derived from (check-in id, person id): in the pulses, and in their FeedbackSubmitted
+    # events still waiting in the outbox (feedback_id in the data, ce_subject in the headers).
+    for check_in in scenario.check_ins:
+        derived = uuid5(PULSE_ID_NAMESPACE_BEFORE, f"{check_in}:{scenario.mentee}")
+        assert await rows_containing(runtime, str(derived)) == [], check_in
+        assert await kept_answers_naming(runtime.redis, str(derived)) == [], check_in
     for needle in (str(scenario.mentee), *SECRETS):
         assert await kept_answers_naming(runtime.redis, needle) == [], needle
     # Their per-question survey answers go (the reports count the scores); the partner's stay.
@@ -326,6 +337,26 @@ async def test_late_events_naming_an_erased_person_bring_nothing_of_theirs_back(
     assert len((await ok(client.get("/v1/me/pulses", headers=mentor)))["items"]) == 1
 
 
+async def test_a_check_in_due_after_the_erasure_opens_no_pulse_for_the_erased_side(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    scenario = await seeded(runtime, client)
+    await apply(runtime, erased(scenario))
+    later = uuid4()
+    # The same check-in again under a new event id (the inbox lets it through), and a new check-in of the match.
+    await apply(
+        runtime,
+        check_in_due(scenario.first, NOW - timedelta(hours=2), scenario.check_ins[0]),
+        check_in_due(scenario.first, NOW - timedelta(hours=1), later),
+    )
+    sql = "SELECT count(*) FROM pulses WHERE check_in_id = :check_in AND role = :role"
+    assert await count(runtime, sql, check_in=scenario.check_ins[0], role=MENTEE) == 1
+    assert await count(runtime, sql, check_in=scenario.check_ins[0], role=MENTOR) == 1
+    # The erased side's pulse would stand for nobody: only the mentor's opens.
+    assert await count(runtime, sql, check_in=later, role=MENTEE) == 0
+    assert await count(runtime, sql, check_in=later, role=MENTOR) == 1
+
+
 @pytest.mark.parametrize("domain", ["as at the revision", "erasure changed later"])
 async def test_people_erased_before_erasure_forgot_them_are_forgotten_by_the_migration_whatever_the_domain_becomes(
     database_url: str, domain: str, monkeypatch: pytest.MonkeyPatch
@@ -397,6 +428,63 @@ async def test_people_erased_before_erasure_forgot_them_are_forgotten_by_the_mig
             assert (await conn.execute(text("SELECT respondent_id FROM surveys"))).scalar_one() == mentee
             document = (await conn.execute(text("SELECT document FROM agreements"))).scalar_one()
         assert document == forget_party(agreement, person, mentee).model_dump(mode="json"), "as the domain's erasure"
+    finally:
+        await engine.dispose()
+
+
+async def test_the_migration_gives_pulses_of_people_erased_before_random_ids_and_keeps_one_pulse_per_side(
+    database_url: str,
+) -> None:
+    config = alembic_config(DEFINITION.migrations_dir, database_url)
+    await asyncio.to_thread(command.upgrade, config, "0006")
+    tenant, program_id, match_id, check_in, person, partner = (uuid4() for _ in range(6))
+    replacement = uuid4()  # what an erasure before 0007 left in place of `person`, the pulse id unchanged
+
+    def pulse(pulse_id: UUID, respondent: UUID, role: int, submitted: bool) -> dict[str, Any]:
+        return {
+            "pulse_id": pulse_id,
+            "tenant_id": tenant,
+            "program_id": program_id,
+            "match_id": match_id,
+            "check_in_id": check_in,
+            "respondent_id": respondent,
+            "role": role,
+            "opened_at": NOW,
+            "closes_at": NOW,
+            "submitted_at": NOW if submitted else None,
+        }
+
+    erased_pulse = uuid5(PULSE_ID_NAMESPACE_BEFORE, f"{check_in}:{person}")
+    partners_pulse = uuid5(PULSE_ID_NAMESPACE_BEFORE, f"{check_in}:{partner}")
+    rows = [
+        pulse(partners_pulse, partner, MENTOR, submitted=False),
+        pulse(erased_pulse, replacement, MENTEE, submitted=True),
+        # A late CheckInDue opened a second one for the erased side (derived from the replacement id).
+        pulse(uuid5(PULSE_ID_NAMESPACE_BEFORE, f"{check_in}:{replacement}"), replacement, MENTEE, submitted=False),
+    ]
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO pulses (pulse_id, tenant_id, program_id, match_id, check_in_id, respondent_id, role,"
+                    " opened_at, closes_at, submitted_at) VALUES (:pulse_id, :tenant_id, :program_id, :match_id,"
+                    " :check_in_id, :respondent_id, :role, :opened_at, :closes_at, :submitted_at)"
+                ),
+                rows,
+            )
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+
+        assert await rows_containing(engine, str(erased_pulse)) == []
+        async with engine.connect() as conn:
+            kept = (
+                await conn.execute(text("SELECT pulse_id, role, submitted_at IS NOT NULL FROM pulses ORDER BY role"))
+            ).all()
+        [(mentor_pulse, _, _), (mentee_pulse, _, answered)] = kept
+        assert mentor_pulse == partners_pulse  # a living person's pulse keeps the id they may hold
+        assert answered, "the answered pulse stays, the duplicate goes"
+        assert mentee_pulse not in {row["pulse_id"] for row in rows}
     finally:
         await engine.dispose()
 
