@@ -20,8 +20,9 @@ authenticated caller is fingerprinted (method, path, query, body). The first suc
 ``idem:{service}:{tenant}:{subject}:{key}`` for ``idempotency_ttl_seconds``, with the caller's person id when their
 token names one (so that an erasure finds the person's own answers: `forget_stored_responses`). A retry with the
 same key and fingerprint gets the stored response with ``Idempotent-Replayed: true``; the same key with another
-fingerprint gets 422; a retry while the first is still running gets 409. Unauthenticated POSTs are passed through:
-the endpoint refuses them anyway.
+fingerprint gets 422; a retry while the first is still running gets 409, and so does one whose kept record cannot be
+read (corrupted, or written by a broken replica: the first request may have taken effect, so it is not run again; the
+caller is told to use a new key). Unauthenticated POSTs are passed through: the endpoint refuses them anyway.
 
 **Rate limit**: a fixed one-minute window per token subject of a tenant (per client address without a valid token),
 counted with ``INCR`` + ``EXPIRE`` in one MULTI/EXEC transaction. A fixed window lets a client spend up to twice the
@@ -245,14 +246,39 @@ class StoredResponse:
 
     @classmethod
     def loads(cls, raw: bytes | str) -> StoredResponse:
-        record: dict[str, Any] = json.loads(raw)
-        return cls(
-            fingerprint=record["fingerprint"],
-            status=int(record["status"]),
-            headers=[(name, value) for name, value in record["headers"]],
-            body=base64.b64decode(record["body"]),
-            person=record.get("person"),  # absent from records written before it was kept
-        )
+        """The record `dumps` wrote; `UnreadableStoredResponseError` for anything else (corrupted, or written by a broken
+        replica), so that no caller replays or trusts half of one."""
+        try:
+            record = json.loads(raw)
+            person = record.get("person")  # absent from records written before it was kept
+            stored = cls(
+                fingerprint=record["fingerprint"],
+                status=record["status"],
+                headers=[(_header_text(name), _header_text(value)) for name, value in record["headers"]],
+                body=base64.b64decode(record["body"], validate=True),
+                person=person,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # bad JSON, UTF-8, base64 or shape
+            raise UnreadableStoredResponseError(f"{type(exc).__name__}: {exc}") from exc
+        if not (
+            isinstance(stored.fingerprint, str)
+            and type(stored.status) is int
+            and 100 <= stored.status <= 599
+            and (person is None or isinstance(person, str))
+        ):
+            raise UnreadableStoredResponseError("a field of the wrong type or range")
+        return stored
+
+
+def _header_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"a header holds {type(value).__name__}, not text")
+    value.encode("latin-1")  # raises for what no response header can carry, before a replay would send it
+    return value
+
+
+class UnreadableStoredResponseError(ValueError):
+    """A kept Idempotency-Key record that is not what `StoredResponse.dumps` writes."""
 
 
 def _key_text(key: bytes | str) -> str:
@@ -292,13 +318,8 @@ async def forget_stored_responses(redis: aioredis.Redis, service: str, needle: s
             try:
                 # The key names the caller: the person's own answers, when their token's subject is their id.
                 names_needle = wanted in _key_text(key).encode() or _names(StoredResponse.loads(raw), needle)
-            except (ValueError, KeyError, TypeError) as exc:  # bad JSON, base64 or shape
-                log.warning(
-                    "stored_response_unreadable_deleted",
-                    service=service,
-                    key=_key_text(key),
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+            except UnreadableStoredResponseError as exc:
+                log.warning("stored_response_unreadable_deleted", service=service, key=_key_text(key), error=str(exc))
                 names_needle = True
             if names_needle:
                 forgotten += await redis.delete(key)
@@ -429,7 +450,19 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         if stored is not None:
-            await self._replay(send, StoredResponse.loads(stored), fingerprint, key)
+            try:
+                record = StoredResponse.loads(stored)
+            except UnreadableStoredResponseError as exc:
+                # The first request may have run: running it again could repeat its effect, so the record stays (it
+                # expires with the TTL) and refuses this key; a new key runs the request.
+                log.warning("stored_response_unreadable_refused", key=record_key, error=str(exc))
+                description = (
+                    f"the answer kept for this {IDEMPOTENCY_KEY_HEADER} cannot be read, so whether the first request "
+                    "took effect is unknown; check, then retry with a new key if it did not"
+                )
+                await _send_response(send, 409, _error_body("idempotency_key_unreadable", description))
+                return
+            await self._replay(send, record, fingerprint, key)
             return
         await self._run_and_store(scope, receive, send, fingerprint, record_key, lock, person=person)
 
@@ -549,7 +582,7 @@ _ERROR_CONTENT = {"application/json": {"schema": _ERROR_REF}}
 #: What the Idempotency-Key replay may answer on any POST, beside whatever the route answers with the same code.
 _IDEMPOTENCY_ANSWERS = {
     "400": "Malformed Idempotency-Key.",
-    "409": "The first request with this Idempotency-Key is still running.",
+    "409": "The first request with this Idempotency-Key is still running, or the answer kept for it cannot be read.",
     "422": "Idempotency-Key reused with another body.",
 }
 
@@ -582,7 +615,7 @@ def _document_cause(responses: dict[str, Any], code: str, cause: str) -> None:
 
 def document_http_protection(document: dict[str, Any]) -> None:
     """Declare what shared.http_protection's middleware may answer on any route: 429 (rate limit), and on POST
-    with Idempotency-Key 400 (malformed key), 409 (first request still running) and 422 (key reused with
+    with Idempotency-Key 400 (malformed key), 409 (first request still running, or its kept answer unreadable) and 422 (key reused with
     another body, shaped like our other errors), each named after the route's own wording of that code."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,6 +284,64 @@ async def test_forgetting_an_erased_persons_responses_skips_a_key_of_another_red
     assert forgotten == 20, "every record naming the person, wherever the hash came in the walk"
     assert left == ["idem:testsvc:t:u:a-hash"], "a key this module did not write is left alone"
     assert logged == ["idem:testsvc:t:u:a-hash"]
+
+
+def _changed(**changes: Any) -> Callable[[dict[str, Any]], bytes]:
+    """The kept record with `changes` to its fields (None removes one)."""
+
+    def corrupt(record: dict[str, Any]) -> bytes:
+        changed = {**record, **changes}
+        return json.dumps({name: value for name, value in changed.items() if value is not None}).encode()
+
+    return corrupt
+
+
+#: How a kept record (its JSON as the middleware wrote it) may turn unreadable, each otherwise a replay of its answer.
+UNREADABLE_RECORDS: dict[str, Callable[[dict[str, Any]], bytes]] = {
+    "bad JSON": lambda record: json.dumps(record).encode()[:-5],
+    "not UTF-8": lambda record: b"\xff\xfe" + json.dumps(record).encode(),
+    "bad base64": _changed(body="not base64!"),
+    "a list, not an object": lambda record: json.dumps(list(record.values())).encode(),
+    "no fingerprint": _changed(fingerprint=None),
+    "no status": _changed(status=None),
+    "a status that is no number": _changed(status="two hundred"),
+    "a status no HTTP answer has": _changed(status=2001),
+    "headers that are not pairs": _changed(headers=[["content-type"]]),
+    "a header value that is not text": _changed(headers=[["content-type", 7]]),
+    "a header no HTTP answer can carry": _changed(headers=[["content-type", "caf\u00e9 \u2615"]]),
+    "a person that is no text": _changed(person=["someone"]),
+}
+
+
+@pytest.mark.parametrize("corrupt", UNREADABLE_RECORDS.values(), ids=UNREADABLE_RECORDS.keys())
+async def test_a_retry_whose_kept_answer_cannot_be_read_is_refused_with_a_conflict_not_run_again_nor_a_server_error(
+    replicas: tuple[Replica, Replica],
+    token: str,
+    tenant: uuid.UUID,
+    redis: Any,
+    corrupt: Callable[[dict[str, Any]], bytes],
+) -> None:
+    """The kept answer was corrupted, or written by a broken replica, after the first request ran: running it again
+    could repeat its effect, so the retry is told to use a new key, and the record stays to refuse later retries."""
+    replica, other_replica = replicas
+    first = await replica.http.post("/items", json={"name": "x"}, headers=auth(token, "corrupted"))
+    key = f"idem:testsvc:{tenant}:user-a:corrupted"
+    raw = corrupt(json.loads(await redis.get(key)))
+    await redis.set(key, raw, keepttl=True)
+
+    with capture_logs() as logs:
+        retry = await replica.http.post("/items", json={"name": "x"}, headers=auth(token, "corrupted"))
+    again = await other_replica.http.post("/items", json={"name": "x"}, headers=auth(token, "corrupted"))
+    fresh = await replica.http.post("/items", json={"name": "x"}, headers=auth(token, "a-new-key"))
+
+    assert first.status_code == 201
+    assert (retry.status_code, again.status_code) == (409, 409), retry.text
+    assert retry.json()["detail"]["error"] == "idempotency_key_unreadable"
+    assert "new key" in retry.json()["detail"]["error_description"]
+    assert [entry["key"] for entry in logs if entry["event"] == "stored_response_unreadable_refused"] == [key]
+    assert await redis.get(key) == raw
+    assert (replica.created, other_replica.created) == (["x", "x"], []), "the first request and the new key's"
+    assert fresh.status_code == 201
 
 
 async def test_the_same_key_with_a_different_body_is_refused_and_not_run(
