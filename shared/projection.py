@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,3 +43,23 @@ def forget_after_commit(session: AsyncSession, forget: ForgetPerson | None, pers
     failing the erasure. `forget` None (a handler built without Redis) forgets nothing."""
     if forget is not None:
         run_after_commit(session, functools.partial(forget, person_id))
+
+
+async def is_erased(session: AsyncSession, people: Table, tenant_id: uuid.UUID, person_id: uuid.UUID) -> bool:
+    """Whether the service's projection of people (a table with tenant_id, person_id and erased) holds the person as
+    erased in this tenant."""
+    found = await session.scalar(
+        select(people.c.erased).where(people.c.tenant_id == tenant_id, people.c.person_id == person_id)
+    )
+    return found is True
+
+
+async def forget_if_erased(
+    session: AsyncSession, forget: ForgetPerson | None, people: Table, tenant_id: uuid.UUID, person_id: uuid.UUID
+) -> None:
+    """After a ProfileErased handler: `forget_after_commit` when the person is now erased in this tenant, whether this
+    delivery applied the erasure or one applied it before. A redelivered erasure forgets again, since the forgetting
+    after the first may have failed (Redis down: logged, not retried) or missed an answer a request still running then
+    kept; the second costs a SCAN. An erasure of another tenant's person (not applied) forgets nothing."""
+    if await is_erased(session, people, tenant_id, person_id):
+        forget_after_commit(session, forget, person_id)

@@ -32,7 +32,7 @@ from shared.events.models import (
 )
 from shared.events.values import ActorRole, DeclineReason, EndReasonCategory, EnrollmentStatus
 from shared.messaging.outbox import rewrite_waiting
-from shared.projection import ForgetPerson, apply_snapshot, forget_after_commit
+from shared.projection import ForgetPerson, apply_snapshot, forget_if_erased, is_erased
 
 ContractEvent = EventEnvelope[EventData]
 Handler = Callable[[AsyncSession, ContractEvent], Awaitable[None]]
@@ -64,17 +64,10 @@ async def on_program_updated(session: AsyncSession, event: ProgramUpdated, at: d
         pass
 
 
-async def _erased(session: AsyncSession, tenant: uuid.UUID, person: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(people.c.erased).where(people.c.tenant_id == tenant, people.c.person_id == person)
-    )
-    return found is True
-
-
 async def on_enrollment_changed(session: AsyncSession, event: EnrollmentChanged, at: datetime) -> None:
     # The erasure ended the person's enrolments and none follows it: one read later (a redelivery, a replay from the
     # beginning) would make the pool count them as waiting for their profile for good.
-    if await _erased(session, event.tenant_id, event.person_id):
+    if await is_erased(session, people, event.tenant_id, event.person_id):
         return
     values = {
         "tenant_id": event.tenant_id,
@@ -213,16 +206,17 @@ def make_handler(forget_cached: ForgetPerson | None = None) -> Handler:
     """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored.
 
     `forget_cached(person_id)` drops what the API keeps outside the database about an erased person (answers kept
-    for Idempotency-Key retries, which name partners and hold explanations); it runs once per applied erasure, after
-    the consumer's transaction commits (run_after_commit), its failure logged."""
+    for Idempotency-Key retries, which name partners and hold explanations); it runs after the consumer's transaction
+    commits (run_after_commit), its failure logged, for each delivery of an erasure, a redelivery too
+    (forget_if_erased)."""
 
     async def handle(session: AsyncSession, envelope: ContractEvent) -> None:
         data = envelope.data
         if isinstance(data, ProfileUpdated):
             await on_profile_updated(session, data, envelope.time)
         elif isinstance(data, ProfileErased):
-            if await on_profile_erased(session, data, envelope.time):
-                forget_after_commit(session, forget_cached, data.person_id)
+            await on_profile_erased(session, data, envelope.time)
+            await forget_if_erased(session, forget_cached, people, data.tenant_id, data.person_id)
         elif isinstance(data, ProgramUpdated):
             await on_program_updated(session, data, envelope.time)
         elif isinstance(data, EnrollmentChanged):

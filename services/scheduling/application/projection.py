@@ -36,7 +36,7 @@ from shared.events.models import (
 )
 from shared.events.values import ActorRole, MeetingCancelReason
 from shared.messaging.outbox import add_events
-from shared.projection import ForgetPerson, apply_snapshot, forget_after_commit
+from shared.projection import ForgetPerson, apply_snapshot, forget_if_erased
 
 ContractEvent = EventEnvelope[EventData]
 Handler = Callable[[AsyncSession, ContractEvent], Awaitable[None]]
@@ -216,8 +216,8 @@ def make_handler(clock: Clock, forget_kept: ForgetPerson | None = None) -> Handl
     """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored.
 
     `forget_kept(person_id)` drops the answers the API keeps in Redis for Idempotency-Key retries that name an erased
-    person (a meeting names both parties); it runs once per applied erasure, after the consumer's transaction
-    commits."""
+    person (a meeting names both parties); it runs after the consumer's transaction commits, for each delivery of an
+    erasure, a redelivery too (forget_if_erased)."""
 
     async def handle(session: AsyncSession, envelope: ContractEvent) -> None:
         data = envelope.data
@@ -230,8 +230,7 @@ def make_handler(clock: Clock, forget_kept: ForgetPerson | None = None) -> Handl
         elif isinstance(data, ProfileUpdated):
             await on_profile_updated(session, data)
         elif isinstance(data, ProfileErased):
-            applied = await on_profile_erased(session, data)
-            if applied:  # a redelivered or older erasure has nothing new to forget
-                forget_after_commit(session, forget_kept, data.person_id)
+            await on_profile_erased(session, data)
+            await forget_if_erased(session, forget_kept, people, data.tenant_id, data.person_id)
 
     return handle

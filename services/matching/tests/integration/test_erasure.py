@@ -174,7 +174,7 @@ async def test_a_late_enrolment_of_an_erased_person_is_not_applied_and_the_pool_
     assert pool.json()["mentees"]["without_profile"] == 0
 
 
-async def test_an_erasure_is_applied_when_redis_fails_to_forget_the_cached_answers(
+async def test_an_erasure_is_applied_when_redis_fails_to_forget_the_cached_answers_and_its_redelivery_forgets_them(
     client: httpx.AsyncClient,
     settings: MatchingSettings,
     feed: Feeder,
@@ -192,3 +192,10 @@ async def test_an_erasure_is_applied_when_redis_fails_to_forget_the_cached_answe
     await erase(feed, w)
 
     assert await stored_anywhere(runtime.engine, None, [*personal_values(), *explanations, PRIVATE_REASON]) == {}
+    monkeypatch.undo()
+    assert await stored_anywhere(runtime.engine, runtime.redis, explanations), "Redis still keeps the answers"
+
+    # The erasure delivered again (the consumer redelivers, or an operator replays it) is the way to try again.
+    await erase(feed, w)
+
+    assert await stored_anywhere(runtime.engine, runtime.redis, [*personal_values(), *explanations]) == {}

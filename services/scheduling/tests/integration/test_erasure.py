@@ -19,6 +19,7 @@ from services.scheduling.tests.integration.scenario import Scenario
 from shared.clock import MovableClock
 from shared.events import samples
 from shared.events.models import MatchAccepted
+from shared.http_protection import StoredResponse
 from shared.service import Runtime
 from tests.erasure_scan import kept_answers_naming, stored_anywhere
 
@@ -98,6 +99,23 @@ async def test_after_erasure_no_table_outbox_row_or_cached_response_holds_the_pe
     assert await stored_anywhere(db, runtime.redis, PERSONAL) == {}
     assert await kept_answers_naming(runtime.redis, person) == []
     assert not await scalar(db, "SELECT count(*) FROM calendar_feeds WHERE person_id = :p", p=match.mentee_person_id)
+
+
+async def test_an_erasure_delivered_again_forgets_again_the_answers_kept_naming_the_person(
+    seeded: tuple[Scenario, MatchAccepted], erasing: Feeder, runtime: Runtime
+) -> None:
+    """Forgetting runs after the erasure's commit and may fail (Redis down then, or an answer kept by a request that
+    was still running): a redelivery of the erasure is the way to try again."""
+    s, match = seeded
+    person = str(match.mentee_person_id)
+    await erase(erasing, s, match)
+    # An answer naming the person kept after the first erasure forgot (Redis was down for it, say).
+    late = StoredResponse("f", 201, [], f'{{"mentee_person_id": "{person}"}}'.encode()).dumps()
+    await runtime.redis.set(f"idem:scheduling:{s.tenant_id}:coordinator:late", late, ex=600)
+
+    await erase(erasing, s, match)
+
+    assert await kept_answers_naming(runtime.redis, person) == []
 
 
 async def test_an_erasure_delivered_again_or_of_a_stranger_changes_nothing_more(
