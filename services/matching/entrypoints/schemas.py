@@ -213,8 +213,11 @@ class MatchOut(BaseModel):
         description=(
             "Once the match ended, whether its mentee is offered a new match (as the match.ended event says), shown "
             "to both parties and coordinators: true when a party or a coordinator ended it or the mentor left the "
-            "program, false when the mentee left or the program ended. Null while the match has not ended, and for "
-            "a match the system ended before 2026-12-08 because one of them left the program (not recorded)."
+            "program or was erased, false when the mentee left the program or was erased or the program ended. Null "
+            "while the match is pending approval, proposed or active; for a proposal declined or expired (it never "
+            "began, so it never ended); and for a match the system ended because its mentee or mentor left the "
+            "program or was erased before the service's database migration 0005 began recording this: the stored "
+            "match does not say which of the two left."
         )
     )
     at_risk: bool | None = Field(description="Coordinators only (null for the match's mentee and mentor).")
