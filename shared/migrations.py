@@ -6,7 +6,9 @@ A service's `migrations/env.py` is two lines: import its metadata, call `run_ale
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from alembic import command, context, op
 from alembic.config import Config
@@ -75,16 +77,36 @@ def require_online(service: str, revision: str, down_revision: str | None, reads
     )
 
 
+def create_index_concurrently(name: str, table: str, columns: Sequence[str], **kw: Any) -> None:
+    """An index on a table that already holds rows, built while the old pods keep writing to it: a plain CREATE INDEX
+    holds a SHARE lock (no INSERT, UPDATE or DELETE) for the whole build. CONCURRENTLY cannot run in a transaction,
+    so this commits what the migration did so far; a revision calling it must be safe to run again from its start
+    (a retry of the Job does). A build that failed leaves an INVALID index of this name: it is dropped first."""
+    with op.get_context().autocommit_block():
+        op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+        op.create_index(name, table, list(columns), postgresql_concurrently=True, **kw)
+
+
+def drop_index_concurrently(name: str, table: str) -> None:
+    with op.get_context().autocommit_block():
+        op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+
+
+def _execute_outside_a_transaction(statements: Sequence[str]) -> None:
+    with op.get_context().autocommit_block():
+        for ddl in statements:
+            op.execute(ddl)
+
+
 def inbox_index_to_brin() -> None:
     """Every service's migration that turns the inbox's received_at index into BRIN (it only grows; pruning scans
-    ranges): one revision per service database, the statements once here."""
-    for ddl in INBOX_RECEIVED_AT_BRIN_DDL:
-        op.execute(ddl)
+    ranges): one revision per service database, the statements once here. Dropped and built CONCURRENTLY, so the
+    consumers keep inserting into the inbox meanwhile (pruning scans it without an index for that while)."""
+    _execute_outside_a_transaction(INBOX_RECEIVED_AT_BRIN_DDL)
 
 
 def inbox_index_to_btree() -> None:
-    for ddl in INBOX_RECEIVED_AT_BTREE_DDL:
-        op.execute(ddl)
+    _execute_outside_a_transaction(INBOX_RECEIVED_AT_BTREE_DDL)
 
 
 def outbox_headers_to_text() -> None:

@@ -57,13 +57,15 @@ OUTBOX_NOTIFY_DDL = (
 )
 
 # Migrations of databases created before the inbox's received_at index became BRIN (every service's 0001).
+# CONCURRENTLY: the consumers keep inserting meanwhile; run outside a transaction (shared.migrations). A failed build
+# leaves an INVALID index, which the DROP of a retry removes.
 INBOX_RECEIVED_AT_BRIN_DDL = (
-    "DROP INDEX IF EXISTS ix_inbox_received_at",
-    "CREATE INDEX ix_inbox_received_at ON inbox USING brin (received_at)",
+    "DROP INDEX CONCURRENTLY IF EXISTS ix_inbox_received_at",
+    "CREATE INDEX CONCURRENTLY ix_inbox_received_at ON inbox USING brin (received_at)",
 )
 INBOX_RECEIVED_AT_BTREE_DDL = (
-    "DROP INDEX IF EXISTS ix_inbox_received_at",
-    "CREATE INDEX ix_inbox_received_at ON inbox (received_at)",
+    "DROP INDEX CONCURRENTLY IF EXISTS ix_inbox_received_at",
+    "CREATE INDEX CONCURRENTLY ix_inbox_received_at ON inbox (received_at)",
 )
 # Migrations of databases whose outbox headers were jsonb (every service's 0001).
 OUTBOX_HEADERS_TEXT_DDL = "ALTER TABLE outbox ALTER COLUMN headers TYPE text USING headers::text"

@@ -3,12 +3,18 @@
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23 20:00:00
+
+The two indexes are built CONCURRENTLY, last (since Task G; the schema left is the same as before): a plain build
+stopped every write to matches and pulses meanwhile. That commits the columns first, so they are added IF NOT EXISTS
+and a retried Job can run the revision again from its start.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from shared.migrations import create_index_concurrently, drop_index_concurrently
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -20,9 +26,10 @@ def upgrade() -> None:
     op.add_column(
         "programs",
         sa.Column("first_meeting_within_days", sa.SmallInteger(), server_default=sa.text("14"), nullable=False),
+        if_not_exists=True,
     )
-    op.add_column("matches", sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True))
-    op.add_column("matches", sa.Column("first_meeting_on", sa.Date(), nullable=True))
+    op.add_column("matches", sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True), if_not_exists=True)
+    op.add_column("matches", sa.Column("first_meeting_on", sa.Date(), nullable=True), if_not_exists=True)
     # Existing matches: their start day is the best known start; their first meeting comes from the projection.
     op.execute("UPDATE matches SET activated_at = started_on::timestamp AT TIME ZONE 'UTC'")
     op.execute(
@@ -30,16 +37,18 @@ def upgrade() -> None:
         "FROM (SELECT match_id, min(held_on) AS first_on FROM meetings WHERE held_on IS NOT NULL GROUP BY match_id) "
         "AS held WHERE held.match_id = matches.match_id"
     )
-    op.create_index(
+    op.add_column(
+        "pulses", sa.Column("concern_resolved_at", sa.DateTime(timezone=True), nullable=True), if_not_exists=True
+    )
+    op.add_column("pulses", sa.Column("concern_resolved_by", sa.Text(), nullable=True), if_not_exists=True)
+    create_index_concurrently(
         "ix_matches_awaiting_first_meeting",
         "matches",
         ["activated_at"],
         unique=False,
         postgresql_where=sa.text("ended_on IS NULL AND first_meeting_on IS NULL AND activated_at IS NOT NULL"),
     )
-    op.add_column("pulses", sa.Column("concern_resolved_at", sa.DateTime(timezone=True), nullable=True))
-    op.add_column("pulses", sa.Column("concern_resolved_by", sa.Text(), nullable=True))
-    op.create_index(
+    create_index_concurrently(
         "ix_pulses_open_concerns",
         "pulses",
         ["match_id"],
@@ -49,10 +58,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_pulses_open_concerns", table_name="pulses")
+    drop_index_concurrently("ix_pulses_open_concerns", "pulses")
     op.drop_column("pulses", "concern_resolved_by")
     op.drop_column("pulses", "concern_resolved_at")
-    op.drop_index("ix_matches_awaiting_first_meeting", table_name="matches")
+    drop_index_concurrently("ix_matches_awaiting_first_meeting", "matches")
     op.drop_column("matches", "first_meeting_on")
     op.drop_column("matches", "activated_at")
     op.drop_column("programs", "first_meeting_within_days")

@@ -19,6 +19,8 @@ from alembic import context, op
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
+from shared.migrations import create_index_concurrently, drop_index_concurrently
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | None = None
@@ -60,7 +62,9 @@ def upgrade() -> None:
         )
         """
     )
-    op.create_index("uq_pulses_check_in_role", "pulses", ["tenant_id", "check_in_id", "role"], unique=True)
+    # CONCURRENTLY (Task G): a plain build stopped every pulse answer meanwhile. It commits the deletion above first;
+    # a duplicate the old pods add meanwhile fails the build, and the Job's retry deletes it and builds again.
+    create_index_concurrently("uq_pulses_check_in_role", "pulses", ["tenant_id", "check_in_id", "role"], unique=True)
     bind = op.get_bind()
     for pulse_id in _ids_of_replaced_respondents(bind):
         bind.execute(
@@ -69,4 +73,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("uq_pulses_check_in_role", table_name="pulses")
+    drop_index_concurrently("uq_pulses_check_in_role", "pulses")

@@ -1,6 +1,9 @@
 """Indexes of open (proposed or accepted) meetings: by program and start, for the coordinator's list of double
 bookings, and by person and start, so an overlap probe reads a person's open meetings only, not their history.
 
+Built CONCURRENTLY (since Task G; the schema left is the same as before): meetings holds every meeting ever
+proposed, and a plain CREATE INDEX would stop the running pods from proposing or answering one for the whole build.
+
 Revision ID: 0005
 Revises: 0004
 """
@@ -8,7 +11,8 @@ Revises: 0004
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from shared.migrations import create_index_concurrently, drop_index_concurrently
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -25,9 +29,9 @@ _INDEXES = {
 
 def upgrade() -> None:
     for name, columns in _INDEXES.items():
-        op.create_index(name, "meetings", columns, postgresql_where=_OPEN)
+        create_index_concurrently(name, "meetings", columns, postgresql_where=_OPEN)
 
 
 def downgrade() -> None:
     for name in _INDEXES:
-        op.drop_index(name, table_name="meetings", postgresql_where=_OPEN)
+        drop_index_concurrently(name, "meetings")

@@ -3,6 +3,9 @@
 Keyed by person_id alone, a token of another tenant carrying the same person id rotated the person's feed into
 its own tenant (their URL stopped working) and could revoke it.
 
+The new key's index is built CONCURRENTLY, then becomes the primary key (since Task G; the schema left is the same as
+before): ADD PRIMARY KEY (...) built it under ACCESS EXCLUSIVE, stopping every feed read and rotation meanwhile.
+
 Revision ID: 0006
 Revises: 0005
 """
@@ -11,15 +14,24 @@ from __future__ import annotations
 
 from alembic import op
 
+from shared.migrations import create_index_concurrently
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
 
+_NEW_KEY = "calendar_feeds_person_tenant_key"
+
+
 def upgrade() -> None:
-    op.execute("ALTER TABLE calendar_feeds DROP CONSTRAINT pk_calendar_feeds")
-    op.execute("ALTER TABLE calendar_feeds ADD CONSTRAINT pk_calendar_feeds PRIMARY KEY (person_id, tenant_id)")
+    create_index_concurrently(_NEW_KEY, "calendar_feeds", ["person_id", "tenant_id"], unique=True)
+    # Both in one statement: no moment without a key. USING INDEX renames the index to pk_calendar_feeds.
+    op.execute(
+        "ALTER TABLE calendar_feeds DROP CONSTRAINT pk_calendar_feeds, "
+        f"ADD CONSTRAINT pk_calendar_feeds PRIMARY KEY USING INDEX {_NEW_KEY}"
+    )
 
 
 def downgrade() -> None:
