@@ -217,6 +217,9 @@ async def _check_ins_match(session: AsyncSession, event: CheckInDue | CheckInMis
 
 
 async def apply_check_in_due(session: AsyncSession, event: CheckInDue, now: datetime) -> None:
+    # Even for a known match: the pulses below are inserted before anything locks the match row, so an erasure
+    # running beside them would not see them and the party's id would stay in a pulse for good.
+    await repo.hold_erasures_of(session, event.tenant_id, (event.mentor_person_id, event.mentee_person_id))
     match = await _check_ins_match(session, event)
     if match is None:
         return

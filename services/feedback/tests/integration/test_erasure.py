@@ -17,6 +17,8 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.feedback import application as app
+from services.feedback.adapters import repository as repo
 from services.feedback.bootstrap import DEFINITION, projection_handler
 from services.feedback.domain.agreement import (
     AgreedPlan,
@@ -521,5 +523,57 @@ async def test_an_erasure_applied_at_the_same_time_as_an_event_naming_the_person
     first, second = (erasure, event) if erasure_first else (event, erasure)
 
     await _applied_at_the_same_time(runtime, first, second)
+
+    assert await rows_containing(runtime, str(base.mentee)) == []
+
+
+@pytest.mark.parametrize("erasure_first", [False, True], ids=["check-in-first", "erasure-first"])
+async def test_a_check_in_due_of_a_known_match_applied_at_the_same_time_as_an_erasure_leaves_no_id_or_pulse(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, erasure_first: bool
+) -> None:
+    """Finer than the test above: the CheckInDue stops after opening its pulses and before it locks the match row
+    (its health assessment), and the erasure stops after writing its tombstone and before reading the matches.
+    Whatever runs in those windows, no pulse or row may keep the erased person's id."""
+    base = People.fresh()
+    await apply(runtime, program(base), profile(base.tenant, base.mentee, CAMPUS_A))
+    await apply(runtime, accepted(base, NOW - timedelta(days=1)))
+    check_in = check_in_due(base, NOW - timedelta(hours=1))
+    erasure = samples.profile_erased(tenant_id=base.tenant, person_id=base.mentee, erased_at=NOW)
+    handle = make_handler()
+    paused: dict[str, asyncio.Event] = {"check-in": asyncio.Event(), "erasure": asyncio.Event()}
+    reached: dict[str, asyncio.Event] = {"check-in": asyncio.Event(), "erasure": asyncio.Event()}
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    def pausing(name: str, original: Any) -> Any:
+        async def pause_then_run(*args: Any, **kwargs: Any) -> Any:
+            if asyncio.current_task() is tasks.get(name) and not reached[name].is_set():
+                reached[name].set()
+                await paused[name].wait()
+            return await original(*args, **kwargs)
+
+        return pause_then_run
+
+    monkeypatch.setattr("services.feedback.application.recompute_health", pausing("check-in", app.recompute_health))
+    monkeypatch.setattr("services.feedback.adapters.repository.record_erasure", pausing("erasure", repo.record_erasure))
+
+    async def applied(event: EventData) -> None:
+        async with runtime.sessions() as session, session.begin():
+            await handle(session, EventEnvelope.wrap(event))
+
+    async def started(name: str, event: EventData) -> None:
+        tasks[name] = asyncio.create_task(applied(event))
+        # At its pause by then, unless it waits for the other's transaction.
+        at_pause = asyncio.create_task(reached[name].wait())
+        await asyncio.wait({tasks[name], at_pause}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+        at_pause.cancel()
+
+    first, second = ("erasure", "check-in") if erasure_first else ("check-in", "erasure")
+    await started(first, erasure if first == "erasure" else check_in)
+    await started(second, erasure if second == "erasure" else check_in)
+    # The erasure goes on first, in the check-in's window: done within the second unless it waits for the check-in.
+    for name in ("erasure", "check-in"):
+        paused[name].set()
+        await asyncio.wait({tasks[name]}, timeout=1.0)
+    await asyncio.wait_for(asyncio.gather(*tasks.values()), timeout=10)
 
     assert await rows_containing(runtime, str(base.mentee)) == []
