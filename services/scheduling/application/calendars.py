@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,12 +19,29 @@ from services.scheduling.adapters.orm import calendar_feeds, people
 from services.scheduling.adapters.repository import meeting_from_row
 from services.scheduling.application.meetings import meetings_of_person, occurrence_keys
 from services.scheduling.domain.errors import InvalidAvailabilityError
-from services.scheduling.domain.ical import load_zone, participant_feed
+from services.scheduling.domain.ical import CalendarEntry, load_zone, participant_feed
 
 FEED_TOKEN_BYTES = 32  # 256 bits: unguessable, so a fast hash is enough to store it
 FEED_MEETING_LIMIT = 500
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarFile:
+    """An iCalendar body and when what it shows last changed (None: it shows nothing), for Last-Modified."""
+
+    body: bytes
+    last_modified: datetime | None
+
+
+def calendar_entry(row: Row[Any], checkin_key: str | None) -> CalendarEntry:
+    """A meetings row as a calendar shows it: updated_at is its last revision (DTSTAMP, LAST-MODIFIED)."""
+    return CalendarEntry(meeting_from_row(row, checkin_key), created_at=row.created_at, last_modified=row.updated_at)
+
+
+def last_modified(entries: Sequence[CalendarEntry]) -> datetime | None:
+    return max((e.last_modified for e in entries), default=None)
 
 
 async def calendar_time_zone(session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID) -> str | None:
@@ -62,7 +82,7 @@ async def revoke_feed_token(session: AsyncSession, tenant_id: uuid.UUID, person_
     return bool(getattr(result, "rowcount", 0))
 
 
-async def feed_for_token(session: AsyncSession, token: str, now: datetime) -> bytes | None:
+async def feed_for_token(session: AsyncSession, token: str) -> CalendarFile | None:
     """The iCalendar feed a token opens, or None when the token is unknown or revoked."""
     owner = (
         await session.execute(
@@ -76,5 +96,5 @@ async def feed_for_token(session: AsyncSession, token: str, now: datetime) -> by
     time_zone = await calendar_time_zone(session, owner.tenant_id, owner.person_id)
     rows = await meetings_of_person(session, owner.tenant_id, owner.person_id, FEED_MEETING_LIMIT)
     keys = await occurrence_keys(session, [r.check_in_id for r in rows if r.check_in_id is not None])
-    meetings = [meeting_from_row(r, keys.get(r.check_in_id)) for r in rows]
-    return participant_feed(meetings, now=now, time_zone=time_zone)
+    entries = [calendar_entry(r, keys.get(r.check_in_id)) for r in rows]
+    return CalendarFile(participant_feed(entries, time_zone=time_zone), last_modified(entries))

@@ -11,6 +11,13 @@
   rises on every reschedule and cancellation, so clients replace the copy they hold instead of adding one.
 * Times are written either in UTC (``...Z``) or, when a time zone is given, in that zone with a generated
   VTIMEZONE, so a participant's calendar shows the meeting in their own zone even across DST changes.
+* ``DTSTAMP`` and ``LAST-MODIFIED`` are when the meeting last changed here, ``CREATED`` when it was proposed (RFC
+  5545 3.8.7.2: without METHOD, DTSTAMP is the last revision in the calendar store), not the time of the download:
+  so an unchanged feed is the same bytes on every poll (its ETag gives a 304), and of two copies with the same
+  SEQUENCE (an acceptance does not raise it) a client keeps the later one.
+* A proposed or accepted meeting carries a display alarm (``VALARM``, ``TRIGGER:-PT15M``) as its reminder; a
+  cancelled, held or missed one none. Clients may drop alarms of subscribed calendars (Apple and Google do by
+  default); the user's own settings decide there.
 * SUMMARY and DESCRIPTION are generic on purpose: no names, goals or notes of the relationship leak into
   calendars, which are often shared or synced to third parties.
 """
@@ -22,16 +29,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from icalendar import Calendar, Event, vCalAddress, vText
+from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration, vText
 
 from services.scheduling.domain.errors import InvalidAvailabilityError, require_aware
-from services.scheduling.domain.rhythm import Meeting, MeetingState
+from services.scheduling.domain.rhythm import OPEN_MEETING_STATES, Meeting, MeetingState
 
 PRODID = "-//Mentorloom//Scheduling//EN"
 UID_DOMAIN = "mentorloom"
 DEFAULT_SUMMARY = "Mentoring meeting"
 DEFAULT_DESCRIPTION = "Peer-mentoring meeting arranged in Mentorloom. Open Mentorloom for the details."
 DEFAULT_FEED_NAME = "Mentorloom meetings"
+#: How long before an open meeting its alarm goes off.
+ALARM_LEAD = timedelta(minutes=15)
+#: How often a feed asks to be polled (RFC 7986 REFRESH-INTERVAL; X-PUBLISHED-TTL for Outlook and Apple).
+FEED_REFRESH = timedelta(hours=1)
 
 _STATUS = {
     MeetingState.PROPOSED: "TENTATIVE",
@@ -59,6 +70,19 @@ class CalendarParty:
         return address
 
 
+@dataclass(frozen=True, slots=True)
+class CalendarEntry:
+    """A meeting as a calendar shows it, with when it was proposed and last changed (its revision times)."""
+
+    meeting: Meeting
+    created_at: datetime
+    last_modified: datetime
+
+    def __post_init__(self) -> None:
+        require_aware(self.created_at, "created_at")
+        require_aware(self.last_modified, "last_modified")
+
+
 def meeting_uid(meeting_id: str) -> str:
     """The meeting's iCalendar UID; never changes across reschedules and cancellation."""
     return f"{meeting_id}@{UID_DOMAIN}"
@@ -78,19 +102,29 @@ def load_zone(time_zone: str | None) -> ZoneInfo | None:
         raise InvalidAvailabilityError(f"unknown time zone {time_zone!r}") from exc
 
 
+def _alarm() -> Alarm:
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", DEFAULT_SUMMARY)
+    alarm.add("trigger", -ALARM_LEAD)
+    return alarm
+
+
 def _event(
-    meeting: Meeting,
+    entry: CalendarEntry,
     *,
-    now: datetime,
     zone: ZoneInfo | None,
     summary: str,
     description: str,
     organizer: CalendarParty | None,
     attendees: Sequence[CalendarParty],
 ) -> Event:
+    meeting = entry.meeting
     event = Event()
     event.add("uid", meeting_uid(meeting.meeting_id))
-    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstamp", entry.last_modified.astimezone(UTC))
+    event.add("created", entry.created_at.astimezone(UTC))
+    event.add("last-modified", entry.last_modified.astimezone(UTC))
     target = zone if zone is not None else UTC
     event.add("dtstart", meeting.starts_at.astimezone(target))
     event.add("dtend", meeting.ends_at.astimezone(target))
@@ -106,6 +140,8 @@ def _event(
         address = attendee.address()
         address.params["ROLE"] = vText("REQ-PARTICIPANT")
         event.add("attendee", address)
+    if meeting.state in OPEN_MEETING_STATES:
+        event.add_component(_alarm())
     return event
 
 
@@ -123,9 +159,8 @@ def _calendar(events: Sequence[Event], zone: ZoneInfo | None, meetings: Sequence
 
 
 def meeting_ics(
-    meeting: Meeting,
+    entry: CalendarEntry,
     *,
-    now: datetime,
     time_zone: str | None = None,
     summary: str = DEFAULT_SUMMARY,
     description: str = DEFAULT_DESCRIPTION,
@@ -133,45 +168,43 @@ def meeting_ics(
     attendees: Sequence[CalendarParty] = (),
 ) -> bytes:
     """The ``.ics`` download of one meeting: one event, no METHOD (see the module's docstring)."""
-    require_aware(now, "now")
     zone = load_zone(time_zone)
     event = _event(
-        meeting,
-        now=now,
+        entry,
         zone=zone,
         summary=summary,
         description=description,
         organizer=organizer,
         attendees=attendees,
     )
-    return bytes(_calendar([event], zone, [meeting]).to_ical())
+    return bytes(_calendar([event], zone, [entry.meeting]).to_ical())
 
 
 def participant_feed(
-    meetings: Iterable[Meeting],
+    entries: Iterable[CalendarEntry],
     *,
-    now: datetime,
     time_zone: str | None = None,
     name: str = DEFAULT_FEED_NAME,
 ) -> bytes:
-    """A participant's subscribable feed: every meeting given, ordered by start, in their zone or UTC."""
-    require_aware(now, "now")
+    """A participant's subscribable feed: every meeting given, ordered by start, in their zone or UTC; the same
+    entries give the same bytes (nothing in it depends on when it is read)."""
     zone = load_zone(time_zone)
-    ordered = sorted(meetings, key=lambda m: (m.starts_at, m.meeting_id))
+    ordered = sorted(entries, key=lambda e: (e.meeting.starts_at, e.meeting.meeting_id))
     events = [
         _event(
-            m,
-            now=now,
+            e,
             zone=zone,
             summary=DEFAULT_SUMMARY,
             description=DEFAULT_DESCRIPTION,
             organizer=None,
             attendees=(),
         )
-        for m in ordered
+        for e in ordered
     ]
-    calendar = _calendar(events, zone, ordered)
+    calendar = _calendar(events, zone, [e.meeting for e in ordered])
     calendar.add("x-wr-calname", name)
+    calendar.add("refresh-interval", FEED_REFRESH, parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", vDuration(FEED_REFRESH))
     if time_zone is not None:
         calendar.add("x-wr-timezone", time_zone)
     return bytes(calendar.to_ical())

@@ -8,9 +8,11 @@ the unguessable token in its URL is the credential.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response, status
@@ -33,6 +35,7 @@ from services.scheduling.application.access import (
     require_program,
     visible_match,
 )
+from services.scheduling.application.calendars import CalendarFile
 from services.scheduling.domain.errors import (
     IllegalTransitionError,
     InvalidAvailabilityError,
@@ -99,8 +102,42 @@ _BOOKING_CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 CALENDAR_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {CALENDAR_MEDIA_TYPE: {"schema": {"type": "string"}}}, "description": "iCalendar (RFC 5545)"}
+    200: {
+        "content": {CALENDAR_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        "description": "iCalendar (RFC 5545), with an ETag and Last-Modified.",
+    },
+    304: {"description": "The copy named by If-None-Match (or If-Modified-Since) is current."},
 }
+
+
+def _not_modified(request: Request, etag: str, last_modified: datetime | None) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match (weak comparison) decides when sent; else If-Modified-Since, at whole
+    seconds as HTTP dates go. A client polling a feed gets a 304 while nothing it shows has changed."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in tags or etag in tags
+    if_modified_since = request.headers.get("if-modified-since")
+    if if_modified_since is None or last_modified is None:
+        return False
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False  # an unreadable date is ignored (RFC 9110 §13.1.3)
+    if since.tzinfo is None:
+        return False
+    return last_modified.replace(microsecond=0) <= since
+
+
+def _calendar_response(request: Request, file: CalendarFile, headers: dict[str, str]) -> Response:
+    """The calendar with an ETag (its content) and Last-Modified, or a 304 when the client's copy is current."""
+    etag = '"' + hashlib.sha256(file.body).hexdigest()[:32] + '"'
+    headers = {**headers, "ETag": etag}
+    if file.last_modified is not None:
+        headers["Last-Modified"] = format_datetime(file.last_modified.astimezone(UTC), usegmt=True)
+    if _not_modified(request, etag, file.last_modified):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(file.body, media_type=CALENDAR_MEDIA_TYPE, headers=headers)
 
 
 def clock(request: Request) -> Clock:
@@ -325,17 +362,24 @@ async def mark_meeting_missed(meeting_id: MeetingId, w: Write) -> MeetingOut:
 
 
 @router.get("/meetings/{meeting_id}/ics", response_class=Response, responses={**CALENDAR_RESPONSE, **_errors()})
-async def download_meeting_ics(meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, now: Now) -> Response:
-    """An .ics file to add to one's own calendar (no iTIP METHOD; STATUS:CANCELLED once cancelled), in your zone."""
+async def download_meeting_ics(
+    meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, request: Request
+) -> Response:
+    """An .ics file to add to one's own calendar (no iTIP METHOD; STATUS:CANCELLED once cancelled), in your zone;
+    DTSTAMP and LAST-MODIFIED are the meeting's last change, so a client keeps the newest copy it imported."""
     row, match, meeting = await meeting_cases.visible_meeting(db, principal, meeting_id)
     time_zone = None
     if principal.person_id is not None:
         time_zone = await calendars.calendar_time_zone(db, match.tenant_id, principal.person_id)
-    body = meeting_ics(meeting, now=now.now(), time_zone=time_zone)
-    return Response(
-        body,
-        media_type=CALENDAR_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="meeting-{row.meeting_id}.ics"'},
+    entry = calendars.calendar_entry(row, meeting.checkin_key)
+    file = CalendarFile(meeting_ics(entry, time_zone=time_zone), entry.last_modified)
+    return _calendar_response(
+        request,
+        file,
+        {
+            "Content-Disposition": f'attachment; filename="meeting-{row.meeting_id}.ics"',
+            "Cache-Control": "private, no-cache",
+        },
     )
 
 
@@ -392,12 +436,15 @@ async def revoke_calendar_feed(principal: ParticipantPrincipal, db: Session) -> 
     summary="A participant's private iCalendar feed (no bearer token: the URL is the credential)",
 )
 async def calendar_feed(
-    token: Annotated[str, Path(min_length=20, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")], db: Session, now: Now
+    token: Annotated[str, Path(min_length=20, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")],
+    db: Session,
+    request: Request,
 ) -> Response:
-    body = await calendars.feed_for_token(db, token, now.now())
-    if body is None:
+    """The same meetings give the same bytes: ETag and Last-Modified let a polling client get a 304."""
+    file = await calendars.feed_for_token(db, token)
+    if file is None:
         raise NotFoundError("unknown or revoked calendar feed")
-    return Response(body, media_type=CALENDAR_MEDIA_TYPE, headers={"Cache-Control": "private, max-age=300"})
+    return _calendar_response(request, file, {"Cache-Control": "private, max-age=300"})
 
 
 ProgramId = Annotated[uuid.UUID, Path()]

@@ -9,7 +9,13 @@ import pytest
 from icalendar import Calendar, Component
 
 from services.scheduling.domain.errors import InvalidAvailabilityError
-from services.scheduling.domain.ical import CalendarParty, meeting_ics, meeting_uid, participant_feed
+from services.scheduling.domain.ical import (
+    CalendarEntry,
+    CalendarParty,
+    meeting_ics,
+    meeting_uid,
+    participant_feed,
+)
 from services.scheduling.domain.rhythm import (
     Meeting,
     accept_meeting,
@@ -37,6 +43,11 @@ def proposal(meeting_id: str = "meeting-42", starts_at: datetime = STARTS) -> Me
     )
 
 
+def at(meeting: Meeting, last_modified: datetime = NOW) -> CalendarEntry:
+    """The meeting as last changed at ``last_modified`` (proposed at NOW)."""
+    return CalendarEntry(meeting, created_at=NOW, last_modified=last_modified)
+
+
 def parse_single(ics: bytes) -> tuple[Calendar, Component]:
     calendar = Calendar.from_ical(ics)
     events = calendar.walk("VEVENT")
@@ -50,7 +61,7 @@ def utc_start_end(event: Component) -> tuple[datetime, datetime]:
 
 class TestSingleMeeting:
     def test_a_proposal_is_a_tentative_event_with_a_stable_uid_and_no_itip_method(self) -> None:
-        calendar, event = parse_single(meeting_ics(proposal(), now=NOW))
+        calendar, event = parse_single(meeting_ics(at(proposal())))
 
         # A download the user adds to their own calendar, not an invitation: METHOD:REQUEST without ORGANIZER and
         # ATTENDEE is a broken iTIP message to Outlook and others.
@@ -62,7 +73,7 @@ class TestSingleMeeting:
         assert event.decoded("dtstamp") == NOW
 
     def test_times_in_utc_mode_are_written_with_z_and_match_the_meeting(self) -> None:
-        ics = meeting_ics(proposal(), now=NOW)
+        ics = meeting_ics(at(proposal()))
         calendar, event = parse_single(ics)
 
         assert b"DTSTART:20260309T220000Z" in ics
@@ -77,7 +88,7 @@ class TestSingleMeeting:
     def test_times_in_a_participant_zone_carry_a_vtimezone_and_the_same_instant(
         self, zone: str, local_start: bytes
     ) -> None:
-        ics = meeting_ics(proposal(), now=NOW, time_zone=zone)
+        ics = meeting_ics(at(proposal()), time_zone=zone)
         calendar, event = parse_single(ics)
 
         assert f"DTSTART;TZID={zone}:".encode() + local_start in ics
@@ -88,7 +99,7 @@ class TestSingleMeeting:
     def test_the_vtimezone_alone_lets_a_client_place_the_meeting_across_a_dst_switch(self) -> None:
         # Read the VTIMEZONE's own rules (not the local tz database) for a meeting after Sydney's April switch.
         after_switch = datetime(2026, 4, 7, 22, 0, tzinfo=UTC)  # Wednesday 8 April 08:00 AEST
-        calendar, _ = parse_single(meeting_ics(proposal(starts_at=after_switch), now=NOW, time_zone="Australia/Sydney"))
+        calendar, _ = parse_single(meeting_ics(at(proposal(starts_at=after_switch)), time_zone="Australia/Sydney"))
 
         from_vtimezone = calendar.timezones[0].to_tz(lookup_tzid=False)
         local = datetime(2026, 4, 8, 8, 0, tzinfo=from_vtimezone)
@@ -96,8 +107,8 @@ class TestSingleMeeting:
         assert datetime(2026, 3, 10, 9, 0, tzinfo=from_vtimezone).astimezone(UTC) == STARTS
 
     def test_an_accepted_meeting_is_confirmed_with_the_same_uid_and_sequence(self) -> None:
-        _, before = parse_single(meeting_ics(proposal(), now=NOW))
-        _, after = parse_single(meeting_ics(accept_meeting(proposal(), MENTEE, NOW), now=LATER))
+        _, before = parse_single(meeting_ics(at(proposal())))
+        _, after = parse_single(meeting_ics(at(accept_meeting(proposal(), MENTEE, NOW), LATER)))
 
         assert after["status"] == "CONFIRMED"
         assert after["uid"] == before["uid"]
@@ -110,8 +121,8 @@ class TestSingleMeeting:
         moved = reschedule_meeting(
             accepted, MENTEE, starts_at=new_start, ends_at=new_start + timedelta(hours=1), now=NOW
         )
-        _, before = parse_single(meeting_ics(accepted, now=NOW, time_zone="America/New_York"))
-        _, after = parse_single(meeting_ics(moved, now=LATER, time_zone="America/New_York"))
+        _, before = parse_single(meeting_ics(at(accepted), time_zone="America/New_York"))
+        _, after = parse_single(meeting_ics(at(moved, LATER), time_zone="America/New_York"))
 
         assert after["uid"] == before["uid"]
         assert after.decoded("sequence") == before.decoded("sequence") + 1 == 1
@@ -120,7 +131,7 @@ class TestSingleMeeting:
 
     def test_a_cancelled_meeting_is_the_same_event_with_status_cancelled_and_no_itip_method(self) -> None:
         accepted = accept_meeting(proposal(), MENTEE, NOW)
-        calendar, event = parse_single(meeting_ics(cancel_meeting(accepted, MENTOR), now=LATER))
+        calendar, event = parse_single(meeting_ics(at(cancel_meeting(accepted, MENTOR), LATER)))
 
         assert "method" not in calendar
         assert event["status"] == "CANCELLED"
@@ -128,11 +139,10 @@ class TestSingleMeeting:
         assert event.decoded("sequence") == 1
 
     def test_organizer_and_attendees_are_included_only_when_given(self) -> None:
-        _, bare = parse_single(meeting_ics(proposal(), now=NOW))
+        _, bare = parse_single(meeting_ics(at(proposal())))
         _, addressed = parse_single(
             meeting_ics(
-                proposal(),
-                now=NOW,
+                at(proposal()),
                 organizer=CalendarParty("noreply@mentorloom.example", "Mentorloom"),
                 attendees=[CalendarParty("ada@example.org", "Ada"), CalendarParty("bo@example.org")],
             )
@@ -140,7 +150,7 @@ class TestSingleMeeting:
 
         assert "organizer" not in bare
         assert "attendee" not in bare
-        assert "method" not in Calendar.from_ical(meeting_ics(proposal(), now=NOW, attendees=[CalendarParty("a@b.c")]))
+        assert "method" not in Calendar.from_ical(meeting_ics(at(proposal()), attendees=[CalendarParty("a@b.c")]))
         assert str(addressed["organizer"]) == "mailto:noreply@mentorloom.example"
         assert addressed["organizer"].params["CN"] == "Mentorloom"
         assert sorted(str(a) for a in addressed.get("attendee", [])) == [
@@ -149,7 +159,7 @@ class TestSingleMeeting:
         ]
 
     def test_summary_and_description_leak_no_ids_of_people_or_the_match(self) -> None:
-        ics = meeting_ics(proposal(), now=NOW, time_zone="Europe/Berlin")
+        ics = meeting_ics(at(proposal()), time_zone="Europe/Berlin")
         _, event = parse_single(ics)
 
         for private in (MENTOR, MENTEE, "match-secret-17"):
@@ -157,9 +167,36 @@ class TestSingleMeeting:
         assert str(event["summary"]) == "Mentoring meeting"
         assert event["class"] == "PRIVATE"
 
+    def test_dtstamp_and_last_modified_are_the_last_change_and_created_the_proposal(self) -> None:
+        _, event = parse_single(meeting_ics(at(accept_meeting(proposal(), MENTEE, NOW), LATER)))
+
+        # RFC 5545 3.8.7.2: without METHOD, DTSTAMP is when the information was last revised, not when it was read.
+        assert (event.decoded("dtstamp"), event.decoded("last-modified"), event.decoded("created")) == (
+            LATER,
+            LATER,
+            NOW,
+        )
+
+    @pytest.mark.parametrize("accepted", [False, True])
+    def test_an_open_meeting_has_a_display_alarm_fifteen_minutes_before_it_starts(self, accepted: bool) -> None:
+        meeting = accept_meeting(proposal(), MENTEE, NOW) if accepted else proposal()
+        _, event = parse_single(meeting_ics(at(meeting), time_zone="America/New_York"))
+
+        alarms = event.walk("VALARM")
+        assert len(alarms) == 1
+        assert str(alarms[0]["action"]) == "DISPLAY"
+        assert str(alarms[0]["description"]) == "Mentoring meeting", "RFC 5545 requires one on a DISPLAY alarm"
+        assert alarms[0].decoded("trigger") == -timedelta(minutes=15)
+        assert alarms[0]["trigger"].params.get("RELATED", "START") == "START"
+
+    def test_a_cancelled_meeting_has_no_alarm(self) -> None:
+        _, event = parse_single(meeting_ics(at(cancel_meeting(proposal(), MENTEE), LATER)))
+
+        assert event.walk("VALARM") == []
+
     def test_an_unknown_zone_is_rejected(self) -> None:
         with pytest.raises(InvalidAvailabilityError):
-            meeting_ics(proposal(), now=NOW, time_zone="Nowhere/Special")
+            meeting_ics(at(proposal()), time_zone="Nowhere/Special")
 
 
 class TestParticipantFeed:
@@ -168,7 +205,7 @@ class TestParticipantFeed:
         second = proposal("meeting-2", STARTS + timedelta(days=14))
         third = cancel_meeting(proposal("meeting-3", STARTS + timedelta(days=7)), MENTEE)
 
-        ics = participant_feed([second, third, first], now=NOW, time_zone="Australia/Sydney", name="My mentoring")
+        ics = participant_feed([at(second), at(third), at(first)], time_zone="Australia/Sydney", name="My mentoring")
         calendar = Calendar.from_ical(ics)
         events = calendar.walk("VEVENT")
 
@@ -192,7 +229,7 @@ class TestParticipantFeed:
         # The same UTC time of day before and after Sydney falls back on 5 April 2026.
         before = proposal("meeting-1", datetime(2026, 3, 30, 22, 0, tzinfo=UTC))
         after = proposal("meeting-2", datetime(2026, 4, 6, 22, 0, tzinfo=UTC))
-        calendar = Calendar.from_ical(participant_feed([before, after], now=NOW, time_zone="Australia/Sydney"))
+        calendar = Calendar.from_ical(participant_feed([at(before), at(after)], time_zone="Australia/Sydney"))
 
         local_hours = [
             e.decoded("dtstart").astimezone(ZoneInfo("Australia/Sydney")).hour for e in calendar.walk("VEVENT")
@@ -200,8 +237,15 @@ class TestParticipantFeed:
         assert local_hours == [9, 8]
         assert [utc_start_end(e)[0] for e in calendar.walk("VEVENT")] == [before.starts_at, after.starts_at]
 
+    def test_a_feed_asks_to_be_polled_hourly(self) -> None:
+        calendar = Calendar.from_ical(participant_feed([at(proposal())], time_zone="Europe/London"))
+
+        assert calendar.decoded("refresh-interval") == timedelta(hours=1)
+        assert calendar["refresh-interval"].params["VALUE"] == "DURATION"
+        assert str(calendar["x-published-ttl"]) == "PT1H"
+
     def test_an_empty_feed_is_still_a_valid_calendar(self) -> None:
-        calendar = Calendar.from_ical(participant_feed([], now=NOW, time_zone="Europe/London"))
+        calendar = Calendar.from_ical(participant_feed([], time_zone="Europe/London"))
 
         assert calendar.walk("VEVENT") == []
         assert str(calendar["prodid"]) == "-//Mentorloom//Scheduling//EN"

@@ -1,0 +1,74 @@
+"""Calendar files over HTTP as calendar clients poll and import them: stable bodies, revision times, 304s."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from icalendar import Calendar
+
+from services.scheduling.settings import SchedulingSettings
+from services.scheduling.tests.integration.test_api import pair, proposed_by_mentee
+from shared.clock import MovableClock
+
+pytestmark = pytest.mark.integration
+__all__ = ["pair"]  # the fixture, shared with test_api
+
+START = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)
+
+
+async def test_a_feed_polled_again_unchanged_is_the_same_bytes_and_a_304_for_its_etag(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, clock: MovableClock
+):
+    mentee, mentor, mid = await proposed_by_mentee(client, pair, settings, START)
+    feed_path = httpx.URL((await client.post("/v1/me/calendar-feed", headers=mentee)).json()["url"]).path
+
+    first = await client.get(feed_path)
+    clock.advance(timedelta(minutes=30))
+    second = await client.get(feed_path)
+
+    assert first.headers["content-type"] == "text/calendar; charset=utf-8"
+    assert second.content == first.content, "nothing changed, so a client polling sees the same calendar"
+    etag = first.headers["ETag"]
+    assert second.headers["ETag"] == etag
+    unchanged = await client.get(feed_path, headers={"If-None-Match": etag})
+    assert (unchanged.status_code, unchanged.content, unchanged.headers["ETag"]) == (304, b"", etag)
+    since = await client.get(feed_path, headers={"If-Modified-Since": first.headers["Last-Modified"]})
+    assert since.status_code == 304
+
+    clock.advance(timedelta(minutes=1))
+    assert (await client.post(f"/v1/meetings/{mid}/accept", headers=mentor)).status_code == 200
+    changed = await client.get(feed_path, headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+    event = Calendar.from_ical(changed.content).walk("VEVENT")[0]
+    assert str(event["STATUS"]) == "CONFIRMED"
+    assert (
+        await client.get(feed_path, headers={"If-Modified-Since": first.headers["Last-Modified"]})
+    ).status_code == 200, "the acceptance is newer than the client's copy"
+
+
+async def test_dtstamp_and_last_modified_are_when_the_meeting_last_changed_not_when_it_was_downloaded(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, clock: MovableClock
+):
+    mentee, mentor, mid = await proposed_by_mentee(client, pair, settings, START)
+    proposed_at = clock.now()
+    clock.advance(timedelta(hours=2))
+    assert (await client.post(f"/v1/meetings/{mid}/accept", headers=mentor)).status_code == 200
+    accepted_at = clock.now()
+    clock.advance(timedelta(days=1))
+
+    download = await client.get(f"/v1/meetings/{mid}/ics", headers=mentee)
+    event = Calendar.from_ical(download.content).walk("VEVENT")[0]
+
+    # RFC 5545 3.8.7.2: without METHOD, DTSTAMP is when the information was last revised in the calendar store.
+    assert event.decoded("DTSTAMP") == accepted_at
+    assert event.decoded("LAST-MODIFIED") == accepted_at
+    assert event.decoded("CREATED") == proposed_at
+    assert download.headers["Last-Modified"] == "Sun, 01 Feb 2026 02:00:00 GMT" == _http_date(accepted_at)
+    assert download.headers["content-disposition"] == f'attachment; filename="meeting-{mid}.ics"'
+
+
+def _http_date(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
