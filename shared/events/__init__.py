@@ -20,6 +20,7 @@ from shared.events.envelope import (
 from shared.events.models import (
     CheckInDue,
     CheckInMissed,
+    CheckInReminderDue,
     EnrollmentChanged,
     EventData,
     FeedbackSubmitted,
@@ -58,6 +59,7 @@ __all__ = [
     "TOPICS",
     "CheckInDue",
     "CheckInMissed",
+    "CheckInReminderDue",
     "EncodedEvent",
     "EnrollmentChanged",
     "EventData",

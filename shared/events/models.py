@@ -334,6 +334,22 @@ class CheckInDue(CheckInEvent):
     """A planned check-in came due (emitted once per occurrence)."""
 
 
+class CheckInReminderDue(CheckInEvent):
+    """A planned check-in comes due at ``due_at``: time to remind its two participants (once per check-in).
+
+    Emitted when ``remind_at`` (``due_at`` minus the program's reminder lead) has passed while the check-in is still
+    scheduled; none for a check-in cancelled (its match ended, or a new plan dropped it) or already due.
+    """
+
+    remind_at: UtcDatetime = Field(description="When the reminder was due: due_at minus the program's reminder lead.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.remind_at > self.due_at:
+            raise ValueError("remind_at must not be after due_at")
+        return self
+
+
 class CheckInMissed(CheckInEvent):
     """A check-in was neither completed nor rescheduled within the program's grace period."""
 

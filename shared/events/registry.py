@@ -13,6 +13,7 @@ from uuid import UUID
 from shared.events.models import (
     CheckInDue,
     CheckInMissed,
+    CheckInReminderDue,
     EnrollmentChanged,
     EventData,
     FeedbackSubmitted,
@@ -111,6 +112,8 @@ _SPECS: Final = (
           "A meeting was cancelled."),
     _spec(MeetingCompleted, "meeting.completed", SCHEDULING_TOPIC, "match_id", "meeting_id",
           "A meeting was marked held or missed."),
+    _spec(CheckInReminderDue, "check-in.reminder-due", SCHEDULING_TOPIC, "match_id", "check_in_id",
+          "A planned check-in comes due soon: remind its participants (once per check-in)."),
     _spec(CheckInDue, "check-in.due", SCHEDULING_TOPIC, "match_id", "check_in_id",
           "A planned check-in came due (once per occurrence)."),
     _spec(CheckInMissed, "check-in.missed", SCHEDULING_TOPIC, "match_id", "check_in_id",

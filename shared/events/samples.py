@@ -21,6 +21,7 @@ from shared.events.envelope import EventEnvelope
 from shared.events.models import (
     CheckInDue,
     CheckInMissed,
+    CheckInReminderDue,
     EnrollmentChanged,
     EventData,
     FeedbackSubmitted,
@@ -370,6 +371,11 @@ def check_in_due(**overrides: Any) -> CheckInDue:
     return _build(CheckInDue, _check_in(), overrides)
 
 
+def check_in_reminder_due(**overrides: Any) -> CheckInReminderDue:
+    check_in = _check_in()
+    return _build(CheckInReminderDue, {**check_in, "remind_at": check_in["due_at"] - timedelta(hours=24)}, overrides)
+
+
 def check_in_missed(**overrides: Any) -> CheckInMissed:
     return _build(CheckInMissed, {**_check_in(), "missed_at": SAMPLE_TIME + timedelta(days=21)}, overrides)
 
@@ -424,6 +430,7 @@ FACTORIES: Final[dict[type[EventData], Callable[..., EventData]]] = {
     MeetingScheduled: meeting_scheduled,
     MeetingCancelled: meeting_cancelled,
     MeetingCompleted: meeting_completed,
+    CheckInReminderDue: check_in_reminder_due,
     CheckInDue: check_in_due,
     CheckInMissed: check_in_missed,
     FeedbackSubmitted: feedback_submitted,

@@ -151,3 +151,10 @@ def test_a_meeting_ends_after_it_starts():
     meeting = samples.meeting_scheduled()
     with pytest.raises(ValidationError, match="ends after it starts"):
         samples.meeting_scheduled(ends_at=meeting.starts_at - timedelta(minutes=1))
+
+
+def test_a_check_in_reminder_comes_no_later_than_the_check_in_is_due():
+    due = samples.check_in_reminder_due()
+    assert samples.check_in_reminder_due(remind_at=due.due_at).remind_at == due.due_at  # a lead of 0 hours
+    with pytest.raises(ValidationError, match="remind_at must not be after due_at"):
+        samples.check_in_reminder_due(remind_at=due.due_at + timedelta(seconds=1))

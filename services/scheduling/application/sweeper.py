@@ -1,14 +1,16 @@
-"""The check-in sweeper: CheckInDue when a check-in comes due, reminders before, CheckInMissed after the grace period.
+"""The check-in sweeper: CheckInDue when a check-in comes due, CheckInReminderDue before, CheckInMissed after grace.
 
 Exactly once per occurrence, across replicas and restarts:
 * a batch is claimed with ``FOR UPDATE SKIP LOCKED`` and moved ``scheduled → due`` by one ``UPDATE ... WHERE
   state = 'scheduled' RETURNING`` in the same transaction that writes its CheckInDue rows to the outbox; a row
   that is already ``due`` can never be returned again, and a transaction that dies before commit leaves both
   the state and the outbox untouched (so nothing is lost either);
+* a reminder is a row of ``reminders`` (primary key: the check-in), and its CheckInReminderDue is written to the
+  outbox for the rows that statement inserted, in its transaction: once per check-in, however many sweep;
 * a Redis lease (``adapters.lease``) decides which replica sweeps, so replicas do not compete for rows. It is
   an optimisation only: two replicas that both sweep still emit each occurrence once.
-Each CheckInDue also gets an envelope id derived from the occurrence key, so even a relay re-send is recognised
-by consumers' inboxes as the same event.
+Each event also gets an envelope id derived from the occurrence key, so even a relay re-send is recognised by
+consumers' inboxes as the same event.
 
 The selections mirror the domain's pure ``rhythm.due_now`` / ``reminders_due`` / ``missed_now``, done in SQL so
 100k due check-ins never travel through Python as domain objects.
@@ -34,7 +36,7 @@ from services.scheduling.adapters.lease import SweeperLease
 from services.scheduling.adapters.repository import ID_NAMESPACE
 from shared.clock import Clock
 from shared.events.envelope import EventEnvelope
-from shared.events.models import CheckInDue, CheckInMissed, EventData
+from shared.events.models import CheckInDue, CheckInMissed, CheckInReminderDue, EventData
 from shared.messaging.outbox import OutgoingMessage, add_messages, message_for
 from shared.periodic import run_periodically
 
@@ -80,20 +82,30 @@ def _claim(from_state: str, to_state: str, stamp_column: str, deadline_column: s
 _MARK_DUE = _claim("scheduled", "due", "became_due_at", "due_at")
 _MARK_MISSED = _claim("due", "missed", "settled_at", "missed_after")
 
-# No bus event exists for reminders in the v1 contract: they are recorded here and served by the API
-# (GET /v1/me/reminders) for a notification service to poll. The primary key makes each one happen once.
+# A reminder is recorded (served by GET /v1/me/reminders) and its CheckInReminderDue written in one statement, so
+# the event is emitted exactly for the rows this statement inserted: the primary key makes each reminder happen
+# once, and a row another sweeper inserted first is neither returned nor emitted again (ON CONFLICT DO NOTHING).
+# The check-in rows are locked (SKIP LOCKED, as the due claim does) so that a check-in being cancelled meanwhile
+# (its match ending, a new plan) is left out rather than reminded in the same instant it is cancelled; the lock
+# also keeps a concurrent sweeper's batch off the rows of this one.
 _RECORD_REMINDERS = text(
-    """
-    INSERT INTO reminders (check_in_id, tenant_id, match_id, program_id, mentee_person_id, mentor_person_id,
-                           due_at, remind_at, recorded_at)
-    SELECT c.check_in_id, c.tenant_id, c.match_id, c.program_id, c.mentee_person_id, c.mentor_person_id,
-           c.due_at, c.remind_at, :now
-    FROM check_ins c
-    WHERE c.state = 'scheduled' AND c.remind_at <= :now AND c.due_at > :now
-      AND NOT EXISTS (SELECT 1 FROM reminders r WHERE r.check_in_id = c.check_in_id)
-    ORDER BY c.remind_at
-    LIMIT :batch
-    ON CONFLICT (check_in_id) DO NOTHING
+    f"""
+    WITH recorded AS (
+        INSERT INTO reminders (check_in_id, tenant_id, match_id, program_id, mentee_person_id, mentor_person_id,
+                               due_at, remind_at, recorded_at)
+        SELECT c.check_in_id, c.tenant_id, c.match_id, c.program_id, c.mentee_person_id, c.mentor_person_id,
+               c.due_at, c.remind_at, :now
+        FROM check_ins c
+        WHERE c.state = 'scheduled' AND c.remind_at <= :now AND c.due_at > :now
+          AND NOT EXISTS (SELECT 1 FROM reminders r WHERE r.check_in_id = c.check_in_id)
+        ORDER BY c.remind_at
+        LIMIT :batch
+        FOR NO KEY UPDATE OF c SKIP LOCKED
+        ON CONFLICT (check_in_id) DO NOTHING
+        RETURNING check_in_id, remind_at
+    )
+    SELECT {_RETURNED}, r.remind_at FROM recorded r JOIN check_ins c ON c.check_in_id = r.check_in_id
+    ORDER BY r.remind_at, c.check_in_id
     """
 )
 
@@ -106,7 +118,8 @@ _NAMESPACE_SHA1 = hashlib.sha1(ID_NAMESPACE.bytes, usedforsecurity=False)
 
 
 def event_id(occurrence_key: str, what: str) -> uuid.UUID:
-    """The envelope id of the event ``what`` (due, missed) of one occurrence: the same however often it is built."""
+    """The envelope id of the event ``what`` (reminder, due, missed) of one occurrence: the same however often it is
+    built."""
     digest = _NAMESPACE_SHA1.copy()
     digest.update(f"{occurrence_key}:{what}".encode())
     return uuid.UUID(bytes=digest.digest()[:16], version=5)
@@ -121,6 +134,18 @@ def due_events(rows: Sequence[tuple[Any, ...]], now: datetime) -> list[EventEnve
     return [
         EventEnvelope.wrap(
             CheckInDue(**dict(zip(_FIELD_NAMES, row, strict=True))), id=event_id(row[6], "due"), time=now
+        )
+        for row in rows
+    ]
+
+
+def reminder_events(rows: Sequence[tuple[Any, ...]], now: datetime) -> list[EventEnvelope[EventData]]:
+    """CheckInReminderDue envelopes for recorded reminders (``_COLUMNS`` order, then ``remind_at``)."""
+    return [
+        EventEnvelope.wrap(
+            CheckInReminderDue(**dict(zip(_FIELD_NAMES, row[:-1], strict=True)), remind_at=row[-1]),
+            id=event_id(row[6], "reminder"),
+            time=now,
         )
         for row in rows
     ]
@@ -155,6 +180,7 @@ class Transition:
         return [message_for(event) for event in self.events(rows, now)]
 
 
+REMIND = Transition(_RECORD_REMINDERS, reminder_events)
 DUE = Transition(_MARK_DUE, due_events)
 MISSED = Transition(_MARK_MISSED, missed_events)
 
@@ -170,11 +196,6 @@ async def mark_missed_batch(session: AsyncSession, now: datetime, batch_size: in
     messages = MISSED.encode(await MISSED.claim(session, now, batch_size), now)
     await add_messages(session, messages)
     return len(messages)
-
-
-async def record_reminders_batch(session: AsyncSession, now: datetime, batch_size: int) -> int:
-    result = await session.execute(_RECORD_REMINDERS, {"now": now, "batch": batch_size})
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def _claim_and_write(
@@ -280,15 +301,9 @@ async def sweep(
     """
     report = SweepReport()
     now = clock.now()
-    while True:
-        if not await keep_going():
-            report.complete = False
-            return report
-        async with sessions() as session, session.begin():
-            count = await record_reminders_batch(session, now, batch_size)
-        report.reminders += count
-        if count < batch_size:
-            break
+    report.reminders, report.complete = await _pipelined(sessions, REMIND, now, batch_size, keep_going)
+    if not report.complete:
+        return report
     report.due, report.complete = await _pipelined(sessions, DUE, now, batch_size, keep_going)
     if not report.complete:
         return report
