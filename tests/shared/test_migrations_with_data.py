@@ -402,6 +402,84 @@ async def test_people_erased_before_0006_leave_every_row_under_one_replacement_e
     assert {table: await rows_of(engine, f"SELECT * FROM {table}") for table in FEEDBACK_TABLES} == forgotten
 
 
+# Pulse ids before 0007: uuid5(this, "{check-in id}:{respondent id}") (feedback's domain.pulse.pulse_id_for then).
+PULSE_ID_NAMESPACE_BEFORE_0007 = uuid.UUID("6f1c1c55-1f7e-4a53-9c39-0c1f2f0d6a01")
+
+
+def pulse_id_before_0007(check_in: uuid.UUID, respondent: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(PULSE_ID_NAMESPACE_BEFORE_0007, f"{check_in}:{respondent}")
+
+
+async def test_pulses_before_0007_keep_one_per_side_and_those_of_people_erased_before_lose_their_derived_ids(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    database = Migrated("feedback", database_url)
+    await database.upgrade("0006")
+    tenant, program, match = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    # The mentor lives; the mentee was erased before 0007: their id replaced, their pulses' derived ids kept. A late
+    # CheckInDue then opened the erased side a second pulse, derived from the replacement id.
+    mentor, erased, replacement = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    answered_check_in, open_check_in, earlier_check_in = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    hour = dt.timedelta(hours=1)
+
+    def pulse(
+        check_in: uuid.UUID, pulse_id: uuid.UUID, respondent: uuid.UUID, role: int, opened: dt.datetime
+    ) -> dict[str, Any]:
+        return {"pulse_id": pulse_id, "tenant_id": tenant, "program_id": program, "match_id": match} | {
+            "check_in_id": check_in,
+            "respondent_id": respondent,
+            "role": role,
+            "opened_at": opened,
+            "closes_at": opened + dt.timedelta(days=7),
+        }
+
+    answered = {"submitted_at": AT + 2 * hour, "scores": '{"usefulness": 4}', "usefulness": 4}
+    rows = {
+        "living": pulse(answered_check_in, pulse_id_before_0007(answered_check_in, mentor), mentor, 1, AT),
+        # The answered one was opened after its duplicate: answered wins over earliest.
+        "erased answered": pulse(answered_check_in, pulse_id_before_0007(answered_check_in, erased), replacement, 2, AT)
+        | answered,
+        "duplicate of answered": pulse(
+            answered_check_in, pulse_id_before_0007(answered_check_in, replacement), replacement, 2, AT - hour
+        ),
+        # Neither answered: the earliest stays.
+        "erased earliest": pulse(open_check_in, pulse_id_before_0007(open_check_in, erased), replacement, 2, AT),
+        "duplicate later": pulse(
+            open_check_in, pulse_id_before_0007(open_check_in, replacement), replacement, 2, AT + hour
+        ),
+        # No duplicate: the id derived from the erased person goes all the same.
+        "erased alone": pulse(earlier_check_in, pulse_id_before_0007(earlier_check_in, erased), replacement, 2, AT)
+        | answered,
+    }
+    await insert(engine, "pulses", *rows.values())
+
+    await database.upgrade()
+
+    kept = await rows_of(
+        engine, "SELECT pulse_id, check_in_id, respondent_id, role, usefulness FROM pulses ORDER BY check_in_id, role"
+    )
+    by_check_in = {(row["check_in_id"], row["role"]): row for row in kept}
+    assert len(kept) == len(by_check_in) == 4, "one pulse per check-in and side"
+    # A living person's pulse keeps the id they may hold; every erased side's pulse has a new id.
+    assert by_check_in[(answered_check_in, 1)]["pulse_id"] == rows["living"]["pulse_id"]
+    old_ids = {row["pulse_id"] for row in rows.values()}
+    assert [row["pulse_id"] in old_ids for row in kept if row["respondent_id"] == replacement] == [False] * 3
+    for name in ("erased answered", "duplicate of answered", "erased earliest", "duplicate later", "erased alone"):
+        assert await tables_naming(engine, str(rows[name]["pulse_id"])) == [], name
+    assert by_check_in[(answered_check_in, 2)]["usefulness"] == 4, "the answered one stays, not its earlier duplicate"
+    assert by_check_in[(earlier_check_in, 2)]["usefulness"] == 4
+    open_ones = await rows_of(engine, "SELECT opened_at FROM pulses WHERE check_in_id = :c", c=open_check_in)
+    assert open_ones == [{"opened_at": AT}], "of two unanswered, the earliest stays"
+    # The unique index now stops a second pulse for a side.
+    with pytest.raises(Exception, match="uq_pulses_check_in_role"):
+        await insert(engine, "pulses", pulse(open_check_in, uuid.uuid4(), replacement, 2, AT + 2 * hour))
+    migrated = await rows_of(engine, "SELECT * FROM pulses ORDER BY check_in_id, role")
+
+    await database.downgrade("0006")  # drops the index only: the rows stay as 0007 left them
+
+    assert await rows_of(engine, "SELECT * FROM pulses ORDER BY check_in_id, role") == migrated
+
+
 async def test_ended_matches_keep_their_rows_when_rematch_offered_is_downgraded_and_upgraded_again(
     database_url: str, engine: AsyncEngine
 ) -> None:
@@ -485,11 +563,16 @@ async def fetch_versions(database_url: str) -> list[str]:
         await engine.dispose()
 
 
-def test_rendering_feedbacks_0006_offline_refuses_saying_to_run_it_against_the_database() -> None:
+@pytest.mark.parametrize(
+    ("rendered", "revision", "before"), [("head", "0006", "0005"), ("0006:head", "0007", "0006")], ids=["0006", "0007"]
+)
+def test_rendering_feedbacks_row_reading_revisions_offline_refuses_saying_to_run_them_against_the_database(
+    rendered: str, revision: str, before: str
+) -> None:
     with pytest.raises(CommandError) as refused:
-        rendered_sql("feedback", "head")
+        rendered_sql("feedback", rendered)
 
     message = str(refused.value)
-    assert "0006" in message
+    assert f"revision {revision} reads" in message
     assert "python -m services.feedback migrate" in message
-    assert "0005 --sql" in message
+    assert f"{before} --sql" in message

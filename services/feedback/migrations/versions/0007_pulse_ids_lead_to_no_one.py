@@ -15,11 +15,10 @@ from __future__ import annotations
 from uuid import UUID, uuid4, uuid5
 
 import sqlalchemy as sa
-from alembic import context, op
-from alembic.util import CommandError
+from alembic import op
 from sqlalchemy.engine import Connection
 
-from shared.migrations import create_index_concurrently, drop_index_concurrently
+from shared.migrations import create_index_concurrently, drop_index_concurrently, require_online
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -46,8 +45,7 @@ def _ids_of_replaced_respondents(bind: Connection) -> list[UUID]:
 
 
 def upgrade() -> None:
-    if context.is_offline_mode():  # the ids to change are found by reading the rows
-        raise CommandError("revision 0007 reads the pulses to decide what to change: run it against the database")
+    require_online("feedback", revision, down_revision, "the pulses")  # which ids to change is found in the rows
     op.execute(
         """
         DELETE FROM pulses WHERE pulse_id IN (
