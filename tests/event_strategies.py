@@ -25,6 +25,7 @@ from shared.events.envelope import EventEnvelope
 from shared.events.models import (
     CheckInDue,
     CheckInMissed,
+    CheckInReminderDue,
     EnrollmentChanged,
     EventData,
     MatchAccepted,
@@ -199,6 +200,13 @@ def check_in_due(draw: st.DrawFn) -> CheckInDue:
 
 
 @st.composite
+def check_in_reminder_due(draw: st.DrawFn) -> CheckInReminderDue:
+    check_in = _check_in(draw)
+    lead = timedelta(hours=draw(st.sampled_from((0, 24, 336))))
+    return samples.check_in_reminder_due(**check_in, remind_at=check_in["due_at"] - lead)
+
+
+@st.composite
 def check_in_missed(draw: st.DrawFn) -> CheckInMissed:
     return samples.check_in_missed(**_check_in(draw), missed_at=draw(times))
 
@@ -230,6 +238,7 @@ STRATEGIES: dict[type[EventData], Callable[[], st.SearchStrategy[Any]]] = {
     MatchAccepted: match_accepted,
     MatchEnded: match_ended,
     MatchAtRisk: match_at_risk,
+    CheckInReminderDue: check_in_reminder_due,
     CheckInDue: check_in_due,
     CheckInMissed: check_in_missed,
     MeetingCompleted: meeting_completed,
@@ -238,7 +247,8 @@ STRATEGIES: dict[type[EventData], Callable[[], st.SearchStrategy[Any]]] = {
 
 @st.composite
 def lifecycle(draw: st.DrawFn) -> list[EventData]:
-    """One match's whole story in the order it happened: its program, its people, its start, its check-ins and its end.
+    """One match's whole story in the order it happened: its program, its people, its start, its check-ins (reminded,
+    due, missed) and its end.
 
     Random events alone rarely bring a program, a start and an end of the same match together."""
     pair = draw(_pair())
@@ -274,6 +284,7 @@ def lifecycle(draw: st.DrawFn) -> list[EventData]:
             version=draw(versions),
         ),
         samples.match_accepted(**pair, activated_at=start, origin=MatchOrigin.COORDINATOR),
+        samples.check_in_reminder_due(**check_in, remind_at=check_in["due_at"] - timedelta(hours=24)),
         samples.check_in_due(**check_in),
         samples.match_at_risk(
             tenant_id=pair["tenant_id"],

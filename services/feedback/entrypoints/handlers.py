@@ -12,6 +12,7 @@ from shared.events.envelope import EventEnvelope
 from shared.events.models import (
     CheckInDue,
     CheckInMissed,
+    CheckInReminderDue,
     EnrollmentChanged,
     EventData,
     MatchAccepted,
@@ -62,6 +63,8 @@ def make_handler(clock: Clock | None = None, forget_kept: ForgetPerson | None = 
                 await app.apply_check_in_missed(session, data, service_clock.now())
             case MeetingCompleted():
                 await app.apply_meeting_completed(session, data, service_clock.now())
+            case CheckInReminderDue():
+                return  # for the participants (a notification service); the check-in's pulses open when it is due
             case _:
                 return
 

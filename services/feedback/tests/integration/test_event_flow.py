@@ -24,6 +24,7 @@ from services.feedback.tests.integration.support import (
     read_events,
     token,
 )
+from shared.events import samples
 from shared.events.envelope import EventEnvelope, encode
 from shared.events.models import EventData, FeedbackSubmitted, MatchAtRisk
 from shared.events.registry import FEEDBACK_TOPIC
@@ -100,6 +101,23 @@ async def test_a_published_check_in_due_opens_pulses_whose_answers_go_out_as_fee
     mine = "SELECT count(*) FROM pulses WHERE match_id = :m"
     assert await count(runtime, mine, m=people.match) == 2
     assert await count(runtime, mine + " AND submitted_at IS NOT NULL", m=people.match) == 1
+
+
+async def test_a_published_check_in_reminder_is_acknowledged_and_opens_nothing(
+    runtime: Runtime, producer: AIOKafkaProducer, running_consumer: None
+) -> None:
+    people = People.fresh()
+    due = check_in_due(people, datetime.now(UTC) + timedelta(hours=2))
+    reminder = EventEnvelope.wrap(
+        samples.check_in_reminder_due(**due.model_dump(), remind_at=datetime.now(UTC) - timedelta(hours=22))
+    )
+    await publish(producer, program(people), accepted(people, datetime.now(UTC) - timedelta(days=14)), reminder)
+
+    # In the inbox means handled and its offset committed: a record the consumer could not take would have been
+    # retried and dead-lettered instead, with no inbox row.
+    assert await eventually(lambda: _in_inbox(runtime, str(reminder.id)))
+    assert await count(runtime, "SELECT count(*) FROM pulses WHERE match_id = :m", m=people.match) == 0
+    assert await count(runtime, "SELECT count(*) FROM check_ins WHERE match_id = :m", m=people.match) == 0
 
 
 async def _in_inbox(runtime: Runtime, event_id: str) -> bool:
