@@ -395,7 +395,9 @@ async def my_meetings(
 async def my_reminders(
     principal: ParticipantPrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
 ) -> OffsetPage[ReminderOut]:
-    """Check-in reminders recorded by the sweeper (the v1 event contract has no reminder event)."""
+    """Your check-in reminders, newest first: one per check-in of your matches, recorded when it came within the
+    program's reminder lead of its due time. Each is also published as a CheckInReminderDue event, which is how a
+    notification service learns of everyone's reminders."""
     person = _person(principal)
     rows = await db.execute(
         select(reminders)
