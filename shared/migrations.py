@@ -6,15 +6,19 @@ A service's `migrations/env.py` is two lines: import its metadata, call `run_ale
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command, context, op
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from shared.messaging.tables import (
@@ -24,21 +28,86 @@ from shared.messaging.tables import (
     OUTBOX_HEADERS_TEXT_DDL,
 )
 
+log = structlog.get_logger(__name__)
 
-def alembic_config(migrations_dir: Path, database_url: str) -> Config:
+# The longest a migration statement waits for a table's lock. An ALTER TABLE queued behind an old pod's open
+# transaction makes every later query on that table queue behind it: better to give up, wait and try again.
+DEFAULT_LOCK_TIMEOUT_SECONDS = 5.0
+DEFAULT_LOCK_ATTEMPTS = 5
+DEFAULT_FIRST_BACKOFF_SECONDS = 1.0
+
+_LOCK_TIMEOUT_ATTRIBUTE = "mentorloom_lock_timeout_seconds"
+_LOCK_NOT_AVAILABLE = "55P03"
+_TABLE_OF_STATEMENT = re.compile(
+    r"\b(?:ALTER\s+TABLE(?:\s+ONLY)?(?:\s+IF\s+EXISTS)?|ON|UPDATE|DELETE\s+FROM|INSERT\s+INTO|LOCK(?:\s+TABLE)?)\s+"
+    r"(?:ONLY\s+)?(?:public\.)?\"?(?P<table>\w+)",
+    re.IGNORECASE,
+)
+
+
+class MigrationLockTimeoutError(RuntimeError):
+    """A revision could not take a table's lock within lock_timeout, on every attempt."""
+
+
+def alembic_config(
+    migrations_dir: Path, database_url: str, *, lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes[_LOCK_TIMEOUT_ATTRIBUTE] = lock_timeout_seconds
     return config
 
 
-def upgrade_to_head(migrations_dir: Path, database_url: str) -> None:
-    """What the migrate role (and the Kubernetes migration Job) runs before the app starts."""
-    command.upgrade(alembic_config(migrations_dir, database_url), "head")
+def upgrade_to_head(
+    migrations_dir: Path,
+    database_url: str,
+    revision: str = "head",
+    *,
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    attempts: int = DEFAULT_LOCK_ATTEMPTS,
+    first_backoff_seconds: float = DEFAULT_FIRST_BACKOFF_SECONDS,
+) -> None:
+    """What the migrate role (and the Kubernetes migration Job) runs before the app starts.
+
+    A statement that waited lock_timeout for its lock fails its revision (the revisions before it stay committed);
+    the upgrade then starts again from that revision after a backoff doubling from first_backoff_seconds, and after
+    `attempts` tries raises MigrationLockTimeoutError naming the table."""
+    config = alembic_config(migrations_dir, database_url, lock_timeout_seconds=lock_timeout_seconds)
+    for attempt in range(1, attempts + 1):
+        try:
+            command.upgrade(config, revision)
+            return
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            table = _table_of(str(error.statement or ""))
+            if attempt == attempts:
+                raise MigrationLockTimeoutError(
+                    f"could not lock table {table} within {lock_timeout_seconds:g} s in {attempts} attempts: a "
+                    f"long transaction holds it (see pg_stat_activity / pg_locks for {table}); end it or run the "
+                    f"migration again later. Statement: {' '.join(str(error.statement or '').split())[:300]}"
+                ) from error
+            backoff = first_backoff_seconds * 2 ** (attempt - 1)
+            log.warning("migration_lock_timeout_retry", table=table, attempt=attempt, retry_in_seconds=backoff)
+            time.sleep(backoff)
+
+
+def _table_of(statement: str) -> str:
+    found = _TABLE_OF_STATEMENT.search(statement)
+    return found["table"] if found else "(unknown: see the statement)"
 
 
 def _run_sync(connection: Connection, metadata: MetaData) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    timeout = float(context.config.attributes.get(_LOCK_TIMEOUT_ATTRIBUTE, DEFAULT_LOCK_TIMEOUT_SECONDS))
+    # A session setting, committed before Alembic begins: it holds in every revision's transaction and in the
+    # autocommit blocks of the concurrent index builds.
+    connection.execute(text(f"SET lock_timeout = '{int(timeout * 1000)}ms'"))
+    connection.commit()
+    # One transaction per revision: a revision's locks end with it, and a failure keeps the revisions before it.
+    context.configure(
+        connection=connection, target_metadata=metadata, compare_type=True, transaction_per_migration=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -53,7 +122,11 @@ async def _run_online(metadata: MetaData) -> None:
 
 def run_alembic_env(metadata: MetaData) -> None:
     if context.is_offline_mode():
-        context.configure(url=context.config.get_main_option("sqlalchemy.url"), target_metadata=metadata)
+        context.configure(
+            url=context.config.get_main_option("sqlalchemy.url"),
+            target_metadata=metadata,
+            transaction_per_migration=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
         return

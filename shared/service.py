@@ -353,11 +353,16 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> No
     except ValidationError as error:  # a misconfigured pod says which variable is wrong, without a traceback
         parser.exit(2, f"{parser.prog}: invalid settings:\n{describe_settings_error(error)}\n")
     configure_logging(definition.name, settings.log_level, settings.log_json)
+    if args.role in ("migrate", "all"):
+        upgrade_to_head(
+            definition.migrations_dir,
+            settings.database_url,
+            lock_timeout_seconds=settings.migration_lock_timeout_seconds,
+            attempts=settings.migration_lock_attempts,
+        )
     if args.role == "migrate":
-        upgrade_to_head(definition.migrations_dir, settings.database_url)
         return
     if args.role == "all":
-        upgrade_to_head(definition.migrations_dir, settings.database_url)
         roles: Sequence[str] = ("api", "relay", "consumer", "sweeper")
     else:
         roles = (args.role,)

@@ -231,6 +231,24 @@ class ServiceSettings(KafkaSettings):
     inbox_prune_interval_seconds: float = Field(
         default=3600, gt=0, le=86_400, description="How often the consumer role prunes the inbox."
     )
+    migration_lock_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description=(
+            "The migrate role: the longest a migration statement waits for a table's lock (PostgreSQL lock_timeout)."
+            " An ALTER TABLE waiting behind an old pod's transaction makes every later query on the table wait too."
+        ),
+    )
+    migration_lock_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description=(
+            "The migrate role: how often a revision whose lock timed out is tried, after 1, 2, 4 … s, before the"
+            " migration fails naming the table."
+        ),
+    )
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Self:

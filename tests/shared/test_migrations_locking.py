@@ -1,0 +1,131 @@
+"""The migrate Job never stalls a live service behind a lock (deploy/README.md, "Upgrades and migrations"): each
+statement waits at most lock_timeout for its lock and the upgrade retries a few times before failing with the table's
+name; each revision commits on its own; On real PostgreSQL,
+with another connection holding what an old pod's transaction holds."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+import shared.migrations
+import shared.service
+from shared.db import create_engine
+from shared.migrations import MigrationLockTimeoutError, upgrade_to_head
+from tests.shared.test_migrations import migrations_dir
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+AT = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC)
+# Every wait in these tests is bounded: an upgrade that waits for ever fails the test instead of hanging it.
+BOUND_SECONDS = 30
+
+
+@asynccontextmanager
+async def connected(database_url: str) -> AsyncIterator[AsyncConnection]:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
+async def upgrade(service: str, database_url: str, revision: str = "head", **options: Any) -> None:
+    await asyncio.to_thread(upgrade_to_head, migrations_dir(service), database_url, revision, **options)
+
+
+async def version_of(database_url: str) -> str:
+    async with connected(database_url) as conn:
+        return str((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one())
+
+
+async def insert_matching_matches(engine: AsyncEngine, *rows: tuple[uuid.UUID, str, str | None, str | None]) -> None:
+    async with engine.begin() as conn:
+        for match_id, state, closed_by, category in rows:
+            await conn.execute(
+                text(
+                    "INSERT INTO matches (match_id, tenant_id, program_id, mentee_person_id, mentor_person_id,"
+                    " state, origin, score, breakdown, explanation, created_at, closed_by, end_reason_category)"
+                    " VALUES (:m, :t, :t, :t, :t, :state, 'mentee_request', 0.5, '[]', 'x', :at, :by, :category)"
+                ),
+                {"m": match_id, "t": uuid.uuid4(), "state": state, "at": AT, "by": closed_by, "category": category},
+            )
+
+
+async def test_an_upgrade_behind_an_old_pods_open_transaction_gives_up_after_its_retries_naming_the_table(
+    database_url: str,
+) -> None:
+    await upgrade("matching", database_url, "0004")
+    async with connected(database_url) as old_pod:
+        # An old pod's request mid-transaction, having read matches: 0005's ADD COLUMN needs ACCESS EXCLUSIVE.
+        await old_pod.execute(text("LOCK TABLE matches IN ACCESS SHARE MODE"))
+        started = time.monotonic()
+        attempt = asyncio.create_task(
+            upgrade("matching", database_url, lock_timeout_seconds=0.2, attempts=3, first_backoff_seconds=0.1)
+        )
+        try:
+            with pytest.raises(MigrationLockTimeoutError) as refused:
+                await asyncio.wait_for(asyncio.shield(attempt), BOUND_SECONDS)
+        finally:
+            await old_pod.rollback()
+            await asyncio.wait([attempt], timeout=BOUND_SECONDS)
+        took = time.monotonic() - started
+
+    assert "matches" in str(refused.value)
+    assert "3 attempts" in str(refused.value)
+    assert 3 * 0.2 + 0.1 + 0.2 <= took < 10, "three waits of lock_timeout and two backoffs, not more"
+    assert await version_of(database_url) == "0004"
+
+
+async def test_an_upgrade_whose_lock_is_released_during_its_retries_succeeds(database_url: str) -> None:
+    await upgrade("matching", database_url, "0004")
+    async with connected(database_url) as old_pod:
+        await old_pod.execute(text("LOCK TABLE matches IN ACCESS SHARE MODE"))
+        attempt = asyncio.create_task(
+            upgrade("matching", database_url, lock_timeout_seconds=0.2, attempts=10, first_backoff_seconds=0.2)
+        )
+        try:
+            await asyncio.sleep(1.0)  # the first attempts time out meanwhile
+            assert not attempt.done()
+        finally:
+            await old_pod.rollback()
+        await asyncio.wait_for(attempt, BOUND_SECONDS)
+
+    assert await version_of(database_url) == "0005"
+
+
+async def test_revisions_before_a_failing_one_stay_applied(database_url: str, engine: AsyncEngine) -> None:
+    await upgrade("matching", database_url, "0002")
+    # 0004 adds enrolments.event_time: a column already there makes it fail, after 0003 ran.
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE enrolments ADD COLUMN event_time timestamptz"))
+
+    with pytest.raises(Exception, match="event_time"):
+        await upgrade("matching", database_url)
+
+    assert await version_of(database_url) == "0003"
+
+
+def test_the_migrate_role_waits_for_locks_as_long_and_as_often_as_its_settings_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.profiles.bootstrap import DEFINITION
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(shared.service, "upgrade_to_head", lambda *args, **options: calls.append(options))
+    monkeypatch.setenv("MENTORLOOM_MIGRATION_LOCK_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("MENTORLOOM_MIGRATION_LOCK_ATTEMPTS", "7")
+
+    shared.service.main(DEFINITION, ["migrate"])
+
+    assert calls == [{"lock_timeout_seconds": 2.5, "attempts": 7}]
