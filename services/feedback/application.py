@@ -319,18 +319,21 @@ async def apply_profile_erased(session: AsyncSession, event: ProfileErased, now:
     - Free text goes: pulse notes (and the concern flags that shared them), the text of their agreement answers,
       of a plan they recorded and of their progress notes; their per-question survey answers too.
     - Numbers the program's reports count stay (pulse scores and totals, survey scores, their side of matches and
-      check-ins), but under one fresh random id that replaces the person id in every row. Random (uuid4, derived
-      from nothing and stored nowhere with the person id) so it leads back to no one; one per erasure, not one per
-      row, so a person in several matches is still one person in the reports' distinct-people counts, and the
-      program's report gives the same figures before and after.
+      check-ins), but under one random id that replaces the person id in every row. Random (uuid4, derived from
+      nothing) so no one can compute it; one per person, not one per row, so a person in several matches is still
+      one person in the reports' distinct-people counts, and the program's report gives the same figures before and
+      after. It is kept in the tombstone, so that a match of theirs feedback sees only after the erasure stands
+      under it too: who knows the person id can find it there, as who knows one of their match ids (on the bus)
+      already could in that match's row.
     - Their profile facts and enrolments are deleted; a tombstone keyed by a digest of the id (not the id) makes a
       late event naming them project nothing personal again.
-    Idempotent: once done nothing carries the id, so a redelivery changes nothing (the tombstone keeps its version).
+    Idempotent: once done nothing carries the id, so a redelivery changes nothing (the tombstone keeps its version
+    and its replacement id).
     Their active matches are assessed again, without their flagged concerns.
     """
     tenant_id, person_id = event.tenant_id, event.person_id
     await repo.hold_erasures_of(session, tenant_id, (person_id,))  # first: a match row being inserted is then seen
-    await repo.record_erasure(session, tenant_id, person_id, event.version)
+    replacement = await repo.record_erasure(session, tenant_id, person_id, event.version)
     await session.execute(delete(people).where(people.c.person_id == person_id, people.c.tenant_id == tenant_id))
     await session.execute(
         delete(enrollments).where(and_(enrollments.c.person_id == person_id, enrollments.c.tenant_id == tenant_id))
@@ -346,7 +349,6 @@ async def apply_profile_erased(session: AsyncSession, event: ProfileErased, now:
             .with_for_update()
         )
     ).all()
-    replacement = uuid4()
     for match in their_matches:
         side = matches.c.mentor_id if match.mentor_id == person_id else matches.c.mentee_id
         reasons = [

@@ -4,8 +4,8 @@ today's models), then the upgrade to head must keep them and transform them as t
 has a downgrade, it must keep the rows too. Also `alembic upgrade head --sql` (offline mode): the SQL it renders
 builds the same schema as the online upgrade, or it refuses with a message saying what to do instead.
 
-Revisions left out: those only adding nullable columns, tables or non-unique indexes (matching 0004, feedback 0005,
-scheduling 0005), and the data migrations with a test of their own beside their service (matching 0005:
+Revisions left out: those only adding nullable columns, tables or non-unique indexes (matching 0004, feedback 0005
+and 0008, scheduling 0005), and the data migrations with a test of their own beside their service (matching 0005:
 test_migration_rematch_offered.py; feedback 0006 with an agreement: test_erasure.py). Both are downgraded with data
 here."""
 
@@ -395,6 +395,7 @@ async def test_people_erased_before_0006_leave_every_row_under_one_replacement_e
     assert await rows_of(engine, "SELECT usefulness_sum, usefulness_count FROM pulse_totals") == [
         {"usefulness_sum": 2, "usefulness_count": 1}
     ]
+    await database.downgrade("0006")  # the later revisions' columns go first (0008's erasures.replaced_by)
     forgotten = {table: await rows_of(engine, f"SELECT * FROM {table}") for table in FEEDBACK_TABLES}
 
     await database.downgrade("0005")  # 0006 cannot remember: the rows stay as they are

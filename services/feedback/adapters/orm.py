@@ -59,13 +59,18 @@ people = Table(
 )
 
 # One row per erased person: keyed by a one-way digest of their id (domain.privacy.erasure_key), never the id, so
-# it links to no one yet a late or replayed event naming the person is recognised and projects nothing personal.
+# no id can be read out of it, yet a late or replayed event naming the person is recognised and projects nothing
+# personal.
 erasures = Table(
     "erasures",
     metadata,
     Column("person_key", UUID(as_uuid=True), primary_key=True),
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("version", Integer, nullable=False),  # ProfileErased's: newer than any snapshot of the person
+    # The random id that stands for the person in every row the erasure kept, so that a match of theirs first seen
+    # after the erasure stands under it too (the reports count one person). Null in tombstones written before
+    # revision 0008 until a late match of the person needs one.
+    Column("replaced_by", UUID(as_uuid=True), nullable=True),
 )
 
 enrollments = Table(

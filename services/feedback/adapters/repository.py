@@ -175,8 +175,9 @@ async def ensure_match(
 ) -> None:
     """A match row from whichever event names it first (topics are not ordered against each other).
 
-    A party already erased (their ProfileErased overtook this match's first event) is stored under a fresh random
-    id, as erasure would have left them: the person id never enters the table.
+    A party already erased (their ProfileErased overtook this match's first event) is stored under their erasure's
+    replacement id, as the erasure would have left them: the person id never enters the table, and the person is
+    still one person in the reports however many of their matches arrive late.
     """
     inserted = await session.execute(
         insert(matches)
@@ -194,15 +195,12 @@ async def ensure_match(
     if inserted.first() is None:
         return
     await hold_erasures_of(session, tenant_id, (mentor_id, mentee_id))
-    erased = await erased_among(session, tenant_id, (mentor_id, mentee_id))
-    if erased:
+    replaced = await replacements_of(session, tenant_id, (mentor_id, mentee_id))
+    if replaced:
         await session.execute(
             update(matches)
             .where(matches.c.match_id == match_id)
-            .values(
-                mentor_id=uuid4() if mentor_id in erased else mentor_id,
-                mentee_id=uuid4() if mentee_id in erased else mentee_id,
-            )
+            .values(mentor_id=replaced.get(mentor_id, mentor_id), mentee_id=replaced.get(mentee_id, mentee_id))
         )
 
 
@@ -217,15 +215,35 @@ async def hold_erasures_of(session: AsyncSession, tenant_id: UUID, person_ids: I
         await session.execute(select(func.pg_advisory_xact_lock(advisory_lock_key(b"feedback-erasure:" + key.bytes))))
 
 
-async def record_erasure(session: AsyncSession, tenant_id: UUID, person_id: UUID, version: int) -> None:
-    """The person's tombstone (a digest of their id, never the id), kept at the newest erasure's version."""
-    await session.execute(
-        insert(erasures)
-        .values(person_key=erasure_key(tenant_id, person_id), tenant_id=tenant_id, version=version)
-        .on_conflict_do_update(
-            index_elements=[erasures.c.person_key], set_={"version": func.greatest(erasures.c.version, version)}
-        )
+async def record_erasure(session: AsyncSession, tenant_id: UUID, person_id: UUID, version: int) -> UUID:
+    """The person's tombstone (a digest of their id, never the id), kept at the newest erasure's version; returns the
+    random id that replaces the person in every row, the same for each erasure of them (the first one chose it)."""
+    tombstone = insert(erasures).values(
+        person_key=erasure_key(tenant_id, person_id), tenant_id=tenant_id, version=version, replaced_by=uuid4()
     )
+    replaced_by = await session.execute(
+        tombstone.on_conflict_do_update(
+            index_elements=[erasures.c.person_key],
+            set_={
+                "version": func.greatest(erasures.c.version, version),
+                "replaced_by": func.coalesce(erasures.c.replaced_by, tombstone.excluded.replaced_by),
+            },
+        ).returning(erasures.c.replaced_by)
+    )
+    replacement: UUID = replaced_by.scalar_one()
+    return replacement
+
+
+async def replacements_of(session: AsyncSession, tenant_id: UUID, person_ids: Iterable[UUID]) -> dict[UUID, UUID]:
+    """The replacement id of each of `person_ids` erased in the tenant (the others are left out). A tombstone
+    written before it kept one gets a random one now, which the person's later late matches then share."""
+    by_key = {erasure_key(tenant_id, person_id): person_id for person_id in person_ids}
+    in_tenant = and_(erasures.c.person_key.in_(by_key), erasures.c.tenant_id == tenant_id)
+    await session.execute(
+        update(erasures).where(in_tenant, erasures.c.replaced_by.is_(None)).values(replaced_by=func.gen_random_uuid())
+    )
+    found = await session.execute(select(erasures.c.person_key, erasures.c.replaced_by).where(in_tenant))
+    return {by_key[key]: replaced_by for key, replaced_by in found}
 
 
 async def erased_among(session: AsyncSession, tenant_id: UUID, person_ids: Iterable[UUID]) -> set[UUID]:

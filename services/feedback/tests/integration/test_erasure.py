@@ -339,6 +339,59 @@ async def test_late_events_naming_an_erased_person_bring_nothing_of_theirs_back(
     assert len((await ok(client.get("/v1/me/pulses", headers=mentor)))["items"]) == 1
 
 
+async def late_matches_of_the_erased(runtime: Runtime, scenario: Program) -> list[People]:
+    """Two matches of the erased mentee that feedback sees only after the erasure (matching's topic lagged behind
+    profiles'), with two new mentors; one gets a check-in too."""
+    late = [People(scenario.base.tenant, scenario.base.program, uuid4(), scenario.mentee, uuid4()) for _ in range(2)]
+    await apply(
+        runtime,
+        *(accepted(match, NOW - timedelta(days=1)) for match in late),
+        check_in_due(late[0], NOW - timedelta(hours=1)),
+    )
+    return late
+
+
+async def mentee_ids_of(runtime: Runtime, matches: list[People]) -> set[UUID]:
+    engine = runtime.engine
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT mentee_id FROM matches WHERE match_id = ANY(:ids)"), {"ids": [m.match for m in matches]}
+        )
+        return set(found.scalars())
+
+
+async def test_late_matches_of_an_erased_person_stand_under_their_erasures_one_replacement_id(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    scenario = await seeded(runtime, client)
+    await apply(runtime, erased(scenario))
+
+    late = await late_matches_of_the_erased(runtime, scenario)
+
+    assert await rows_containing(runtime, str(scenario.mentee)) == []
+    # The mentee of all four matches is one person: the erasure's replacement id in each.
+    assert len(await mentee_ids_of(runtime, [scenario.first, scenario.second, *late])) == 1
+    # So the report counts five people (the mentee and four mentors), not a new person per late match.
+    [total] = [row for row in (await report(client, runtime, scenario))["rows"] if row["breakdown"] == []]
+    assert total["participants"] == 5
+
+
+async def test_late_matches_of_a_person_erased_before_tombstones_kept_the_replacement_share_one_id(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    scenario = await seeded(runtime, client)
+    await apply(runtime, erased(scenario))
+    async with runtime.engine.begin() as conn:  # as a tombstone written before revision 0008 is
+        await conn.execute(text("UPDATE erasures SET replaced_by = NULL"))
+
+    late = await late_matches_of_the_erased(runtime, scenario)
+
+    assert await rows_containing(runtime, str(scenario.mentee)) == []
+    # The erasure's own id is lost; the late matches are still one person between them, not one each.
+    [replacement] = await mentee_ids_of(runtime, late)
+    assert replacement not in await mentee_ids_of(runtime, [scenario.first])
+
+
 async def test_a_check_in_due_after_the_erasure_opens_no_pulse_for_the_erased_side(
     runtime: Runtime, client: httpx.AsyncClient
 ) -> None:
