@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -107,14 +108,19 @@ class _TraceAndMetricsMiddleware(BaseHTTPMiddleware):
 def install_observability(app: FastAPI, service: str, readiness: Mapping[str, ReadinessCheck]) -> None:
     """/healthz (the process answers), /readyz (its own dependencies answer), /metrics, trace context."""
     app.add_middleware(_TraceAndMetricsMiddleware, service=service)
+    # Named after the app's title ("Mentorloom profiles" -> mentorloom_profiles_healthz), not FastAPI's default
+    # healthz_healthz_get, which all four services shared: one client generated for all four would clash. Not after
+    # `service`, which deployments set and the committed documents must not depend on.
+    prefix = re.sub(r"[^a-z0-9]+", "_", app.title.lower()).strip("_")
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up")
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up", operation_id=f"{prefix}_healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get(
         "/readyz",
         tags=["operations"],
+        operation_id=f"{prefix}_readyz",
         summary="Readiness: database, broker and Redis reachable",
         responses={503: {"description": "a dependency is unreachable"}},
     )

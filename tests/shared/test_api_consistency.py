@@ -1,0 +1,220 @@
+"""The four services' HTTP APIs read as one API to an integrator (an HR system, a notification service, analytics):
+the same names for the same things, one paging scheme, one error shape, operation ids a single generated client can
+hold, and every operation and non-obvious parameter described.
+
+Each test reads the OpenAPI documents of the apps themselves (not docs/openapi/, which
+tests/contract/test_openapi_documents.py keeps equal to them), so it checks the code. Where a rule has an exception,
+the exception is listed beside it with its reason; a new one has to be argued there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from shared.openapi import SERVICES, definition_of
+from shared.service import Runtime
+
+METHODS = ("get", "put", "post", "patch", "delete")
+PROBES = {"/healthz", "/readyz"}
+ERROR_BODY_REF = {"$ref": "#/components/schemas/ErrorBody"}
+
+
+@cache
+def app_of(service: str) -> FastAPI:
+    definition = definition_of(service)
+    return definition.build_app(Runtime.from_settings(definition.settings_factory()))
+
+
+def document_of(service: str) -> dict[str, Any]:
+    document: dict[str, Any] = app_of(service).openapi()
+    return document
+
+
+def operations(service: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, path_item in document_of(service)["paths"].items():
+        for method, operation in path_item.items():
+            if method in METHODS:
+                yield path, method, operation
+
+
+def api_operations(service: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    return ((path, method, op) for path, method, op in operations(service) if path not in PROBES)
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`X | None` is `anyOf: [X, null]`: nullability is not a different type."""
+    options = [option for option in schema.get("anyOf", []) if option.get("type") != "null"]
+    if len(options) == 1:
+        return {**schema, **options[0], "anyOf": None}
+    return schema
+
+
+def kind_of(document: dict[str, Any], schema: dict[str, Any]) -> str:
+    """JSON type and format of a value, enums counted as strings (each service names its own enum types)."""
+    schema = without_null(schema)
+    if "$ref" in schema:
+        target = resolve(document, schema)
+        return "string" if "enum" in target else f"object {schema['$ref'].rsplit('/', 1)[-1]}"
+    if schema.get("anyOf"):
+        return " | ".join(sorted(kind_of(document, option) for option in schema["anyOf"]))
+    if schema.get("type") == "array":
+        return f"array of {kind_of(document, schema.get('items', {}))}"
+    return str(schema.get("type", "any")) + (f":{schema['format']}" if "format" in schema else "")
+
+
+def response_fields(service: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(schema name, field name, field schema) of every component schema with properties."""
+    for name, schema in document_of(service)["components"]["schemas"].items():
+        for field, field_schema in schema.get("properties", {}).items():
+            yield name, field, field_schema
+
+
+def parameters(service: str, where: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, method, operation in api_operations(service):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == where:
+                yield f"{method.upper()} {path}", parameter["name"], parameter
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Operations
+
+
+def test_operation_ids_are_unique_across_the_four_services() -> None:
+    """A client generated from all four documents gets one method per operationId: two alike clash."""
+    owners: dict[str, list[str]] = defaultdict(list)
+    for service in SERVICES:
+        for path, method, operation in operations(service):
+            owners[operation["operationId"]].append(f"{service}: {method.upper()} {path}")
+    assert {op_id: where for op_id, where in owners.items() if len(where) > 1} == {}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_operation_says_what_it_does_in_its_own_words(service: str) -> None:
+    """FastAPI makes a summary from the function's name ("Read Match") when a route gives none; that is not a
+    description. A route reading one resource by its id may rely on it (GET /matches/{match_id} needs no prose);
+    every list, search and change says what it does with an explicit summary or a docstring."""
+    silent = []
+    for route in app_of(service).routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        for method in route.methods or ():
+            reads_one_by_id = method == "GET" and route.path.endswith("_id}")
+            if not (route.summary or route.description.strip() or reads_one_by_id):
+                silent.append(f"{method} {route.path}")
+    assert silent == []
+
+
+# Query and header parameters whose name alone says what they do: an id to filter by, an enum filter named like the
+# field of the listed items it compares (its values are documented in the enum), the paging pair (described in
+# shared.paging), and the two protocol headers (described by shared.http_protection).
+SELF_EXPLANATORY_PARAMETERS = {"state", "status", "role", "kind"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Paging
+
+
+def page_operations(service: str) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(where, operation, page schema) of every operation answering an object with an `items` list."""
+    document = document_of(service)
+    for path, method, operation in api_operations(service):
+        content = operation["responses"].get("200", {}).get("content", {}).get("application/json")
+        if content is None:
+            continue
+        schema = resolve(document, content["schema"])
+        if schema.get("properties", {}).get("items", {}).get("type") == "array":
+            yield f"{method.upper()} {path}", operation, schema
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Names
+
+
+# Timestamps that end otherwise, each bounding or qualifying a `*_at` so that the phrase reads as what it is.
+TIMESTAMP_NAMES_NOT_ENDING_IN_AT = {
+    "due_from": "lower bound of the check-ins' due_at (query)",
+    "due_to": "upper bound of the check-ins' due_at (query)",
+    "start": "start of the window searched for free slots, beside `days` (query)",
+    "deferred_until": "a check-in put off until then",
+    "missed_after": "a meeting counts as missed after then",
+    "at_risk_since": "when the match became at risk",
+}
+# Dates that end otherwise.
+DATE_NAMES_NOT_ENDING_IN_ON = {
+    "as_of": "the day a report is computed for: the established phrase",
+    "tenure_start": "the event contract's field (ParticipantRegistered.tenure_start) and the CSV import's column",
+}
+# A person is a person_id wherever it appears, qualified by its part (mentee_person_id, manager_person_id).
+PERSON_NAMES_TO_AVOID = re.compile(r"(^|_)(user|participant|mentee|mentor|member|employee)_id$")
+
+
+def named_values(service: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(where, name, schema) of every schema field and every query or path parameter."""
+    for schema, field, field_schema in response_fields(service):
+        yield f"{service}: {schema}.{field}", field, field_schema
+    for where in ("query", "path"):
+        for operation, name, parameter in parameters(service, where):
+            yield f"{service}: {operation} ?{name}", name, parameter["schema"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_timestamps_end_in_at_and_dates_in_on(service: str) -> None:
+    document = document_of(service)
+    misnamed = []
+    for where, name, schema in named_values(service):
+        kind = kind_of(document, schema)
+        if kind == "string:date-time" and not name.endswith("_at") and name not in TIMESTAMP_NAMES_NOT_ENDING_IN_AT:
+            misnamed.append(f"{where} (date-time)")
+        if kind == "string:date" and not name.endswith("_on") and name not in DATE_NAMES_NOT_ENDING_IN_ON:
+            misnamed.append(f"{where} (date)")
+        if name.endswith("_at") and kind != "string:date-time":
+            misnamed.append(f"{where} ends in _at but is {kind}")
+        if name.endswith("_on") and kind != "string:date":
+            misnamed.append(f"{where} ends in _on but is {kind}")
+    assert misnamed == []
+
+
+# Ids issued elsewhere (an HR system's own keys), not by Mentorloom: opaque strings.
+EXTERNAL_IDS = {"external_id", "reporting_line_id"}
+
+
+# Names two services use for different things, each fitting where it stands.
+HOMONYMS = {
+    "detail": "the error body's detail (shared) and a reason's sentence (matching, feedback)",
+    "communication": "a participant's communication preferences (profiles) and the agreement's section (feedback)",
+    "partner": "the partner person (matching) and the partner's agreement answers (feedback)",
+    "goals": "a participant's goal statements (profiles) and the agreement's goals (feedback)",
+}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_enum_values_are_snake_case(service: str) -> None:
+    document = document_of(service)
+    snake = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+    schemas = [schema for _, _, schema in named_values(service)] + list(document["components"]["schemas"].values())
+    values = {value for schema in schemas for value in resolve(document, without_null(schema)).get("enum", [])}
+    assert values, "no enum found"
+    assert sorted(str(value) for value in values if not snake.fullmatch(str(value))) == []
+
+
+# A path segment that names a file the operation returns keeps its extension.
+FILE_SEGMENTS = {"report.csv"}
