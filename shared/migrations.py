@@ -16,7 +16,7 @@ import structlog
 from alembic import command, context, op
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import MetaData, pool, text
+from sqlalchemy import MetaData, TextClause, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_engine_from_config
@@ -35,6 +35,8 @@ log = structlog.get_logger(__name__)
 DEFAULT_LOCK_TIMEOUT_SECONDS = 5.0
 DEFAULT_LOCK_ATTEMPTS = 5
 DEFAULT_FIRST_BACKOFF_SECONDS = 1.0
+# Rows a batched backfill updates per transaction (backfill_in_batches): each batch's row locks last one commit.
+BACKFILL_BATCH_ROWS = 5000
 
 _LOCK_TIMEOUT_ATTRIBUTE = "mentorloom_lock_timeout_seconds"
 _LOCK_NOT_AVAILABLE = "55P03"
@@ -101,7 +103,7 @@ def _table_of(statement: str) -> str:
 def _run_sync(connection: Connection, metadata: MetaData) -> None:
     timeout = float(context.config.attributes.get(_LOCK_TIMEOUT_ATTRIBUTE, DEFAULT_LOCK_TIMEOUT_SECONDS))
     # A session setting, committed before Alembic begins: it holds in every revision's transaction and in the
-    # autocommit blocks of the concurrent index builds.
+    # autocommit blocks of the concurrent index builds and batched backfills.
     connection.execute(text(f"SET lock_timeout = '{int(timeout * 1000)}ms'"))
     connection.commit()
     # One transaction per revision: a revision's locks end with it, and a failure keeps the revisions before it.
@@ -158,6 +160,28 @@ def create_index_concurrently(name: str, table: str, columns: Sequence[str], **k
     with op.get_context().autocommit_block():
         op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
         op.create_index(name, table, list(columns), postgresql_concurrently=True, **kw)
+
+
+def backfill_in_batches(table: str, key: str, assignments: str, pending: str) -> None:
+    """UPDATE table SET assignments WHERE pending, BACKFILL_BATCH_ROWS rows per committed transaction in key order, so
+    no row (and no lock the revision took before) stays locked for the whole backfill, and a retried Job skips what an
+    earlier one did. `pending` must no longer hold for a row once it is updated. Run outside the revision's
+    transaction, which it commits first (as a concurrent index build does). Rendered as SQL (offline mode) it is the
+    one UPDATE: an operator's script cannot loop."""
+    if context.is_offline_mode():
+        op.execute(f"UPDATE {table} SET {assignments} WHERE {pending}")
+        return
+
+    def batch(after: str = "") -> TextClause:
+        rows = f"SELECT {key} FROM {table} WHERE ({pending}){after} ORDER BY {key} LIMIT {int(BACKFILL_BATCH_ROWS)}"
+        return text(f"UPDATE {table} SET {assignments} WHERE {key} IN ({rows}) RETURNING {key}")
+
+    first, following = batch(), batch(f" AND {key} > :after")
+    with op.get_context().autocommit_block():
+        bind = op.get_bind()
+        done = bind.execute(first).scalars().all()
+        while done:
+            done = bind.execute(following, {"after": max(done)}).scalars().all()
 
 
 def drop_index_concurrently(name: str, table: str) -> None:

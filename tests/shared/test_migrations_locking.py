@@ -1,15 +1,16 @@
 """The migrate Job never stalls a live service behind a lock (deploy/README.md, "Upgrades and migrations"): each
 statement waits at most lock_timeout for its lock and the upgrade retries a few times before failing with the table's
-name; each revision commits on its own; On real PostgreSQL,
+name; each revision commits on its own; the data migrations backfill in batches that commit. On real PostgreSQL,
 with another connection holding what an old pod's transaction holds."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,9 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import shared.migrations
 import shared.service
+from services.matching.tests.integration.test_migration_rematch_offered import (
+    test_matches_ended_before_the_revision_say_a_new_match_was_offered_unless_who_left_is_unknown as ended_matches_say_whether_a_new_match_was_offered,
+)
 from shared.db import create_engine
 from shared.migrations import MigrationLockTimeoutError, upgrade_to_head
 from tests.shared.test_migrations import migrations_dir
+from tests.shared.test_migrations_with_data import (
+    test_matches_before_the_first_meeting_milestone_get_their_start_and_earliest_held_meeting as matches_get_their_start_and_earliest_held_meeting,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -116,6 +123,43 @@ async def test_revisions_before_a_failing_one_stay_applied(database_url: str, en
     assert await version_of(database_url) == "0003"
 
 
+async def test_matching_0005s_backfill_commits_in_batches_so_a_retried_job_resumes_with_the_same_result(
+    database_url: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared.migrations, "BACKFILL_BATCH_ROWS", 2)
+    await upgrade("matching", database_url, "0004")
+    ids = sorted(uuid.uuid4() for _ in range(5))
+    await insert_matching_matches(engine, *((match, "ended", "mentee", "not_a_good_fit") for match in ids[:4]))
+    await insert_matching_matches(engine, (ids[4], "ended", "system", "planned_end_reached"))
+
+    # The last match (in key order) cannot be updated: the Job fails there, as when it is killed or times out.
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.match_id = '{ids[4]}' THEN RAISE EXCEPTION 'stopped here'; END IF; RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(
+            text("CREATE TRIGGER refuse BEFORE UPDATE ON matches FOR EACH ROW EXECUTE FUNCTION refuse()")
+        )
+    with pytest.raises(Exception, match="stopped here"):
+        await upgrade("matching", database_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TRIGGER refuse ON matches"))
+
+    async with engine.connect() as conn:
+        kept = (await conn.execute(text("SELECT match_id, rematch_offered FROM matches ORDER BY match_id"))).all()
+    assert [tuple(row) for row in kept] == [(m, True) for m in ids[:4]] + [(ids[4], None)], "two batches committed"
+
+    await upgrade("matching", database_url)
+
+    async with engine.connect() as conn:
+        done = (await conn.execute(text("SELECT match_id, rematch_offered FROM matches ORDER BY match_id"))).all()
+    assert [tuple(row) for row in done] == [(m, True) for m in ids[:4]] + [(ids[4], False)]
+    assert await version_of(database_url) == "0005"
+
+
 def test_the_migrate_role_waits_for_locks_as_long_and_as_often_as_its_settings_say(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -129,3 +173,25 @@ def test_the_migrate_role_waits_for_locks_as_long_and_as_often_as_its_settings_s
     shared.service.main(DEFINITION, ["migrate"])
 
     assert calls == [{"lock_timeout_seconds": 2.5, "attempts": 7}]
+
+
+@pytest.mark.parametrize(
+    "same_data_as",
+    [matches_get_their_start_and_earliest_held_meeting, ended_matches_say_whether_a_new_match_was_offered],
+    ids=["feedback 0002", "matching 0005"],
+)
+async def test_a_backfill_one_row_per_batch_leaves_the_data_the_whole_table_update_left(
+    same_data_as: Callable[..., Awaitable[None]],
+    database_url: str,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shared.migrations, "BACKFILL_BATCH_ROWS", 1)
+    parameters = inspect.signature(same_data_as).parameters
+    await same_data_as(
+        **{
+            name: value
+            for name, value in {"database_url": database_url, "engine": engine}.items()
+            if name in parameters
+        }
+    )

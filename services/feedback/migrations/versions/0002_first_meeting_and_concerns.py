@@ -6,7 +6,9 @@ Create Date: 2026-11-23 20:00:00
 
 The two indexes are built CONCURRENTLY, last (since Task G; the schema left is the same as before): a plain build
 stopped every write to matches and pulses meanwhile. That commits the columns first, so they are added IF NOT EXISTS
-and a retried Job can run the revision again from its start.
+and a retried Job can run the revision again from its start. The matches' backfill runs in committed batches
+(shared.migrations.backfill_in_batches) after the columns are added, not under the ALTER TABLE's lock; a retried Job
+skips the rows already done.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from shared.migrations import create_index_concurrently, drop_index_concurrently
+from shared.migrations import backfill_in_batches, create_index_concurrently, drop_index_concurrently
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -30,17 +32,24 @@ def upgrade() -> None:
     )
     op.add_column("matches", sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True), if_not_exists=True)
     op.add_column("matches", sa.Column("first_meeting_on", sa.Date(), nullable=True), if_not_exists=True)
-    # Existing matches: their start day is the best known start; their first meeting comes from the projection.
-    op.execute("UPDATE matches SET activated_at = started_on::timestamp AT TIME ZONE 'UTC'")
-    op.execute(
-        "UPDATE matches SET first_meeting_on = held.first_on "
-        "FROM (SELECT match_id, min(held_on) AS first_on FROM meetings WHERE held_on IS NOT NULL GROUP BY match_id) "
-        "AS held WHERE held.match_id = matches.match_id"
-    )
     op.add_column(
         "pulses", sa.Column("concern_resolved_at", sa.DateTime(timezone=True), nullable=True), if_not_exists=True
     )
     op.add_column("pulses", sa.Column("concern_resolved_by", sa.Text(), nullable=True), if_not_exists=True)
+    # Existing matches: their start day is the best known start; their first meeting comes from the projection.
+    backfill_in_batches(
+        "matches",
+        "match_id",
+        "activated_at = started_on::timestamp AT TIME ZONE 'UTC'",
+        "activated_at IS NULL AND started_on IS NOT NULL",
+    )
+    held = "SELECT min(held_on) FROM meetings WHERE meetings.match_id = matches.match_id AND held_on IS NOT NULL"
+    backfill_in_batches(
+        "matches",
+        "match_id",
+        f"first_meeting_on = ({held})",
+        f"first_meeting_on IS NULL AND EXISTS ({held})",
+    )
     create_index_concurrently(
         "ix_matches_awaiting_first_meeting",
         "matches",
