@@ -8,13 +8,14 @@ shape OAuth 2.0 errors take (RFC 6749 §5.2, RFC 6750 §3), except FastAPI's req
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -23,10 +24,21 @@ class ErrorDetail(BaseModel):
     error_description: str = Field(description="What went wrong, for a person.")
 
 
+class FieldError(BaseModel):
+    """One invalid field of a 422, as FastAPI's request validation and ``field_error_json`` write it."""
+
+    model_config = ConfigDict(extra="allow")  # pydantic adds `ctx` (the rule's parameters) and `url` to some
+
+    type: str = Field(description="Machine-readable code of the rule broken, e.g. missing, string_too_long.")
+    loc: list[str | int] = Field(description="Where: body, query, path or header, then the field's path in it.")
+    msg: str = Field(description="What is wrong, for a person.")
+    input: Any = Field(default=None, description="The value refused (absent when the field is missing).")
+
+
 class ErrorBody(BaseModel):
     """An error answer: ``detail`` is one error, or (422) the list of invalid fields, each with its ``loc``."""
 
-    detail: ErrorDetail | list[dict[str, Any]]
+    detail: ErrorDetail | list[FieldError]
 
 
 # The code an HTTPException raised with a plain message gets: written out rather than derived from
@@ -126,6 +138,23 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "The request is invalid: the error names the field or the rule.",
     428: "If-Match is required: send the ETag of the version you read.",
 }
+
+
+def document_error_bodies(document: dict[str, Any]) -> None:
+    """Name ErrorBody as the body of every documented 4xx, whatever the route declared: FastAPI adds its own
+    HTTPValidationError to each route with parameters, and a route may declare a union. ErrorBody covers 422's list
+    of fields too, so a client decodes any error with one type whichever service answered."""
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {}).get("application/json")
+                if code.startswith("4") and content is not None:
+                    content["schema"] = error_ref
+    schemas = document.get("components", {}).get("schemas", {})
+    if "HTTPValidationError" in schemas and '"#/components/schemas/HTTPValidationError"' not in json.dumps(document):
+        schemas.pop("HTTPValidationError")
+        schemas.pop("ValidationError", None)
 
 
 def error_responses(*codes: int, descriptions: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:

@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from shared.openapi import SERVICES, definition_of
 from shared.service import Runtime
 
-METHODS = ("get", "put", "post", "patch", "delete")
+METHODS = ("get", "head", "put", "post", "patch", "delete")
 PROBES = {"/healthz", "/readyz"}
 ERROR_BODY_REF = {"$ref": "#/components/schemas/ErrorBody"}
 
@@ -143,6 +143,39 @@ def page_operations(service: str) -> Iterator[tuple[str, dict[str, Any], dict[st
 
 # ----------------------------------------------------------------------------------------------------------------
 # Errors
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_operation_documents_the_errors_it_can_answer_in_the_common_shape(service: str) -> None:
+    """401 and 403 where a token is required, 404 where a path names a resource, 422 where there is anything to
+    validate (400/409 on POST come from the Idempotency-Key replay, 429 from the rate limit: every route)."""
+    missing: list[str] = []
+    for path, method, operation in api_operations(service):
+        expected = {"429"}
+        if operation.get("security"):
+            expected |= {"401", "403"}
+        if any(p["in"] == "path" for p in operation.get("parameters", [])):
+            expected |= {"404"}
+        if operation.get("parameters") or "requestBody" in operation:
+            expected |= {"422"}
+        if method == "post":
+            expected |= {"400", "409", "422"}
+        missing.extend(f"{method.upper()} {path}: {code}" for code in sorted(expected - set(operation["responses"])))
+    assert missing == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_documented_client_error_has_the_shared_error_body_schema(service: str) -> None:
+    """shared.http_errors.ErrorBody covers both shapes (one error, or 422's list of fields): a client decodes any
+    4xx with one type, so no operation may name FastAPI's HTTPValidationError or a union instead."""
+    other = [
+        f"{method.upper()} {path} {code}: {response.get('content', {}).get('application/json', {}).get('schema')}"
+        for path, method, operation in api_operations(service)
+        for code, response in operation["responses"].items()
+        if code.startswith("4")
+        and response.get("content", {}).get("application/json", {}).get("schema") != ERROR_BODY_REF
+    ]
+    assert other == []
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ async def test_request_validation_still_lists_the_invalid_fields_by_name(client:
     assert response.status_code == 422
     detail = ErrorBody.model_validate(response.json()).detail
     assert isinstance(detail, list)
-    assert [problem["loc"] for problem in detail] == [["body", "name"]]
+    assert [problem.loc for problem in detail] == [["body", "name"]]
 
 
 async def test_a_bug_answers_500_in_the_same_shape_without_its_message() -> None:

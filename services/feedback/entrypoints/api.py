@@ -83,6 +83,8 @@ class _Body(BaseModel):
 
 NOT_FOUND = error_responses(404)
 CONFLICT = error_responses(409)
+# Every route takes a bearer token (a principal dependency): each may answer 401 and 403, as in the other services.
+AUTHENTICATED = error_responses(401, 403)
 
 
 def now_of(request: Request) -> datetime:
@@ -159,7 +161,7 @@ def _agreement_out(agreement: Any, viewer: UUID) -> AgreementOut:
     )
 
 
-agreement_router = APIRouter(prefix="/matches/{match_id}/agreement", tags=["agreement"])
+agreement_router = APIRouter(prefix="/matches/{match_id}/agreement", tags=["agreement"], responses=AUTHENTICATED)
 
 
 @agreement_router.get("", responses=NOT_FOUND)
@@ -241,7 +243,7 @@ class OwnAgreementAnswersOut(BaseModel):
     submitted_at: datetime
 
 
-me_agreement_router = APIRouter(tags=["agreement"])
+me_agreement_router = APIRouter(tags=["agreement"], responses=AUTHENTICATED)
 
 
 @me_agreement_router.get("/me/agreement-answers")
@@ -362,7 +364,7 @@ def _respondents_visible_to(principal: Principal, match: repo.MatchRow) -> froze
     return None  # a coordinator of the program (anyone else is refused before)
 
 
-pulse_router = APIRouter(tags=["pulses"])
+pulse_router = APIRouter(tags=["pulses"], responses=AUTHENTICATED)
 
 
 @pulse_router.get("/me/pulses")
@@ -559,7 +561,7 @@ class AtRiskMatchOut(BaseModel):
     at_risk_since: datetime | None
 
 
-program_router = APIRouter(prefix="/programs/{program_id}", tags=["programs"])
+program_router = APIRouter(prefix="/programs/{program_id}", tags=["programs"], responses=AUTHENTICATED)
 
 
 @program_router.get("/at-risk", responses=NOT_FOUND)
@@ -598,7 +600,7 @@ class ConcernsResolvedOut(BaseModel):
     reasons: list[ReasonOut]
 
 
-concern_router = APIRouter(tags=["programs"])
+concern_router = APIRouter(tags=["programs"], responses=AUTHENTICATED)
 
 
 @concern_router.post("/matches/{match_id}/concerns/resolve", responses={**NOT_FOUND, **CONFLICT})
