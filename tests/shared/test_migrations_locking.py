@@ -10,22 +10,21 @@ import datetime as dt
 import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import shared.migrations
 import shared.service
 from services.matching.tests.integration.test_migration_rematch_offered import (
     test_matches_ended_before_the_revision_say_a_new_match_was_offered_unless_who_left_is_unknown as ended_matches_say_whether_a_new_match_was_offered,
 )
-from shared.db import create_engine
 from shared.migrations import MigrationLockTimeoutError, upgrade_to_head
 from tests.shared.test_migrations import migrations_dir
+from tests.shared.test_migrations_online import connected
 from tests.shared.test_migrations_with_data import (
     test_matches_before_the_first_meeting_milestone_get_their_start_and_earliest_held_meeting as matches_get_their_start_and_earliest_held_meeting,
 )
@@ -35,16 +34,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 AT = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC)
 # Every wait in these tests is bounded: an upgrade that waits for ever fails the test instead of hanging it.
 BOUND_SECONDS = 30
-
-
-@asynccontextmanager
-async def connected(database_url: str) -> AsyncIterator[AsyncConnection]:
-    engine = create_engine(database_url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            yield conn
-    finally:
-        await engine.dispose()
 
 
 async def upgrade(service: str, database_url: str, revision: str = "head", **options: Any) -> None:
