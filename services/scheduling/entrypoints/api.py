@@ -73,6 +73,7 @@ from shared.settings import clock_of
 
 CALENDAR_MEDIA_TYPE = "text/calendar"
 FEED_PATH = API_PREFIX + "/calendar-feeds/{token}"
+FeedToken = Annotated[str, Path(min_length=20, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -137,6 +138,10 @@ def _calendar_response(request: Request, file: CalendarFile, headers: dict[str, 
         headers["Last-Modified"] = format_datetime(file.last_modified.astimezone(UTC), usegmt=True)
     if _not_modified(request, etag, file.last_modified):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    if request.method == "HEAD":
+        # RFC 9110 §9.3.2: the GET's headers (its Content-Length too), no body; clients and proxies probe this way.
+        headers["Content-Length"] = str(len(file.body))
+        return Response(media_type=CALENDAR_MEDIA_TYPE, headers=headers)
     return Response(file.body, media_type=CALENDAR_MEDIA_TYPE, headers=headers)
 
 
@@ -383,6 +388,19 @@ async def download_meeting_ics(
     )
 
 
+@router.head(
+    "/meetings/{meeting_id}/ics",
+    response_class=Response,
+    responses={**CALENDAR_RESPONSE, **_errors()},
+    summary="The headers of a meeting's .ics download, without its body",
+)
+async def probe_meeting_ics(
+    meeting_id: MeetingId, principal: AnyRolePrincipal, db: Session, request: Request
+) -> Response:
+    """As GET (the same ETag, Last-Modified, Content-Length and 304s), without the body."""
+    return await download_meeting_ics(meeting_id, principal, db, request)
+
+
 @router.get("/me/meetings", response_model=OffsetPage[MeetingOut], responses=_errors())
 async def my_meetings(
     principal: ParticipantPrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
@@ -438,7 +456,7 @@ async def revoke_calendar_feed(principal: ParticipantPrincipal, db: Session) -> 
     summary="A participant's private iCalendar feed (no bearer token: the URL is the credential)",
 )
 async def calendar_feed(
-    token: Annotated[str, Path(min_length=20, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")],
+    token: FeedToken,
     db: Session,
     request: Request,
 ) -> Response:
@@ -447,6 +465,18 @@ async def calendar_feed(
     if file is None:
         raise NotFoundError("unknown or revoked calendar feed")
     return _calendar_response(request, file, {"Cache-Control": "private, max-age=300"})
+
+
+@router.head(
+    "/calendar-feeds/{token}",
+    response_class=Response,
+    responses={**CALENDAR_RESPONSE, 404: {"model": ErrorBody, "description": "Unknown or revoked feed token."}},
+    summary="The headers of a participant's private iCalendar feed, without its body",
+)
+async def probe_calendar_feed(token: FeedToken, db: Session, request: Request) -> Response:
+    """As GET (the same ETag, Last-Modified, Content-Length and 304s), without the body: some calendar clients and
+    proxies check a subscription this way before they fetch it."""
+    return await calendar_feed(token, db, request)
 
 
 ProgramId = Annotated[uuid.UUID, Path()]

@@ -72,3 +72,30 @@ async def test_dtstamp_and_last_modified_are_when_the_meeting_last_changed_not_w
 
 def _http_date(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+async def test_head_on_the_feed_and_the_download_answers_like_get_without_a_body(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings
+):
+    mentee, _mentor, mid = await proposed_by_mentee(client, pair, settings, START)
+    feed_path = httpx.URL((await client.post("/v1/me/calendar-feed", headers=mentee)).json()["url"]).path
+    for path, headers in ((feed_path, {}), (f"/v1/meetings/{mid}/ics", mentee)):
+        got = await client.get(path, headers=headers)
+        probed = await client.head(path, headers=headers)
+
+        assert (probed.status_code, probed.content) == (200, b""), path
+        same = ("ETag", "Last-Modified", "Content-Type", "Content-Length", "Cache-Control", "Content-Disposition")
+        assert [probed.headers.get(h) for h in same] == [got.headers.get(h) for h in same], path
+        assert int(probed.headers["Content-Length"]) == len(got.content) > 0
+        unchanged = await client.head(path, headers={**headers, "If-None-Match": got.headers["ETag"]})
+        assert (unchanged.status_code, unchanged.headers["ETag"]) == (304, got.headers["ETag"])
+        since = await client.head(path, headers={**headers, "If-Modified-Since": got.headers["Last-Modified"]})
+        assert since.status_code == 304
+
+
+async def test_head_on_a_revoked_feed_is_a_404(client: httpx.AsyncClient, pair, settings: SchedulingSettings):
+    mentee, _mentor, _mid = await proposed_by_mentee(client, pair, settings, START)
+    feed_path = httpx.URL((await client.post("/v1/me/calendar-feed", headers=mentee)).json()["url"]).path
+    assert (await client.delete("/v1/me/calendar-feed", headers=mentee)).status_code == 204
+
+    assert (await client.head(feed_path)).status_code == 404
