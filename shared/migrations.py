@@ -6,9 +6,10 @@ A service's `migrations/env.py` is two lines: import its metadata, call `run_ale
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,12 +153,30 @@ def require_online(service: str, revision: str, down_revision: str | None, reads
     )
 
 
+@contextlib.contextmanager
+def _without_lock_timeout() -> Iterator[None]:
+    """Lift lock_timeout for a concurrent index build or drop (in an autocommit block). Such a statement waits for
+    every older transaction of the database, an old pod's long report included, yet blocks no reader or writer
+    meanwhile (its SHARE UPDATE EXCLUSIVE lock conflicts with neither), so waiting is harmless, while giving up
+    after lock_timeout would fail the Job for nothing. The session's setting is restored after."""
+    if context.is_offline_mode():
+        yield  # the rendered SQL sets no lock_timeout
+        return
+    bind = op.get_bind()
+    previous = bind.execute(text("SHOW lock_timeout")).scalar_one()
+    bind.execute(text("SET lock_timeout = 0"))
+    try:
+        yield
+    finally:
+        bind.execute(text("SELECT set_config('lock_timeout', :previous, false)"), {"previous": previous})
+
+
 def create_index_concurrently(name: str, table: str, columns: Sequence[str], **kw: Any) -> None:
     """An index on a table that already holds rows, built while the old pods keep writing to it: a plain CREATE INDEX
     holds a SHARE lock (no INSERT, UPDATE or DELETE) for the whole build. CONCURRENTLY cannot run in a transaction,
     so this commits what the migration did so far; a revision calling it must be safe to run again from its start
     (a retry of the Job does). A build that failed leaves an INVALID index of this name: it is dropped first."""
-    with op.get_context().autocommit_block():
+    with op.get_context().autocommit_block(), _without_lock_timeout():
         op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
         op.create_index(name, table, list(columns), postgresql_concurrently=True, **kw)
 
@@ -185,12 +204,13 @@ def backfill_in_batches(table: str, key: str, assignments: str, pending: str) ->
 
 
 def drop_index_concurrently(name: str, table: str) -> None:
-    with op.get_context().autocommit_block():
+    with op.get_context().autocommit_block(), _without_lock_timeout():
         op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
 
 
 def _execute_outside_a_transaction(statements: Sequence[str]) -> None:
-    with op.get_context().autocommit_block():
+    """The inbox index DDL: concurrent builds and drops, hence without lock_timeout."""
+    with op.get_context().autocommit_block(), _without_lock_timeout():
         for ddl in statements:
             op.execute(ddl)
 

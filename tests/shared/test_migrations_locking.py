@@ -184,3 +184,32 @@ async def test_a_backfill_one_row_per_batch_leaves_the_data_the_whole_table_upda
             if name in parameters
         }
     )
+
+
+async def test_a_concurrent_index_build_waits_out_an_old_pods_long_transaction_instead_of_failing_the_job(
+    database_url: str,
+) -> None:
+    # A concurrent build blocks no reader or writer while it waits for older transactions (an old pod's long report,
+    # say), so lock_timeout, which keeps ALTER TABLEs from queueing traffic behind them, must not end it.
+    await upgrade("scheduling", database_url, "0004")
+    async with connected(database_url) as old_pod:
+        await old_pod.execute(text("LOCK TABLE meetings IN ROW EXCLUSIVE MODE"))  # an open writing transaction
+        attempt = asyncio.create_task(
+            upgrade("scheduling", database_url, "0005", lock_timeout_seconds=0.2, attempts=2, first_backoff_seconds=0.1)
+        )
+        try:
+            await asyncio.sleep(2.0)  # four times what two timed-out attempts and their backoff would take
+            assert not attempt.done(), "the build gave up while the old transaction was still open"
+        finally:
+            await old_pod.rollback()
+        await asyncio.wait_for(attempt, BOUND_SECONDS)
+
+    assert await version_of(database_url) == "0005"
+    async with connected(database_url) as conn:
+        invalid = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+                " WHERE c.relname = 'meetings' AND NOT i.indisvalid"
+            )
+        )
+        assert invalid.scalar_one() == 0
