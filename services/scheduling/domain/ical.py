@@ -8,13 +8,14 @@
 * A participant's feed is a plain published calendar (no METHOD either) listing their meetings;
   cancelled ones stay in it with ``STATUS:CANCELLED`` so subscribed clients remove them.
 * UIDs are stable per meeting (``<meeting_id>@mentorloom``) and ``SEQUENCE`` is the meeting's sequence, which
-  rises on every reschedule and cancellation, so clients replace the copy they hold instead of adding one.
+  rises on its acceptance, every reschedule and its cancellation (RFC 5546 2.1.4 counts a change of STATUS as
+  significant), so clients replace the copy they hold instead of adding one.
 * Times are written either in UTC (``...Z``) or, when a time zone is given, in that zone with a generated
   VTIMEZONE, so a participant's calendar shows the meeting in their own zone even across DST changes.
 * ``DTSTAMP`` and ``LAST-MODIFIED`` are when the meeting last changed here, ``CREATED`` when it was proposed (RFC
   5545 3.8.7.2: without METHOD, DTSTAMP is the last revision in the calendar store), not the time of the download:
   so an unchanged feed is the same bytes on every poll (its ETag gives a 304), and of two copies with the same
-  SEQUENCE (an acceptance does not raise it) a client keeps the later one.
+  SEQUENCE a client keeps the later one.
 * A proposed or accepted meeting carries a display alarm (``VALARM``, ``TRIGGER:-PT15M``) as its reminder; a
   cancelled, held or missed one none. Clients may drop alarms of subscribed calendars (Apple and Google do by
   default); the user's own settings decide there.

@@ -160,8 +160,8 @@ OPEN_MEETING_STATES = frozenset({MeetingState.PROPOSED, MeetingState.ACCEPTED})
 class Meeting:
     """A meeting between the two people of a match, optionally fulfilling one check-in.
 
-    ``sequence`` is the iCalendar SEQUENCE: it goes up on every organiser-side revision (reschedule, cancel)
-    so calendar clients replace the copy they hold.
+    ``sequence`` is the iCalendar SEQUENCE: it goes up on every significant revision (acceptance, reschedule,
+    cancel: a change of time or STATUS) so calendar clients replace the copy they hold.
     """
 
     meeting_id: str
@@ -237,7 +237,9 @@ def accept_meeting(meeting: Meeting, actor: str, now: datetime) -> Meeting:
         raise IllegalTransitionError(
             f"meeting {meeting.meeting_id}", meeting.state.value, MeetingState.ACCEPTED.value, "its start has passed"
         )
-    return replace(meeting, state=MeetingState.ACCEPTED, last_changed_by=actor)
+    # STATUS goes TENTATIVE -> CONFIRMED, a significant change (RFC 5546 2.1.4): Google and Outlook compare SEQUENCE
+    # before DTSTAMP, so without the raise they may keep the tentative copy they imported.
+    return replace(meeting, state=MeetingState.ACCEPTED, sequence=meeting.sequence + 1, last_changed_by=actor)
 
 
 def reschedule_meeting(

@@ -103,7 +103,7 @@ async def test_a_meeting_goes_from_proposal_to_held_and_completes_its_check_in(
         "ends_at": (start + timedelta(days=1, hours=1)).isoformat(),
     }
     rescheduled = (await client.post(f"/v1/meetings/{mid}/reschedule", json=moved, headers=mentor)).json()
-    assert (rescheduled["state"], rescheduled["sequence"]) == ("proposed", 1)
+    assert (rescheduled["state"], rescheduled["sequence"]) == ("proposed", 2)  # accepted 1, moved 2
     assert (await client.post(f"/v1/meetings/{mid}/accept", headers=mentee)).status_code == 200
     assert (await client.post(f"/v1/meetings/{mid}/held", headers=mentee)).status_code == 409, "not started yet"
 
@@ -177,7 +177,7 @@ async def test_meeting_ics_and_private_feed_parse_back_with_stable_uid_sequence_
     calendar = Calendar.from_ical(ics.content)
     event = calendar.walk("VEVENT")[0]
     assert str(event["UID"]) == f"{mid}@mentorloom"
-    assert (event.decoded("SEQUENCE"), str(event["STATUS"])) == (0, "CONFIRMED")
+    assert (event.decoded("SEQUENCE"), str(event["STATUS"])) == (1, "CONFIRMED"), "acceptance raises it"
     assert "METHOD" not in calendar, "a download to add to one's own calendar, not an iTIP invitation"
     assert event.decoded("DTSTART") == start
     assert event.decoded("DTSTART").tzinfo is not None
@@ -192,14 +192,14 @@ async def test_meeting_ics_and_private_feed_parse_back_with_stable_uid_sequence_
     feed_event = Calendar.from_ical(feed.content).walk("VEVENT")[0]
     assert (str(feed_event["UID"]), feed_event.decoded("SEQUENCE"), str(feed_event["STATUS"])) == (
         f"{mid}@mentorloom",
-        1,
+        2,
         "CANCELLED",
     )
     cancelled_ics = Calendar.from_ical((await client.get(f"/v1/meetings/{mid}/ics", headers=mentor)).content)
     cancelled_event = cancelled_ics.walk("VEVENT")[0]
     assert ("METHOD" in cancelled_ics, cancelled_event.decoded("SEQUENCE"), str(cancelled_event["STATUS"])) == (
         False,
-        1,
+        2,
         "CANCELLED",
     )
 

@@ -165,11 +165,11 @@ class TestCheckInTransitions:
 
 
 class TestMeetings:
-    def test_the_other_party_accepts_a_proposal(self) -> None:
+    def test_the_other_party_accepts_a_proposal_which_raises_the_sequence(self) -> None:
         accepted = accept_meeting(proposed(), MENTEE, T0)
 
         assert accepted.state is MeetingState.ACCEPTED
-        assert accepted.sequence == 0
+        assert accepted.sequence == 1, "STATUS goes TENTATIVE to CONFIRMED: a significant change (RFC 5546 2.1.4)"
         assert accepted.last_changed_by == MENTEE
 
     def test_the_proposer_cannot_accept_their_own_proposal(self) -> None:
@@ -323,4 +323,4 @@ class TestMeetings:
 
         assert [m.meeting_id for m in cancelled] == ["meeting-2", "meeting-3"]
         assert all(m.state is MeetingState.CANCELLED and m.last_changed_by is None for m in cancelled)
-        assert [m.sequence for m in cancelled] == [1, 1]
+        assert [m.sequence for m in cancelled] == [2, 1], "one more than each had: accepted 1, proposed 0"
