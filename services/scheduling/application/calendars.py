@@ -66,8 +66,22 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue_feed_token(session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, now: datetime) -> str:
-    """Create the person's feed token, or rotate it: the previous URL stops working at once."""
+async def issue_feed_token(
+    session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, now: datetime
+) -> str | None:
+    """Create the person's feed token, or rotate it: the previous URL stops working at once. None when the person was
+    erased: their erasure revoked the feed, and a new one would publish their meeting times again for good."""
+    # FOR SHARE: an erasure committing meanwhile updates this row first, so either it waits for this insert and then
+    # deletes the feed, or this waits for the erasure and sees it.
+    erased = (
+        await session.execute(
+            select(people.c.erased)
+            .where(people.c.person_id == person_id, people.c.tenant_id == tenant_id)
+            .with_for_update(read=True)
+        )
+    ).scalar_one_or_none()
+    if erased:
+        return None
     token = secrets.token_urlsafe(FEED_TOKEN_BYTES)
     values = {"tenant_id": tenant_id, "token_hash": token_hash(token), "created_at": now}
     stmt = insert(calendar_feeds).values(person_id=person_id, **values)

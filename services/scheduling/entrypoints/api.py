@@ -438,6 +438,8 @@ async def create_calendar_feed(
 ) -> CalendarFeedOut:
     """Create or rotate the caller's private feed URL; a previous URL stops working."""
     token = await calendars.issue_feed_token(db, principal.tenant, _person(principal), now.now())
+    if token is None:
+        raise NotFoundError("you were erased from this organisation: there is no calendar to publish")
     base: str = request.app.state.feed_base_url
     return CalendarFeedOut(url=base.rstrip("/") + FEED_PATH.format(token=token))
 

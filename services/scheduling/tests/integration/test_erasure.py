@@ -147,3 +147,26 @@ async def test_a_late_snapshot_of_the_erased_person_brings_nothing_back(
     await feed(s.person(match.mentee_person_id, TIME_ZONE, WINDOWS, version=1))
 
     assert await stored_anywhere(db, runtime.redis, PERSONAL) == {}
+
+
+async def test_an_erased_person_cannot_make_a_new_calendar_feed_that_would_publish_their_meetings_again(
+    seeded: tuple[Scenario, MatchAccepted],
+    feed: Feeder,
+    client: httpx.AsyncClient,
+    settings: SchedulingSettings,
+    db: AsyncEngine,
+) -> None:
+    """The erasure revokes the person's feed; a token still valid for them (an identity provider keeps the account)
+    must not make a new one, which would publish their meeting times again and outlive the erasure."""
+    s, match = seeded
+    await erase(feed, s, match)
+    erased = token(settings, s.tenant_id, person=match.mentee_person_id)
+
+    made = await client.post("/v1/me/calendar-feed", headers=erased)
+
+    assert made.status_code == 404, made.text
+    assert made.json()["detail"]["error"] == "not_found"
+    assert not await scalar(db, "SELECT count(*) FROM calendar_feeds WHERE person_id = :p", p=match.mentee_person_id)
+    # Their partner, not erased, still makes one.
+    partner = token(settings, s.tenant_id, person=match.mentor_person_id)
+    assert (await client.post("/v1/me/calendar-feed", headers=partner)).status_code == 201
