@@ -209,12 +209,17 @@ def named_values(service: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
             yield f"{service}: {operation} ?{name}", name, parameter["schema"]
 
 
+def named_kinds(service: str) -> Iterator[tuple[str, str, dict[str, Any], str]]:
+    """named_values with each value's kind_of."""
+    document = document_of(service)
+    for where, name, schema in named_values(service):
+        yield where, name, schema, kind_of(document, schema)
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_timestamps_end_in_at_and_dates_in_on(service: str) -> None:
-    document = document_of(service)
     misnamed = []
-    for where, name, schema in named_values(service):
-        kind = kind_of(document, schema)
+    for where, name, _, kind in named_kinds(service):
         if kind == "string:date-time" and not name.endswith("_at") and name not in TIMESTAMP_NAMES_NOT_ENDING_IN_AT:
             misnamed.append(f"{where} (date-time)")
         if kind == "string:date" and not name.endswith("_on") and name not in DATE_NAMES_NOT_ENDING_IN_ON:
@@ -230,13 +235,39 @@ def test_timestamps_end_in_at_and_dates_in_on(service: str) -> None:
 EXTERNAL_IDS = {"external_id", "reporting_line_id"}
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_ids_are_uuids_and_a_person_is_always_a_person_id(service: str) -> None:
+    wrong = []
+    for where, name, schema, kind in named_kinds(service):
+        if name.endswith("_id") and name not in EXTERNAL_IDS and kind != "string:uuid":
+            wrong.append(f"{where} is {kind}")
+        if PERSON_NAMES_TO_AVOID.search(name) and not schema.get("deprecated"):
+            wrong.append(f"{where}: a person's id is named *person_id")
+    assert wrong == []
+
+
 # Names two services use for different things, each fitting where it stands.
 HOMONYMS = {
-    "detail": "the error body's detail (shared) and a reason's sentence (matching, feedback)",
-    "communication": "a participant's communication preferences (profiles) and the agreement's section (feedback)",
-    "partner": "the partner person (matching) and the partner's agreement answers (feedback)",
-    "goals": "a participant's goal statements (profiles) and the agreement's goals (feedback)",
+    "start": "an availability window's local wall-clock time (profiles) and the slot search's first instant (?start)",
 }
+
+
+def test_a_name_used_by_two_services_has_one_type_and_format() -> None:
+    """A value a client may carry from one service to another (an email, an id, a score) has one JSON type and
+    format. Objects and lists are each service's own structures and are left out."""
+    kinds: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for service in SERVICES:
+        for where, name, _, kind in named_kinds(service):
+            if not kind.startswith(("object", "array")) and "|" not in kind:
+                kinds[name][kind].add(where)
+    differing = {
+        name: {kind: sorted(wheres)[:2] for kind, wheres in by_kind.items()}
+        for name, by_kind in kinds.items()
+        if len(by_kind) > 1
+        and name not in HOMONYMS
+        and len({where.split(":", 1)[0] for wheres in by_kind.values() for where in wheres}) > 1
+    }
+    assert differing == {}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -251,3 +282,31 @@ def test_enum_values_are_snake_case(service: str) -> None:
 
 # A path segment that names a file the operation returns keeps its extension.
 FILE_SEGMENTS = {"report.csv"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_paths_are_kebab_case_and_their_parameters_are_named_after_the_collection(service: str) -> None:
+    """`/campuses/{campus_id}`: a path parameter is the singular of the collection before it plus `_id`, the name
+    its resource's id has as a field elsewhere. Participants and mentees are people: their id is a person_id."""
+    people = {"participants", "mentees"}
+    singular = {"campuses": "campus", "matches": "match", "enrolments": "enrolment"}
+    kebab = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+    wrong = []
+    for path, method, _ in api_operations(service):
+        segments = path.strip("/").split("/")
+        for before, segment in zip(["", *segments], segments, strict=False):
+            if segment.startswith("{"):
+                name = segment.strip("{}")
+                collection = before.replace("-", "_")
+                expected = (
+                    "person_id"
+                    if before in people
+                    else "token"
+                    if before == "calendar-feeds"
+                    else singular.get(collection, collection.removesuffix("s")) + "_id"
+                )
+                if name != expected:
+                    wrong.append(f"{method.upper()} {path}: {{{name}}} should be {{{expected}}}")
+            elif not kebab.fullmatch(segment) and segment not in FILE_SEGMENTS:
+                wrong.append(f"{method.upper()} {path}: {segment} is not kebab-case")
+    assert wrong == []

@@ -554,8 +554,11 @@ class ReasonOut(BaseModel):
 
 class AtRiskMatchOut(BaseModel):
     match_id: UUID
-    mentor_id: UUID
-    mentee_id: UUID
+    mentor_person_id: UUID
+    mentee_person_id: UUID
+    # The names this list had first; a person is a *person_id in every other service's API.
+    mentor_id: UUID = Field(deprecated=True, description="Deprecated: the same as mentor_person_id.")
+    mentee_id: UUID = Field(deprecated=True, description="Deprecated: the same as mentee_person_id.")
     health_score: float
     reasons: list[ReasonOut]
     at_risk_since: datetime | None
@@ -581,6 +584,8 @@ async def list_at_risk_matches(
         limit,
         lambda row: AtRiskMatchOut(
             match_id=row.match_id,
+            mentor_person_id=row.mentor_id,
+            mentee_person_id=row.mentee_id,
             mentor_id=row.mentor_id,
             mentee_id=row.mentee_id,
             health_score=row.health_score,

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from services.matching.application.choosing import MenteeShortlist
 from services.matching.application.pool import ProgramPool
@@ -44,7 +44,8 @@ class PartnerOut(BaseModel):
     display_name: str
     time_zone: str
     languages: list[str]
-    email: str | None = Field(
+    # Documented as profiles documents it (format email); not validated again: profiles did when it was written.
+    email: Annotated[str, WithJsonSchema({"type": "string", "format": "email"})] | None = Field(
         description="Only while the match is active and only if the partner consented (share_email_with_partner)."
     )
 

@@ -328,10 +328,14 @@ async def import_participants(
     return ImportReportOut.model_validate({**_job(job), "errors": listed, "profile_kept_rows": run.profile_kept_rows})
 
 
-@router.get("/imports/{job_id}", responses=READ_RESPONSES)
-async def read_import(job_id: uuid.UUID, request: Request, principal: CoordinatorOrOperatorPrincipal) -> ImportJobOut:
+# The path parameter is import_id, after its collection like every other (`/campuses/{campus_id}`); the URL is the
+# same as when it was called job_id.
+@router.get("/imports/{import_id}", responses=READ_RESPONSES)
+async def read_import(
+    import_id: uuid.UUID, request: Request, principal: CoordinatorOrOperatorPrincipal
+) -> ImportJobOut:
     """Progress of an import, updated after every batch (also while the upload is still running)."""
-    return ImportJobOut.model_validate(_job(await _visible_job(request, principal, job_id)))
+    return ImportJobOut.model_validate(_job(await _visible_job(request, principal, import_id)))
 
 
 @router.get("/programs/{program_id}/imports", responses=READ_RESPONSES)
@@ -359,22 +363,22 @@ async def list_imports(
         return OffsetPage[ImportJobOut].of(rows, offset, limit, lambda row: ImportJobOut.model_validate(_job(row)))
 
 
-@router.get("/imports/{job_id}/errors", responses=READ_RESPONSES)
+@router.get("/imports/{import_id}/errors", responses=READ_RESPONSES)
 async def list_import_errors(
-    job_id: uuid.UUID,
+    import_id: uuid.UUID,
     request: Request,
     principal: CoordinatorOrOperatorPrincipal,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=REPORTED_ERRORS)] = 200,
 ) -> OffsetPage[RowErrorOut]:
     """The stored row errors of an import (at most 10,000), in row order."""
-    await _visible_job(request, principal, job_id)
+    await _visible_job(request, principal, import_id)
     async with transaction(request) as session:
         rows = list(
             (
                 await session.execute(
                     select(import_errors)
-                    .where(import_errors.c.job_id == job_id)
+                    .where(import_errors.c.job_id == import_id)
                     .order_by(import_errors.c.seq)
                     .offset(offset)
                     .limit(limit + 1)

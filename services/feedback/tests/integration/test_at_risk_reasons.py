@@ -276,6 +276,18 @@ async def test_a_flagged_concern_marks_a_match_at_risk_at_once_whatever_the_scor
     assert [(event.at_risk, event.reasons) for event in seen] == [(True, (AtRiskReason.CONCERN_FLAGGED,))]
 
 
+async def test_the_at_risk_list_names_the_parties_by_person_id_and_still_answers_the_deprecated_names(
+    runtime: Runtime, client: httpx.AsyncClient, met_pair: People
+) -> None:
+    """mentor_person_id / mentee_person_id as in matching's MatchOut; mentor_id / mentee_id stay for old clients."""
+    await answer_open_pulse(client, runtime, met_pair, met_pair.mentee, {"answers": GOOD, "concern_flagged": True})
+
+    [listed] = await at_risk_list(client, runtime, met_pair)
+
+    assert (listed["mentor_person_id"], listed["mentee_person_id"]) == (str(met_pair.mentor), str(met_pair.mentee))
+    assert (listed["mentor_id"], listed["mentee_id"]) == (str(met_pair.mentor), str(met_pair.mentee))
+
+
 async def test_a_concern_lasts_through_a_calm_next_pulse_until_a_coordinator_resolves_it(
     runtime: Runtime, client: httpx.AsyncClient, met_pair: People
 ) -> None:
