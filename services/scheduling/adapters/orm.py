@@ -53,6 +53,8 @@ people = Table(
     Column("version", Integer, nullable=False),
     # Null once erased: the person's time zone and availability are personal data.
     Column("time_zone", Text, nullable=True),
+    # When this service last saw time_zone change (the person's calendars change with it: their Last-Modified).
+    Column("time_zone_changed_at", DateTime(timezone=True), nullable=True),
     Column("availability", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("erased", Boolean, nullable=False, server_default=text("false")),
 )

@@ -19,7 +19,7 @@ from services.scheduling.adapters.orm import calendar_feeds, people
 from services.scheduling.adapters.repository import meeting_from_row
 from services.scheduling.application.meetings import meetings_of_person, occurrence_keys
 from services.scheduling.domain.errors import InvalidAvailabilityError
-from services.scheduling.domain.ical import CalendarEntry, load_zone, participant_feed
+from services.scheduling.domain.ical import CalendarEntry, load_zone, meeting_ics, participant_feed
 
 FEED_TOKEN_BYTES = 32  # 256 bits: unguessable, so a fast hash is enough to store it
 FEED_MEETING_LIMIT = 500
@@ -40,26 +40,50 @@ def calendar_entry(row: Row[Any], checkin_key: str | None) -> CalendarEntry:
     return CalendarEntry(meeting_from_row(row, checkin_key), created_at=row.created_at, last_modified=row.updated_at)
 
 
-def last_modified(entries: Sequence[CalendarEntry]) -> datetime | None:
-    return max((e.last_modified for e in entries), default=None)
+@dataclass(frozen=True, slots=True)
+class CalendarZone:
+    """The zone a person's calendars are written in (None: UTC) and when it last changed here (None: not known)."""
+
+    name: str | None
+    changed_at: datetime | None
 
 
-async def calendar_time_zone(session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID) -> str | None:
-    """The zone a person's calendars are written in: their stored zone if this tzdata still loads it, else None (UTC).
+NO_ZONE = CalendarZone(None, None)
+
+
+def last_modified(entries: Sequence[CalendarEntry], zone: CalendarZone) -> datetime | None:
+    """The newest change a calendar shows: of its meetings, or of the zone every time in it is written in."""
+    changes = [e.last_modified for e in entries]
+    if zone.changed_at is not None:
+        changes.append(zone.changed_at)
+    return max(changes, default=None)
+
+
+async def calendar_zone(session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID) -> CalendarZone:
+    """The person's stored zone if this tzdata still loads it, else None (UTC), and when it last changed.
 
     A zone tzdata later removed or renamed (or a row written before validation) must not turn a feed into a 422: a
     subscribed calendar client shows no error to anyone, it just stops updating. The log line says why."""
-    time_zone = (
+    row = (
         await session.execute(
-            select(people.c.time_zone).where(people.c.person_id == person_id, people.c.tenant_id == tenant_id)
+            select(people.c.time_zone, people.c.time_zone_changed_at).where(
+                people.c.person_id == person_id, people.c.tenant_id == tenant_id
+            )
         )
-    ).scalar_one_or_none()
+    ).first()
+    if row is None:
+        return NO_ZONE
     try:
-        load_zone(time_zone)
+        load_zone(row.time_zone)
     except InvalidAvailabilityError:
-        log.warning("time_zone_unloadable_calendar_in_utc", time_zone=time_zone)
-        return None
-    return time_zone
+        log.warning("time_zone_unloadable_calendar_in_utc", time_zone=row.time_zone)
+        return CalendarZone(None, row.time_zone_changed_at)
+    return CalendarZone(row.time_zone, row.time_zone_changed_at)
+
+
+def meeting_file(entry: CalendarEntry, zone: CalendarZone) -> CalendarFile:
+    """One meeting's .ics download in the zone given."""
+    return CalendarFile(meeting_ics(entry, time_zone=zone.name), last_modified([entry], zone))
 
 
 def token_hash(token: str) -> str:
@@ -107,8 +131,8 @@ async def feed_for_token(session: AsyncSession, token: str) -> CalendarFile | No
     ).first()
     if owner is None:
         return None
-    time_zone = await calendar_time_zone(session, owner.tenant_id, owner.person_id)
+    zone = await calendar_zone(session, owner.tenant_id, owner.person_id)
     rows = await meetings_of_person(session, owner.tenant_id, owner.person_id, FEED_MEETING_LIMIT)
     keys = await occurrence_keys(session, [r.check_in_id for r in rows if r.check_in_id is not None])
     entries = [calendar_entry(r, keys.get(r.check_in_id)) for r in rows]
-    return CalendarFile(participant_feed(entries, time_zone=time_zone), last_modified(entries))
+    return CalendarFile(participant_feed(entries, time_zone=zone.name), last_modified(entries, zone))

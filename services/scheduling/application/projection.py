@@ -168,11 +168,24 @@ async def cancel_open_meetings(
     await add_events(session, [meeting_events.cancelled(row, ActorRole.SYSTEM, reason) for row in rows])
 
 
-async def on_profile_updated(session: AsyncSession, event: ProfileUpdated) -> None:
+async def on_profile_updated(session: AsyncSession, event: ProfileUpdated, now: datetime) -> None:
+    """Apply the snapshot; `now` (when it is applied here, not when profiles wrote it) becomes the time the person's
+    zone changed if it did: their calendars change then, and a consumer lagging behind must not date the change
+    before a copy a calendar client fetched meanwhile."""
+    # FOR UPDATE: the zone compared is the one this snapshot replaces, even beside another replica's delivery.
+    known = (
+        await session.execute(
+            select(people.c.time_zone, people.c.time_zone_changed_at)
+            .where(people.c.person_id == event.person_id, people.c.tenant_id == event.tenant_id)
+            .with_for_update()
+        )
+    ).first()
+    unchanged = known is not None and known.time_zone == event.time_zone
     values = {
         "tenant_id": event.tenant_id,
         "version": event.version,
         "time_zone": event.time_zone,
+        "time_zone_changed_at": known.time_zone_changed_at if known is not None and unchanged else now,
         "availability": [w.model_dump(mode="json") for w in event.availability],
         "erased": False,
     }
@@ -191,6 +204,7 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> bool
         "tenant_id": event.tenant_id,
         "version": event.version,
         "time_zone": None,
+        "time_zone_changed_at": None,
         "availability": [],
         "erased": True,
     }
@@ -228,7 +242,7 @@ def make_handler(clock: Clock, forget_kept: ForgetPerson | None = None) -> Handl
         elif isinstance(data, MatchEnded):
             await on_match_ended(session, data)
         elif isinstance(data, ProfileUpdated):
-            await on_profile_updated(session, data)
+            await on_profile_updated(session, data, clock.now())
         elif isinstance(data, ProfileErased):
             await on_profile_erased(session, data)
             await forget_if_erased(session, forget_kept, people, data.tenant_id, data.person_id)

@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from icalendar import Calendar
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.scheduling.settings import SchedulingSettings
+from services.scheduling.tests.integration.conftest import Feeder, scalar
 from services.scheduling.tests.integration.test_api import pair, proposed_by_mentee
 from shared.clock import MovableClock
+from shared.events import samples
 
 pytestmark = pytest.mark.integration
 __all__ = ["pair"]  # the fixture, shared with test_api
@@ -99,3 +102,57 @@ async def test_head_on_a_revoked_feed_is_a_404(client: httpx.AsyncClient, pair, 
     assert (await client.delete("/v1/me/calendar-feed", headers=mentee)).status_code == 204
 
     assert (await client.head(feed_path)).status_code == 404
+
+
+async def test_a_change_of_the_persons_time_zone_is_newer_than_a_copy_from_before_it(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, clock: MovableClock, feed: Feeder
+):
+    """The zone changes every DTSTART's TZID and the VTIMEZONE: a client that revalidates by If-Modified-Since alone
+    must get them, not a 304 for the meeting's older change."""
+    s, match = pair
+    mentee, _mentor, mid = await proposed_by_mentee(client, pair, settings, START)
+    feed_path = httpx.URL((await client.post("/v1/me/calendar-feed", headers=mentee)).json()["url"]).path
+    ics_path = f"/v1/meetings/{mid}/ics"
+    before = {path: await client.get(path, headers=mentee) for path in (feed_path, ics_path)}
+
+    clock.advance(timedelta(hours=3))
+    await feed(s.person(match.mentee_person_id, "Europe/Berlin", [], version=2))
+    moved_at = clock.now()
+    clock.advance(timedelta(hours=1))
+
+    for path, copy in before.items():
+        since = await client.get(path, headers={**mentee, "If-Modified-Since": copy.headers["Last-Modified"]})
+        assert since.status_code == 200, f"{path}: the zone changed after the copy was made"
+        assert since.headers["Last-Modified"] == _http_date(moved_at)
+        assert since.headers["ETag"] != copy.headers["ETag"]
+        event = Calendar.from_ical(since.content).walk("VEVENT")[0]
+        assert str(event.decoded("DTSTART").tzinfo) == "Europe/Berlin"
+        again = await client.get(path, headers={**mentee, "If-Modified-Since": since.headers["Last-Modified"]})
+        assert again.status_code == 304
+
+
+async def test_a_profile_update_that_keeps_the_time_zone_keeps_last_modified(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, clock: MovableClock, feed: Feeder
+):
+    s, match = pair
+    mentee, _mentor, mid = await proposed_by_mentee(client, pair, settings, START)
+    copy = await client.get(f"/v1/meetings/{mid}/ics", headers=mentee)
+
+    clock.advance(timedelta(hours=3))
+    await feed(s.person(match.mentee_person_id, "Australia/Sydney", [], version=2))  # new availability, same zone
+
+    since = await client.get(
+        f"/v1/meetings/{mid}/ics", headers={**mentee, "If-Modified-Since": copy.headers["Last-Modified"]}
+    )
+    assert since.status_code == 304
+
+
+async def test_an_erasure_forgets_when_the_person_last_changed_time_zone(pair, feed: Feeder, db: AsyncEngine):
+    s, match = pair
+    person = match.mentee_person_id
+    query = "SELECT time_zone_changed_at FROM people WHERE person_id = :p"
+    assert await scalar(db, query, p=person) is not None
+
+    await feed(samples.profile_erased(tenant_id=s.tenant_id, person_id=person, version=2))
+
+    assert await scalar(db, query, p=person) is None, "when they moved says where they were"
