@@ -222,6 +222,8 @@ async def record_goal_progress(
     session: Session,
     now: Now,
 ) -> AgreementOut:
+    """A party records progress on one goal of the agreed plan (percent done and a note); the agreement read back lists
+    every update."""
     match = await _match_of_party(session, principal, match_id)
     assert principal.person_id is not None
     await repo.lock_agreement_row(session, match)
@@ -701,6 +703,8 @@ async def read_program_report(
 async def export_program_report(
     program_id: ProgramId, principal: CoordinatorOrOperatorPrincipal, session: Session, now: Now, as_of: AsOf = None
 ) -> Response:
+    """The program report (as GET .../report) as CSV: one row per group of each breakdown, one column per metric;
+    a group smaller than the program's minimum size says why in `suppressed` instead of numbers."""
     report = await _report(session, principal, program_id, as_of, now)
     return Response(
         content=report_to_csv(report),

@@ -127,6 +127,7 @@ def _organisation(row: RowMapping) -> OrganisationOut:
 async def create_organisation(
     body: OrganisationIn, request: Request, response: Response, principal: OperatorPrincipal
 ) -> OrganisationOut:
+    """Creates an organisation (operators only): the tenant its programs, campuses and participants belong to."""
     async with transaction(request) as session:
         row = await repo.insert_returning(session, organisations, {"id": new_id(), "name": body.name})
     set_etag(response, row["version"])
@@ -137,6 +138,7 @@ async def create_organisation(
 async def list_organisations(
     request: Request, principal: OperatorPrincipal, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[OrganisationOut]:
+    """Every organisation on the platform (operators only), in id order."""
     query = select(organisations).order_by(organisations.c.id).limit(limit + 1)
     if cursor is not None:
         query = query.where(organisations.c.id > cursor)
@@ -175,6 +177,7 @@ async def update_organisation(
     principal: OperatorPrincipal,
     if_match: IfMatch = None,
 ) -> OrganisationOut:
+    """Changes the fields given (its name); If-Match names the version read."""
     async with transaction(request) as session:
         current = await _organisation_row(session, organisation_id)
         version = expected_version(if_match, current["version"])
@@ -195,6 +198,7 @@ async def update_organisation(
 async def delete_organisation(
     organisation_id: uuid.UUID, request: Request, principal: OperatorPrincipal, if_match: IfMatch = None
 ) -> Response:
+    """Deletes an organisation that has no programs and no participants left (409 otherwise)."""
     async with transaction(request) as session:
         current = await _organisation_row(session, organisation_id)
         version = expected_version(if_match, current["version"])
@@ -243,6 +247,7 @@ async def _campus_row(session: AsyncSession, principal: Principal, campus_id: uu
 async def create_campus(
     body: CampusIn, request: Request, response: Response, principal: CoordinatorOrOperatorPrincipal
 ) -> CampusOut:
+    """Creates a campus of the caller's organisation."""
     async with transaction(request) as session:
         await _require_organisation(session, principal)
         row = await repo.insert_returning(
@@ -256,6 +261,7 @@ async def create_campus(
 async def list_campuses(
     request: Request, principal: AnyRolePrincipal, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[CampusOut]:
+    """The campuses of the caller's organisation, in id order."""
     query = select(campuses).where(campuses.c.tenant_id == principal.tenant).order_by(campuses.c.id).limit(limit + 1)
     if cursor is not None:
         query = query.where(campuses.c.id > cursor)
@@ -283,6 +289,7 @@ async def replace_campus(
     principal: CoordinatorOrOperatorPrincipal,
     if_match: IfMatch = None,
 ) -> CampusOut:
+    """Renames a campus; If-Match names the version read."""
     async with transaction(request) as session:
         current = await _campus_row(session, principal, campus_id)
         row = await repo.update_versioned(
@@ -302,6 +309,7 @@ async def replace_campus(
 async def delete_campus(
     campus_id: uuid.UUID, request: Request, principal: CoordinatorOrOperatorPrincipal, if_match: IfMatch = None
 ) -> Response:
+    """Deletes a campus that no participant and no program names (409 otherwise)."""
     async with transaction(request) as session:
         current = await _campus_row(session, principal, campus_id)
         version = expected_version(if_match, current["version"])
@@ -364,6 +372,7 @@ async def _check_program_campuses(session: AsyncSession, principal: Principal, f
 async def create_program(
     body: ProgramFields, request: Request, response: Response, principal: OperatorPrincipal
 ) -> ProgramOut:
+    """Creates a program of the caller's organisation and announces it (ProgramUpdated)."""
     async with transaction(request) as session:
         await _require_organisation(session, principal)
         await _check_program_campuses(session, principal, body)
@@ -384,6 +393,8 @@ async def list_programs(
     status_filter: Annotated[ProgramStatus | None, Query(alias="status")] = None,
     campus_id: uuid.UUID | None = None,
 ) -> Page[ProgramOut]:
+    """The programs the caller may see (operators: all; coordinators: theirs; participants: those they are enrolled in),
+    in id order, filtered by status and campus."""
     query = select(programs).where(programs.c.tenant_id == principal.tenant)
     if not principal.is_operator:
         visible: Any = programs.c.id.in_(principal.programs) if principal.is_coordinator else programs.c.id.in_([])
@@ -424,6 +435,8 @@ def _catalogue_page(
 async def read_program_catalogue(
     program_id: uuid.UUID, request: Request, principal: AnyRolePrincipal, limit: Limit = 100, offset: Offset = 0
 ) -> OffsetPage[FunctionCatalogueEntry]:
+    """The program's function catalogue: the functions its needs and offers inventories rate, psychosocial ones
+    marked."""
     async with transaction(request) as session:
         row = await _visible_program(session, principal, program_id)
     return _catalogue_page(repo.program_fields(row).function_catalogue, offset, limit)
@@ -481,6 +494,7 @@ async def replace_program(
     principal: CoordinatorOrOperatorPrincipal,
     if_match: IfMatch = None,
 ) -> ProgramOut:
+    """Replaces a program's settings as a whole and announces them (ProgramUpdated); If-Match names the version read."""
     row = await _write_program(request, principal, program_id, if_match, body)
     set_etag(response, row["version"])
     return _program(row)
@@ -495,6 +509,8 @@ async def update_program(
     principal: CoordinatorOrOperatorPrincipal,
     if_match: IfMatch = None,
 ) -> ProgramOut:
+    """Changes the settings given, keeps the others, and announces the result (ProgramUpdated); If-Match names the
+    version read."""
     row = await _write_program(request, principal, program_id, if_match, body)
     set_etag(response, row["version"])
     return _program(row)
@@ -719,6 +735,8 @@ async def replace_participant(
     principal: ParticipantOrStaff,
     if_match: IfMatch = None,
 ) -> ParticipantOut:
+    """Replaces a profile as a whole and announces it (ProfileUpdated). A participant may change only their own, and not
+    the fields their organisation sets (403); If-Match names the version read."""
     row = await _write_participant(request, principal, person_id, if_match, _profile_change(principal, person_id, body))
     set_etag(response, row["version"])
     return _participant(row)
@@ -733,6 +751,8 @@ async def update_participant(
     principal: ParticipantOrStaff,
     if_match: IfMatch = None,
 ) -> ParticipantOut:
+    """Changes the profile fields given, keeps the others, and announces the result (ProfileUpdated). A participant may
+    change only their own, and not the fields their organisation sets (403); If-Match names the version read."""
     row = await _write_participant(request, principal, person_id, if_match, _profile_change(principal, person_id, body))
     set_etag(response, row["version"])
     return _participant(row)
@@ -785,6 +805,7 @@ async def _check_catalogue(
 async def read_needs(
     person_id: uuid.UUID, request: Request, response: Response, principal: ParticipantOrStaff
 ) -> NeedsOut:
+    """The mentee's needs inventory: one rating per function of their programs' catalogues."""
     async with transaction(request) as session:
         row = await _reachable_participant(session, principal, person_id)
     set_etag(response, row["version"])
@@ -820,6 +841,7 @@ async def replace_needs(
 async def read_offers(
     person_id: uuid.UUID, request: Request, response: Response, principal: ParticipantOrStaff
 ) -> OffersOut:
+    """The mentor's offers inventory: one rating per function of their programs' catalogues."""
     async with transaction(request) as session:
         row = await _reachable_participant(session, principal, person_id)
     set_etag(response, row["version"])
@@ -916,6 +938,7 @@ async def list_enrolments(
     role: EnrollmentRole | None = None,
     status_filter: Annotated[EnrollmentStatus | None, Query(alias="status")] = None,
 ) -> Page[EnrolmentOut]:
+    """The program's enrolments, in id order, filtered by role and status."""
     query = select(enrolments).where(enrolments.c.tenant_id == principal.tenant, enrolments.c.program_id == program_id)
     if role is not None:
         query = query.where(enrolments.c.role == role.value)
@@ -1003,6 +1026,8 @@ async def update_enrolment(
     principal: CoordinatorOrOperatorPrincipal,
     if_match: IfMatch = None,
 ) -> EnrolmentOut:
+    """Changes an enrolment's role, status, capacity or cohort and announces it (EnrollmentChanged); If-Match names the
+    version read."""
     row = await _write_enrolment(request, principal, enrolment_id, if_match, body)
     set_etag(response, row["version"])
     return _enrolment(row)

@@ -45,6 +45,7 @@ from services.scheduling.domain.errors import (
     NotPermittedError,
     SchedulingDomainError,
 )
+from services.scheduling.domain.ical import meeting_ics
 from services.scheduling.domain.model import CheckInKind, CheckInState
 from services.scheduling.domain.slots import SlotPreference, suggest_slots
 from services.scheduling.entrypoints.schemas import (
@@ -204,6 +205,7 @@ async def suggest_meeting_slots(
 async def list_match_check_ins(
     match_id: MatchId, principal: AnyRolePrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
 ) -> OffsetPage[CheckInOut]:
+    """The match's check-ins, earliest due first."""
     match = await visible_match(db, principal, match_id)
     rows = await db.execute(
         select(check_ins)
@@ -219,6 +221,7 @@ async def list_match_check_ins(
 async def list_match_meetings(
     match_id: MatchId, principal: AnyRolePrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
 ) -> OffsetPage[MeetingOut]:
+    """The match's meetings, earliest start first."""
     match = await visible_match(db, principal, match_id)
     rows = await db.execute(
         select(meetings)
@@ -347,6 +350,8 @@ async def reschedule_meeting(meeting_id: MeetingId, body: RescheduleMeeting, w: 
 
 @router.post("/meetings/{meeting_id}/cancel", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
 async def cancel_meeting(meeting_id: MeetingId, w: Write) -> MeetingOut:
+    """Either participant cancels the meeting (announced on the event stream); the check-in it was for no longer waits
+    for it. If-Match names the version read."""
     return await w.answer(await meeting_cases.cancel(w.db, w.principal, meeting_id, w.now, w.if_match))
 
 
@@ -360,6 +365,8 @@ async def mark_meeting_held(meeting_id: MeetingId, w: Write) -> MeetingOut:
 
 @router.post("/meetings/{meeting_id}/missed", response_model=MeetingOut, responses={**_errors(409), **_WRITE})
 async def mark_meeting_missed(meeting_id: MeetingId, w: Write) -> MeetingOut:
+    """Either participant records that the meeting did not take place; unlike `held`, it completes no check-in. If-Match
+    names the version read."""
     return await w.answer(
         await meeting_cases.mark(w.db, w.principal, meeting_id, MeetingOutcome.MISSED, w.now, w.if_match)
     )
@@ -372,10 +379,11 @@ async def download_meeting_ics(
     """An .ics file to add to one's own calendar (no iTIP METHOD; STATUS:CANCELLED once cancelled), in your zone;
     DTSTAMP and LAST-MODIFIED are the meeting's last change, so a client keeps the newest copy it imported."""
     row, match, meeting = await meeting_cases.visible_meeting(db, principal, meeting_id)
-    zone = calendars.NO_ZONE
+    time_zone = None
     if principal.person_id is not None:
-        zone = await calendars.calendar_zone(db, match.tenant_id, principal.person_id)
-    file = calendars.meeting_file(calendars.calendar_entry(row, meeting.checkin_key), zone)
+        time_zone = await calendars.calendar_time_zone(db, match.tenant_id, principal.person_id)
+    entry = calendars.calendar_entry(row, meeting.checkin_key)
+    file = CalendarFile(meeting_ics(entry, time_zone=time_zone), entry.last_modified)
     return _calendar_response(
         request,
         file,
@@ -403,6 +411,7 @@ async def probe_meeting_ics(
 async def my_meetings(
     principal: ParticipantPrincipal, db: Session, limit: Limit = 100, offset: Offset = 0
 ) -> OffsetPage[MeetingOut]:
+    """Your meetings across all your matches, latest start first."""
     rows = await meeting_cases.meetings_of_person(db, principal.tenant, _person(principal), limit + 1, offset)
     return await _meeting_page(db, principal, rows, offset, limit)
 
@@ -444,6 +453,7 @@ async def create_calendar_feed(
 
 @router.delete("/me/calendar-feed", status_code=status.HTTP_204_NO_CONTENT, responses=_errors())
 async def revoke_calendar_feed(principal: ParticipantPrincipal, db: Session) -> Response:
+    """Revokes your calendar feed: its URL answers 404 from now on (and this answers 404 when you have no feed)."""
     if not await calendars.revoke_feed_token(db, principal.tenant, _person(principal)):
         raise NotFoundError("no calendar feed to revoke")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
