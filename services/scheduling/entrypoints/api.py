@@ -45,7 +45,6 @@ from services.scheduling.domain.errors import (
     NotPermittedError,
     SchedulingDomainError,
 )
-from services.scheduling.domain.ical import meeting_ics
 from services.scheduling.domain.model import CheckInKind, CheckInState
 from services.scheduling.domain.slots import SlotPreference, suggest_slots
 from services.scheduling.entrypoints.schemas import (
@@ -379,11 +378,10 @@ async def download_meeting_ics(
     """An .ics file to add to one's own calendar (no iTIP METHOD; STATUS:CANCELLED once cancelled), in your zone;
     DTSTAMP and LAST-MODIFIED are the meeting's last change, so a client keeps the newest copy it imported."""
     row, match, meeting = await meeting_cases.visible_meeting(db, principal, meeting_id)
-    time_zone = None
+    zone = calendars.NO_ZONE
     if principal.person_id is not None:
-        time_zone = await calendars.calendar_time_zone(db, match.tenant_id, principal.person_id)
-    entry = calendars.calendar_entry(row, meeting.checkin_key)
-    file = CalendarFile(meeting_ics(entry, time_zone=time_zone), entry.last_modified)
+        zone = await calendars.calendar_zone(db, match.tenant_id, principal.person_id)
+    file = calendars.meeting_file(calendars.calendar_entry(row, meeting.checkin_key), zone)
     return _calendar_response(
         request,
         file,
