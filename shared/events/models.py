@@ -280,7 +280,7 @@ class MatchRoundCompleted(EventData):
 
 
 class MeetingEvent(EventData):
-    """Fields every meeting event shares. ``sequence`` grows with each reschedule (iCalendar SEQUENCE)."""
+    """Fields every meeting event shares. ``sequence`` (iCalendar SEQUENCE) grows with each accept, reschedule and cancel."""
 
     meeting_id: UUID
     match_id: UUID
