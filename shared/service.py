@@ -39,7 +39,7 @@ from shared.http_protection import document_http_protection, forget_stored_respo
 from shared.messaging.consumer import ConsumerRunner, prune_inbox
 from shared.messaging.kafka import broker_reachable, make_producer
 from shared.messaging.outbox import OutboxRelay
-from shared.migrations import upgrade_to_head
+from shared.migrations import MigrationLockTimeoutError, upgrade_to_head
 from shared.observability import INBOX_PRUNED, configure_logging, install_observability
 from shared.periodic import pause_unless_stopped, run_periodically
 from shared.settings import ServiceSettings, describe_settings_error
@@ -354,12 +354,15 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> No
         parser.exit(2, f"{parser.prog}: invalid settings:\n{describe_settings_error(error)}\n")
     configure_logging(definition.name, settings.log_level, settings.log_json)
     if args.role in ("migrate", "all"):
-        upgrade_to_head(
-            definition.migrations_dir,
-            settings.database_url,
-            lock_timeout_seconds=settings.migration_lock_timeout_seconds,
-            attempts=settings.migration_lock_attempts,
-        )
+        try:
+            upgrade_to_head(
+                definition.migrations_dir,
+                settings.database_url,
+                lock_timeout_seconds=settings.migration_lock_timeout_seconds,
+                attempts=settings.migration_lock_attempts,
+            )
+        except MigrationLockTimeoutError as error:  # an operator's case, not a bug: the Job's log says it in one line
+            parser.exit(1, f"{parser.prog}: migration failed: {error}\n")
     if args.role == "migrate":
         return
     if args.role == "all":

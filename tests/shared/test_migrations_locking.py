@@ -164,6 +164,26 @@ def test_the_migrate_role_waits_for_locks_as_long_and_as_often_as_its_settings_s
     assert calls == [{"lock_timeout_seconds": 2.5, "attempts": 7}]
 
 
+def test_the_migrate_role_says_in_one_line_which_table_it_could_not_lock_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.profiles.bootstrap import DEFINITION
+
+    def locked_out(*args: Any, **options: Any) -> None:
+        raise MigrationLockTimeoutError("could not lock table matches within 5 s in 5 attempts: a long transaction")
+
+    monkeypatch.setattr(shared.service, "upgrade_to_head", locked_out)
+
+    with pytest.raises(SystemExit) as exited:
+        shared.service.main(DEFINITION, ["migrate"])
+
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == (
+        "python -m services.profiles: migration failed: could not lock table matches within 5 s in 5 attempts: a long"
+        " transaction\n"
+    )
+
+
 @pytest.mark.parametrize(
     "same_data_as",
     [matches_get_their_start_and_earliest_held_meeting, ended_matches_say_whether_a_new_match_was_offered],
