@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from services.scheduling.application.reminders import reminders_of_person
 from services.scheduling.application.sweeper import event_id, sweep
 from services.scheduling.tests.integration.conftest import START, Feeder, rows, scalar
 from services.scheduling.tests.integration.scenario import Scenario
@@ -190,3 +191,30 @@ async def test_a_check_in_being_cancelled_while_the_sweeper_runs_gets_no_reminde
     assert report.reminders == 0
     assert await reminder_events(db) == []
     assert await scalar(db, "SELECT count(*) FROM reminders") == 0
+
+
+async def test_a_participants_reminder_of_a_check_in_cancelled_later_says_it_was_cancelled(
+    db: AsyncEngine, feed: Feeder, clock: MovableClock
+) -> None:
+    s = Scenario()
+    ended, running = s.match(START), s.match(START)
+    await feed(s.program(reminder_lead_hours=48), ended, running)
+    ended_check_in, _, due_at, _, _, _ = await first_check_in(db, ended.match_id)
+    running_check_in = (await first_check_in(db, running.match_id))[0]
+    clock.set(due_at - timedelta(hours=47))
+    assert (await sweep(session_factory(db), clock, batch_size=100)).reminders == 2
+    await feed(s.end(ended, clock.now()))  # the match ends after its check-in was reminded
+
+    async with session_factory(db)() as session:
+        listed = {
+            person: [
+                (r.check_in_id, r.check_in_state) for r in await reminders_of_person(session, s.tenant_id, person, 10)
+            ]
+            for person in (ended.mentee_person_id, ended.mentor_person_id, running.mentee_person_id)
+        }
+
+    assert listed == {
+        ended.mentee_person_id: [(ended_check_in, "cancelled")],
+        ended.mentor_person_id: [(ended_check_in, "cancelled")],
+        running.mentee_person_id: [(running_check_in, "scheduled")],
+    }
