@@ -59,8 +59,8 @@ people = Table(
 )
 
 # One row per erased person: keyed by a one-way digest of their id (domain.privacy.erasure_key), never the id, so
-# no id can be read out of it, yet a late or replayed event naming the person is recognised and projects nothing
-# personal.
+# the person id cannot be read out of it, yet a late or replayed event naming the person is recognised and projects
+# nothing personal. It does hold replaced_by: whoever knows the person id finds the id their kept scores stand under.
 erasures = Table(
     "erasures",
     metadata,

@@ -69,8 +69,10 @@ _ERASURE_NAMESPACE = UUID("6f1d0a3e-4b7c-5e2a-9c81-3d5f7a9b2e40")
 def erasure_key(tenant_id: UUID, person_id: UUID) -> UUID:
     """The key of an erased person's tombstone: a one-way digest (UUIDv5, SHA-1) of their id, not the id.
 
-    The tombstone says only "this person was erased", so a late event naming them projects nothing personal again;
-    it can be found from the person id, but no id (or anything else about them) can be read out of it.
+    The tombstone says that this person was erased, so a late event naming them projects nothing personal again; it
+    can be found from the person id, but the person id cannot be read out of it. It also keeps the random id that
+    replaced theirs in the rows the erasure kept (since migration 0008, for their late matches): who knows the person
+    id finds that id, and with it their kept scores, as who knows one of their match ids could in that match's row.
     """
     return uuid5(_ERASURE_NAMESPACE, f"{tenant_id}:{person_id}")
 
