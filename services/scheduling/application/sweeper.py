@@ -87,7 +87,8 @@ _MARK_MISSED = _claim("due", "missed", "settled_at", "missed_after")
 # once, and a row another sweeper inserted first is neither returned nor emitted again (ON CONFLICT DO NOTHING).
 # The check-in rows are locked (SKIP LOCKED, as the due claim does) so that a check-in being cancelled meanwhile
 # (its match ending, a new plan) is left out rather than reminded in the same instant it is cancelled; the lock
-# also keeps a concurrent sweeper's batch off the rows of this one.
+# also keeps a concurrent sweeper's batch off the rows of this one. A skipped row is tried again at the next sweep
+# while it is not yet due; one held by others at every sweep until its due time gets no reminder (docs/events).
 _RECORD_REMINDERS = text(
     f"""
     WITH recorded AS (
