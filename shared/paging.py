@@ -20,6 +20,11 @@ MAX_OFFSET = 1_000_000
 Offset = Annotated[
     int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip: the `next_offset` of the previous page (0: the first).")
 ]
+# One page size for every list of every service (default 100 where the list's function declares it), so one paging
+# loop works against all four. 1000 was the largest any list took before: no client's page size is refused.
+MAX_LIMIT = 1_000
+DEFAULT_LIMIT = 100
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size: at most {MAX_LIMIT} items.")]
 
 
 class OffsetPage(BaseModel, Generic[ItemT]):

@@ -141,6 +141,33 @@ def page_operations(service: str) -> Iterator[tuple[str, dict[str, Any], dict[st
             yield f"{method.upper()} {path}", operation, schema
 
 
+def test_every_list_endpoint_of_every_service_pages_with_the_same_limit_and_offset() -> None:
+    """One paging loop works everywhere: `limit` with the same default and bounds, `offset` as shared.paging
+    defines it, and the page `{items, next_offset}`."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for service in SERVICES:
+        document = document_of(service)
+        for where, operation, page in page_operations(service):
+            query = {
+                p["name"]: without_null(p["schema"]) for p in operation.get("parameters", []) if p["in"] == "query"
+            }
+            limit, offset = query.get("limit", {}), query.get("offset", {})
+            seen["limit"].add(repr((limit.get("minimum"), limit.get("maximum"), limit.get("default"))))
+            seen["offset"].add(repr((offset.get("minimum"), offset.get("maximum"), offset.get("default"))))
+            properties = page["properties"]
+            seen["page"].add(repr(sorted(name for name, field in properties.items() if "deprecated" not in field)))
+            seen["next_offset"].add(kind_of(document, properties.get("next_offset", {})))
+            seen[f"{service}: {where}"] = set()
+    shapes = {aspect: values for aspect, values in seen.items() if ":" not in aspect}
+    assert shapes == {
+        "limit": {repr((1, 1000, 100))},
+        "offset": {repr((0, 1_000_000, 0))},
+        "page": {repr(["items", "next_offset"])},
+        "next_offset": {"integer"},
+    }
+    assert len(seen) > len(shapes) + 20, "the list endpoints were not found"
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Errors
 

@@ -69,12 +69,9 @@ from shared.clock import Clock
 from shared.events.values import FeedbackKind
 from shared.http_errors import error_responses
 from shared.ids import new_id
-from shared.paging import Offset, OffsetPage
+from shared.paging import Limit, Offset, OffsetPage
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
-
-MAX_LIST = 200
-Limit = Annotated[int, Query(ge=1, le=MAX_LIST, description=f"Page size (at most {MAX_LIST}).")]
 
 
 class _Body(BaseModel):

@@ -49,7 +49,7 @@ from shared.auth import AnyRolePrincipal, CoordinatorOrOperatorPrincipal, Partic
 from shared.clock import Clock
 from shared.events.values import ActorRole
 from shared.http_errors import error_responses, install_domain_errors
-from shared.paging import Offset, OffsetPage
+from shared.paging import Limit, Offset, OffsetPage
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
@@ -298,7 +298,7 @@ async def list_my_matches(
     db: Session,
     now: Now,
     state: MatchState | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Limit = 100,
     offset: Offset = 0,
 ) -> OffsetPage[MatchOut]:
     """The caller's own matches, newest first, as mentee or mentor: the proposals waiting for their answer
@@ -332,7 +332,7 @@ async def list_program_matches(
     person_id: Annotated[
         uuid.UUID | None, Query(description="Only this person's matches, as mentee or mentor.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
     offset: Offset = 0,
 ) -> OffsetPage[MatchOut]:
     """The program's matches for its coordinators, e.g. ``?at_risk=true`` for those needing attention, or

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,14 +87,15 @@ from shared.events.values import EnrollmentRole, EnrollmentStatus, FunctionCatal
 from shared.http_protection import declare_idempotency_key
 from shared.ids import new_id
 from shared.messaging.outbox import add_events
-from shared.paging import Offset, OffsetPage
+from shared.paging import Limit, Offset, OffsetPage
 from shared.preconditions import IF_MATCH_MAX_LENGTH, IfMatchValue, expected_version, set_etag, stale
 from shared.service import API_PREFIX, Runtime, create_service_app
 
-MAX_PAGE = 200
 IDEMPOTENT = [Depends(declare_idempotency_key)]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (at most {MAX_PAGE}).")]
-Cursor = Annotated[uuid.UUID | None, Query(description="`next_cursor` of the previous page.")]
+Cursor = Annotated[
+    uuid.UUID | None,
+    Query(deprecated=True, description="Deprecated: page with `offset`. The `next_cursor` of the previous page."),
+]
 IfMatch = Annotated[
     IfMatchValue | None, Header(alias="If-Match", max_length=IF_MATCH_MAX_LENGTH, description=IF_MATCH_DESCRIPTION)
 ]
@@ -103,10 +104,23 @@ ParticipantOrStaff = Annotated[Principal, Depends(require_roles(Role.OPERATOR, R
 router = APIRouter()
 
 
-def _page(rows: list[Any], limit: int, to_item: Any) -> Any:
-    items = [to_item(row) for row in rows[:limit]]
-    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
-    return {"items": items, "next_cursor": next_cursor}
+def _by_id(query: Select[Any], id_column: Any, limit: int, offset: int, cursor: uuid.UUID | None) -> Select[Any]:
+    """A page of ``query`` in id order: ``offset`` rows skipped after the (deprecated) ``cursor``, one row more than
+    ``limit`` to tell whether another page follows."""
+    if cursor is not None:
+        query = query.where(id_column > cursor)
+    return query.order_by(id_column).offset(offset).limit(limit + 1)
+
+
+def _page(rows: list[Any], limit: int, offset: int, cursor: uuid.UUID | None, to_item: Any) -> Any:
+    """``next_offset`` counts from where the request started; a client paging by the deprecated cursor follows
+    ``next_cursor`` (its ``next_offset`` would count from its cursor, so it gets none)."""
+    more = len(rows) > limit
+    return {
+        "items": [to_item(row) for row in rows[:limit]],
+        "next_offset": offset + limit if more and cursor is None else None,
+        "next_cursor": rows[limit - 1]["id"] if more else None,
+    }
 
 
 async def _require_organisation(session: AsyncSession, principal: Principal) -> None:
@@ -136,15 +150,13 @@ async def create_organisation(
 
 @router.get("/organisations", responses=AUTH_RESPONSES, tags=["organisations"])
 async def list_organisations(
-    request: Request, principal: OperatorPrincipal, limit: Limit = 50, cursor: Cursor = None
+    request: Request, principal: OperatorPrincipal, limit: Limit = 100, offset: Offset = 0, cursor: Cursor = None
 ) -> Page[OrganisationOut]:
     """Every organisation on the platform (operators only), in id order."""
-    query = select(organisations).order_by(organisations.c.id).limit(limit + 1)
-    if cursor is not None:
-        query = query.where(organisations.c.id > cursor)
+    query = _by_id(select(organisations), organisations.c.id, limit, offset, cursor)
     async with transaction(request) as session:
         rows = list((await session.execute(query)).mappings())
-    return Page[OrganisationOut].model_validate(_page(rows, limit, _organisation))
+    return Page[OrganisationOut].model_validate(_page(rows, limit, offset, cursor, _organisation))
 
 
 async def _organisation_row(session: AsyncSession, organisation_id: uuid.UUID) -> RowMapping:
@@ -259,15 +271,15 @@ async def create_campus(
 
 @router.get("/campuses", responses=AUTH_RESPONSES, tags=["campuses"])
 async def list_campuses(
-    request: Request, principal: AnyRolePrincipal, limit: Limit = 50, cursor: Cursor = None
+    request: Request, principal: AnyRolePrincipal, limit: Limit = 100, offset: Offset = 0, cursor: Cursor = None
 ) -> Page[CampusOut]:
     """The campuses of the caller's organisation, in id order."""
-    query = select(campuses).where(campuses.c.tenant_id == principal.tenant).order_by(campuses.c.id).limit(limit + 1)
-    if cursor is not None:
-        query = query.where(campuses.c.id > cursor)
+    query = _by_id(
+        select(campuses).where(campuses.c.tenant_id == principal.tenant), campuses.c.id, limit, offset, cursor
+    )
     async with transaction(request) as session:
         rows = list((await session.execute(query)).mappings())
-    return Page[CampusOut].model_validate(_page(rows, limit, _campus))
+    return Page[CampusOut].model_validate(_page(rows, limit, offset, cursor, _campus))
 
 
 @router.get("/campuses/{campus_id}", responses=READ_RESPONSES, tags=["campuses"])
@@ -388,7 +400,8 @@ async def create_program(
 async def list_programs(
     request: Request,
     principal: AnyRolePrincipal,
-    limit: Limit = 50,
+    limit: Limit = 100,
+    offset: Offset = 0,
     cursor: Cursor = None,
     status_filter: Annotated[ProgramStatus | None, Query(alias="status")] = None,
     campus_id: uuid.UUID | None = None,
@@ -407,11 +420,9 @@ async def list_programs(
         query = query.where(programs.c.status == status_filter.value)
     if campus_id is not None:
         query = query.where(programs.c.campus_ids.contains([str(campus_id)]))
-    if cursor is not None:
-        query = query.where(programs.c.id > cursor)
     async with transaction(request) as session:
-        rows = list((await session.execute(query.order_by(programs.c.id).limit(limit + 1))).mappings())
-    return Page[ProgramOut].model_validate(_page(rows, limit, _program))
+        rows = list((await session.execute(_by_id(query, programs.c.id, limit, offset, cursor))).mappings())
+    return Page[ProgramOut].model_validate(_page(rows, limit, offset, cursor, _program))
 
 
 @router.get("/programs/{program_id}", responses=READ_RESPONSES, tags=["programs"])
@@ -641,7 +652,8 @@ async def create_participant(
 async def list_participants(
     request: Request,
     principal: CoordinatorOrOperatorPrincipal,
-    limit: Limit = 50,
+    limit: Limit = 100,
+    offset: Offset = 0,
     cursor: Cursor = None,
     campus_id: uuid.UUID | None = None,
     program_id: Annotated[
@@ -670,14 +682,12 @@ async def list_participants(
         text=q,
         visible_programs=None if principal.is_operator else principal.programs,
     )
-    if cursor is not None:
-        conditions.append(participants.c.id > cursor)
-    query = select(participants).where(*conditions).order_by(participants.c.id).limit(limit + 1)
+    query = _by_id(select(participants).where(*conditions), participants.c.id, limit, offset, cursor)
     async with transaction(request) as session:
         if program_id is not None:  # another tenant's program or one the coordinator does not run: a 404 naming it
             await _managed_program(session, principal, program_id)
         rows = list((await session.execute(query)).mappings())
-    return Page[ParticipantOut].model_validate(_page(rows, limit, _participant))
+    return Page[ParticipantOut].model_validate(_page(rows, limit, offset, cursor, _participant))
 
 
 @router.get("/participants/{person_id}", responses=READ_RESPONSES, tags=["participants"])
@@ -933,7 +943,8 @@ async def list_enrolments(
     program_id: uuid.UUID,
     request: Request,
     principal: CoordinatorOrOperatorPrincipal,
-    limit: Limit = 50,
+    limit: Limit = 100,
+    offset: Offset = 0,
     cursor: Cursor = None,
     role: EnrollmentRole | None = None,
     status_filter: Annotated[EnrollmentStatus | None, Query(alias="status")] = None,
@@ -944,12 +955,10 @@ async def list_enrolments(
         query = query.where(enrolments.c.role == role.value)
     if status_filter is not None:
         query = query.where(enrolments.c.status == status_filter.value)
-    if cursor is not None:
-        query = query.where(enrolments.c.id > cursor)
     async with transaction(request) as session:
         await _managed_program(session, principal, program_id)
-        rows = list((await session.execute(query.order_by(enrolments.c.id).limit(limit + 1))).mappings())
-    return Page[EnrolmentOut].model_validate(_page(rows, limit, _enrolment))
+        rows = list((await session.execute(_by_id(query, enrolments.c.id, limit, offset, cursor))).mappings())
+    return Page[EnrolmentOut].model_validate(_page(rows, limit, offset, cursor, _enrolment))
 
 
 @router.get("/participants/{person_id}/enrolments", responses=READ_RESPONSES, tags=["enrolments"])

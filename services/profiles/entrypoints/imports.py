@@ -14,9 +14,9 @@ import codecs
 import collections
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import RowMapping
@@ -42,7 +42,7 @@ from shared.auth import CoordinatorOrOperatorPrincipal, Principal
 from shared.http_errors import error_responses
 from shared.http_protection import declare_idempotency_key
 from shared.ids import new_id
-from shared.paging import Offset, OffsetPage
+from shared.paging import Limit, Offset, OffsetPage
 
 IMPORT_BATCH_ROWS = 1_000
 # Validated batches queue for the writer, at most this many (the one being written included): while a batch's
@@ -54,7 +54,6 @@ QUEUED_BATCHES = 2
 VALIDATION_SLICE_ROWS = 50
 MAX_IMPORT_ROWS = 1_000_000
 REPORTED_ERRORS = 1_000
-MAX_LISTED_IMPORTS = 200
 
 router = APIRouter(tags=["imports"])
 
@@ -343,7 +342,7 @@ async def list_imports(
     program_id: uuid.UUID,
     request: Request,
     principal: CoordinatorOrOperatorPrincipal,
-    limit: Annotated[int, Query(ge=1, le=MAX_LISTED_IMPORTS)] = 100,
+    limit: Limit = 100,
     offset: Offset = 0,
 ) -> OffsetPage[ImportJobOut]:
     """The program's imports, newest first."""
@@ -369,7 +368,7 @@ async def list_import_errors(
     request: Request,
     principal: CoordinatorOrOperatorPrincipal,
     offset: Offset = 0,
-    limit: Annotated[int, Query(ge=1, le=REPORTED_ERRORS)] = 200,
+    limit: Limit = 100,
 ) -> OffsetPage[RowErrorOut]:
     """The stored row errors of an import (at most 10,000), in row order."""
     await _visible_job(request, principal, import_id)

@@ -11,15 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.profiles.domain.model import EnrolmentFields, ProfileFields, ProgramFields, Strict
 from shared.events.models import KeyList
 from shared.events.values import EnrollmentRole, EnrollmentStatus, NeedRating, ShortText, Tag
+from shared.paging import OffsetPage
 
 ItemT = TypeVar("ItemT")
 
 
-class Page(BaseModel, Generic[ItemT]):
-    """One page of a list; pass `next_cursor` as `cursor` for the next one (null: this was the last)."""
+class Page(OffsetPage[ItemT], Generic[ItemT]):
+    """One page of a list; pass `next_offset` as `offset` for the next one (null: this was the last).
 
-    items: list[ItemT]
-    next_cursor: UUID | None = None
+    These lists were cursor-paged before every list took `offset`: `next_cursor` is still given for clients that
+    pass it back as `cursor`."""
+
+    next_cursor: UUID | None = Field(
+        default=None,
+        deprecated=True,
+        description="Deprecated: page with `offset` and `next_offset`. The `cursor` of the next page; null on the last.",
+    )
 
 
 class OrganisationIn(Strict):

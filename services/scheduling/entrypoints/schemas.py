@@ -13,6 +13,9 @@ from services.scheduling.domain.model import CheckInKind, CheckInState, Relation
 from services.scheduling.domain.rhythm import MeetingState
 from shared.events.values import MeetingFormat
 
+# Every list of every service pages alike (shared.paging); re-exported for the routes here.
+from shared.paging import Limit as Limit
+
 MAX_MEETING_LENGTH = timedelta(hours=24)  # the MeetingEvent contract's limit
 
 # The instants a request may name: checked where they are parsed, so a year-1 or year-9999 date is a 422 naming its
@@ -141,6 +144,3 @@ class SlotSuggestions(BaseModel):
 
 class CalendarFeedOut(BaseModel):
     url: str = Field(description="Private feed URL: anyone holding it can read the calendar. Shown once.")
-
-
-Limit = Annotated[int, Field(ge=1, le=500)]

@@ -13,6 +13,7 @@ import pytest
 from services.feedback.tests.integration.support import People, accepted, apply, check_in_due, program, token
 from services.feedback.tests.integration.test_agreement_api import answers as agreement_answers
 from services.feedback.tests.integration.test_pulses_and_privacy import offset_pages
+from shared.paging import MAX_LIMIT
 from shared.service import Runtime
 
 pytestmark = pytest.mark.integration
@@ -128,4 +129,4 @@ async def test_own_survey_and_agreement_answers_page_by_offset_until_next_offset
         assert [page["next_offset"] for page in pages] == [2, None], url
         seen = [item["match_id"] for page in pages for item in page["items"]]
         assert sorted(seen) == sorted(str(match.match) for match in matches), url
-    assert (await client.get("/v1/me/surveys", params={"limit": 201}, headers=mentee)).status_code == 422
+    assert (await client.get("/v1/me/surveys", params={"limit": MAX_LIMIT + 1}, headers=mentee)).status_code == 422

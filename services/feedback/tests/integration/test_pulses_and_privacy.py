@@ -23,6 +23,7 @@ from services.feedback.tests.integration.support import (
 from shared.events import samples
 from shared.events.envelope import decode
 from shared.events.models import FeedbackSubmitted
+from shared.paging import MAX_LIMIT
 from shared.service import Runtime
 
 pytestmark = pytest.mark.integration
@@ -242,7 +243,7 @@ async def test_pulse_lists_page_by_offset_until_next_offset_is_null(
     still_open = await offset_pages(client, "/v1/me/pulses", mentee, status="open")
     assert [len(page["items"]) for page in still_open] == [2, 2]
     assert newest["pulse_id"] not in {p["pulse_id"] for page in still_open for p in page["items"]}
-    too_big = await client.get("/v1/me/pulses", params={"limit": 201}, headers=mentee)
+    too_big = await client.get("/v1/me/pulses", params={"limit": MAX_LIMIT + 1}, headers=mentee)
     assert too_big.status_code == 422
 
 

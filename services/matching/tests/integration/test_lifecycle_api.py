@@ -15,6 +15,7 @@ from services.matching.tests.integration.conftest import Feeder, World, outbox_p
 from shared.auth import Role
 from shared.clock import MovableClock
 from shared.db import session_factory
+from shared.paging import MAX_LIMIT
 
 PROPOSED = "org.mentorloom.match.proposed.v1"
 ACCEPTED = "org.mentorloom.match.accepted.v1"
@@ -314,7 +315,7 @@ async def test_a_programs_matches_page_by_offset_until_next_offset_is_null(clien
     assert [page["next_offset"] for page in pages] == [2, 4, None]
     seen = {m["mentee_person_id"] for page in pages for m in page["items"]}
     assert seen == {str(w.id(mentee)) for mentee, _ in pairs}
-    too_big = await client.get(url, params={"limit": 1001}, headers=w.as_coordinator(settings))
+    too_big = await client.get(url, params={"limit": MAX_LIMIT + 1}, headers=w.as_coordinator(settings))
     assert too_big.status_code == 422
 
 

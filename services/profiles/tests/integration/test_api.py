@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from services.profiles.tests.integration.conftest import Api, Tenant, enrolled_in, profile, program
+from shared.paging import MAX_LIMIT
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +150,36 @@ async def test_list_filters_by_text_program_role_and_campus_and_pages(api: Api, 
     assert len(seen) == len(set(seen)) == 6
 
 
+async def read_all(api: Api, path: str, headers: dict[str, str], follow: str) -> list[str]:
+    """Every id of a list, two per page, following `next_offset` (as `offset`) or the deprecated `next_cursor`."""
+    seen: list[str] = []
+    position: dict[str, Any] = {}
+    while True:
+        page = (await api.client.get(path, params={"limit": 2} | position, headers=headers)).json()
+        seen += [item["id"] for item in page["items"]]
+        if page[f"next_{follow}"] is None:
+            return seen
+        position = {follow: page[f"next_{follow}"]}
+
+
+async def test_the_lists_that_were_cursor_paged_page_by_offset_like_every_other_list_and_still_by_cursor(
+    api: Api, tenant: Tenant
+) -> None:
+    for i in range(4):
+        created = await api.client.post("/v1/participants", json=profile(f"o{i}@example.org"), headers=tenant.operator)
+        assert created.status_code == 201, created.text
+        campus = await api.client.post("/v1/campuses", json={"name": f"Campus {i}"}, headers=tenant.operator)
+        assert campus.status_code == 201, campus.text
+
+    for path in ("/v1/participants", "/v1/campuses"):
+        by_offset = await read_all(api, path, tenant.operator, "offset")
+        assert len(by_offset) == len(set(by_offset)) == 5, path
+        assert await read_all(api, path, tenant.operator, "cursor") == by_offset, path
+    last = await api.client.get("/v1/campuses", params={"limit": 2, "offset": 4}, headers=tenant.operator)
+    assert last.json()["next_offset"] is None
+    assert len(last.json()["items"]) == 1
+
+
 async def test_a_coordinator_of_another_organisation_gets_404(api: Api, tenant: Tenant, other_tenant: Tenant) -> None:
     for url in (
         f"/v1/participants/{tenant.person_id}",
@@ -272,5 +303,7 @@ async def test_both_function_catalogues_page_by_offset_until_next_offset_is_null
         assert [len(page["items"]) for page in pages] == [2] * (rows // 2) + ([rows % 2] if rows % 2 else []), url
         assert [page["next_offset"] for page in pages] == [*range(2, rows, 2), None], url
         assert [entry for page in pages for entry in page["items"]] == whole["items"], url
-    too_big = await api.client.get("/v1/function-catalogue", params={"limit": 201}, headers=tenant.participant)
+    too_big = await api.client.get(
+        "/v1/function-catalogue", params={"limit": MAX_LIMIT + 1}, headers=tenant.participant
+    )
     assert too_big.status_code == 422

@@ -21,6 +21,7 @@ from services.scheduling.tests.integration.scenario import Scenario
 from shared.auth import Role
 from shared.clock import MovableClock
 from shared.db import session_factory
+from shared.paging import MAX_LIMIT
 
 pytestmark = pytest.mark.integration
 
@@ -337,7 +338,9 @@ async def test_every_list_endpoint_pages_by_offset_until_next_offset_is_null(
         assert [len(page["items"]) for page in pages] == [2] * (rows // 2) + ([rows % 2] if rows % 2 else []), url
         assert [page["next_offset"] for page in pages][-1] is None, url
         assert [item for page in pages for item in page["items"]] == whole.json()["items"], url
-    too_big = await client.get(f"/v1/programs/{s.program_id}/check-ins", params={"limit": 501}, headers=coordinator)
+    too_big = await client.get(
+        f"/v1/programs/{s.program_id}/check-ins", params={"limit": MAX_LIMIT + 1}, headers=coordinator
+    )
     assert too_big.status_code == 422
 
 
