@@ -125,6 +125,38 @@ def test_every_operation_says_what_it_does_in_its_own_words(service: str) -> Non
 SELF_EXPLANATORY_PARAMETERS = {"state", "status", "role", "kind"}
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_query_parameter_whose_name_does_not_say_it_all_is_described(service: str) -> None:
+    undescribed = [
+        f"{where} ?{name}"
+        for where, name, parameter in parameters(service, "query")
+        if not parameter.get("description")
+        and not parameter["schema"].get("description")
+        and not name.endswith("_id")
+        and name not in SELF_EXPLANATORY_PARAMETERS
+    ]
+    assert undescribed == []
+
+
+# FactorWeights is the event contract's model (shared.events.values, where its class says the weights are relative,
+# 0 to 100); its fields are described there or not at all, for the events and the API alike.
+SCHEMAS_DESCRIBED_BY_THE_EVENT_CONTRACT = {"FactorWeights"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_fractional_number_in_a_schema_says_its_scale(service: str) -> None:
+    """A float's meaning is never in its name alone: is a score 0..1 or 0..100, a gap a ratio or a count, a duration
+    seconds or hours? Every `number` field says so (integers are counts and days, named as such)."""
+    undescribed = [
+        f"{schema}.{field}"
+        for schema, field, field_schema in response_fields(service)
+        if kind_of(document_of(service), field_schema) == "number"
+        and not without_null(field_schema).get("description")
+        and schema not in SCHEMAS_DESCRIBED_BY_THE_EVENT_CONTRACT
+    ]
+    assert undescribed == []
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Paging
 

@@ -487,7 +487,7 @@ class SurveyIn(_Body):
 class SurveyOut(BaseModel):
     match_id: UUID
     kind: SurveyKind
-    score: float
+    score: float = Field(description="The mean answer (1 to 5).")
 
 
 @pulse_router.post("/matches/{match_id}/surveys", status_code=201, responses={**NOT_FOUND, **CONFLICT})
@@ -558,7 +558,10 @@ class AtRiskMatchOut(BaseModel):
     # The names this list had first; a person is a *person_id in every other service's API.
     mentor_id: UUID = Field(deprecated=True, description="Deprecated: the same as mentor_person_id.")
     mentee_id: UUID = Field(deprecated=True, description="Deprecated: the same as mentee_person_id.")
-    health_score: float
+    health_score: float = Field(
+        description="0 to 1 from recent pulse ratings and attendance (1 before any check-in); below the program's "
+        "at_risk_threshold it is one reason to be at risk."
+    )
     reasons: list[ReasonOut]
     at_risk_since: datetime | None
 

@@ -328,7 +328,9 @@ async def list_program_matches(
     db: Session,
     now: Now,
     state: MatchState | None = None,
-    at_risk: bool | None = None,
+    at_risk: Annotated[
+        bool | None, Query(description="true: only the matches feedback marks at risk; false: only the others.")
+    ] = None,
     person_id: Annotated[
         uuid.UUID | None, Query(description="Only this person's matches, as mentee or mentor.")
     ] = None,

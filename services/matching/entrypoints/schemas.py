@@ -30,10 +30,12 @@ class Body(BaseModel):
 
 class FactorOut(BaseModel):
     factor: str = Field(description="Domain factor name (needs, interests, goals, …, semantic_goals).")
-    value: float = Field(ge=0, le=1)
+    value: float = Field(ge=0, le=1, description="How well the pair meets this factor: 0 not at all, 1 fully.")
     applies: bool
     weight: float = Field(ge=0, le=1, description="Normalised share of the total (0 when it does not apply).")
-    contribution: float = Field(ge=0, le=1)
+    contribution: float = Field(
+        ge=0, le=1, description="value × weight: the factor's part of the score (the contributions add up to it)."
+    )
     detail: str
 
 
@@ -67,7 +69,7 @@ class ShortlistEntryOut(BaseModel):
     mentor: PartnerOut | None = Field(
         default=None, description="Who the mentor is, for the mentee to choose (never their e-mail address)."
     )
-    score: float = Field(ge=0, le=1)
+    score: float = Field(ge=0, le=1, description="Compatibility from 0 to 1: the sum of the factors' contributions.")
     factors: list[FactorOut]
     explanation: str
 
@@ -135,9 +137,11 @@ class ShortlistOut(BaseModel):
 
 class ContractFactorOut(BaseModel):
     factor: MatchFactor
-    score: float = Field(ge=0, le=1)
-    weight: float = Field(ge=0)
-    contribution: float = Field(ge=0, le=1)
+    score: float = Field(ge=0, le=1, description="The factor's own score, 0 to 1.")
+    weight: float = Field(ge=0, description="The factor's weight in the program's matching policy (0 to 100).")
+    contribution: float = Field(
+        ge=0, le=1, description="weight × score / sum of the weights: the factor's share of the match's score."
+    )
 
 
 #: What a party is told of an end the system made. Leaving the program and the program's end are facts of the program,
@@ -178,7 +182,7 @@ class MatchOut(BaseModel):
     state: MatchState
     origin: MatchOrigin
     round_id: uuid.UUID | None
-    score: float = Field(ge=0, le=1)
+    score: float = Field(ge=0, le=1, description="Compatibility from 0 to 1 when proposed: the breakdown's sum.")
     breakdown: list[ContractFactorOut]
     explanation: str = Field(
         description=(
@@ -292,8 +296,10 @@ class ApproveRound(Body):
 
 
 class BucketOut(BaseModel):
-    lower: float
-    upper: float
+    """One tenth of the score range: the proposals scoring in [lower, upper) (the last bucket includes 1)."""
+
+    lower: float = Field(description="Lowest score of the bucket, 0 to 0.9.")
+    upper: float = Field(description="Score the bucket ends below, 0.1 to 1.")
     count: int
 
 
@@ -316,7 +322,9 @@ class CertificateOut(BaseModel):
     proven_optimal: bool
     objective_weight: int
     upper_bound: int
-    optimality_gap: float = Field(ge=0)
+    optimality_gap: float = Field(
+        ge=0, description="(upper_bound - objective_weight) / upper_bound: 0 proves the assignment optimal."
+    )
     pricing_rounds: int
     candidate_pairs: int
     eligible_pairs: int
@@ -327,7 +335,7 @@ class SkippedProposalOut(BaseModel):
     match_id: uuid.UUID
     mentee_person_id: uuid.UUID
     mentor_person_id: uuid.UUID
-    score: float
+    score: float = Field(description="The proposal's compatibility, 0 to 1.")
     reasons: list[str] = Field(
         description=(
             "Why the proposal was not sent: hard-rule codes (e.g. blocked_by_mentor, mentor_has_no_free_slot, "
@@ -353,16 +361,16 @@ class RoundReportOut(BaseModel):
     proposal_count: int
     matched_mentees: int
     unmatched_count: int
-    total_score: float
-    mean_score: float | None
-    min_score: float | None
-    max_score: float | None
+    total_score: float = Field(description="Sum of the proposals' scores (each 0 to 1).")
+    mean_score: float | None = Field(description="Mean proposal score, 0 to 1; null without proposals.")
+    min_score: float | None = Field(description="Lowest proposal score, 0 to 1; null without proposals.")
+    max_score: float | None = Field(description="Highest proposal score, 0 to 1; null without proposals.")
     distribution: list[BucketOut]
     unmatched: list[UnmatchedOut]
     certificate: CertificateOut
     solver: str
-    seconds_scoring: float
-    seconds_solving: float
+    seconds_scoring: float = Field(description="Wall-clock seconds spent scoring the eligible pairs.")
+    seconds_solving: float = Field(description="Wall-clock seconds spent finding the assignment.")
     approval: ApprovalOut | None = Field(
         default=None, description="Set once approved: what the re-check against the current program sent and skipped."
     )

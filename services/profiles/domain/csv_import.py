@@ -38,6 +38,9 @@ ENROLMENT_COLUMNS = ("role", "capacity", "status", "cohort")
 ALL_COLUMNS = PROFILE_COLUMNS + INVENTORY_COLUMNS + ENROLMENT_COLUMNS
 MAX_CELL_LENGTH = 10_000
 MAX_RECORD_CHARS = 100_000
+# Field separators spreadsheets write: comma; semicolon where the comma is the decimal separator (Excel in most
+# European locales); tab (Excel's "Unicode Text").
+DELIMITERS = (",", ";", "\t")
 
 # Which database columns a CSV column writes: an update touches only what the file's header names.
 STORED_BY_COLUMN: dict[str, tuple[str, ...]] = {
@@ -98,6 +101,23 @@ def check_header(header: list[str]) -> list[str]:
     return columns
 
 
+def detect_delimiter(header: str) -> str:
+    """The separator that splits the header record into the most known column names (comma when none does).
+
+    The header holds only column names, which contain none of the separators, so this needs no guess from the data.
+    """
+    best, best_known = ",", 0
+    for delimiter in DELIMITERS:
+        try:
+            cells = next(csv.reader([header], delimiter=delimiter, strict=True), [])
+        except csv.Error:
+            continue
+        known = sum(cell.strip().lower() in ALL_COLUMNS for cell in cells)
+        if known > best_known:
+            best, best_known = delimiter, known
+    return best
+
+
 def stored_columns(header: Iterable[str]) -> frozenset[str]:
     """The participants-table columns an import with this header writes."""
     stored: set[str] = set()
@@ -149,15 +169,17 @@ class RecordAssembler:
         return rest
 
 
-def parse_records(first_row_number: int, records: list[str]) -> list[tuple[int, list[str] | RowError]]:
+def parse_records(
+    first_row_number: int, records: list[str], delimiter: str = ","
+) -> list[tuple[int, list[str] | RowError]]:
     """Parse whole records into cells, numbering them; a malformed record becomes a row error."""
     try:
-        rows: list[list[str] | RowError] = list(csv.reader(records, strict=True))
+        rows: list[list[str] | RowError] = list(csv.reader(records, delimiter=delimiter, strict=True))
     except csv.Error:
         rows = []
         for record in records:  # find the bad record(s) without losing the good ones
             try:
-                rows.extend(csv.reader([record], strict=True))
+                rows.extend(csv.reader([record], delimiter=delimiter, strict=True))
             except csv.Error as error:
                 rows.append(RowError(0, None, f"malformed CSV: {error}"))
     numbered: list[tuple[int, list[str] | RowError]] = []

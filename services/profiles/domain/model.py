@@ -56,6 +56,9 @@ from shared.events.values import (
 )
 
 MAX_CAPACITY = 20
+AT_RISK_THRESHOLD = (
+    "A match whose health score (0 to 1, from pulse ratings and attendance) falls below this is at risk."
+)
 #: The dates a program may start and end on: the span scheduling plans in (instants of 2000-2099).
 PROGRAM_DATES = (date(2000, 1, 1), date(2099, 12, 31))
 #: Longer is a typo (an end year of 2062 for 2026), not a mentoring program: cohorts run for months, a few years at most.
@@ -320,7 +323,7 @@ class ProgramFields(Strict):
     min_report_group_size: int = Field(default=5, ge=2, le=100)
     function_catalogue: Catalogue = DEFAULT_FUNCTION_CATALOGUE
     pulse_questions: Annotated[tuple[PulseQuestion, ...], Field(max_length=20)] = ()
-    at_risk_threshold: UnitScore = 0.4
+    at_risk_threshold: UnitScore = Field(default=0.4, description=AT_RISK_THRESHOLD)
     reminder_lead_hours: int = Field(default=24, ge=0, le=336)
     missed_grace_days: int = Field(default=7, ge=1, le=60)
     pulse_window_days: int = Field(default=7, ge=1, le=60)
@@ -376,7 +379,7 @@ class ProgramPatch(Strict):
     min_report_group_size: int | None = Field(default=None, ge=2, le=100)
     function_catalogue: Catalogue | None = None
     pulse_questions: Annotated[tuple[PulseQuestion, ...], Field(max_length=20)] | None = None
-    at_risk_threshold: UnitScore | None = None
+    at_risk_threshold: UnitScore | None = Field(default=None, description=AT_RISK_THRESHOLD)
     reminder_lead_hours: int | None = Field(default=None, ge=0, le=336)
     missed_grace_days: int | None = Field(default=None, ge=1, le=60)
     pulse_window_days: int | None = Field(default=None, ge=1, le=60)

@@ -10,7 +10,6 @@ PostgreSQL and Python work at the same time. Memory is bounded by a few batches,
 from __future__ import annotations
 
 import asyncio
-import codecs
 import collections
 import uuid
 from collections.abc import AsyncIterator
@@ -33,9 +32,11 @@ from services.profiles.domain.csv_import import (
     RowError,
     RowParser,
     check_header,
+    detect_delimiter,
     parse_records,
     stored_columns,
 )
+from services.profiles.domain.csv_text import NotTextError, TextLines
 from services.profiles.entrypoints.http import READ_RESPONSES, not_found, transaction
 from services.profiles.entrypoints.schemas import ImportJobOut, ImportReportOut, RowErrorOut
 from shared.auth import CoordinatorOrOperatorPrincipal, Principal
@@ -60,24 +61,31 @@ router = APIRouter(tags=["imports"])
 _CSV_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "CSV (UTF-8, header row first); see docs/profiles/csv-import.md for the columns.",
+        "description": (
+            "CSV, header row first: UTF-8 (a BOM is ignored) or UTF-16 with a BOM; comma, semicolon or tab "
+            "separated; see docs/profiles/csv-import.md for the columns."
+        ),
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
 
 
 async def _lines(stream: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
-    """Lines (with their newline) of a UTF-8 byte stream, a chunk's worth at a time; a BOM is dropped."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    tail = ""
-    async for chunk in stream:
-        parts = (tail + decoder.decode(chunk)).split("\n")
-        tail = parts.pop()
-        if parts:
-            yield [part + "\n" for part in parts]
-    last = tail + decoder.decode(b"", final=True)
-    if last:
-        yield [last]
+    """Lines (with their line ending) of the uploaded bytes, a chunk's worth at a time (see `TextLines`).
+
+    Where the bytes stop being text, the whole lines before that one come first, then `NotTextError`.
+    """
+    text = TextLines()
+    try:
+        async for chunk in stream:
+            if lines := text.feed(chunk):
+                yield lines
+        if lines := text.finish():
+            yield lines
+    except NotTextError as error:
+        if error.lines:
+            yield error.lines
+        raise
 
 
 def _job(row: RowMapping) -> dict[str, Any]:
@@ -109,6 +117,7 @@ class _ImportRun:
         self.program = program
         self.job_id = job_id
         self.header: list[str] | None = None
+        self.delimiter = ","
         self.parser: RowParser | None = None
         self.target: ImportTarget | None = None
         self.campus_ids: dict[str, uuid.UUID] = {}
@@ -130,7 +139,8 @@ class _ImportRun:
                 self.campus_ids[str(campus_id)] = campus_id
 
     def take_header(self, record: str) -> None:
-        [(_, cells)] = parse_records(1, [record])
+        self.delimiter = detect_delimiter(record)
+        [(_, cells)] = parse_records(1, [record], self.delimiter)
         if isinstance(cells, RowError):
             raise HeaderError(cells.message)
         self.header = check_header(cells)
@@ -166,7 +176,7 @@ class _ImportRun:
             raise HeaderError(f"an import holds at most {MAX_IMPORT_ROWS} rows")
         valid: list[ParsedRow] = []
         errors: list[RowError] = []
-        for index, (number, cells) in enumerate(parse_records(first, batch), start=1):
+        for index, (number, cells) in enumerate(parse_records(first, batch, self.delimiter), start=1):
             if index % VALIDATION_SLICE_ROWS == 0 and self.writes:
                 await asyncio.sleep(0)
             if isinstance(cells, RowError):
@@ -210,8 +220,15 @@ class _ImportRun:
 def _failure_text(error: Exception, run: _ImportRun) -> str:
     if isinstance(error, RecordTooLongError):
         return f"row {run.next_row_number + len(run.pending)}: {error}"
-    if isinstance(error, UnicodeDecodeError):
-        return "the file is not UTF-8 text"
+    if isinstance(error, NotTextError):
+        kept = "the rows before it were imported (or reported)" if run.header else "nothing was imported"
+        return (
+            f"row {run.next_row_number + len(run.pending)} is not {error.encoding} text (byte offset {error.offset}: "
+            f"0x{error.bad[:1].hex()}); {kept}, the rest of the file was not read. "
+            "Save the file as UTF-8 and upload it again (rows already imported stay unchanged): in Excel, "
+            "File > Save As > 'CSV UTF-8 (Comma delimited) (*.csv)'; in Google Sheets, File > Download > "
+            "'Comma-separated values (.csv)'; in Numbers, File > Export To > CSV with Text Encoding 'Unicode (UTF-8)'."
+        )
     if isinstance(error, ClientDisconnect):
         return "the upload was interrupted"
     return str(error)
@@ -287,14 +304,20 @@ async def import_participants(
     try:
         await run.start()
         assembler = RecordAssembler()
-        async for lines in _lines(request.stream()):
-            await run.add(assembler.feed(lines))
+        try:
+            async for lines in _lines(request.stream()):
+                await run.add(assembler.feed(lines))
+        except NotTextError:
+            # Every row before the bad bytes is whole and readable: keep them all, not only the full batches, so
+            # what is imported does not depend on where a batch ends (the failure names the row it stopped at).
+            await run.flush()
+            raise
         await run.add(assembler.finish())
         await run.flush()
         await run.drain()
         if run.header is None:
             raise HeaderError("the file is empty: a header row is required")
-    except (HeaderError, RecordTooLongError, UnicodeDecodeError, ClientDisconnect) as error:
+    except (HeaderError, RecordTooLongError, NotTextError, ClientDisconnect) as error:
         await run.drain()  # keep the batch already on its way: the report counts it
         header_failure = isinstance(error, HeaderError)
         failure = _failure_text(error, run)

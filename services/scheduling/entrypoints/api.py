@@ -173,9 +173,15 @@ async def suggest_meeting_slots(
         Instant | None, Query(description=f"Earliest slot start, with a UTC offset (default: now). {INSTANT_RANGE}")
     ] = None,
     days: Annotated[int, Query(ge=1, le=90, description="Horizon in days from start.")] = 14,
-    duration_minutes: Annotated[int, Query(ge=15, le=480)] = 60,
-    limit: Annotated[int, Query(ge=1, le=20)] = 5,
-    preference: SlotPreference = SlotPreference.EARLIEST,
+    duration_minutes: Annotated[int, Query(ge=15, le=480, description="Length of the meeting to find room for.")] = 60,
+    limit: Annotated[int, Query(ge=1, le=20, description="How many slots to suggest (not a page: no offset).")] = 5,
+    preference: Annotated[
+        SlotPreference,
+        Query(
+            description="earliest: the first free slots; balanced: those nearest early afternoon in both people's "
+            "local time, then the earliest."
+        ),
+    ] = SlotPreference.EARLIEST,
 ) -> SlotSuggestions:
     """Slots when both people of the match are available, each in their own time zone (DST-correct), and neither
     has a proposed or accepted meeting (with each other or anyone else)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
@@ -254,3 +255,82 @@ async def test_a_programs_imports_page_until_next_offset_is_null(api: Api, tenan
     assert [len(page["items"]) for page in pages] == [2, 2, 1]
     assert [page["next_offset"] for page in pages] == [2, 4, None]
     assert sorted(job["id"] for page in pages for job in page["items"]) == sorted(uploaded)
+
+
+async def upload_bytes(api: Api, tenant: Tenant, body: bytes, chunk: int = 7) -> dict:  # type: ignore[type-arg]
+    """Upload in small chunks, so line endings, characters and BOMs are cut between chunks as a network may."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), chunk):
+            yield body[start : start + chunk]
+
+    return await upload(api, tenant, chunks())
+
+
+async def stored_names(api: Api) -> dict[str, str]:
+    async with api.runtime.engine.connect() as conn:
+        return dict((await conn.execute(text("SELECT external_id, display_name FROM participants"))).all())  # type: ignore[arg-type]
+
+
+async def test_an_excel_csv_utf8_export_with_semicolons_bom_and_crlf_is_imported(api: Api, tenant: Tenant) -> None:
+    # Excel in a locale whose decimal separator is the comma: "CSV UTF-8" separates by ";" and quotes list cells.
+    rows = [
+        "external_id;email;display_name;tenure_start;time_zone;interests;role",
+        'S1;s1@example.org;Zoë Müller;2021-09-01;Europe/Berlin;"chess;maths";mentee',
+        "S2;not-an-email;Two;2021-09-01;Europe/Berlin;;mentee",
+        "S3;s3@example.org;Åsa;2021-09-01;Europe/Stockholm;go;mentor",
+    ]
+    report = await upload_bytes(api, tenant, "\ufeff".encode() + "\r\n".join(rows).encode() + b"\r\n")
+    assert report["status"] == "completed", report["failure"]
+    assert (report["rows_imported"], report["rows_failed"]) == (2, 1)
+    assert [(e["row_number"], e["column"]) for e in report["errors"]] == [(3, "email")]
+    assert (await stored_names(api))["S1"] == "Zoë Müller"
+    found = await api.client.get("/v1/participants", params={"q": "s1@"}, headers=tenant.coordinator)
+    assert found.json()["items"][0]["interests"] == ["chess", "maths"]
+
+
+async def test_an_excel_unicode_text_export_in_utf16_with_tabs_is_imported(api: Api, tenant: Tenant) -> None:
+    rows = [
+        "external_id\temail\tdisplay_name\ttenure_start\ttime_zone\tgoal_text\trole",
+        'U1\tu1@example.org\t李小龍\t2021-09-01\tAsia/Shanghai\t"line one\r\nline two"\tmentee',
+        "U2\tu2@example.org\tNiamh Ó Briain\t2021-09-01\tEurope/Dublin\t\tmentor",
+        "U3\tu3@example.org\tThree\t2021-09-01\tMars/Olympus\t\tmentee",
+    ]
+    body = "\r\n".join(rows) + "\r\n"
+    for encoded in (codecs.BOM_UTF16_LE + body.encode("utf-16-le"), codecs.BOM_UTF16_BE + body.encode("utf-16-be")):
+        report = await upload_bytes(api, tenant, encoded)
+        assert report["status"] == "completed", report["failure"]
+        assert report["rows_processed"] == 3
+        assert [(e["row_number"], e["column"]) for e in report["errors"]] == [(4, "time_zone")]
+    names = await stored_names(api)
+    assert (names["U1"], names["U2"]) == ("李小龍", "Niamh Ó Briain")
+
+
+async def test_an_old_mac_file_with_lone_carriage_returns_is_imported_row_by_row(api: Api, tenant: Tenant) -> None:
+    rows = [
+        "external_id,email,display_name,tenure_start,time_zone,goal_text,role",
+        'M1,m1@example.org,One,2021-09-01,UTC,"first\rsecond",mentee',
+        "M2,not-an-email,Two,2021-09-01,UTC,,mentee",
+        "M3,m3@example.org,Three,2021-09-01,UTC,,mentor",
+    ]
+    report = await upload_bytes(api, tenant, "\r".join(rows).encode() + b"\r")
+    assert report["status"] == "completed", report["failure"]
+    assert (report["rows_processed"], report["rows_imported"], report["rows_failed"]) == (3, 2, 1)
+    assert [(e["row_number"], e["column"]) for e in report["errors"]] == [(3, "email")]
+
+
+async def test_a_file_that_is_not_utf8_stops_at_its_row_keeping_the_rows_before_and_says_how_to_export(
+    api: Api, tenant: Tenant
+) -> None:
+    # Excel's plain "CSV (Comma delimited)" on Windows writes Windows-1252: é is the single byte 0xE9.
+    rows = [HEADER, GOOD_1, GOOD_4, "E7,seven@example.org,José,2020-01-01,UTC,,,,mentee,,\n", NO_EXTERNAL]
+    body = "".join(rows).encode("cp1252")
+    report = await upload_bytes(api, tenant, body)
+    assert report["status"] == "failed"
+    assert (report["rows_processed"], report["rows_imported"]) == (2, 2)  # rows 2 and 3, before the bad one
+    offset = body.index(b"\xe9")
+    assert report["failure"].startswith(f"row 4 is not UTF-8 text (byte offset {offset}: 0xe9)")
+    assert "CSV UTF-8 (Comma delimited)" in report["failure"]
+    assert "Google Sheets" in report["failure"]
+    assert set(await stored_names(api)) >= {"E1", "E4"}
+    assert "E7" not in await stored_names(api)

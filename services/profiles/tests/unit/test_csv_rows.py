@@ -13,6 +13,7 @@ from services.profiles.domain.csv_import import (
     RecordAssembler,
     RecordTooLongError,
     check_header,
+    detect_delimiter,
     parse_records,
     parse_row,
     stored_columns,
@@ -141,3 +142,27 @@ def test_a_row_with_too_few_cells_is_an_error() -> None:
     errors = parse_row(3, HEADER, ["a@example.org"], {})
     assert isinstance(errors, list)
     assert "expected 9 cells" in errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("header", "delimiter"),
+    [
+        ("email,display_name,tenure_start,time_zone\r\n", ","),
+        ("email;display_name;tenure_start;time_zone\r\n", ";"),
+        ("email\tdisplay_name\ttenure_start\ttime_zone\n", "\t"),
+        ('"Email";"Display_Name";tenure_start;time_zone\n', ";"),
+        # One misspelt column: the separator still splits the rest into known names, so the error names it.
+        ("email;display_nam;tenure_start;time_zone\n", ";"),
+        ("nothing;known\n", ","),
+    ],
+)
+def test_the_delimiter_is_the_one_that_splits_the_header_into_known_columns(header: str, delimiter: str) -> None:
+    assert detect_delimiter(header) == delimiter
+
+
+def test_a_semicolon_file_quotes_its_list_cells_and_they_stay_lists() -> None:
+    [(_, cells)] = parse_records(2, ['a@example.org;A;2020-01-01;UTC;"mon 09:00-10:00;tue 10:00-11:00";;;;\n'], ";")
+    assert isinstance(cells, list)
+    parsed = parse_row(2, HEADER, cells, {}, now=EVENING)
+    assert isinstance(parsed, ParsedRow)
+    assert [w.weekday for w in parsed.profile.availability] == ["monday", "tuesday"]
