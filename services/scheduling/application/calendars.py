@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from services.scheduling.adapters.repository import meeting_from_row
 from services.scheduling.application.meetings import meetings_of_person, occurrence_keys
 from services.scheduling.domain.errors import InvalidAvailabilityError
 from services.scheduling.domain.ical import CalendarEntry, load_zone, meeting_ics, participant_feed
+from shared.db import advisory_lock_key
 
 FEED_TOKEN_BYTES = 32  # 256 bits: unguessable, so a fast hash is enough to store it
 FEED_MEETING_LIMIT = 500
@@ -90,18 +91,23 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+async def hold_erasure_of(session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID) -> None:
+    """Until the transaction ends, keep the person's erasure in this tenant from running beside this one (or wait for
+    the one running). A row lock would not do: before scheduling has seen the person's profile there is no people
+    row to lock, and an erasure inserting it would not see the feed made meanwhile, nor would the feed see it."""
+    key = advisory_lock_key(b"scheduling-erasure:" + tenant_id.bytes + person_id.bytes)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
 async def issue_feed_token(
     session: AsyncSession, tenant_id: uuid.UUID, person_id: uuid.UUID, now: datetime
 ) -> str | None:
     """Create the person's feed token, or rotate it: the previous URL stops working at once. None when the person was
     erased: their erasure revoked the feed, and a new one would publish their meeting times again for good."""
-    # FOR SHARE: an erasure committing meanwhile updates this row first, so either it waits for this insert and then
-    # deletes the feed, or this waits for the erasure and sees it.
+    await hold_erasure_of(session, tenant_id, person_id)
     erased = (
         await session.execute(
-            select(people.c.erased)
-            .where(people.c.person_id == person_id, people.c.tenant_id == tenant_id)
-            .with_for_update(read=True)
+            select(people.c.erased).where(people.c.person_id == person_id, people.c.tenant_id == tenant_id)
         )
     ).scalar_one_or_none()
     if erased:

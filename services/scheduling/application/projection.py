@@ -10,13 +10,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scheduling.adapters.orm import calendar_feeds, matches, meetings, people, programs
+from services.scheduling.adapters.orm import matches, meetings, people, programs
 from services.scheduling.adapters.repository import load_match, load_program, match_from_row
 from services.scheduling.application import meeting_events
+from services.scheduling.application.calendars import hold_erasure_of, revoke_feed_token
 from services.scheduling.application.checkins import (
     cancel_after_match_end,
     plan_match,
@@ -196,7 +197,7 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> bool
     """Forget the person's time zone, availability and calendar feed, and cancel their open meetings.
 
     What stays is the person id: on the people row with the erasure's version (a late snapshot is older, so it is not
-    applied; a redelivered erasure finds nothing newer to do), and on their matches' meetings, check-ins and
+    applied; a redelivered erasure only deletes a feed again), and on their matches' meetings, check-ins and
     reminders, which are the partner's history too and what the program's check-in lists count. Scheduling holds
     nothing else about a person: meetings carry times and a format, no text. Returns whether it was applied (not a
     redelivered or older erasure)."""
@@ -208,14 +209,15 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> bool
         "availability": [],
         "erased": True,
     }
-    if not await apply_snapshot(session, people, {"person_id": event.person_id}, values):
+    # Taken first, as POST /v1/me/calendar-feed does: a feed made at the same time is either seen and deleted here,
+    # or made after this commits, when the POST sees the erasure.
+    await hold_erasure_of(session, event.tenant_id, event.person_id)
+    applied = await apply_snapshot(session, people, {"person_id": event.person_id}, values)
+    # The feed URL would keep publishing the person's meeting times: revoke it with the rest of their data, at every
+    # delivery (a delete by key), so that a redelivery also removes a feed an earlier one missed.
+    await revoke_feed_token(session, event.tenant_id, event.person_id)
+    if not applied:
         return False
-    # The feed URL would keep publishing the person's meeting times: revoke it with the rest of their data.
-    await session.execute(
-        delete(calendar_feeds).where(
-            calendar_feeds.c.person_id == event.person_id, calendar_feeds.c.tenant_id == event.tenant_id
-        )
-    )
     await cancel_open_meetings(
         session,
         event.tenant_id,

@@ -5,19 +5,24 @@ for why)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from services.scheduling.application import calendars
 from services.scheduling.bootstrap import projection_handler
 from services.scheduling.settings import SchedulingSettings
 from services.scheduling.tests.integration.conftest import Feeder, rows, scalar, token
 from services.scheduling.tests.integration.scenario import Scenario
 from shared.clock import MovableClock
+from shared.db import session_factory
 from shared.events import samples
+from shared.events.envelope import EventEnvelope
 from shared.events.models import MatchAccepted
 from shared.http_protection import StoredResponse
 from shared.service import Runtime
@@ -170,3 +175,51 @@ async def test_an_erased_person_cannot_make_a_new_calendar_feed_that_would_publi
     # Their partner, not erased, still makes one.
     partner = token(settings, s.tenant_id, person=match.mentor_person_id)
     assert (await client.post("/v1/me/calendar-feed", headers=partner)).status_code == 201
+
+
+@pytest.mark.parametrize("erasure_first", [False, True], ids=["feed-first", "erasure-first"])
+async def test_a_person_scheduling_has_not_seen_erased_while_making_a_calendar_feed_keeps_no_feed(
+    db: AsyncEngine, feed: Feeder, erasure_first: bool
+) -> None:
+    """POST /v1/me/calendar-feed and the person's erasure in two transactions open at once, before scheduling has
+    any people row of the person to lock (no profile snapshot seen yet): whichever commits first, no feed of the
+    erased person may stay."""
+    tenant, person = uuid.uuid4(), uuid.uuid4()
+    erasure = EventEnvelope.wrap(samples.profile_erased(tenant_id=tenant, person_id=person, version=1))
+    sessions = session_factory(db)
+
+    async def apply(erasing: bool, session: AsyncSession) -> None:
+        if erasing:
+            await feed.handle(session, erasure)
+        else:  # what the route does
+            await calendars.issue_feed_token(session, tenant, person, datetime(2026, 2, 3, tzinfo=UTC))
+
+    async def apply_second() -> None:
+        async with sessions() as other, other.begin():
+            await apply(not erasure_first, other)
+
+    async with sessions() as session, session.begin():
+        await apply(erasure_first, session)
+        later = asyncio.create_task(apply_second())
+        await asyncio.wait({later}, timeout=1.0)  # done by then unless it waits for the first
+    await asyncio.wait_for(later, timeout=10)
+
+    assert not await scalar(db, "SELECT count(*) FROM calendar_feeds WHERE person_id = :p", p=person)
+
+
+async def test_an_erasure_delivered_again_revokes_a_calendar_feed_the_person_still_has(
+    seeded: tuple[Scenario, MatchAccepted], feed: Feeder, db: AsyncEngine
+) -> None:
+    """A feed left beside an applied erasure (made in a race the first delivery could not see) goes with the next
+    delivery of the erasure."""
+    s, match = seeded
+    await erase(feed, s, match)
+    async with db.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO calendar_feeds VALUES (:p, :t, 'leftover', now())"),
+            {"p": match.mentee_person_id, "t": s.tenant_id},
+        )
+
+    await erase(feed, s, match)
+
+    assert not await scalar(db, "SELECT count(*) FROM calendar_feeds WHERE person_id = :p", p=match.mentee_person_id)
