@@ -3,6 +3,7 @@ what a user copies from its output (addresses, ids) is printed whole."""
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -231,6 +232,48 @@ def test_the_import_error_table_shows_bracketed_messages_and_columns_as_they_are
     assert isinstance(result.exception, SystemExit), "no traceback"
     for text in BRACKETED:
         assert f"{text} {text}" in shown(result)
+
+
+class ProfilesKeepingTheUpload(ProfilesWithoutParticipants):
+    """An import that took every row, keeping the bytes and content type it received."""
+
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = b""
+        if self.headers.get("Transfer-Encoding") != "chunked":
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        else:
+            while size := int(self.rfile.readline().strip(), 16):
+                body += self.rfile.read(size + 2)[:size]
+            self.rfile.readline()
+        self.received.append((self.headers.get("Content-Type", ""), body))
+        report = {"id": str(uuid.uuid4()), "status": "completed", "rows_processed": 1, "rows_imported": 1}
+        self.answer({**report, "rows_unchanged": 0, "rows_failed": 0, "errors": [], "errors_truncated": False})
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        codecs.BOM_UTF8 + "email;display_name\r\nzoë@example.org;Zoë\r\n".encode(),
+        codecs.BOM_UTF16_LE + "email\tdisplay_name\r\nli@example.org\t李\r\n".encode("utf-16-le"),
+        b"email,display_name\rold@example.org,Old\r",
+    ],
+    ids=["excel csv utf-8 semicolons", "excel unicode text", "old mac"],
+)
+def test_the_import_uploads_the_file_byte_for_byte_whatever_its_encoding_and_separator(
+    tmp_path: Path, saved: bytes
+) -> None:
+    # The service recognises the encoding, separator and line ending (docs/profiles/csv-import.md): the command
+    # must not decode or re-encode the file on its way.
+    (tmp_path / "people.csv").write_bytes(saved)
+    with demo_services([(1, 1)], ProfilesKeepingTheUpload) as (url, _):  # type: ignore[arg-type]
+        (tmp_path / "state.json").write_text(json.dumps(state(this_process(), services={"profiles": url})))
+        ProfilesKeepingTheUpload.received.clear()
+        result = run_with(ON_PATH, tmp_path, "import", str(tmp_path / "people.csv"), *SOME_PROGRAM)
+
+    assert result.exit_code == 0, result.output
+    assert ProfilesKeepingTheUpload.received == [("text/csv", saved)]
 
 
 def test_the_demo_shows_a_short_list_explanation_with_brackets_as_it_is(tmp_path: Path) -> None:
