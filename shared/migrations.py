@@ -191,16 +191,24 @@ def backfill_in_batches(table: str, key: str, assignments: str, pending: str) ->
         op.execute(f"UPDATE {table} SET {assignments} WHERE {pending}")
         return
 
-    def batch(after: str = "") -> TextClause:
-        rows = f"SELECT {key} FROM {table} WHERE ({pending}){after} ORDER BY {key} LIMIT {int(BACKFILL_BATCH_ROWS)}"
-        return text(f"UPDATE {table} SET {assignments} WHERE {key} IN ({rows}) RETURNING {key}")
+    # A batch's keys are chosen first and the cursor moves past them whatever the UPDATE then finds, so rows deleted
+    # or no longer pending by then (READ COMMITTED) do not end the backfill early: it ends only when no pending row is
+    # left after the cursor. The UPDATE checks `pending` again, so a row a live pod changed meanwhile keeps its value.
+    def statements(after: str) -> tuple[TextClause, TextClause]:
+        """The last key of the next batch, and the update of the pending rows up to it."""
+        batch = f"SELECT {key} FROM {table} WHERE ({pending}){after} ORDER BY {key} LIMIT {int(BACKFILL_BATCH_ROWS)}"
+        return (
+            text(f"SELECT {key} FROM ({batch}) AS batch ORDER BY {key} DESC LIMIT 1"),
+            text(f"UPDATE {table} SET {assignments} WHERE ({pending}){after} AND {key} <= :last"),
+        )
 
-    first, following = batch(), batch(f" AND {key} > :after")
+    following = statements(f" AND {key} > :after")
     with op.get_context().autocommit_block():
         bind = op.get_bind()
-        done = bind.execute(first).scalars().all()
-        while done:
-            done = bind.execute(following, {"after": max(done)}).scalars().all()
+        (last_of_batch, update), cursor = statements(""), dict[str, Any]()
+        while (last := bind.execute(last_of_batch, cursor).scalar()) is not None:
+            bind.execute(update, {**cursor, "last": last})
+            (last_of_batch, update), cursor = following, {"after": last}
 
 
 def drop_index_concurrently(name: str, table: str) -> None:

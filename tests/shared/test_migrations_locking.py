@@ -149,6 +149,36 @@ async def test_matching_0005s_backfill_commits_in_batches_so_a_retried_job_resum
     assert await version_of(database_url) == "0005"
 
 
+async def test_a_backfill_whose_whole_batch_is_deleted_meanwhile_still_fills_the_rows_after_it(
+    database_url: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch's rows are deleted (by an old pod, say) after the backfill chose them and before it updates
+    them: it updates none of them, yet the rows after them must be filled before the revision counts as done."""
+    monkeypatch.setattr(shared.migrations, "BACKFILL_BATCH_ROWS", 2)
+    await upgrade("matching", database_url, "0004")
+    ids = sorted(uuid.uuid4() for _ in range(5))
+    await insert_matching_matches(engine, *((match, "ended", "mentee", "not_a_good_fit") for match in ids))
+    # The delete happens as the backfill reaches the row, the latest moment it can: the UPDATE finds it gone.
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION vanish() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF OLD.match_id IN ('{ids[0]}', '{ids[1]}') THEN "
+                "DELETE FROM matches WHERE match_id = OLD.match_id; RETURN NULL; END IF; RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(
+            text("CREATE TRIGGER vanish BEFORE UPDATE ON matches FOR EACH ROW EXECUTE FUNCTION vanish()")
+        )
+
+    await upgrade("matching", database_url)
+
+    async with engine.connect() as conn:
+        done = (await conn.execute(text("SELECT match_id, rematch_offered FROM matches ORDER BY match_id"))).all()
+    assert [tuple(row) for row in done] == [(m, True) for m in ids[2:]]
+    assert await version_of(database_url) == "0005"
+
+
 def test_the_migrate_role_waits_for_locks_as_long_and_as_often_as_its_settings_say(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
