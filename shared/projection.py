@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
@@ -13,9 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.messaging.consumer import run_after_commit
 
-#: Drops what a service keeps outside its database about an erased person (the bootstrap wires
-#: shared.service.Runtime.forget_answers_naming: the answers its API keeps in Redis for Idempotency-Key retries).
-ForgetPerson = Callable[[uuid.UUID], Awaitable[object]]
+
+class ForgetPerson(Protocol):
+    """Drops what a service keeps outside its database about a person erased in a tenant (the bootstrap wires
+    shared.service.Runtime.forget_answers_naming: the answers its API keeps in Redis for Idempotency-Key retries)."""
+
+    def __call__(self, person_id: uuid.UUID, tenant_id: uuid.UUID) -> Awaitable[object]: ...
 
 
 async def apply_snapshot(
@@ -37,12 +40,15 @@ async def apply_snapshot(
     return applied.first() is not None
 
 
-def forget_after_commit(session: AsyncSession, forget: ForgetPerson | None, person_id: uuid.UUID) -> None:
-    """Have an erasure handler's `forget(person_id)` run once the consumer's transaction commits (run_after_commit):
+def forget_after_commit(
+    session: AsyncSession, forget: ForgetPerson | None, tenant_id: uuid.UUID, person_id: uuid.UUID
+) -> None:
+    """Have an erasure handler's `forget(person_id, tenant_id)` (the erasure's tenant only: another tenant's records
+    naming the same id stay) run once the consumer's transaction commits (run_after_commit):
     no Redis scan while the batch holds its row locks, none for a batch rolled back, and its failure logged, never
     failing the erasure. `forget` None (a handler built without Redis) forgets nothing."""
     if forget is not None:
-        run_after_commit(session, functools.partial(forget, person_id))
+        run_after_commit(session, functools.partial(forget, person_id, tenant_id))
 
 
 async def is_erased(session: AsyncSession, people: Table, tenant_id: uuid.UUID, person_id: uuid.UUID) -> bool:
@@ -62,4 +68,4 @@ async def forget_if_erased(
     after the first may have failed (Redis down: logged, not retried) or missed an answer a request still running then
     kept; the second costs a SCAN. An erasure of another tenant's person (not applied) forgets nothing."""
     if await is_erased(session, people, tenant_id, person_id):
-        forget_after_commit(session, forget, person_id)
+        forget_after_commit(session, forget, tenant_id, person_id)

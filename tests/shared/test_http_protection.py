@@ -183,37 +183,44 @@ def record_naming(person: str) -> bytes:
     return http_protection.StoredResponse("f", 201, [], f'{{"person_id": "{person}"}}'.encode()).dumps()
 
 
-async def forget_and_look(redis: Any, person: str, logged: str) -> tuple[int | None, list[str], list[str]]:
-    """forget_stored_responses of "testsvc": how many it forgot, the keys left, the keys logged as `logged`."""
+#: The tenant of the records these tests keep by hand.
+TENANT = uuid.UUID("0b8f8c52-61f4-4c0e-9d8e-0f4f5d3a2c11")
+
+
+async def forget_and_look(
+    redis: Any, person: str, logged: str, tenant: uuid.UUID = TENANT
+) -> tuple[int | None, list[str], list[str]]:
+    """forget_stored_responses of "testsvc" in `tenant`: how many it forgot, the keys left (of every tenant), the
+    keys logged as `logged`."""
     with capture_logs() as logs:
-        forgotten = await http_protection.forget_stored_responses(redis, "testsvc", person)
+        forgotten = await http_protection.forget_stored_responses(redis, "testsvc", tenant, person)
     left = sorted(key.decode() for key in await redis.keys("idem:testsvc:*"))
     return forgotten, left, [entry["key"] for entry in logs if entry["event"] == logged]
 
 
 async def test_forgetting_an_erased_persons_responses_deletes_a_record_it_cannot_read_and_goes_on(redis: Any) -> None:
     person = str(uuid.uuid4())
-    await redis.set("idem:testsvc:t:u:broken", b"{not json")
-    await redis.set("idem:testsvc:t:u:naming", record_naming(person))
+    await redis.set(f"idem:testsvc:{TENANT}:u:broken", b"{not json")
+    await redis.set(f"idem:testsvc:{TENANT}:u:naming", record_naming(person))
 
     forgotten, left, logged = await forget_and_look(redis, person, "stored_response_unreadable_deleted")
 
     assert forgotten == 2, "the record naming the person and the unreadable one, which may name them too"
     assert left == []
-    assert logged == ["idem:testsvc:t:u:broken"]
+    assert logged == [f"idem:testsvc:{TENANT}:u:broken"]
 
 
 async def test_forgetting_an_erased_persons_responses_deletes_those_kept_under_their_own_subject(redis: Any) -> None:
     person = str(uuid.uuid4())
     # Their own answer (a calendar feed's URL, say) names them only in its key, when their token's subject is their id.
     own = http_protection.StoredResponse("f", 201, [], b'{"url": "https://example.org/feeds/secret"}').dumps()
-    await redis.set(f"idem:testsvc:t:{person}:k1", own)
-    await redis.set("idem:testsvc:t:someone-else:k2", own)
+    await redis.set(f"idem:testsvc:{TENANT}:{person}:k1", own)
+    await redis.set(f"idem:testsvc:{TENANT}:someone-else:k2", own)
 
     forgotten, left, _ = await forget_and_look(redis, person, "")
 
     assert forgotten == 1
-    assert left == ["idem:testsvc:t:someone-else:k2"]
+    assert left == [f"idem:testsvc:{TENANT}:someone-else:k2"]
 
 
 async def test_forgetting_an_erased_persons_responses_deletes_their_own_though_neither_key_nor_body_names_them(
@@ -227,10 +234,32 @@ async def test_forgetting_an_erased_persons_responses_deletes_their_own_though_n
     assert (await replica.http.post("/items", json={"name": "my words"}, headers=auth(own, "k1"))).status_code == 201
     assert (await replica.http.post("/items", json={"name": "theirs"}, headers=auth(others, "k2"))).status_code == 201
 
-    forgotten, left, _ = await forget_and_look(redis, str(person), "")
+    forgotten, left, _ = await forget_and_look(redis, str(person), "", tenant)
 
     assert forgotten == 1
     assert left == [f"idem:testsvc:{tenant}:idp-subject-18:k2"]
+
+
+async def test_forgetting_an_erased_persons_responses_in_one_tenant_leaves_another_tenants_naming_the_same_id(
+    redis: Any,
+) -> None:
+    """Person ids are not tenants' secrets: another tenant's answers that name the same id (in the body, as the
+    caller's person, in the key's subject) or cannot be read belong to that tenant and are not this erasure's."""
+    person = str(uuid.uuid4())
+    ours, theirs = uuid.uuid4(), uuid.uuid4()
+    callers_own = http_protection.StoredResponse("f", 201, [], b'{"name": "my words"}', person=person).dumps()
+    for tenant in (ours, theirs):
+        await redis.set(f"idem:testsvc:{tenant}:u:body", record_naming(person))
+        await redis.set(f"idem:testsvc:{tenant}:idp-subject:person", callers_own)
+        await redis.set(f"idem:testsvc:{tenant}:{person}:subject", record_naming("someone-else"))
+        await redis.set(f"idem:testsvc:{tenant}:u:broken", b"{not json")
+
+    forgotten, left, _ = await forget_and_look(redis, person, "", ours)
+
+    assert forgotten == 4
+    assert left == sorted(
+        f"idem:testsvc:{theirs}:{rest}" for rest in ("u:body", "idp-subject:person", f"{person}:subject", "u:broken")
+    )
 
 
 def as_written_before_the_person_was_kept(raw: bytes) -> bytes:
@@ -262,12 +291,14 @@ async def test_forgetting_an_erased_persons_responses_finds_a_record_kept_before
     redis: Any,
 ) -> None:
     person = str(uuid.uuid4())
-    await redis.set("idem:testsvc:t:u:naming", as_written_before_the_person_was_kept(record_naming(person)))
-    await redis.set("idem:testsvc:t:u:other", as_written_before_the_person_was_kept(record_naming("someone-else")))
+    await redis.set(f"idem:testsvc:{TENANT}:u:naming", as_written_before_the_person_was_kept(record_naming(person)))
+    await redis.set(
+        f"idem:testsvc:{TENANT}:u:other", as_written_before_the_person_was_kept(record_naming("someone-else"))
+    )
 
     forgotten, left, unreadable = await forget_and_look(redis, person, "stored_response_unreadable_deleted")
 
-    assert (forgotten, left, unreadable) == (1, ["idem:testsvc:t:u:other"], [])
+    assert (forgotten, left, unreadable) == (1, [f"idem:testsvc:{TENANT}:u:other"], [])
 
 
 async def test_forgetting_an_erased_persons_responses_skips_a_key_of_another_redis_type_and_goes_on(
@@ -275,15 +306,15 @@ async def test_forgetting_an_erased_persons_responses_skips_a_key_of_another_red
 ) -> None:
     person = str(uuid.uuid4())
     # A hash under the service's prefix: GET on it fails with WRONGTYPE, which ended the whole walk.
-    await redis.hset("idem:testsvc:t:u:a-hash", mapping={"person_id": "someone else"})
+    await redis.hset(f"idem:testsvc:{TENANT}:u:a-hash", mapping={"person_id": "someone else"})
     for number in range(20):
-        await redis.set(f"idem:testsvc:t:u:naming-{number}", record_naming(person))
+        await redis.set(f"idem:testsvc:{TENANT}:u:naming-{number}", record_naming(person))
 
     forgotten, left, logged = await forget_and_look(redis, person, "stored_response_of_another_type_skipped")
 
     assert forgotten == 20, "every record naming the person, wherever the hash came in the walk"
-    assert left == ["idem:testsvc:t:u:a-hash"], "a key this module did not write is left alone"
-    assert logged == ["idem:testsvc:t:u:a-hash"]
+    assert left == [f"idem:testsvc:{TENANT}:u:a-hash"], "a key this module did not write is left alone"
+    assert logged == [f"idem:testsvc:{TENANT}:u:a-hash"]
 
 
 def _changed(**changes: Any) -> Callable[[dict[str, Any]], bytes]:

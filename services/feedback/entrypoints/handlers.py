@@ -33,9 +33,9 @@ EventHandler = Callable[[AsyncSession, EventEnvelope[EventData]], Awaitable[None
 def make_handler(clock: Clock | None = None, forget_kept: ForgetPerson | None = None) -> EventHandler:
     """The projection's handler; events it does not need (e.g. MatchProposed) are acknowledged and ignored.
 
-    `clock` (default: the system's) decides which check-ins are already due, and whether the first-meeting
-    milestone has passed, when the match's health is assessed. `forget_kept(person_id)` drops the answers the API
-    keeps in Redis for Idempotency-Key retries that name an erased person (a pulse answer holds their note, an
+    `clock` (default: the system's) decides which check-ins are already due, and whether the first-meeting milestone has
+    passed, when the match's health is assessed. `forget_kept(person_id, tenant_id)` drops the answers the API keeps in
+    Redis for Idempotency-Key retries in the tenant that name an erased person (a pulse answer holds their note, an
     agreement their answers); it runs after the consumer's transaction commits, for every erasure delivered, as the
     erasure itself does its whole work again.
     """
@@ -52,7 +52,7 @@ def make_handler(clock: Clock | None = None, forget_kept: ForgetPerson | None = 
                 await app.apply_enrollment_changed(session, data)
             case ProfileErased():
                 await app.apply_profile_erased(session, data, service_clock.now())
-                forget_after_commit(session, forget_kept, data.person_id)
+                forget_after_commit(session, forget_kept, data.tenant_id, data.person_id)
             case MatchAccepted():
                 await app.apply_match_accepted(session, data)
             case MatchEnded():

@@ -205,10 +205,10 @@ async def on_match_at_risk(session: AsyncSession, event: MatchAtRisk) -> None:
 def make_handler(forget_cached: ForgetPerson | None = None) -> Handler:
     """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored.
 
-    `forget_cached(person_id)` drops what the API keeps outside the database about an erased person (answers kept
-    for Idempotency-Key retries, which name partners and hold explanations); it runs after the consumer's transaction
-    commits (run_after_commit), its failure logged, for each delivery of an erasure, a redelivery too
-    (forget_if_erased)."""
+    `forget_cached(person_id, tenant_id)` drops what the API keeps outside the database about a person erased in the
+    tenant (answers kept for Idempotency-Key retries, which name partners and hold explanations); it runs after the
+    consumer's transaction commits (run_after_commit), its failure logged, for each delivery of an erasure, a redelivery
+    too (forget_if_erased)."""
 
     async def handle(session: AsyncSession, envelope: ContractEvent) -> None:
         data = envelope.data

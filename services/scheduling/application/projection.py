@@ -231,9 +231,9 @@ async def on_profile_erased(session: AsyncSession, event: ProfileErased) -> bool
 def make_handler(clock: Clock, forget_kept: ForgetPerson | None = None) -> Handler:
     """The consumer group's handler: dispatch on the event's data type; other types on the topics are ignored.
 
-    `forget_kept(person_id)` drops the answers the API keeps in Redis for Idempotency-Key retries that name an erased
-    person (a meeting names both parties); it runs after the consumer's transaction commits, for each delivery of an
-    erasure, a redelivery too (forget_if_erased)."""
+    `forget_kept(person_id, tenant_id)` drops the answers the API keeps in Redis for Idempotency-Key retries in the
+    tenant that name an erased person (a meeting names both parties); it runs after the consumer's transaction
+    commits, for each delivery of an erasure, a redelivery too (forget_if_erased)."""
 
     async def handle(session: AsyncSession, envelope: ContractEvent) -> None:
         data = envelope.data

@@ -123,6 +123,22 @@ async def test_an_erasure_delivered_again_forgets_again_the_answers_kept_naming_
     assert await kept_answers_naming(runtime.redis, person) == []
 
 
+async def test_an_erasure_leaves_the_answers_another_tenant_keeps_naming_the_same_person_id(
+    seeded: tuple[Scenario, MatchAccepted], erasing: Feeder, runtime: Runtime
+) -> None:
+    """The erasure is of the person in its tenant: an answer another tenant keeps that names the same id is that
+    tenant's, and stays."""
+    s, match = seeded
+    person = str(match.mentee_person_id)
+    theirs = f"idem:scheduling:{uuid.uuid4()}:coordinator:theirs"
+    kept = StoredResponse("f", 201, [], f'{{"mentee_person_id": "{person}"}}'.encode(), person=person).dumps()
+    await runtime.redis.set(theirs, kept, ex=600)
+
+    await erase(erasing, s, match)
+
+    assert await kept_answers_naming(runtime.redis, person) == [theirs]
+
+
 async def test_an_erasure_delivered_again_or_of_a_stranger_changes_nothing_more(
     seeded: tuple[Scenario, MatchAccepted], feed: Feeder, db: AsyncEngine
 ) -> None:
