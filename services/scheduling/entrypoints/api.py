@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scheduling.adapters.orm import check_ins, meetings, reminders
+from services.scheduling.adapters.orm import check_ins, meetings
 from services.scheduling.adapters.repository import load_person
 from services.scheduling.application import calendars
 from services.scheduling.application import meetings as meeting_cases
@@ -36,6 +36,7 @@ from services.scheduling.application.access import (
     visible_match,
 )
 from services.scheduling.application.calendars import CalendarFile
+from services.scheduling.application.reminders import reminders_of_person
 from services.scheduling.domain.errors import (
     IllegalTransitionError,
     InvalidAvailabilityError,
@@ -426,18 +427,9 @@ async def my_reminders(
 ) -> OffsetPage[ReminderOut]:
     """Your check-in reminders, newest first: one per check-in of your matches, recorded when it came within the
     program's reminder lead of its due time. Each is also published as a CheckInReminderDue event, which is how a
-    notification service learns of everyone's reminders."""
-    person = _person(principal)
-    rows = await db.execute(
-        select(reminders)
-        .where(
-            reminders.c.tenant_id == principal.tenant,
-            (reminders.c.mentee_person_id == person) | (reminders.c.mentor_person_id == person),
-        )
-        .order_by(reminders.c.remind_at.desc(), reminders.c.check_in_id)
-        .limit(limit + 1)
-        .offset(offset)
-    )
+    notification service learns of everyone's reminders. `check_in_state` says where the check-in stands now: a
+    reminder stays listed after its check-in was cancelled (the match ended) or settled."""
+    rows = await reminders_of_person(db, principal.tenant, _person(principal), limit + 1, offset)
     return OffsetPage[ReminderOut].of(rows, offset, limit, ReminderOut.of)
 
 

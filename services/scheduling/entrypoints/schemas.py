@@ -126,6 +126,10 @@ class ReminderOut(BaseModel):
     due_at: datetime
     remind_at: datetime
     recorded_at: datetime
+    check_in_state: CheckInState = Field(
+        description="The check-in's state now: a reminder stays listed after its check-in was cancelled (the match"
+        " ended, a new plan) or settled, so a client reminds only of a scheduled one."
+    )
 
     @classmethod
     def of(cls, row: Any) -> ReminderOut:

@@ -344,6 +344,29 @@ async def test_every_list_endpoint_pages_by_offset_until_next_offset_is_null(
     assert too_big.status_code == 422
 
 
+async def test_a_participants_reminders_say_where_each_check_in_stands_now(
+    client: httpx.AsyncClient, pair, settings: SchedulingSettings, clock: MovableClock, db
+) -> None:
+    s, match = pair
+    mentee = token(settings, s.tenant_id, person=match.mentee_person_id)
+    planned = (await client.get(f"/v1/matches/{match.match_id}/check-ins", params={"limit": 3}, headers=mentee)).json()[
+        "items"
+    ]
+    for check_in in planned:  # each reminded an hour before it is due
+        clock.set(datetime.fromisoformat(check_in["due_at"]) - timedelta(hours=1))
+        await sweep(session_factory(db), clock, batch_size=100)
+    clock.set(datetime.fromisoformat(planned[-1]["due_at"]) + timedelta(days=30))  # all three missed by now
+    await sweep(session_factory(db), clock, batch_size=100)
+
+    listed = (await client.get("/v1/me/reminders", headers=mentee)).json()["items"]
+    states = (await client.get(f"/v1/matches/{match.match_id}/check-ins", headers=mentee)).json()["items"]
+
+    reminded = {c["check_in_id"]: c["state"] for c in states if c["check_in_id"] in {r["check_in_id"] for r in listed}}
+    assert len(listed) == 3
+    assert {r["check_in_id"]: r["check_in_state"] for r in listed} == reminded
+    assert set(reminded.values()) == {"missed"}
+
+
 async def test_a_coordinator_lists_one_milestone_of_every_match_by_kind(
     client: httpx.AsyncClient, pair, settings: SchedulingSettings
 ) -> None:
