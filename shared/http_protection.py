@@ -290,15 +290,12 @@ def _names(record: StoredResponse, person: str) -> bool:
     return record.person == person or person.encode() in record.body
 
 
-async def forget_stored_responses(
-    redis: aioredis.Redis, service: str, tenant: uuid.UUID | None, needle: str
-) -> int | None:
+async def forget_stored_responses(redis: aioredis.Redis, service: str, tenant: uuid.UUID, needle: str) -> int | None:
     """Delete the service's responses kept in `tenant` for Idempotency-Key retries whose body or key holds `needle` (an
     erased person's id: an answer naming them may hold their name, e-mail or what was written from their profile, kept a
     day otherwise; the key holds the caller's token subject), or that answered `needle` itself (the caller's person id
     kept with the record); how many, or None when Redis failed. Only the erasure's tenant: another tenant's answers
-    naming the same id are that tenant's business (`tenant` None walks every tenant's, for a caller that does not say
-    which). Walks the service's records with SCAN, so it suits a rare act like an erasure, not a request path. A retry
+    naming the same id are that tenant's business. Walks the service's records with SCAN, so it suits a rare act like an erasure, not a request path. A retry
     with a forgotten key runs the request again, as one arriving after the record expired would. Redis failing is
     logged, not raised: the caller's erasure stands, Redis holds only what may be lost, and the records expire with the
     idempotency TTL. A record that cannot be read is deleted and logged: it may name the person, and a replay of it
@@ -308,8 +305,7 @@ async def forget_stored_responses(
     forgotten = 0
     try:
         # The key is idem:{service}:{tenant}:{subject}:{key}; a tenant id (a UUID) holds no glob character.
-        scope = "*" if tenant is None else f"{tenant}:*"
-        async for key in redis.scan_iter(match=f"idem:{service}:{scope}", count=500):
+        async for key in redis.scan_iter(match=f"idem:{service}:{tenant}:*", count=500):
             try:
                 raw = await redis.get(key)
             except ResponseError as exc:

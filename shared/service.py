@@ -91,11 +91,10 @@ class Runtime:
 
         return {"database": database, "broker": broker, "redis": redis}
 
-    async def forget_answers_naming(self, person_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> None:
+    async def forget_answers_naming(self, person_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
         """After an erasure in `tenant_id` has committed: drop the answers this service's API keeps in Redis for
-        Idempotency-Key retries in that tenant that name the person. Redis failing is logged, not raised: the erasure
-        stands whatever Redis does. `tenant_id` None looks in every tenant: only for a caller that does not pass its
-        tenant yet (profiles' erase route), since it also drops another tenant's answers naming the same id."""
+        Idempotency-Key retries in that tenant that name the person (another tenant's answers naming the same id are
+        that tenant's). Redis failing is logged, not raised: the erasure stands whatever Redis does."""
         await forget_stored_responses(self.redis, self.settings.service_name, tenant_id, str(person_id))
 
 

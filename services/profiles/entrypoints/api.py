@@ -793,7 +793,7 @@ async def erase_participant(
         await add_events(session, [erased])
     # After the commit, so the erasure stands whatever Redis does: the kept answers of the POSTs that returned the
     # person's profile (the same clean-up matching's consumer runs).
-    await request.app.state.runtime.forget_answers_naming(person_id)
+    await request.app.state.runtime.forget_answers_naming(person_id, principal.tenant)
     return Response(status_code=204)
 
 

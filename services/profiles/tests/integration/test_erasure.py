@@ -150,3 +150,20 @@ async def test_an_erasure_stands_when_redis_fails_to_forget_the_cached_answers(
 
     # Erased all the same: the records expire with the idempotency TTL.
     assert (await api.client.get(f"/v1/participants/{person_id}", headers=tenant.coordinator)).status_code == 404
+
+
+async def test_an_erasure_leaves_the_answers_another_tenant_keeps_naming_the_same_id(api: Api, tenant: Tenant) -> None:
+    person_id, _, version = await enter_person(api, tenant)
+    redis = api.runtime.redis
+    ours = [key async for key in redis.scan_iter(match=f"idem:profiles:{tenant.id}:*")]
+    assert ours, "the creation's answer is kept for a retry"
+    # Another organisation's kept answer naming the same id (ids are the caller's business there): theirs to keep.
+    theirs = ours[0].decode().replace(str(tenant.id), str(uuid.uuid4()), 1)
+    kept = await redis.get(ours[0])
+    assert kept is not None
+    await redis.set(theirs, kept)
+
+    await erase(api, tenant, person_id, version)
+
+    assert await redis.exists(ours[0]) == 0
+    assert await redis.exists(theirs) == 1
