@@ -101,6 +101,35 @@ def check_header(header: list[str]) -> list[str]:
     return columns
 
 
+def check_header_text(record: str) -> None:
+    """Refuse a header record holding NULs: what a UTF-16 file without a BOM looks like when read as UTF-8.
+
+    Column names are ASCII, so each one's UTF-16 code units are its letter and a NUL byte, which is valid UTF-8;
+    without this, the import would list NUL-ridden "unknown columns".
+    """
+    if "\x00" in record:
+        raise HeaderError(
+            "the header row holds NUL characters: the file looks like UTF-16 without a byte-order mark (BOM). "
+            "Save it again as CSV UTF-8 (in Excel, File > Save As > 'CSV UTF-8 (Comma delimited) (*.csv)'; "
+            "in LibreOffice, Text CSV with character set 'Unicode (UTF-8)') and upload it again"
+        )
+
+
+def separator_line(record: str) -> str | None:
+    """The separator an Excel ``sep=`` first line names, or None when the record is not one.
+
+    Excel honours such a line and shows the next one as row 1, so the header is the next record and the row
+    numbers stay those Excel shows.
+    """
+    line = record.rstrip("\r\n")
+    if line[:4].lower() != "sep=":
+        return None
+    named = line[4:]
+    if named not in DELIMITERS:
+        raise HeaderError(f"the first line {line[:20]!r} names a separator other than comma, semicolon or tab")
+    return named
+
+
 def detect_delimiter(header: str) -> str:
     """The separator that splits the header record into the most known column names (comma when none does).
 
@@ -128,7 +157,14 @@ def stored_columns(header: Iterable[str]) -> frozenset[str]:
 
 
 class RecordTooLongError(ValueError):
-    """A record grew beyond the limit: almost always a quote that is never closed."""
+    """A record grew beyond the limit: almost always a quote that is never closed.
+
+    ``records`` are the whole records before it, from the lines given to the call that raised.
+    """
+
+    def __init__(self, message: str, records: list[str]) -> None:
+        super().__init__(message)
+        self.records = records
 
 
 class RecordAssembler:
@@ -160,7 +196,7 @@ class RecordAssembler:
                 self._pending_chars = 0
                 self._quotes = 0
             elif self._pending_chars > self._max:
-                raise RecordTooLongError(f"a record exceeds {self._max} characters (unclosed quote?)")
+                raise RecordTooLongError(f"a record exceeds {self._max} characters (unclosed quote?)", records)
         return records
 
     def finish(self) -> list[str]:

@@ -1,7 +1,7 @@
 """The bytes of an uploaded CSV file as lines of text, chunk by chunk (pure, no I/O).
 
 What spreadsheet exports produce: UTF-8 with or without a BOM (Excel's "CSV UTF-8", Google Sheets, Numbers),
-UTF-16 with a BOM (Excel's "Unicode Text"), and lines ending in ``\\r\\n``, ``\\n`` or, from old Mac software, a
+UTF-16 with a BOM (Excel's "Unicode Text"; a UTF-32 BOM is refused), and lines ending in ``\\r\\n``, ``\\n`` or, from old Mac software, a
 lone ``\\r``. The encoding (by the BOM) and the line ending (by the header line's) are decided once, at the start of
 the file; every later chunk is decoded and split with plain ``str.split``, as fast as before. Text that is not valid
 in the file's encoding is never guessed at (decoding Windows-1252 as if it were would corrupt names): it stops the
@@ -13,8 +13,11 @@ from __future__ import annotations
 import codecs
 from typing import Final
 
-# Enough bytes to tell every BOM accepted below.
-_BOM_BYTES: Final = 3
+# Enough bytes to tell every BOM below, UTF-32's included.
+_BOM_BYTES: Final = 4
+# UTF-32's little-endian BOM begins with UTF-16's, so it is checked first: no spreadsheet exports UTF-32, and read
+# as UTF-16 it would become text full of NULs.
+_REFUSED_BOMS: Final = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"))
 _ENCODINGS: Final = (
     (codecs.BOM_UTF8, "utf-8", "UTF-8"),
     (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
@@ -34,6 +37,17 @@ class NotTextError(ValueError):
         self.offset = offset
         self.bad = bad
         self.lines = lines
+
+
+class UnsupportedEncodingError(ValueError):
+    """The file's BOM names an encoding the import does not read (UTF-32): refused before any line."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(
+            f"the file is {encoding} (by its byte-order mark), which the import does not read: save it as CSV UTF-8 "
+            "(in Excel, File > Save As > 'CSV UTF-8 (Comma delimited) (*.csv)') and upload it again"
+        )
+        self.encoding = encoding
 
 
 class TextLines:
@@ -61,6 +75,9 @@ class TextLines:
 
     def _start(self) -> bytes:
         head, self._head = self._head, b""
+        for bom, refused in _REFUSED_BOMS:
+            if head.startswith(bom):
+                raise UnsupportedEncodingError(refused)
         codec = "utf-8"
         for bom, name, label in _ENCODINGS:
             if head.startswith(bom):

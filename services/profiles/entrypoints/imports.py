@@ -32,11 +32,13 @@ from services.profiles.domain.csv_import import (
     RowError,
     RowParser,
     check_header,
+    check_header_text,
     detect_delimiter,
     parse_records,
+    separator_line,
     stored_columns,
 )
-from services.profiles.domain.csv_text import NotTextError, TextLines
+from services.profiles.domain.csv_text import NotTextError, TextLines, UnsupportedEncodingError
 from services.profiles.entrypoints.http import READ_RESPONSES, not_found, transaction
 from services.profiles.entrypoints.schemas import ImportJobOut, ImportReportOut, RowErrorOut
 from shared.auth import CoordinatorOrOperatorPrincipal, Principal
@@ -118,6 +120,7 @@ class _ImportRun:
         self.job_id = job_id
         self.header: list[str] | None = None
         self.delimiter = ","
+        self.named_delimiter: str | None = None  # from an Excel "sep=" first line
         self.parser: RowParser | None = None
         self.target: ImportTarget | None = None
         self.campus_ids: dict[str, uuid.UUID] = {}
@@ -139,7 +142,11 @@ class _ImportRun:
                 self.campus_ids[str(campus_id)] = campus_id
 
     def take_header(self, record: str) -> None:
-        self.delimiter = detect_delimiter(record)
+        check_header_text(record)
+        if self.named_delimiter is None and (named := separator_line(record)) is not None:
+            self.named_delimiter = named  # the header is the next record
+            return
+        self.delimiter = self.named_delimiter or detect_delimiter(record)
         [(_, cells)] = parse_records(1, [record], self.delimiter)
         if isinstance(cells, RowError):
             raise HeaderError(cells.message)
@@ -217,20 +224,27 @@ class _ImportRun:
                 task.exception()  # a failed write also fails the ones queued behind it: the first failure is reported
 
 
+def _kept(run: _ImportRun) -> str:
+    """Which rows a stopped import kept: every row before the failure (`run` is flushed, nothing is pending)."""
+    last = run.next_row_number - 1
+    if run.header is None or last < 2:
+        return "nothing was imported"
+    return f"the last row imported was row {last} (it and the rows before it were imported or reported)"
+
+
 def _failure_text(error: Exception, run: _ImportRun) -> str:
     if isinstance(error, RecordTooLongError):
-        return f"row {run.next_row_number + len(run.pending)}: {error}"
+        return f"row {run.next_row_number}: {error}; {_kept(run)}, the rest of the file was not read"
     if isinstance(error, NotTextError):
-        kept = "the rows before it were imported (or reported)" if run.header else "nothing was imported"
         return (
-            f"row {run.next_row_number + len(run.pending)} is not {error.encoding} text (byte offset {error.offset}: "
-            f"0x{error.bad[:1].hex()}); {kept}, the rest of the file was not read. "
+            f"row {run.next_row_number} is not {error.encoding} text (byte offset {error.offset}: "
+            f"0x{error.bad[:1].hex()}); {_kept(run)}, the rest of the file was not read. "
             "Save the file as UTF-8 and upload it again (rows already imported stay unchanged): in Excel, "
             "File > Save As > 'CSV UTF-8 (Comma delimited) (*.csv)'; in Google Sheets, File > Download > "
             "'Comma-separated values (.csv)'; in Numbers, File > Export To > CSV with Text Encoding 'Unicode (UTF-8)'."
         )
     if isinstance(error, ClientDisconnect):
-        return "the upload was interrupted"
+        return f"the upload was interrupted; {_kept(run)}. Upload the file again (rows already imported stay unchanged)"
     return str(error)
 
 
@@ -307,9 +321,12 @@ async def import_participants(
         try:
             async for lines in _lines(request.stream()):
                 await run.add(assembler.feed(lines))
-        except NotTextError:
-            # Every row before the bad bytes is whole and readable: keep them all, not only the full batches, so
-            # what is imported does not depend on where a batch ends (the failure names the row it stopped at).
+        except (NotTextError, RecordTooLongError, ClientDisconnect) as stop:
+            # Every record before the failure is whole (a dropped upload: every one received): keep them all, not
+            # only the full batches, so what is imported does not depend on where a batch ends (the failure names
+            # the last row imported).
+            if isinstance(stop, RecordTooLongError):
+                await run.add(stop.records)
             await run.flush()
             raise
         await run.add(assembler.finish())
@@ -317,9 +334,9 @@ async def import_participants(
         await run.drain()
         if run.header is None:
             raise HeaderError("the file is empty: a header row is required")
-    except (HeaderError, RecordTooLongError, NotTextError, ClientDisconnect) as error:
+    except (HeaderError, UnsupportedEncodingError, RecordTooLongError, NotTextError, ClientDisconnect) as error:
         await run.drain()  # keep the batch already on its way: the report counts it
-        header_failure = isinstance(error, HeaderError)
+        header_failure = isinstance(error, HeaderError | UnsupportedEncodingError)
         failure = _failure_text(error, run)
     except BaseException:
         run.abandon()

@@ -11,8 +11,10 @@ from urllib.parse import urljoin
 
 import pytest
 from sqlalchemy import text
+from starlette.types import Message
 
 from services.profiles.entrypoints import imports
+from services.profiles.entrypoints.api import build_app
 from services.profiles.tests.integration.conftest import Api, Tenant
 
 pytestmark = pytest.mark.integration
@@ -272,9 +274,14 @@ async def stored_names(api: Api) -> dict[str, str]:
         return dict((await conn.execute(text("SELECT external_id, display_name FROM participants"))).all())  # type: ignore[arg-type]
 
 
-async def test_an_excel_csv_utf8_export_with_semicolons_bom_and_crlf_is_imported(api: Api, tenant: Tenant) -> None:
+# Some exports begin with Excel's "sep=;" line, which names the separator; Excel shows the next line as row 1.
+@pytest.mark.parametrize("first_lines", [[], ["sep=;"]], ids=["header first", "after a sep line"])
+async def test_an_excel_csv_utf8_export_with_semicolons_bom_and_crlf_is_imported(
+    api: Api, tenant: Tenant, first_lines: list[str]
+) -> None:
     # Excel in a locale whose decimal separator is the comma: "CSV UTF-8" separates by ";" and quotes list cells.
     rows = [
+        *first_lines,
         "external_id;email;display_name;tenure_start;time_zone;interests;role",
         'S1;s1@example.org;Zoë Müller;2021-09-01;Europe/Berlin;"chess;maths";mentee',
         "S2;not-an-email;Two;2021-09-01;Europe/Berlin;;mentee",
@@ -334,3 +341,75 @@ async def test_a_file_that_is_not_utf8_stops_at_its_row_keeping_the_rows_before_
     assert "Google Sheets" in report["failure"]
     assert set(await stored_names(api)) >= {"E1", "E4"}
     assert "E7" not in await stored_names(api)
+
+
+async def latest_job(api: Api, tenant: Tenant) -> dict[str, Any]:
+    jobs = await api.client.get(f"/v1/programs/{tenant.program_id}/imports", headers=tenant.coordinator)
+    return jobs.json()["items"][0]  # type: ignore[no-any-return]
+
+
+async def test_an_unclosed_quote_stops_the_file_keeping_every_row_before_it_and_names_the_last(
+    api: Api, tenant: Tenant
+) -> None:
+    unclosed = 'E9,nine@example.org,"Nine,2020-01-01,UTC,,,,mentee,,\n'
+    rest = "".join(f"X{i},x{i}@example.org,X,2020-01-01,UTC,,,,mentee,,\n" for i in range(3_000))  # > 100,000 chars
+    report = await upload(api, tenant, HEADER + GOOD_1 + BAD_EMAIL + GOOD_4 + unclosed + rest)
+    assert report["status"] == "failed"
+    assert (report["rows_processed"], report["rows_imported"], report["rows_failed"]) == (3, 2, 1)
+    assert report["failure"].startswith("row 5: a record exceeds 100000 characters (unclosed quote?)")
+    assert "the last row imported was row 4" in report["failure"]
+    assert set(await stored_names(api)) >= {"E1", "E4"}
+    assert not {"E9", "X0"} & set(await stored_names(api))
+
+
+async def test_a_dropped_upload_keeps_the_rows_received_before_it_and_names_the_last(api: Api, tenant: Tenant) -> None:
+    # httpx cannot drop a request half-way: the app is called as a server would, which then reports the disconnect.
+    received = [(HEADER + GOOD_1 + GOOD_4 + "E8,eight@exa").encode()]  # the last row is cut off
+
+    async def receive() -> Message:
+        if received:
+            return {"type": "http.request", "body": received.pop(), "more_body": True}
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    headers = {**csv_headers(tenant.coordinator), "Host": "profiles"}
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": f"/v1/programs/{tenant.program_id}/imports", "raw_path": b"", "query_string": b"", "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000), "server": ("profiles", 80),
+    }  # fmt: skip
+    await build_app(api.runtime)(scope, receive, send)
+    job = await latest_job(api, tenant)
+    assert job["status"] == "failed"
+    assert (job["rows_processed"], job["rows_imported"]) == (2, 2)
+    assert job["failure"].startswith("the upload was interrupted; the last row imported was row 3")
+    assert set(await stored_names(api)) >= {"E1", "E4"}
+    assert "E8" not in await stored_names(api)
+
+
+async def post_header_failure(api: Api, tenant: Tenant, body: bytes) -> str:
+    response = await api.client.post(
+        f"/v1/programs/{tenant.program_id}/imports", content=body, headers=csv_headers(tenant.coordinator)
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "header"]
+    return response.json()["detail"][0]["msg"]  # type: ignore[no-any-return]
+
+
+async def test_utf16_without_a_bom_is_refused_saying_so_and_how_to_export(api: Api, tenant: Tenant) -> None:
+    body = HEADER.replace("\n", "\r\n") + GOOD_4.replace("\n", "\r\n")
+    for codec in ("utf-16-le", "utf-16-be"):
+        message = await post_header_failure(api, tenant, body.encode(codec))
+        assert message.startswith("the header row holds NUL characters: the file looks like UTF-16 without a byte")
+        assert "CSV UTF-8 (Comma delimited)" in message
+        assert "\x00" not in message
+    assert (await latest_job(api, tenant))["status"] == "failed"
+
+
+async def test_a_utf32_file_is_refused_by_its_bom_rather_than_read_as_utf16(api: Api, tenant: Tenant) -> None:
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be")):
+        message = await post_header_failure(api, tenant, bom + (HEADER + GOOD_4).encode(codec))
+        assert message.startswith("the file is UTF-32 (by its byte-order mark), which the import does not read")

@@ -13,9 +13,11 @@ from services.profiles.domain.csv_import import (
     RecordAssembler,
     RecordTooLongError,
     check_header,
+    check_header_text,
     detect_delimiter,
     parse_records,
     parse_row,
+    separator_line,
     stored_columns,
 )
 
@@ -43,6 +45,32 @@ def test_an_unclosed_quote_is_refused_before_it_eats_the_file() -> None:
     assembler = RecordAssembler(max_record_chars=100)
     with pytest.raises(RecordTooLongError):
         assembler.feed(['a,"never closed\n'] + ["more text\n"] * 20)
+
+
+def test_an_unclosed_quote_hands_back_the_whole_records_before_it() -> None:
+    assembler = RecordAssembler(max_record_chars=100)
+    with pytest.raises(RecordTooLongError) as raised:
+        assembler.feed(["a,b\n", 'c,"d\ne",f\n', 'g,"never closed\n'] + ["more text\n"] * 20)
+    assert raised.value.records == ["a,b\n", 'c,"d\ne",f\n']
+
+
+@pytest.mark.parametrize(("line", "delimiter"), [("sep=;\r\n", ";"), ("SEP=,\n", ","), ("sep=\t\r", "\t")])
+def test_an_excel_sep_line_names_the_separator(line: str, delimiter: str) -> None:
+    assert separator_line(line) == delimiter
+
+
+def test_a_header_is_not_a_sep_line_and_a_sep_line_naming_another_separator_is_refused() -> None:
+    assert separator_line("email;display_name;sep=\n") is None
+    with pytest.raises(HeaderError, match="names a separator other than comma, semicolon or tab"):
+        separator_line("sep=|\n")
+
+
+def test_a_header_holding_nuls_is_refused_as_utf16_without_a_bom() -> None:
+    header = "email,display_name,tenure_start,time_zone\r\n".encode("utf-16-le").decode()
+    with pytest.raises(HeaderError, match="looks like UTF-16 without a byte-order mark") as raised:
+        check_header_text(header)
+    assert "\x00" not in str(raised.value)
+    check_header_text("email,display_name,tenure_start,time_zone\r\n")  # a UTF-8 header passes
 
 
 def test_a_malformed_record_is_a_row_error_and_its_neighbours_survive() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from services.profiles.domain.csv_text import NotTextError, TextLines
+from services.profiles.domain.csv_text import NotTextError, TextLines, UnsupportedEncodingError
 
 
 def lines_of(body: bytes, chunk: int, lines: list[str] | None = None) -> list[str]:
@@ -67,3 +67,11 @@ def test_a_utf16_file_cut_in_the_middle_of_a_character_is_not_text_at_its_last_b
         lines_of(body, chunk, lines)
     assert lines + raised.value.lines == ["a\n"]
     assert (raised.value.encoding, raised.value.offset) == ("UTF-16", len(body) - 1)
+
+
+@pytest.mark.parametrize("bom", [codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE])
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_a_utf32_bom_is_refused_rather_than_read_as_utf16_or_utf8(bom: bytes, chunk: int) -> None:
+    codec = "utf-32-le" if bom == codecs.BOM_UTF32_LE else "utf-32-be"
+    with pytest.raises(UnsupportedEncodingError, match="the file is UTF-32"):
+        lines_of(bom + "email,display_name\r\n".encode(codec), chunk)
