@@ -648,6 +648,13 @@ async def create_participant(
     return _participant(row)
 
 
+# A participant carries every profile field, tens of KB at the fields' limits (500 blocked ids, 100 availability
+# windows, needs, offers, tags, goal texts): a page of the shared limit's 1000 could be tens of MB, built and validated
+# in one request. Larger limits are served in pages of this size (the cap this list had before the shared limit), so
+# one paging loop still works against every list.
+PARTICIPANTS_PAGE_MAX = 200
+
+
 @router.get("/participants", responses=READ_RESPONSES, tags=["participants"])
 async def list_participants(
     request: Request,
@@ -672,7 +679,9 @@ async def list_participants(
         str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description="Text in the display name or email.")
     ] = None,
 ) -> Page[ParticipantOut]:
-    """The tenant's participants for an operator; for a coordinator, those who are or were in their programs."""
+    """The tenant's participants for an operator; for a coordinator, those who are or were in their programs. At
+    most 200 per page whatever `limit` asks (follow `next_offset`): each carries the whole profile."""
+    limit = min(limit, PARTICIPANTS_PAGE_MAX)
     conditions = repo.participant_filters(
         principal.tenant,
         campus_id=campus_id,

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from services.profiles.entrypoints import api as api_module
 from services.profiles.tests.integration.conftest import Api, Tenant, enrolled_in, profile, program
 from shared.paging import MAX_LIMIT
 
@@ -178,6 +179,28 @@ async def test_the_lists_that_were_cursor_paged_page_by_offset_like_every_other_
     last = await api.client.get("/v1/campuses", params={"limit": 2, "offset": 4}, headers=tenant.operator)
     assert last.json()["next_offset"] is None
     assert len(last.json()["items"]) == 1
+
+
+async def test_a_page_of_participants_holds_at_most_the_lists_own_cap_and_names_the_next(
+    api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A participant carries every profile field (tens of KB at the fields' limits): a page of the shared limit's 1000
+    # could be tens of MB built in one request, so this list serves larger limits in pages of its own cap.
+    monkeypatch.setattr(api_module, "PARTICIPANTS_PAGE_MAX", 3)
+    for i in range(4):
+        created = await api.client.post("/v1/participants", json=profile(f"c{i}@example.org"), headers=tenant.operator)
+        assert created.status_code == 201, created.text
+
+    first = (await api.client.get("/v1/participants", params={"limit": 1000}, headers=tenant.operator)).json()
+    rest = (
+        await api.client.get(
+            "/v1/participants", params={"limit": 1000, "offset": first["next_offset"]}, headers=tenant.operator
+        )
+    ).json()
+
+    assert (len(first["items"]), first["next_offset"]) == (3, 3)
+    assert (len(rest["items"]), rest["next_offset"]) == (2, None)
+    assert len({p["id"] for p in first["items"] + rest["items"]}) == 5
 
 
 async def test_a_coordinator_of_another_organisation_gets_404(api: Api, tenant: Tenant, other_tenant: Tenant) -> None:
