@@ -156,18 +156,15 @@ class ApiClient:
         return self.request(service, "GET", path).headers["ETag"]
 
     def pages(self, service: str, path: str, *, limit: int = 200, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every item of a paged collection, cursor-paged (`{"items": [...], "next_cursor": ...}`) or offset-paged
-        (`"next_offset"`, as every list other than profiles' cursor-paged ones is)."""
-        following: dict[str, Any] = {}
+        """Every item of a paged collection (`{"items": [...], "next_offset": ...}`): every list of the four services
+        pages by limit and offset; profiles' deprecated `next_cursor` is not followed."""
+        offset = 0
         while True:
-            page = self.get(service, path, limit=limit, **params, **following)
+            page = self.get(service, path, limit=limit, **params, **({"offset": offset} if offset else {}))
             yield from page["items"]
-            if page.get("next_cursor"):
-                following = {"cursor": page["next_cursor"]}
-            elif page.get("next_offset") is not None:
-                following = {"offset": page["next_offset"]}
-            else:
+            if page.get("next_offset") is None:
                 return
+            offset = page["next_offset"]
 
 
 def _if_match(etag: str | None) -> dict[str, str] | None:

@@ -22,12 +22,24 @@ def paged_by_offset(total: int) -> httpx.MockTransport:
     return httpx.MockTransport(answer)
 
 
-def paged_by_cursor(total: int) -> httpx.MockTransport:
+def paged_like_profiles(total: int, seen: list[httpx.QueryParams]) -> httpx.MockTransport:
+    """Profiles' formerly cursor-paged lists (participants, programs, ...): offset and limit in, ``next_offset`` out,
+    and still the deprecated ``next_cursor`` beside it."""
+
     def answer(request: httpx.Request) -> httpx.Response:
-        start, limit = int(request.url.params.get("cursor", 0)), int(request.url.params["limit"])
-        items = [{"n": n} for n in range(start, min(start + limit, total))]
+        seen.append(request.url.params)
+        if "cursor" in request.url.params:  # this stand-in does not page by cursor: it ends the list
+            return httpx.Response(200, json={"items": [], "next_offset": None, "next_cursor": None})
+        offset, limit = int(request.url.params.get("offset", 0)), int(request.url.params["limit"])
+        items = [{"n": n} for n in range(offset, min(offset + limit, total))]
+        more = offset + limit < total
         return httpx.Response(
-            200, json={"items": items, "next_cursor": str(start + limit) if start + limit < total else None}
+            200,
+            json={
+                "items": items,
+                "next_offset": offset + limit if more else None,
+                "next_cursor": f"00000000-0000-0000-0000-{offset + limit:012d}" if more else None,
+            },
         )
 
     return httpx.MockTransport(answer)
@@ -40,7 +52,10 @@ def test_an_offset_paged_collection_is_read_to_its_last_page() -> None:
     assert [e["row_number"] for e in errors] == [n + 2 for n in range(2_500)]
 
 
-def test_a_cursor_paged_collection_is_read_to_its_last_page() -> None:
-    with ApiClient(ENDPOINTS, "token", transport=paged_by_cursor(450)) as client:
+def test_a_list_that_still_offers_the_deprecated_cursor_is_read_by_offset_to_its_last_page() -> None:
+    # The client followed next_cursor first, so it paged profiles' lists by the deprecated cursor.
+    seen: list[httpx.QueryParams] = []
+    with ApiClient(ENDPOINTS, "token", transport=paged_like_profiles(450, seen)) as client:
         items = list(client.pages("profiles", "/v1/participants", limit=200))
     assert [i["n"] for i in items] == list(range(450))
+    assert [(p.get("offset"), p.get("cursor")) for p in seen] == [(None, None), ("200", None), ("400", None)]

@@ -242,7 +242,7 @@ class ProfilesWithoutParticipants(BaseHTTPRequestHandler):
             self.answer({"id": str(uuid.uuid4())})
 
     def do_GET(self) -> None:
-        self.answer({"items": [], "next_cursor": None})
+        self.answer({"items": [], "next_offset": None})
 
     def drain_body(self) -> None:
         if self.headers.get("Transfer-Encoding") != "chunked":  # the CSV upload is streamed in chunks
@@ -322,7 +322,7 @@ class DemoServices(ProfilesWithoutParticipants):
         if path == "/v1/participants":
             external = [f"M-{i:05d}" for i in range(1, self.mentors + 1)]
             external += [f"S-{i:05d}" for i in range(self.mentors + 1, self.mentors + self.mentees + 1)]
-            self.answer({"items": [{"external_id": e, "id": self.person_id(e)} for e in external], "next_cursor": None})
+            self.answer({"items": [{"external_id": e, "id": self.person_id(e)} for e in external], "next_offset": None})
         elif path.endswith("/pool"):
             known = self.pool_answers.pop(0) if len(self.pool_answers) > 1 else self.pool_answers[0]
             self.calls.append(f"pool {known}")
