@@ -369,3 +369,23 @@ def test_paths_are_kebab_case_and_their_parameters_are_named_after_the_collectio
             elif not kebab.fullmatch(segment) and segment not in FILE_SEGMENTS:
                 wrong.append(f"{method.upper()} {path}: {segment} is not kebab-case")
     assert wrong == []
+
+
+# A snake_case value list opening a description ("pending_approval, approved, or expired ...") is an enum written in
+# prose: a generated client cannot check or switch on it.
+VALUES_IN_PROSE = re.compile(r"^\s*`?[a-z][a-z0-9_]*`?(\s*,\s*`?[a-z][a-z0-9_]*`?)+,?\s+or\s+`?[a-z][a-z0-9_]*`?")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_status_or_a_value_from_a_fixed_list_is_an_enum_not_a_string_described_in_prose(service: str) -> None:
+    """A `status`/`state` (or `*_status`, `*_state`) field or parameter, and a string whose description lists its
+    allowed values, is an enum: its values are then in the schema, where a generated client finds them."""
+    prose = []
+    for where, name, schema, kind in named_kinds(service):
+        if kind != "string" or "enum" in resolve(document_of(service), without_null(schema)):
+            continue
+        if re.search(r"(^|_)(status|state)$", name):
+            prose.append(f"{where} is a plain string")
+        elif VALUES_IN_PROSE.match(without_null(schema).get("description", "")):
+            prose.append(f"{where} lists its values in its description")
+    assert prose == []

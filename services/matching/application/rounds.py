@@ -23,7 +23,7 @@ from services.matching.application.program_data import ProgramData
 from services.matching.application.translate import contract_breakdown
 from services.matching.domain.approval import ParticipantGone, PendingProposal, recheck_proposals
 from services.matching.domain.lifecycle import MatchState
-from services.matching.domain.rounds import SCORE_SCALE, RoundReport, UnmatchedReason, run_cohort_round
+from services.matching.domain.rounds import SCORE_SCALE, RoundReport, RoundStatus, UnmatchedReason, run_cohort_round
 from services.matching.domain.rules import ExclusionReason
 from shared.events.models import MatchRoundCompleted
 from shared.events.values import DeclineReason, MatchOrigin, ObjectiveMode, ScoreBucket, UnmatchedReasonCount
@@ -32,10 +32,6 @@ from shared.ids import new_id
 from shared.messaging.outbox import add_events
 
 SOLVER = "ortools.min_cost_flow.column_generation"
-PENDING = "pending_approval"
-APPROVED = "approved"
-#: Still awaiting approval when its program stopped taking new matches: its proposals lapsed, nothing can be sent.
-EXPIRED = "expired"
 
 _CONTRACT_UNMATCHED = {
     UnmatchedReason.NO_SLOT_THIS_ROUND: ContractUnmatched.CAPACITY_EXHAUSTED,
@@ -110,7 +106,7 @@ async def run_round(session: AsyncSession, data: ProgramData, now: datetime) -> 
             round_id=round_id,
             tenant_id=data.tenant,
             program_id=data.program.program_id,
-            status=PENDING,
+            status=RoundStatus.PENDING_APPROVAL.value,
             report=_report_json(report, len(mentors), capacity_total),
             started_at=now,
             completed_at=completed,
@@ -309,8 +305,8 @@ async def approve_round(
     updated = (
         await session.execute(
             update(rounds)
-            .where(rounds.c.round_id == round_row.round_id, rounds.c.status == PENDING)
-            .values(status=APPROVED, approved_at=now, report=report)
+            .where(rounds.c.round_id == round_row.round_id, rounds.c.status == RoundStatus.PENDING_APPROVAL.value)
+            .values(status=RoundStatus.APPROVED.value, approved_at=now, report=report)
             .returning(rounds)
         )
     ).first()
@@ -321,12 +317,12 @@ async def approve_round(
 
 def require_pending(round_row: Row[Any]) -> None:
     """409 unless the round still awaits approval, saying what became of it."""
-    if round_row.status == EXPIRED:
+    if round_row.status == RoundStatus.EXPIRED:
         raise ConflictError(
             "this round expired unapproved: the program stopped taking new matches and its proposals lapsed; "
             "nothing of it can be sent"
         )
-    if round_row.status != PENDING:
+    if round_row.status != RoundStatus.PENDING_APPROVAL:
         raise ConflictError("this round was approved already")
 
 
@@ -338,11 +334,11 @@ async def expire_rounds_of_stopped_programs(
     query = (
         update(rounds)
         .where(
-            rounds.c.status == PENDING,
+            rounds.c.status == RoundStatus.PENDING_APPROVAL.value,
             match_cases.of_its_program(rounds),
             match_cases.program_closes_its_proposals(now),
         )
-        .values(status=EXPIRED)
+        .values(status=RoundStatus.EXPIRED.value)
         .returning(rounds.c.round_id)
     )
     if program_id is not None:

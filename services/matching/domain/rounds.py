@@ -436,6 +436,15 @@ def greedy_assignment(
 # --- the round on participants ------------------------------------------------------------------------------------
 
 
+class RoundStatus(StrEnum):
+    """Where a cohort round stands: its proposals wait for a coordinator's approval, were sent, or lapsed."""
+
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    #: Still awaiting approval when its program stopped taking new matches: its proposals lapsed, nothing is sent.
+    EXPIRED = "expired"
+
+
 class UnmatchedReason(StrEnum):
     NO_SLOT_THIS_ROUND = "no_slot_this_round"  # the mentee already holds as many mentors as the program allows
     NO_FEASIBLE_MENTOR = "no_feasible_mentor"  # hard rules exclude every mentor

@@ -12,6 +12,7 @@ from services.matching.application.choosing import MenteeShortlist
 from services.matching.application.pool import ProgramPool
 from services.matching.application.projection import ERASED_EXPLANATION
 from services.matching.domain.lifecycle import MatchState
+from services.matching.domain.rounds import RoundStatus
 from shared.events.values import (
     ActorRole,
     AtRiskReason,
@@ -379,9 +380,9 @@ class RoundReportOut(BaseModel):
 class RoundOut(BaseModel):
     round_id: uuid.UUID
     program_id: uuid.UUID
-    status: str = Field(
-        description="pending_approval, approved, or expired (still awaiting approval when the program stopped "
-        "taking new matches: closed, archived or past its last day; its proposals lapsed)"
+    status: RoundStatus = Field(
+        description="expired: still awaiting approval when the program stopped taking new matches (closed, archived "
+        "or past its last day); its proposals lapsed"
     )
     started_at: datetime
     completed_at: datetime

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Self
 from uuid import UUID
@@ -167,6 +168,14 @@ def storable(value: object) -> bool:
 
 #: Validation context flag: the input's text was already checked for unstorable characters.
 TEXT_CHECKED = "text_checked"
+
+
+class ImportStatus(StrEnum):
+    """Where a CSV import stands: its rows are still being read, all were read, or it stopped on an error."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
 
 
 class Strict(BaseModel):

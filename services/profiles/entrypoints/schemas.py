@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.profiles.domain.model import EnrolmentFields, ProfileFields, ProgramFields, Strict
+from services.profiles.domain.model import EnrolmentFields, ImportStatus, ProfileFields, ProgramFields, Strict
 from shared.events.models import KeyList
 from shared.events.values import EnrollmentRole, EnrollmentStatus, NeedRating, ShortText, Tag
 from shared.paging import OffsetPage
@@ -130,7 +130,7 @@ class RowErrorOut(BaseModel):
 class ImportJobOut(BaseModel):
     id: UUID
     program_id: UUID
-    status: str = Field(description="running, completed or failed")
+    status: ImportStatus
     rows_processed: int
     rows_imported: int = Field(description="Rows that created or changed a participant.")
     rows_unchanged: int
