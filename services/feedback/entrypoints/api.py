@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,6 +70,7 @@ from shared.events.values import FeedbackKind
 from shared.http_errors import error_responses
 from shared.ids import new_id
 from shared.paging import Limit, Offset, OffsetPage
+from shared.preconditions import IF_MATCH_MAX_LENGTH, IfMatchValue, contradicts, set_etag, stale
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
@@ -80,6 +81,18 @@ class _Body(BaseModel):
 
 NOT_FOUND = error_responses(404)
 CONFLICT = error_responses(409)
+STALE = error_responses(412)
+# Optional, as for scheduling's meetings (required would break the clients that send none): the two parties, or one
+# party's two devices, may each write the agreement from what they read; a stale ETag is refused, not overwritten.
+AgreementIfMatch = Annotated[
+    IfMatchValue | None,
+    Header(
+        alias="If-Match",
+        max_length=IF_MATCH_MAX_LENGTH,
+        description='ETag of the agreement as you read it, e.g. "3" (optional; a stale one gives 412, so an edit '
+        "made from an old read does not silently replace the partner's or another device's).",
+    ),
+]
 # Every route takes a bearer token (a principal dependency): each may answer 401 and 403, as in the other services.
 AUTHENTICATED = error_responses(401, 403)
 
@@ -162,40 +175,61 @@ agreement_router = APIRouter(prefix="/matches/{match_id}/agreement", tags=["agre
 
 
 @agreement_router.get("", responses=NOT_FOUND)
-async def read_agreement(match_id: MatchId, principal: ParticipantPrincipal, session: Session) -> AgreementOut:
-    """The caller's view: own answers; the partner's and the comparison only after both submitted."""
+async def read_agreement(
+    match_id: MatchId, principal: ParticipantPrincipal, session: Session, response: Response
+) -> AgreementOut:
+    """The caller's view: own answers; the partner's and the comparison only after both submitted. Its ETag is
+    the If-Match for the PUTs."""
     match = await _match_of_party(session, principal, match_id)
-    agreement, _ = await repo.load_agreement(session, match)
+    agreement, version = await repo.load_agreement(session, match)
+    set_etag(response, version)
     assert principal.person_id is not None
     return _agreement_out(agreement, principal.person_id)
 
 
-@agreement_router.put("/answers", responses={**NOT_FOUND, **CONFLICT})
+@agreement_router.put("/answers", responses={**NOT_FOUND, **CONFLICT, **STALE})
 async def submit_agreement_answers(
-    match_id: MatchId, answers: AgreementAnswers, principal: ParticipantPrincipal, session: Session, now: Now
+    match_id: MatchId,
+    answers: AgreementAnswers,
+    principal: ParticipantPrincipal,
+    session: Session,
+    now: Now,
+    response: Response,
+    if_match: AgreementIfMatch = None,
 ) -> AgreementOut:
     """Submit (or, until the partner has submitted, replace) the caller's answers; locked once both did."""
     match = await _match_of_party(session, principal, match_id)
     assert principal.person_id is not None
     await repo.lock_agreement_row(session, match)
     agreement, version = await repo.load_agreement(session, match, lock=True)
+    if contradicts(if_match, version):
+        raise stale()
     try:
         agreement = submit_answers(agreement, principal.person_id, answers, now)
     except AgreementError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     await repo.save_agreement(session, match.tenant_id, agreement, version)
+    set_etag(response, version + 1)
     return _agreement_out(agreement, principal.person_id)
 
 
-@agreement_router.put("/plan", responses={**NOT_FOUND, **CONFLICT})
+@agreement_router.put("/plan", responses={**NOT_FOUND, **CONFLICT, **STALE})
 async def record_agreed_plan(
-    match_id: MatchId, body: PlanIn, principal: ParticipantPrincipal, session: Session, now: Now
+    match_id: MatchId,
+    body: PlanIn,
+    principal: ParticipantPrincipal,
+    session: Session,
+    now: Now,
+    response: Response,
+    if_match: AgreementIfMatch = None,
 ) -> AgreementOut:
     """Record the plan both agreed on (after both submitted); replaces an earlier plan."""
     match = await _match_of_party(session, principal, match_id)
     assert principal.person_id is not None
     await repo.lock_agreement_row(session, match)
     agreement, version = await repo.load_agreement(session, match, lock=True)
+    if contradicts(if_match, version):
+        raise stale()
     plan = AgreedPlan(
         goals=tuple(PlanGoal(goal_id=new_id(), text=goal) for goal in body.goals),
         agreements=body.agreements,
@@ -207,6 +241,7 @@ async def record_agreed_plan(
     except AgreementError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     await repo.save_agreement(session, match.tenant_id, agreement, version)
+    set_etag(response, version + 1)
     return _agreement_out(agreement, principal.person_id)
 
 

@@ -134,3 +134,39 @@ async def test_a_malformed_answer_is_a_422_naming_the_field(
     response = await client.put(f"/v1/matches/{pair.match}/agreement/answers", json=bad, headers=mentee)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][-2:] == ["aspirations", "commitment"]
+
+
+async def test_a_plan_recorded_from_a_stale_read_is_refused_rather_than_replacing_the_partners_plan(
+    runtime: Runtime, client: httpx.AsyncClient, pair: People
+) -> None:
+    mentee, mentor = token(runtime, pair.tenant, person=pair.mentee), token(runtime, pair.tenant, person=pair.mentor)
+    url = f"/v1/matches/{pair.match}/agreement"
+    await client.put(f"{url}/answers", json=answers(), headers=mentee)
+    await client.put(f"{url}/answers", json=answers(), headers=mentor)
+    read_by_mentee = (await client.get(url, headers=mentee)).headers["ETag"]
+    mentors_plan = await client.put(f"{url}/plan", json={"goals": ["Mentor's goal"]}, headers=mentor)
+    assert mentors_plan.status_code == 200, mentors_plan.text
+    assert mentors_plan.headers["ETag"] != read_by_mentee
+
+    stale = await client.put(
+        f"{url}/plan", json={"goals": ["Mentee's goal"]}, headers={**mentee, "If-Match": read_by_mentee}
+    )
+    assert stale.status_code == 412, stale.text
+    assert [g["text"] for g in (await client.get(url, headers=mentee)).json()["plan"]["goals"]] == ["Mentor's goal"]
+    current = mentors_plan.headers["ETag"]
+    fresh = await client.put(f"{url}/plan", json={"goals": ["Mentee's goal"]}, headers={**mentee, "If-Match": current})
+    assert fresh.status_code == 200, fresh.text
+
+
+async def test_answers_sent_from_a_second_device_with_a_stale_read_are_refused(
+    runtime: Runtime, client: httpx.AsyncClient, pair: People
+) -> None:
+    mentee = token(runtime, pair.tenant, person=pair.mentee)
+    url = f"/v1/matches/{pair.match}/agreement"
+    read_on_phone = (await client.get(url, headers=mentee)).headers["ETag"]
+    laptop = await client.put(f"{url}/answers", json=answers(career_development={"importance": 5}), headers=mentee)
+    assert laptop.status_code == 200, laptop.text
+    phone = await client.put(f"{url}/answers", json=answers(), headers={**mentee, "If-Match": read_on_phone})
+    assert phone.status_code == 412, phone.text
+    kept = (await client.get(url, headers=mentee)).json()["own"]
+    assert kept["career_development"]["importance"] == 5
