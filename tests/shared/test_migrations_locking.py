@@ -179,6 +179,14 @@ async def test_a_backfill_whose_whole_batch_is_deleted_meanwhile_still_fills_the
     assert await version_of(database_url) == "0005"
 
 
+@pytest.fixture
+def main_leaves_logging_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """shared.service.main configures the process's logging for good: structlog bound to this test's captured stdout,
+    closed once the test ends, so every later test's log line failed ('I/O operation on closed file')."""
+    monkeypatch.setattr(shared.service, "configure_logging", lambda *args, **kwargs: None)
+
+
+@pytest.mark.usefixtures("main_leaves_logging_alone")
 def test_the_migrate_role_waits_for_locks_as_long_and_as_often_as_its_settings_say(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -194,6 +202,7 @@ def test_the_migrate_role_waits_for_locks_as_long_and_as_often_as_its_settings_s
     assert calls == [{"lock_timeout_seconds": 2.5, "attempts": 7}]
 
 
+@pytest.mark.usefixtures("main_leaves_logging_alone")
 def test_the_migrate_role_says_in_one_line_which_table_it_could_not_lock_and_exits_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
