@@ -58,7 +58,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Principal, principal_or_none
-from shared.http_errors import ErrorBody, document_error_bodies, error_json
+from shared.http_errors import ErrorBody, error_json
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -639,5 +639,3 @@ def document_http_protection(document: dict[str, Any]) -> None:
                 parameters.append(_idempotency_key_parameter())
             for code, cause in _IDEMPOTENCY_ANSWERS.items():
                 _document_cause(responses, code, cause)
-    # The replay's 422 and the route's own share one schema: ErrorBody covers both shapes (and every other 4xx).
-    document_error_bodies(document)

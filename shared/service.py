@@ -34,7 +34,7 @@ from shared.auth import install_auth
 from shared.db import create_engine, session_factory
 from shared.events.envelope import EventEnvelope, decode
 from shared.events.models import EventData
-from shared.http_errors import install_error_bodies
+from shared.http_errors import document_error_bodies, install_error_bodies
 from shared.http_protection import document_http_protection, forget_stored_responses, install_http_protection
 from shared.messaging.consumer import ConsumerRunner, prune_inbox
 from shared.messaging.kafka import broker_reachable, make_producer
@@ -155,7 +155,11 @@ def create_service_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document_http_protection(documented())  # FastAPI's document, cached in app.openapi_schema
+            document = documented()  # FastAPI's document, cached in app.openapi_schema
+            document_http_protection(document)
+            # After the middleware's answers: the replay's 422 and the route's own share one schema, ErrorBody, as
+            # does every other documented 4xx.
+            document_error_bodies(document)
         return documented()
 
     app.openapi = openapi  # type: ignore[method-assign]
