@@ -8,9 +8,9 @@ header) when it is not an ETag at all.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Response, status
+from fastapi import Header, HTTPException, Response, status
 from pydantic import AfterValidator
 
 IF_MATCH_MAX_LENGTH = 200
@@ -32,8 +32,13 @@ def well_formed_if_match(value: str) -> str:
     return value
 
 
-#: The type of an If-Match header parameter: ``Annotated[IfMatchValue | None, Header(alias="If-Match", ...)]``.
+#: The type of an If-Match header parameter: ``Annotated[IfMatchValue | None, if_match_header(...)]``.
 IfMatchValue = Annotated[str, AfterValidator(well_formed_if_match)]
+
+
+def if_match_header(description: str) -> Any:
+    """The If-Match header parameter's declaration, described for the route's resource (FastAPI's ``Header``)."""
+    return Header(alias="If-Match", max_length=IF_MATCH_MAX_LENGTH, description=description)
 
 
 def etag(version: int) -> str:

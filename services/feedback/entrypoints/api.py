@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,7 +70,7 @@ from shared.events.values import FeedbackKind
 from shared.http_errors import error_responses
 from shared.ids import new_id
 from shared.paging import Limit, Offset, OffsetPage
-from shared.preconditions import IF_MATCH_MAX_LENGTH, IfMatchValue, contradicts, set_etag, stale
+from shared.preconditions import IfMatchValue, contradicts, if_match_header, set_etag, stale
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
@@ -86,10 +86,8 @@ STALE = error_responses(412)
 # party's two devices, may each write the agreement from what they read; a stale ETag is refused, not overwritten.
 AgreementIfMatch = Annotated[
     IfMatchValue | None,
-    Header(
-        alias="If-Match",
-        max_length=IF_MATCH_MAX_LENGTH,
-        description='ETag of the agreement as you read it, e.g. "3" (optional; a stale one gives 412, so an edit '
+    if_match_header(
+        'ETag of the agreement as you read it, e.g. "3" (optional; a stale one gives 412, so an edit '
         "made from an old read does not silently replace the partner's or another device's).",
     ),
 ]

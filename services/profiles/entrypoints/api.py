@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.engine import RowMapping
@@ -88,7 +88,7 @@ from shared.http_protection import declare_idempotency_key
 from shared.ids import new_id
 from shared.messaging.outbox import add_events
 from shared.paging import Limit, Offset, OffsetPage
-from shared.preconditions import IF_MATCH_MAX_LENGTH, IfMatchValue, expected_version, set_etag, stale
+from shared.preconditions import IfMatchValue, expected_version, if_match_header, set_etag, stale
 from shared.service import API_PREFIX, Runtime, create_service_app
 
 IDEMPOTENT = [Depends(declare_idempotency_key)]
@@ -96,9 +96,7 @@ Cursor = Annotated[
     uuid.UUID | None,
     Query(deprecated=True, description="Deprecated: page with `offset`. The `next_cursor` of the previous page."),
 ]
-IfMatch = Annotated[
-    IfMatchValue | None, Header(alias="If-Match", max_length=IF_MATCH_MAX_LENGTH, description=IF_MATCH_DESCRIPTION)
-]
+IfMatch = Annotated[IfMatchValue | None, if_match_header(IF_MATCH_DESCRIPTION)]
 ParticipantOrStaff = Annotated[Principal, Depends(require_roles(Role.OPERATOR, Role.COORDINATOR, Role.PARTICIPANT))]
 
 router = APIRouter()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,7 +67,7 @@ from shared.clock import Clock
 from shared.events.values import MeetingOutcome
 from shared.http_errors import ERROR_DESCRIPTIONS, ErrorBody, error_json, error_responses, install_domain_errors
 from shared.paging import Offset, OffsetPage
-from shared.preconditions import IF_MATCH_MAX_LENGTH, IfMatchValue, set_etag
+from shared.preconditions import IfMatchValue, if_match_header, set_etag
 from shared.service import API_PREFIX, Runtime, Transaction, create_service_app
 from shared.settings import clock_of
 
@@ -269,10 +269,8 @@ MeetingId = Annotated[uuid.UUID, Path()]
 
 IfMatch = Annotated[
     IfMatchValue | None,
-    Header(
-        alias="If-Match",
-        max_length=IF_MATCH_MAX_LENGTH,
-        description='ETag of the meeting as you read it, e.g. "3" (optional; a stale one gives 412, so two '
+    if_match_header(
+        'ETag of the meeting as you read it, e.g. "3" (optional; a stale one gives 412, so two '
         "participants acting on the same read cannot overwrite each other).",
     ),
 ]
